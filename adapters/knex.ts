@@ -1,0 +1,102 @@
+import type { Knex } from 'knex';
+import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
+
+const TABLE = 'oidc_payloads';
+
+interface PayloadRow {
+  payload: string;
+  expires_at: number | string | null;
+  consumed_at: number | string | null;
+}
+
+const nowInSeconds = () => Math.floor(Date.now() / 1000);
+
+/**
+ * The oidc-provider adapter contract over one Knex table, for SQLite and PostgreSQL alike.
+ * One instance per model name; rows of all models share the table, keyed by (model, id).
+ */
+export class KnexAdapter implements Adapter {
+  constructor(
+    private readonly db: Knex,
+    private readonly model: string,
+  ) {}
+
+  async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
+    const row = {
+      model: this.model,
+      id,
+      payload: JSON.stringify(payload),
+      grant_id: payload.grantId ?? null,
+      uid: payload.uid ?? null,
+      user_code: payload.userCode ?? null,
+      expires_at: expiresIn ? nowInSeconds() + expiresIn : null,
+      consumed_at: typeof payload.consumed === 'number' ? payload.consumed : null,
+    };
+    await this.db(TABLE).insert(row).onConflict(['model', 'id']).merge();
+  }
+
+  async find(id: string): Promise<AdapterPayload | undefined> {
+    return this.findWhere({ id });
+  }
+
+  async findByUid(uid: string): Promise<AdapterPayload | undefined> {
+    return this.findWhere({ uid });
+  }
+
+  async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
+    return this.findWhere({ user_code: userCode });
+  }
+
+  async destroy(id: string): Promise<void> {
+    await this.db(TABLE).where({ model: this.model, id }).delete();
+  }
+
+  async revokeByGrantId(grantId: string): Promise<void> {
+    await this.db(TABLE).where({ model: this.model, grant_id: grantId }).delete();
+  }
+
+  /**
+   * oidc-provider finds an artifact, checks `consumed`, then calls this. Two requests can both
+   * pass the check, so the update itself is the decision: only the one that flips
+   * consumed_at from NULL wins; the other fails as a reused grant.
+   */
+  async consume(id: string): Promise<void> {
+    const changed = await this.db(TABLE)
+      .where({ model: this.model, id })
+      .whereNull('consumed_at')
+      .update({ consumed_at: nowInSeconds() });
+    if (changed !== 1) {
+      if (this.model === 'PushedAuthorizationRequest') {
+        throw new errors.InvalidRequestUri('request_uri is invalid, expired, or was already used');
+      }
+      throw new errors.InvalidGrant('grant request is invalid: it was already used');
+    }
+  }
+
+  private async findWhere(where: Record<string, string>): Promise<AdapterPayload | undefined> {
+    const row: PayloadRow | undefined = await this.db(TABLE)
+      .select('payload', 'expires_at', 'consumed_at')
+      .where({ model: this.model, ...where })
+      .first();
+    if (!row) return undefined;
+    if (row.expires_at !== null && Number(row.expires_at) <= nowInSeconds()) return undefined;
+    const payload = JSON.parse(row.payload) as AdapterPayload;
+    if (row.consumed_at !== null) payload.consumed = Number(row.consumed_at);
+    return payload;
+  }
+}
+
+/**
+ * Deletes expired rows in small batches, so a sweep never holds a long lock that would
+ * stall token requests. Returns how many rows it removed.
+ */
+export async function sweepExpiredPayloads(db: Knex, batchSize = 1000): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const now = nowInSeconds();
+    const expired = db(TABLE).select('model', 'id').where('expires_at', '<=', now).limit(batchSize);
+    const removed = await db(TABLE).whereIn(['model', 'id'], expired).delete();
+    total += removed;
+    if (removed < batchSize) return total;
+  }
+}

@@ -1,0 +1,244 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { ConfigError, loadConfig } from './config.ts';
+import { GatehouseError, ValidationError } from './errors.ts';
+import { openServices, type Services } from './services.ts';
+import type { Client } from './clients/service.ts';
+
+/**
+ * `npm run -s cli -- <command>`: the operator's command line. Every command calls the same
+ * services as the admin; --json prints machine-readable output.
+ */
+
+const USAGE = `usage: npm run -s cli -- <command> [options] [--json]
+
+  migrate                                   apply database migrations
+  clients create --name N --type confidential|public
+                 --grant authorization_code|refresh_token|client_credentials (repeatable)
+                 [--redirect-uri URI]… [--post-logout-redirect-uri URI]… [--origin URL]…
+                 [--scope "openid profile email offline_access"]
+                 [--auth-method client_secret_basic|client_secret_post|none] [--require-pkce]
+                 [--logo-uri URL] [--client-uri URL]
+  clients list
+  clients show ID
+  clients update ID [any create option] [--no-require-pkce] [--disable | --enable]
+  clients delete ID
+  clients rotate-secret ID
+  keys list
+  keys rotate                               new signing keys; the old ones stay published
+  keys retire KID                           stop publishing a rotated key`;
+
+class UsageError extends Error {}
+
+interface Output {
+  json: boolean;
+  print(human: string, machine: unknown): void;
+}
+
+const clientOptions = {
+  name: { type: 'string' },
+  type: { type: 'string' },
+  grant: { type: 'string', multiple: true },
+  'redirect-uri': { type: 'string', multiple: true },
+  'post-logout-redirect-uri': { type: 'string', multiple: true },
+  origin: { type: 'string', multiple: true },
+  scope: { type: 'string', multiple: true },
+  'auth-method': { type: 'string' },
+  'require-pkce': { type: 'boolean' },
+  'no-require-pkce': { type: 'boolean' },
+  'logo-uri': { type: 'string' },
+  'client-uri': { type: 'string' },
+  'id-token-alg': { type: 'string' },
+  disable: { type: 'boolean' },
+  enable: { type: 'boolean' },
+} satisfies ParseArgsConfig['options'];
+
+function parse<O extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: O) {
+  try {
+    return parseArgs({ args, options: { ...options, json: { type: 'boolean' } }, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+function clientInputFrom(values: Record<string, unknown>) {
+  const list = (key: string) => values[key] as string[] | undefined;
+  return {
+    name: values.name,
+    type: values.type,
+    grantTypes: list('grant'),
+    redirectUris: list('redirect-uri'),
+    postLogoutRedirectUris: list('post-logout-redirect-uri'),
+    allowedOrigins: list('origin'),
+    scope: list('scope')?.flatMap((s) => s.split(/\s+/)).filter(Boolean),
+    authMethod: values['auth-method'],
+    requirePkce: values['require-pkce'] ? true : values['no-require-pkce'] ? false : undefined,
+    logoUri: values['logo-uri'],
+    clientUri: values['client-uri'],
+    idTokenSignedResponseAlg: values['id-token-alg'],
+  };
+}
+
+function clientJson(client: Client, clientSecret?: string | null) {
+  return {
+    client_id: client.clientId,
+    ...(clientSecret ? { client_secret: clientSecret } : {}),
+    client_name: client.name,
+    client_type: client.type,
+    grant_types: client.grantTypes,
+    redirect_uris: client.redirectUris,
+    post_logout_redirect_uris: client.postLogoutRedirectUris,
+    allowed_origins: client.allowedOrigins,
+    scope: client.scope.join(' '),
+    token_endpoint_auth_method: client.authMethod,
+    require_pkce: client.requirePkce,
+    id_token_signed_response_alg: client.idTokenSignedResponseAlg,
+    logo_uri: client.logoUri,
+    client_uri: client.clientUri,
+    disabled: client.disabled,
+    created_at: client.createdAt.toISOString(),
+    updated_at: client.updatedAt.toISOString(),
+  };
+}
+
+function clientText(client: Client, clientSecret?: string | null): string {
+  const lines = [
+    `client_id:     ${client.clientId}`,
+    ...(clientSecret ? [`client_secret: ${clientSecret}   (shown once: store it now)`] : []),
+    `name:          ${client.name}`,
+    `type:          ${client.type}${client.disabled ? ' (disabled)' : ''}`,
+    `grant types:   ${client.grantTypes.join(' ')}`,
+    `auth method:   ${client.authMethod}`,
+    `scope:         ${client.scope.join(' ')}`,
+    `require PKCE:  ${client.type === 'public' ? 'yes (public client)' : client.requirePkce ? 'yes' : 'no'}`,
+  ];
+  if (client.redirectUris.length) lines.push(`redirect URIs: ${client.redirectUris.join(' ')}`);
+  if (client.postLogoutRedirectUris.length) lines.push(`post-logout:   ${client.postLogoutRedirectUris.join(' ')}`);
+  if (client.allowedOrigins.length) lines.push(`origins:       ${client.allowedOrigins.join(' ')}`);
+  return lines.join('\n');
+}
+
+function requireId(positionals: string[], what: string): string {
+  const id = positionals[0];
+  if (!id) throw new UsageError(`missing ${what}`);
+  if (positionals.length > 1) throw new UsageError(`unexpected argument ${positionals[1]}`);
+  return id;
+}
+
+async function clientsCommand(services: Services, sub: string | undefined, args: string[], out: Output): Promise<void> {
+  const { values, positionals } = parse(args, clientOptions);
+  switch (sub) {
+    case 'create': {
+      if (positionals.length) throw new UsageError(`unexpected argument ${positionals[0]}`);
+      const { client, clientSecret } = await services.clients.create(clientInputFrom(values));
+      return out.print(clientText(client, clientSecret), clientJson(client, clientSecret));
+    }
+    case 'list': {
+      const clients = await services.clients.list();
+      return out.print(
+        clients.length ? clients.map((c) => `${c.clientId}  ${c.type.padEnd(12)} ${c.disabled ? '[disabled] ' : ''}${c.name}`).join('\n') : 'no clients yet',
+        clients.map((c) => clientJson(c)),
+      );
+    }
+    case 'show': {
+      const client = await services.clients.get(requireId(positionals, 'client id'));
+      return out.print(clientText(client), clientJson(client));
+    }
+    case 'update': {
+      const id = requireId(positionals, 'client id');
+      const disabled = values.disable ? true : values.enable ? false : undefined;
+      const { client, clientSecret } = await services.clients.update(id, { ...clientInputFrom(values), disabled });
+      return out.print(clientText(client, clientSecret), clientJson(client, clientSecret));
+    }
+    case 'delete': {
+      const id = requireId(positionals, 'client id');
+      await services.clients.delete(id);
+      return out.print(`deleted client ${id}`, { client_id: id, deleted: true });
+    }
+    case 'rotate-secret': {
+      const { client, clientSecret } = await services.clients.rotateSecret(requireId(positionals, 'client id'));
+      return out.print(
+        `client_id:     ${client.clientId}\nclient_secret: ${clientSecret}   (shown once; the old secret no longer works)`,
+        { client_id: client.clientId, client_secret: clientSecret },
+      );
+    }
+    default:
+      throw new UsageError(`unknown clients command ${sub ?? '(none)'}`);
+  }
+}
+
+async function keysCommand(services: Services, sub: string | undefined, args: string[], out: Output): Promise<void> {
+  const { positionals } = parse(args, {});
+  const show = async () => {
+    const keys = await services.keys.list();
+    out.print(
+      keys.map((k) => `${k.kid}  ${k.alg}  ${k.status}  created ${k.createdAt.toISOString()}`).join('\n'),
+      keys.map((k) => ({ kid: k.kid, alg: k.alg, status: k.status, created_at: k.createdAt.toISOString(), rotated_at: k.rotatedAt?.toISOString() ?? null })),
+    );
+  };
+  switch (sub) {
+    case 'list':
+      await services.keys.ensureSigningKeys();
+      return show();
+    case 'rotate':
+      await services.keys.rotate();
+      return show();
+    case 'retire': {
+      const kid = requireId(positionals, 'key id');
+      await services.keys.retire(kid);
+      return out.print(`retired key ${kid}`, { kid, retired: true });
+    }
+    default:
+      throw new UsageError(`unknown keys command ${sub ?? '(none)'}`);
+  }
+}
+
+export async function runCli(argv: string[]): Promise<number> {
+  const json = argv.includes('--json');
+  const out: Output = {
+    json,
+    print(human, machine) {
+      process.stdout.write(`${json ? JSON.stringify(machine, null, 2) : human}\n`);
+    },
+  };
+  const fail = (code: string, description: string, exitCode: number) => {
+    process.stderr.write(json ? `${JSON.stringify({ error: code, error_description: description })}\n` : `error: ${description}\n`);
+    return exitCode;
+  };
+
+  const [command, sub, ...rest] = argv;
+  if (!command || command === 'help' || command === '--help') {
+    process.stdout.write(`${USAGE}\n`);
+    return command ? 0 : 2;
+  }
+
+  let services: Services | undefined;
+  try {
+    const config = loadConfig();
+    services = await openServices(config);
+    switch (command) {
+      case 'migrate':
+        out.print('database is up to date', { migrated: true });
+        return 0;
+      case 'clients':
+        await clientsCommand(services, sub, rest, out);
+        return 0;
+      case 'keys':
+        await keysCommand(services, sub, rest, out);
+        return 0;
+      default:
+        throw new UsageError(`unknown command ${command}`);
+    }
+  } catch (err) {
+    if (err instanceof UsageError) return fail('usage', `${err.message}\n\n${USAGE}`, 2);
+    if (err instanceof ConfigError) return fail('invalid_configuration', err.message, 2);
+    if (err instanceof ValidationError) return fail(err.code, err.description, 1);
+    if (err instanceof GatehouseError) return fail(err.code, err.description, 1);
+    return fail('server_error', (err as Error).message, 1);
+  } finally {
+    await services?.close();
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  process.exitCode = await runCli(process.argv.slice(2));
+}

@@ -1,0 +1,181 @@
+import { z } from 'zod';
+import { ValidationError } from '../errors.ts';
+
+/**
+ * What a client may be. Every way of creating or editing a client (CLI, admin pages, admin
+ * API, importer) goes through `checkClientSettings`, so the rules live here once.
+ */
+
+export const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials'] as const;
+export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'none'] as const;
+export const CLIENT_TYPES = ['confidential', 'public'] as const;
+export const OIDC_SCOPES = ['openid', 'profile', 'email', 'offline_access'] as const;
+export const ID_TOKEN_ALGS = ['RS256', 'ES256', 'PS256'] as const;
+
+export type GrantType = (typeof GRANT_TYPES)[number];
+export type AuthMethod = (typeof AUTH_METHODS)[number];
+export type ClientType = (typeof CLIENT_TYPES)[number];
+
+/** The settings of a client as stored and as every caller sees them. */
+export interface ClientSettings {
+  name: string;
+  type: ClientType;
+  grantTypes: GrantType[];
+  redirectUris: string[];
+  postLogoutRedirectUris: string[];
+  allowedOrigins: string[];
+  scope: string[];
+  authMethod: AuthMethod;
+  requirePkce: boolean;
+  idTokenSignedResponseAlg: (typeof ID_TOKEN_ALGS)[number];
+  logoUri: string | null;
+  clientUri: string | null;
+}
+
+/** What a caller may send: everything but the name and type has a sensible default. */
+export type ClientSettingsInput = Partial<Record<keyof ClientSettings, unknown>>;
+
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+function checkUri(value: string, { allowPath }: { allowPath: boolean }): string | null {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return `"${value}" is not an absolute URI`;
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') return `"${value}" must use https`;
+  if (url.protocol === 'http:' && !LOOPBACK_HOSTS.has(url.hostname)) {
+    return `"${value}" must use https (http is allowed only for localhost, 127.0.0.1 and [::1])`;
+  }
+  if (value.includes('#')) return `"${value}" must not contain a fragment`;
+  if (url.username || url.password) return `"${value}" must not contain credentials`;
+  if (!allowPath && (url.pathname !== '/' || url.search || value.endsWith('/'))) {
+    return `"${value}" must be an origin (scheme://host[:port]) without a path`;
+  }
+  return null;
+}
+
+const text = (max: number) => z.string().trim().min(1, 'is required').max(max, `must be at most ${max} characters`);
+const list = z.array(z.string().trim()).transform((items) => [...new Set(items.filter(Boolean))]);
+const optionalUri = z
+  .string()
+  .trim()
+  .transform((v) => v || null)
+  .nullable();
+
+const shape = z.object({
+  name: text(200),
+  type: z.enum(CLIENT_TYPES, 'must be confidential or public'),
+  grantTypes: list.pipe(z.array(z.enum(GRANT_TYPES, `must be ${GRANT_TYPES.join(', ')}`))),
+  redirectUris: list,
+  postLogoutRedirectUris: list,
+  allowedOrigins: list,
+  scope: list,
+  authMethod: z.enum(AUTH_METHODS, `must be one of ${AUTH_METHODS.join(', ')}`).optional(),
+  requirePkce: z.boolean('must be true or false').optional(),
+  idTokenSignedResponseAlg: z.enum(ID_TOKEN_ALGS, `must be one of ${ID_TOKEN_ALGS.join(', ')}`).optional(),
+  logoUri: optionalUri.optional(),
+  clientUri: optionalUri.optional(),
+});
+
+const symmetricReasons: Record<string, string> = {
+  client_secret_jwt:
+    'client_secret_jwt needs the plain secret on the server; Gatehouse stores secrets hashed. Use client_secret_basic or client_secret_post',
+  HS256: 'HS256 needs the plain client secret on the server; Gatehouse stores secrets hashed. Use RS256 or ES256',
+  HS384: 'HS384 needs the plain client secret on the server; Gatehouse stores secrets hashed. Use RS256 or ES256',
+  HS512: 'HS512 needs the plain client secret on the server; Gatehouse stores secrets hashed. Use RS256 or ES256',
+};
+
+/**
+ * Checks and normalises client settings. `apiScopes` are the configured API scopes; throws
+ * ValidationError naming every field at fault.
+ */
+export function checkClientSettings(input: ClientSettingsInput, apiScopes: readonly string[]): ClientSettings {
+  const fields: Record<string, string> = {};
+
+  for (const [field, value] of [['authMethod', input.authMethod], ['idTokenSignedResponseAlg', input.idTokenSignedResponseAlg]] as const) {
+    if (typeof value === 'string' && symmetricReasons[value]) fields[field] = symmetricReasons[value]!;
+  }
+  if (Object.keys(fields).length) throw new ValidationError(fields, 'invalid_client_metadata');
+
+  const parsed = shape.safeParse({
+    grantTypes: [],
+    redirectUris: [],
+    postLogoutRedirectUris: [],
+    allowedOrigins: [],
+    scope: [],
+    ...Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined)),
+  });
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const field = String(issue.path[0] ?? 'client');
+      fields[field] ??= issue.message;
+    }
+    throw new ValidationError(fields, 'invalid_client_metadata');
+  }
+  const s = parsed.data;
+
+  if (s.grantTypes.length === 0) fields.grantTypes = 'choose at least one grant type';
+  const authMethod: AuthMethod = s.authMethod ?? (s.type === 'public' ? 'none' : 'client_secret_basic');
+  if (s.type === 'public' && authMethod !== 'none') fields.authMethod = 'a public client has no secret: its auth method is none';
+  if (s.type === 'confidential' && authMethod === 'none') {
+    fields.authMethod = 'a confidential client authenticates with its secret: use client_secret_basic or client_secret_post';
+  }
+  if (s.type === 'public' && s.grantTypes.includes('client_credentials')) {
+    fields.grantTypes = 'a public client cannot use client_credentials: it has no secret to prove who it is';
+  }
+  if (s.grantTypes.includes('refresh_token') && !s.grantTypes.includes('authorization_code')) {
+    fields.grantTypes = 'refresh_token comes with authorization_code';
+  }
+  if (s.grantTypes.includes('authorization_code') && s.redirectUris.length === 0) {
+    fields.redirectUris = 'the authorization code grant needs at least one redirect URI';
+  }
+
+  for (const [field, uris, allowPath] of [
+    ['redirectUris', s.redirectUris, true],
+    ['postLogoutRedirectUris', s.postLogoutRedirectUris, true],
+    ['allowedOrigins', s.allowedOrigins, false],
+  ] as const) {
+    const problem = uris.map((uri) => checkUri(uri, { allowPath })).find(Boolean);
+    if (problem) fields[field] = problem;
+  }
+  for (const field of ['logoUri', 'clientUri'] as const) {
+    const value = s[field];
+    if (value) {
+      const problem = checkUri(value, { allowPath: true });
+      if (problem) fields[field] = problem;
+    }
+  }
+
+  const known = new Set<string>([...OIDC_SCOPES, ...apiScopes]);
+  const scope = s.scope.flatMap((v) => v.split(/\s+/)).filter(Boolean);
+  const unknown = scope.filter((v) => !known.has(v));
+  if (unknown.length) fields.scope = `unknown scope ${unknown.join(', ')}; known scopes are ${[...known].join(' ')}`;
+
+  if (Object.keys(fields).length) throw new ValidationError(fields, 'invalid_client_metadata');
+
+  return {
+    name: s.name,
+    type: s.type,
+    grantTypes: GRANT_TYPES.filter((g) => s.grantTypes.includes(g)),
+    redirectUris: s.redirectUris,
+    postLogoutRedirectUris: s.postLogoutRedirectUris,
+    allowedOrigins: s.allowedOrigins,
+    scope: scope.length ? [...new Set(scope)] : defaultScope(s.grantTypes, apiScopes),
+    authMethod,
+    requirePkce: s.requirePkce ?? false,
+    idTokenSignedResponseAlg: s.idTokenSignedResponseAlg ?? 'RS256',
+    logoUri: s.logoUri ?? null,
+    clientUri: s.clientUri ?? null,
+  };
+}
+
+/** Without an explicit scope: sign-in scopes for sign-in clients, the API scopes for services. */
+function defaultScope(grantTypes: readonly string[], apiScopes: readonly string[]): string[] {
+  const scope: string[] = [];
+  if (grantTypes.includes('authorization_code')) scope.push('openid', 'profile', 'email');
+  if (grantTypes.includes('refresh_token')) scope.push('offline_access');
+  if (grantTypes.includes('client_credentials')) scope.push(...apiScopes);
+  return scope;
+}

@@ -1,0 +1,196 @@
+import type { Knex } from 'knex';
+import { z } from 'zod';
+import { NotFoundError, ValidationError } from '../errors.ts';
+import {
+  AUTH_METHODS,
+  CLIENT_TYPES,
+  GRANT_TYPES,
+  ID_TOKEN_ALGS,
+  checkClientSettings,
+  type ClientSettings,
+  type ClientSettingsInput,
+} from './rules.ts';
+import { generateClientId, generateClientSecret, hashClientSecret, verifyClientSecret } from './secrets.ts';
+
+export interface Client extends ClientSettings {
+  clientId: string;
+  disabled: boolean;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** A client as just created or re-keyed: the only moment its plain secret exists. */
+export interface ClientWithSecret {
+  client: Client;
+  clientSecret: string | null;
+}
+
+// Rows are checked as they come out of the database, so the rest of the code can trust them.
+const storedSettings = z.object({
+  grantTypes: z.array(z.enum(GRANT_TYPES)),
+  redirectUris: z.array(z.string()),
+  postLogoutRedirectUris: z.array(z.string()),
+  allowedOrigins: z.array(z.string()),
+  scope: z.array(z.string()),
+  authMethod: z.enum(AUTH_METHODS),
+  requirePkce: z.boolean(),
+  idTokenSignedResponseAlg: z.enum(ID_TOKEN_ALGS),
+  logoUri: z.string().nullable(),
+  clientUri: z.string().nullable(),
+});
+const clientRow = z.object({
+  client_id: z.string(),
+  name: z.string(),
+  type: z.enum(CLIENT_TYPES),
+  secret_hash: z.string().nullable(),
+  settings: z.string().transform((s) => storedSettings.parse(JSON.parse(s))),
+  disabled: z.union([z.boolean(), z.number()]).transform(Boolean),
+  created_at: z.union([z.number(), z.string()]).transform((v) => new Date(Number(v))),
+  updated_at: z.union([z.number(), z.string()]).transform((v) => new Date(Number(v))),
+});
+type ClientRow = z.output<typeof clientRow>;
+
+const toClient = (row: ClientRow): Client => ({
+  clientId: row.client_id,
+  name: row.name,
+  type: row.type,
+  ...row.settings,
+  disabled: row.disabled,
+  createdAt: row.created_at,
+  updatedAt: row.updated_at,
+});
+
+function settingsColumn(s: ClientSettings): string {
+  const { name: _name, type: _type, ...rest } = s;
+  return JSON.stringify(rest);
+}
+
+/** The one owner of the clients table: rules, secrets and storage. */
+export class ClientsService {
+  constructor(
+    private readonly db: Knex,
+    private readonly secretKey: Buffer,
+    private readonly apiScopes: readonly string[],
+  ) {}
+
+  async create(input: ClientSettingsInput): Promise<ClientWithSecret> {
+    const settings = checkClientSettings(input, this.apiScopes);
+    const clientId = generateClientId();
+    const clientSecret = settings.type === 'confidential' ? generateClientSecret() : null;
+    const now = Date.now();
+    await this.db('clients').insert({
+      client_id: clientId,
+      name: settings.name,
+      type: settings.type,
+      secret_hash: clientSecret ? hashClientSecret(clientSecret, this.secretKey) : null,
+      settings: settingsColumn(settings),
+      disabled: false,
+      created_at: now,
+      updated_at: now,
+    });
+    return { client: await this.get(clientId), clientSecret };
+  }
+
+  async list(): Promise<Client[]> {
+    const rows = await this.db('clients').select('*').orderBy('created_at', 'asc');
+    return rows.map((row) => toClient(clientRow.parse(row)));
+  }
+
+  async get(clientId: string): Promise<Client> {
+    const row = await this.findRow(clientId);
+    if (!row) throw new NotFoundError(`client ${clientId}`);
+    return toClient(row);
+  }
+
+  /**
+   * Applies a partial change. A confidential client turned public loses its secret; a public
+   * client turned confidential gets one, returned here once.
+   */
+  async update(clientId: string, changes: ClientSettingsInput & { disabled?: boolean }): Promise<ClientWithSecret> {
+    const current = await this.get(clientId);
+    const { disabled, ...settingChanges } = changes;
+    const merged: ClientSettingsInput = { ...current, ...stripUndefined(settingChanges) };
+    if (changes.type && changes.type !== current.type && changes.authMethod === undefined) {
+      // The old auth method belongs to the old type; let the new type pick its default.
+      delete merged.authMethod;
+    }
+    const settings = checkClientSettings(merged, this.apiScopes);
+    const row = (await this.findRow(clientId))!;
+    let clientSecret: string | null = null;
+    let secretHash = row.secret_hash;
+    if (settings.type === 'public') secretHash = null;
+    if (settings.type === 'confidential' && !secretHash) {
+      clientSecret = generateClientSecret();
+      secretHash = hashClientSecret(clientSecret, this.secretKey);
+    }
+    await this.db('clients')
+      .where({ client_id: clientId })
+      .update({
+        name: settings.name,
+        type: settings.type,
+        secret_hash: secretHash,
+        settings: settingsColumn(settings),
+        disabled: disabled ?? current.disabled,
+        updated_at: Date.now(),
+      });
+    return { client: await this.get(clientId), clientSecret };
+  }
+
+  async delete(clientId: string): Promise<void> {
+    const removed = await this.db('clients').where({ client_id: clientId }).delete();
+    if (!removed) throw new NotFoundError(`client ${clientId}`);
+  }
+
+  /** A new secret; the old one stops working with the next request. */
+  async rotateSecret(clientId: string): Promise<ClientWithSecret> {
+    const client = await this.get(clientId);
+    if (client.type !== 'confidential') {
+      throw new ValidationError({ type: 'a public client has no secret to rotate' });
+    }
+    const clientSecret = generateClientSecret();
+    await this.db('clients')
+      .where({ client_id: clientId })
+      .update({ secret_hash: hashClientSecret(clientSecret, this.secretKey), updated_at: Date.now() });
+    return { client: await this.get(clientId), clientSecret };
+  }
+
+  verifySecret(storedHash: string, presented: string): boolean {
+    return verifyClientSecret(storedHash, presented, this.secretKey);
+  }
+
+  /**
+   * The client as oidc-provider's Client model reads it, or undefined for unknown and disabled
+   * clients (which the provider then answers with invalid_client). `client_secret` carries the
+   * hash: oidc-provider only hands it to compareClientSecret, which we override.
+   */
+  async providerMetadata(clientId: string): Promise<Record<string, unknown> | undefined> {
+    const row = await this.findRow(clientId);
+    if (!row || row.disabled) return undefined;
+    const c = toClient(row);
+    return {
+      client_id: c.clientId,
+      ...(row.secret_hash ? { client_secret: row.secret_hash } : {}),
+      client_name: c.name,
+      grant_types: c.grantTypes,
+      response_types: c.grantTypes.includes('authorization_code') ? ['code'] : [],
+      redirect_uris: c.redirectUris,
+      post_logout_redirect_uris: c.postLogoutRedirectUris,
+      token_endpoint_auth_method: c.authMethod,
+      id_token_signed_response_alg: c.idTokenSignedResponseAlg,
+      scope: c.scope.join(' '),
+      ...(c.logoUri ? { logo_uri: c.logoUri } : {}),
+      ...(c.clientUri ? { client_uri: c.clientUri } : {}),
+      'gatehouse:allowed_origins': c.allowedOrigins,
+      'gatehouse:require_pkce': c.requirePkce,
+    };
+  }
+
+  private async findRow(clientId: string): Promise<ClientRow | undefined> {
+    const row = await this.db('clients').where({ client_id: clientId }).first();
+    return row ? clientRow.parse(row) : undefined;
+  }
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

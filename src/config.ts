@@ -1,0 +1,113 @@
+import path from 'node:path';
+import { z } from 'zod';
+
+/**
+ * Everything Gatehouse reads from the environment, checked once at start-up.
+ * The rest of the code receives a Config and trusts it.
+ */
+
+export type DatabaseConfig =
+  | { client: 'sqlite'; filename: string }
+  | { client: 'pg'; connectionString: string };
+
+export interface Config {
+  port: number;
+  issuer: string;
+  database: DatabaseConfig;
+  redisUrl: string | undefined;
+  cookieKeys: string[] | undefined;
+  trustProxy: boolean;
+  /** API scopes clients may be given beyond the OpenID Connect ones (openid, profile, email, offline_access). */
+  apiScopes: string[];
+  /** Where the embedded default keeps its files (SQLite database). */
+  dataDir: string;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+const booleanFlag = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .refine((v) => ['true', 'false', '1', '0', 'yes', 'no'].includes(v), 'must be true or false')
+  .transform((v) => ['true', '1', 'yes'].includes(v));
+
+const httpUrl = z.string().refine((v) => {
+  try {
+    const url = new URL(v);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && !url.search && !url.hash;
+  } catch {
+    return false;
+  }
+}, 'must be an absolute http(s) URL without query or fragment');
+
+const scopeToken = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
+const reservedScopes = new Set(['openid', 'profile', 'email', 'offline_access']);
+
+const envSchema = z.object({
+  PORT: z.coerce.number().int('must be a whole number').min(0).max(65535).default(3000),
+  GATEHOUSE_ISSUER: httpUrl.optional(),
+  DATABASE_URL: z
+    .string()
+    .refine(
+      (v) => /^postgres(ql)?:\/\/.+/.test(v) || /^sqlite:.+/.test(v),
+      'must be postgres://… or sqlite:<path>',
+    )
+    .optional(),
+  REDIS_URL: z
+    .string()
+    .refine((v) => /^rediss?:\/\/.+/.test(v), 'must be redis://… or rediss://…')
+    .optional(),
+  GATEHOUSE_COOKIE_KEYS: z
+    .string()
+    .transform((v) => v.split(',').map((k) => k.trim()).filter(Boolean))
+    .refine((keys) => keys.length > 0, 'must hold at least one key')
+    .refine((keys) => keys.every((k) => k.length >= 32), 'each key must be at least 32 characters')
+    .optional(),
+  GATEHOUSE_TRUST_PROXY: booleanFlag.default(false),
+  GATEHOUSE_API_SCOPES: z
+    .string()
+    .transform((v) => v.split(/[\s,]+/).filter(Boolean))
+    .refine((scopes) => scopes.every((s) => scopeToken.test(s)), 'scopes must be printable ASCII without spaces, quotes or backslashes')
+    .refine((scopes) => scopes.every((s) => !reservedScopes.has(s)), 'must not repeat the OpenID Connect scopes')
+    .default(['read', 'write']),
+  GATEHOUSE_DATA_DIR: z.string().min(1).default('./data'),
+});
+
+/** Reads the environment; throws ConfigError with one line naming the variable at fault. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const blankAsUnset = Object.fromEntries(
+    Object.entries(env).filter(([, value]) => value !== undefined && value !== ''),
+  );
+  const parsed = envSchema.safeParse(blankAsUnset);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const variable = String(issue.path[0] ?? 'environment');
+    throw new ConfigError(`invalid ${variable}: ${issue.message}`);
+  }
+  const e = parsed.data;
+  const dataDir = path.resolve(e.GATEHOUSE_DATA_DIR);
+  const issuer = e.GATEHOUSE_ISSUER ?? `http://localhost:${e.PORT}`;
+
+  let database: DatabaseConfig;
+  if (!e.DATABASE_URL) {
+    database = { client: 'sqlite', filename: path.join(dataDir, 'gatehouse.sqlite3') };
+  } else if (e.DATABASE_URL.startsWith('sqlite:')) {
+    database = { client: 'sqlite', filename: path.resolve(e.DATABASE_URL.slice('sqlite:'.length)) };
+  } else {
+    database = { client: 'pg', connectionString: e.DATABASE_URL };
+  }
+
+  return {
+    port: e.PORT,
+    issuer,
+    database,
+    redisUrl: e.REDIS_URL,
+    cookieKeys: e.GATEHOUSE_COOKIE_KEYS,
+    trustProxy: e.GATEHOUSE_TRUST_PROXY,
+    apiScopes: [...new Set(e.GATEHOUSE_API_SCOPES)],
+    dataDir,
+  };
+}

@@ -1,0 +1,51 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import knex, { type Knex } from 'knex';
+import type { DatabaseConfig } from './config.ts';
+
+const migrationsDirectory = fileURLToPath(new URL('../migrations', import.meta.url));
+
+export function knexConfig(database: DatabaseConfig): Knex.Config {
+  const migrations: Knex.MigratorConfig = {
+    directory: migrationsDirectory,
+    loadExtensions: ['.ts'],
+    tableName: 'knex_migrations',
+  };
+  if (database.client === 'pg') {
+    return {
+      client: 'pg',
+      connection: database.connectionString,
+      pool: { min: 0, max: 10 },
+      migrations,
+    };
+  }
+  return {
+    client: 'better-sqlite3',
+    connection: { filename: database.filename },
+    useNullAsDefault: true,
+    migrations,
+    pool: {
+      afterCreate(conn: { pragma(sql: string): unknown }, done: (err: Error | null, conn: unknown) => void) {
+        // WAL lets readers run beside the writer; FULL sync keeps every acknowledged
+        // write through a power cut, not only through a process crash.
+        conn.pragma('journal_mode = WAL');
+        conn.pragma('synchronous = FULL');
+        conn.pragma('foreign_keys = ON');
+        conn.pragma('busy_timeout = 5000');
+        done(null, conn);
+      },
+    },
+  };
+}
+
+export function openDatabase(database: DatabaseConfig): Knex {
+  if (database.client === 'sqlite') {
+    fs.mkdirSync(path.dirname(database.filename), { recursive: true });
+  }
+  return knex(knexConfig(database));
+}
+
+export async function migrateToLatest(db: Knex): Promise<void> {
+  await db.migrate.latest();
+}

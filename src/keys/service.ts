@@ -1,0 +1,97 @@
+import { generateKeyPairSync, randomBytes, type JsonWebKey } from 'node:crypto';
+import type { Knex } from 'knex';
+import { z } from 'zod';
+import { NotFoundError, ValidationError } from '../errors.ts';
+
+/**
+ * Signing keys. Each rotation adds one key per algorithm; the newest active key of an
+ * algorithm signs, and keys rotated out stay published in the JWKS so tokens they signed keep
+ * verifying, until an operator retires them.
+ */
+
+export const SIGNING_ALGS = ['RS256', 'ES256'] as const;
+type SigningAlg = (typeof SIGNING_ALGS)[number];
+
+export interface SigningKey {
+  kid: string;
+  alg: string;
+  status: 'active' | 'rotated';
+  createdAt: Date;
+  rotatedAt: Date | null;
+}
+
+const keyRow = z.object({
+  kid: z.string(),
+  alg: z.string(),
+  private_jwk: z.string(),
+  status: z.enum(['active', 'rotated']),
+  created_at: z.union([z.number(), z.string()]).transform((v) => new Date(Number(v))),
+  rotated_at: z.union([z.number(), z.string(), z.null()]).transform((v) => (v === null ? null : new Date(Number(v)))),
+});
+
+function generateJwk(alg: SigningAlg): JsonWebKey & { kid: string; alg: string; use: string } {
+  const { privateKey } =
+    alg === 'RS256'
+      ? generateKeyPairSync('rsa', { modulusLength: 2048 })
+      : generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  return { ...privateKey.export({ format: 'jwk' }), kid: randomBytes(12).toString('base64url'), alg, use: 'sig' };
+}
+
+export class KeysService {
+  constructor(private readonly db: Knex) {}
+
+  /** Makes sure every algorithm has an active key (first start). */
+  async ensureSigningKeys(): Promise<void> {
+    const active = new Set((await this.db('signing_keys').where({ status: 'active' }).select('alg')).map((r) => r.alg));
+    for (const alg of SIGNING_ALGS) {
+      if (!active.has(alg)) await this.insert(alg);
+    }
+  }
+
+  /** Adds a new active key per algorithm; the previous ones move to "rotated" and stay published. */
+  async rotate(): Promise<SigningKey[]> {
+    await this.db.transaction(async (trx) => {
+      await trx('signing_keys').where({ status: 'active' }).update({ status: 'rotated', rotated_at: Date.now() });
+      for (const alg of SIGNING_ALGS) await this.insert(alg, trx);
+    });
+    return this.list();
+  }
+
+  /** Removes a rotated key from the JWKS: tokens it signed no longer verify. */
+  async retire(kid: string): Promise<void> {
+    const row = await this.db('signing_keys').where({ kid }).first();
+    if (!row) throw new NotFoundError(`signing key ${kid}`);
+    if (row.status === 'active') throw new ValidationError({ kid: 'an active key signs new tokens; rotate first, then retire it' });
+    await this.db('signing_keys').where({ kid }).delete();
+  }
+
+  async list(): Promise<SigningKey[]> {
+    const rows = (await this.orderedRows()).map((r) => keyRow.parse(r));
+    return rows.map((r) => ({ kid: r.kid, alg: r.alg, status: r.status, createdAt: r.created_at, rotatedAt: r.rotated_at }));
+  }
+
+  /** Private JWKs for oidc-provider, newest active first: it signs with the first key of an alg. */
+  async privateJwks(): Promise<{ keys: JsonWebKey[] }> {
+    const rows = (await this.orderedRows()).map((r) => keyRow.parse(r));
+    return { keys: rows.map((r) => JSON.parse(r.private_jwk) as JsonWebKey) };
+  }
+
+  private orderedRows() {
+    return this.db('signing_keys')
+      .select('*')
+      .orderByRaw("case when status = 'active' then 0 else 1 end")
+      .orderBy('created_at', 'desc');
+  }
+
+  private async insert(alg: SigningAlg, trx: Knex = this.db): Promise<void> {
+    const jwk = generateJwk(alg);
+    await trx('signing_keys').insert({
+      kid: jwk.kid,
+      alg,
+      private_jwk: JSON.stringify(jwk),
+      status: 'active',
+      created_at: Date.now(),
+      rotated_at: null,
+    });
+  }
+}

@@ -1,0 +1,90 @@
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import knex from 'knex';
+import { loadConfig, type Config } from '../../src/config.ts';
+import { startGatehouse, type RunningGatehouse } from '../../src/server.ts';
+
+export const POSTGRES_ADMIN_URL = process.env.TEST_POSTGRES_URL ?? 'postgres://127.0.0.1:5432/test';
+export const REDIS_TEST_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+export type DatabaseKind = 'sqlite' | 'pg';
+
+export interface TestDatabase {
+  url: string;
+  drop(): Promise<void>;
+}
+
+/** A fresh, empty database for one test file: a temporary SQLite file or a new PostgreSQL database. */
+export async function createTestDatabase(kind: DatabaseKind): Promise<TestDatabase> {
+  const name = `gh_test_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
+  if (kind === 'sqlite') {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-'));
+    return {
+      url: `sqlite:${path.join(dir, `${name}.sqlite3`)}`,
+      drop: async () => fs.rmSync(dir, { recursive: true, force: true }),
+    };
+  }
+  const admin = knex({ client: 'pg', connection: POSTGRES_ADMIN_URL, pool: { min: 0, max: 1 } });
+  await admin.raw(`create database ${name}`);
+  await admin.destroy();
+  const url = new URL(POSTGRES_ADMIN_URL);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    drop: async () => {
+      const a = knex({ client: 'pg', connection: POSTGRES_ADMIN_URL, pool: { min: 0, max: 1 } });
+      await a.raw(`drop database if exists ${name} with (force)`);
+      await a.destroy();
+    },
+  };
+}
+
+export interface TestGatehouse extends RunningGatehouse {
+  config: Config;
+  env: Record<string, string>;
+  database: TestDatabase;
+  close(): Promise<void>;
+}
+
+/**
+ * A real Gatehouse listening on a free port over a fresh database. `env` holds the variables a
+ * spawned CLI needs to talk to the same database.
+ */
+export async function startTestGatehouse(
+  options: { database?: DatabaseKind; env?: Record<string, string> } = {},
+): Promise<TestGatehouse> {
+  const database = await createTestDatabase(options.database ?? 'sqlite');
+  const port = await freePort();
+  const env: Record<string, string> = {
+    PORT: String(port),
+    DATABASE_URL: database.url,
+    GATEHOUSE_ISSUER: `http://localhost:${port}`,
+    ...options.env,
+  };
+  const config = loadConfig(env);
+  const running = await startGatehouse(config);
+  return {
+    ...running,
+    config,
+    env,
+    database,
+    async close() {
+      await running.stop();
+      await database.drop();
+    },
+  };
+}
+
+export async function freePort(): Promise<number> {
+  const net = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+    srv.once('error', reject);
+  });
+}
