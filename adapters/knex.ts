@@ -29,6 +29,8 @@ export class KnexAdapter implements Adapter {
       grant_id: payload.grantId ?? null,
       uid: payload.uid ?? null,
       user_code: payload.userCode ?? null,
+      account_id: payload.accountId ?? null,
+      client_id: payload.clientId ?? null,
       expires_at: expiresIn ? nowInSeconds() + expiresIn : null,
       consumed_at: typeof payload.consumed === 'number' ? payload.consumed : null,
     };
@@ -99,4 +101,26 @@ export async function sweepExpiredPayloads(db: Knex, batchSize = 1000): Promise<
     total += removed;
     if (removed < batchSize) return total;
   }
+}
+
+/** Ids of one model's stored artifacts that belong to a user (by the indexed account_id column). */
+export async function findAccountPayloadIds(db: Knex, model: string, accountId: string): Promise<string[]> {
+  const rows = await db(TABLE).select('id').where({ account_id: accountId, model });
+  return rows.map((r: { id: string }) => r.id);
+}
+
+/** The newest unexpired Grant of a user for a client: consent remembered across sessions. */
+export async function findLatestGrantId(db: Knex, accountId: string, clientId: string): Promise<string | undefined> {
+  const row = await db(TABLE)
+    .select('id')
+    .where({ account_id: accountId, model: 'Grant', client_id: clientId })
+    .andWhere((w) => w.whereNull('expires_at').orWhere('expires_at', '>', nowInSeconds()))
+    .orderBy('expires_at', 'desc')
+    .first();
+  return row?.id;
+}
+
+/** Deletes every artifact a user holds (sessions, grants, codes, tokens): the user is disabled. */
+export async function deleteAccountPayloads(db: Knex, accountId: string): Promise<void> {
+  await db(TABLE).where({ account_id: accountId }).delete();
 }

@@ -11,6 +11,8 @@ export async function up(knex: Knex): Promise<void> {
     t.string('grant_id', 255).nullable();
     t.string('uid', 255).nullable();
     t.string('user_code', 255).nullable();
+    t.string('account_id', 255).nullable();
+    t.string('client_id', 255).nullable();
     t.bigInteger('expires_at').nullable();
     t.bigInteger('consumed_at').nullable();
     t.primary(['model', 'id']);
@@ -18,6 +20,8 @@ export async function up(knex: Knex): Promise<void> {
     t.index(['model', 'uid'], 'oidc_payloads_model_uid');
     t.index(['model', 'user_code'], 'oidc_payloads_model_user_code');
     t.index(['expires_at'], 'oidc_payloads_expires_at');
+    // A user's grants and sessions: remembered consent, bearer logout, disabling a user.
+    t.index(['account_id', 'model'], 'oidc_payloads_account_model');
   });
 
   await knex.schema.createTable('clients', (t) => {

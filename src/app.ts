@@ -7,6 +7,10 @@ import { GatehouseError } from './errors.ts';
 import { healthRoutes } from './health/routes.ts';
 import { createProvider } from './provider.ts';
 import { loadCookieKeys, type Services } from './services.ts';
+import { findAccountIn } from './accounts/claims.ts';
+import { interactionRoutes } from '../interactions/routes.ts';
+import { bearerLogoutRoutes } from './logout/routes.ts';
+import { securityHeaders } from './security-headers.ts';
 
 export interface GatehouseApp {
   app: Koa;
@@ -25,13 +29,14 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
   const { config } = services;
   await services.keys.ensureSigningKeys();
   const views = createViews();
+  const cookieKeys = await loadCookieKeys(services.settings, config.cookieKeys);
   const provider = createProvider({
     config,
     db: services.db,
     clients: services.clients,
     jwks: await services.keys.privateJwks(),
-    cookieKeys: await loadCookieKeys(services.settings, config.cookieKeys),
-    findAccount: async () => undefined,
+    cookieKeys,
+    findAccount: findAccountIn(services.accounts),
     views,
   });
 
@@ -40,6 +45,8 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
   // endpoint URLs from the request, and would otherwise list http:// endpoints.
   app.proxy = config.trustProxy;
   app.silent = true;
+  // Signs our own cookies (CSRF); the same keys oidc-provider signs its cookies with.
+  app.keys = cookieKeys;
 
   app.use(jsonErrors);
   app.use(async (ctx, next) => {
@@ -51,9 +58,15 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
     }
     await next();
   });
-  const health = healthRoutes(services);
-  app.use(health.routes());
-  app.use(health.allowedMethods());
+  app.use(securityHeaders);
+  for (const router of [
+    healthRoutes(services),
+    interactionRoutes({ provider, accounts: services.accounts, throttle: services.throttle, views }),
+    bearerLogoutRoutes(provider, services.db),
+  ]) {
+    app.use(router.routes());
+    app.use(router.allowedMethods());
+  }
   app.use(mount(provider));
 
   return { app, provider, views };

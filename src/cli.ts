@@ -3,6 +3,8 @@ import { ConfigError, loadConfig } from './config.ts';
 import { GatehouseError, ValidationError } from './errors.ts';
 import { openServices, type Services } from './services.ts';
 import type { Client } from './clients/service.ts';
+import type { User } from './accounts/service.ts';
+import { readPassword } from './cli-password.ts';
 
 /**
  * `npm run -s cli -- <command>`: the operator's command line. Every command calls the same
@@ -23,6 +25,13 @@ const USAGE = `usage: npm run -s cli -- <command> [options] [--json]
   clients update ID [any create option] [--no-require-pkce] [--disable | --enable]
   clients delete ID
   clients rotate-secret ID
+  users create --username U --email E [--name N] [--password-stdin] [--admin] [--email-verified]
+                                            without --password-stdin, asks twice on the terminal
+  users list [--search TEXT]
+  users show ID|USERNAME
+  users set-password ID|USERNAME [--password-stdin]
+  users disable ID|USERNAME                 sign-in refused, tokens revoked
+  users enable ID|USERNAME
   keys list
   keys rotate                               new signing keys; the old ones stay published
   keys retire KID                           stop publishing a rotated key`;
@@ -166,6 +175,87 @@ async function clientsCommand(services: Services, sub: string | undefined, args:
   }
 }
 
+function userJson(user: User) {
+  return {
+    id: user.id,
+    username: user.username,
+    email: user.email,
+    email_verified: user.emailVerified,
+    name: user.name,
+    admin: user.isAdmin,
+    disabled: user.disabled,
+    must_reset_password: user.mustResetPassword,
+    created_at: user.createdAt.toISOString(),
+    updated_at: user.updatedAt.toISOString(),
+  };
+}
+
+function userText(user: User): string {
+  return [
+    `id (sub):  ${user.id}`,
+    `username:  ${user.username}`,
+    `email:     ${user.email}${user.emailVerified ? ' (verified)' : ''}`,
+    ...(user.name ? [`name:      ${user.name}`] : []),
+    `admin:     ${user.isAdmin ? 'yes' : 'no'}`,
+    `status:    ${user.disabled ? 'disabled' : 'active'}${user.mustResetPassword ? ', must reset password' : ''}`,
+  ].join('\n');
+}
+
+const userOptions = {
+  username: { type: 'string' },
+  email: { type: 'string' },
+  name: { type: 'string' },
+  'password-stdin': { type: 'boolean' },
+  admin: { type: 'boolean' },
+  'email-verified': { type: 'boolean' },
+  search: { type: 'string' },
+} satisfies ParseArgsConfig['options'];
+
+async function usersCommand(services: Services, sub: string | undefined, args: string[], out: Output, stdin: () => Promise<string>): Promise<void> {
+  const { values, positionals } = parse(args, userOptions);
+  const password = () => readPassword({ fromStdin: Boolean(values['password-stdin']), stdin });
+  switch (sub) {
+    case 'create': {
+      if (positionals.length) throw new UsageError(`unexpected argument ${positionals[0]}`);
+      if (!values.username) throw new UsageError('missing --username');
+      if (!values.email) throw new UsageError('missing --email');
+      const user = await services.accounts.create({
+        username: values.username,
+        email: values.email,
+        name: values.name,
+        password: await password(),
+        isAdmin: Boolean(values.admin),
+        emailVerified: Boolean(values['email-verified']),
+      });
+      return out.print(userText(user), userJson(user));
+    }
+    case 'list': {
+      const users = await services.accounts.list(values.search);
+      return out.print(
+        users.length ? users.map((u) => `${u.id}  ${u.username}  ${u.email}${u.isAdmin ? '  [admin]' : ''}${u.disabled ? '  [disabled]' : ''}`).join('\n') : 'no users',
+        users.map(userJson),
+      );
+    }
+    case 'show': {
+      const user = await services.accounts.resolve(requireId(positionals, 'user id or username'));
+      return out.print(userText(user), userJson(user));
+    }
+    case 'set-password': {
+      const user = await services.accounts.resolve(requireId(positionals, 'user id or username'));
+      const updated = await services.accounts.setPassword(user.id, await password());
+      return out.print(`password changed for ${updated.username}`, userJson(updated));
+    }
+    case 'disable':
+    case 'enable': {
+      const user = await services.accounts.resolve(requireId(positionals, 'user id or username'));
+      const updated = await services.accounts.setDisabled(user.id, sub === 'disable');
+      return out.print(`${updated.username} is ${updated.disabled ? 'disabled; its sessions and tokens are revoked' : 'enabled'}`, userJson(updated));
+    }
+    default:
+      throw new UsageError(`unknown users command ${sub ?? '(none)'}`);
+  }
+}
+
 async function keysCommand(services: Services, sub: string | undefined, args: string[], out: Output): Promise<void> {
   const { positionals } = parse(args, {});
   const show = async () => {
@@ -190,6 +280,12 @@ async function keysCommand(services: Services, sub: string | undefined, args: st
     default:
       throw new UsageError(`unknown keys command ${sub ?? '(none)'}`);
   }
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 export async function runCli(argv: string[]): Promise<number> {
@@ -224,6 +320,9 @@ export async function runCli(argv: string[]): Promise<number> {
         return 0;
       case 'keys':
         await keysCommand(services, sub, rest, out);
+        return 0;
+      case 'users':
+        await usersCommand(services, sub, rest, out, readStdin);
         return 0;
       default:
         throw new UsageError(`unknown command ${command}`);

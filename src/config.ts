@@ -21,6 +21,15 @@ export interface Config {
   apiScopes: string[];
   /** Where the embedded default keeps its files (SQLite database). */
   dataDir: string;
+  /** Lifetimes in seconds. A grant bounds every refresh token issued under it. */
+  lifetimes: Lifetimes;
+}
+
+export interface Lifetimes {
+  accessToken: number;
+  refreshToken: number;
+  grant: number;
+  session: number;
 }
 
 export class ConfigError extends Error {
@@ -42,6 +51,8 @@ const httpUrl = z.string().refine((v) => {
     return false;
   }
 }, 'must be an absolute http(s) URL without query or fragment');
+
+const seconds = z.coerce.number().int('must be a whole number of seconds').min(1, 'must be at least 1 second').max(10 * 365 * 24 * 60 * 60, 'must be at most ten years');
 
 const scopeToken = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
 const reservedScopes = new Set(['openid', 'profile', 'email', 'offline_access']);
@@ -74,6 +85,10 @@ const envSchema = z.object({
     .refine((scopes) => scopes.every((s) => !reservedScopes.has(s)), 'must not repeat the OpenID Connect scopes')
     .default(['read', 'write']),
   GATEHOUSE_DATA_DIR: z.string().min(1).default('./data'),
+  GATEHOUSE_ACCESS_TOKEN_TTL: seconds.default(60 * 60),
+  GATEHOUSE_REFRESH_TOKEN_TTL: seconds.default(30 * 24 * 60 * 60),
+  GATEHOUSE_GRANT_TTL: seconds.default(90 * 24 * 60 * 60),
+  GATEHOUSE_SESSION_TTL: seconds.default(14 * 24 * 60 * 60),
 });
 
 /** Reads the environment; throws ConfigError with one line naming the variable at fault. */
@@ -88,6 +103,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`invalid ${variable}: ${issue.message}`);
   }
   const e = parsed.data;
+  if (e.GATEHOUSE_GRANT_TTL < e.GATEHOUSE_REFRESH_TOKEN_TTL) {
+    throw new ConfigError('invalid GATEHOUSE_GRANT_TTL: must be at least GATEHOUSE_REFRESH_TOKEN_TTL, or refresh tokens would die with their grant before their time');
+  }
   const dataDir = path.resolve(e.GATEHOUSE_DATA_DIR);
   const issuer = e.GATEHOUSE_ISSUER ?? `http://localhost:${e.PORT}`;
 
@@ -109,5 +127,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     trustProxy: e.GATEHOUSE_TRUST_PROXY,
     apiScopes: [...new Set(e.GATEHOUSE_API_SCOPES)],
     dataDir,
+    lifetimes: {
+      accessToken: e.GATEHOUSE_ACCESS_TOKEN_TTL,
+      refreshToken: e.GATEHOUSE_REFRESH_TOKEN_TTL,
+      grant: e.GATEHOUSE_GRANT_TTL,
+      session: e.GATEHOUSE_SESSION_TTL,
+    },
   };
 }

@@ -5,6 +5,7 @@ import type { ClientsService } from './clients/service.ts';
 import type { Config } from './config.ts';
 import { registerClientCredentialsGrant } from './grants/client-credentials.ts';
 import type { Views } from '../interactions/views.ts';
+import { findLatestGrantId } from '../adapters/knex.ts';
 
 export interface ProviderDeps {
   config: Config;
@@ -16,21 +17,9 @@ export interface ProviderDeps {
   views: Views;
 }
 
-/** Token and session lifetimes in seconds; one place so they stay consistent with each other. */
-export const LIFETIMES = {
-  AccessToken: 60 * 60,
-  ClientCredentials: 60 * 60,
-  AuthorizationCode: 60,
-  IdToken: 60 * 60,
-  RefreshToken: 30 * 24 * 60 * 60,
-  Interaction: 60 * 60,
-  Session: 14 * 24 * 60 * 60,
-  // A grant must outlive every refresh token issued under it, or the token dies early.
-  Grant: 30 * 24 * 60 * 60,
-} as const;
-
 export function createProvider(deps: ProviderDeps): Provider {
   const { config, clients, views } = deps;
+  const { lifetimes } = config;
 
   const configuration: Configuration = {
     adapter: createAdapterFactory(deps.db, clients),
@@ -76,7 +65,17 @@ export function createProvider(deps: ProviderDeps): Provider {
         allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId,
       },
       userinfo: { enabled: true },
-      rpInitiatedLogout: { enabled: true },
+      rpInitiatedLogout: {
+        enabled: true,
+        logoutSource: async (ctx, form) => {
+          ctx.type = 'html';
+          ctx.body = views.render('logout.njk', { title: 'Sign out', form, clientName: ctx.oidc.client?.clientName });
+        },
+        postLogoutSuccessSource: async (ctx) => {
+          ctx.type = 'html';
+          ctx.body = views.render('logged-out.njk', { title: 'Signed out', clientName: ctx.oidc.client?.clientName });
+        },
+      },
     },
     // The paths DESIGN.md promises (oidc-provider's defaults are /auth, /me, /token/introspection …).
     routes: {
@@ -92,14 +91,36 @@ export function createProvider(deps: ProviderDeps): Provider {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
     },
     ttl: {
-      AccessToken: LIFETIMES.AccessToken,
-      ClientCredentials: LIFETIMES.ClientCredentials,
-      AuthorizationCode: LIFETIMES.AuthorizationCode,
-      IdToken: LIFETIMES.IdToken,
-      RefreshToken: LIFETIMES.RefreshToken,
-      Interaction: LIFETIMES.Interaction,
-      Session: LIFETIMES.Session,
-      Grant: LIFETIMES.Grant,
+      AccessToken: lifetimes.accessToken,
+      ClientCredentials: lifetimes.accessToken,
+      AuthorizationCode: 60,
+      IdToken: lifetimes.accessToken,
+      Interaction: 60 * 60,
+      Session: lifetimes.session,
+      Grant: lifetimes.grant,
+      // Idle lifetime of a refresh token, never past the end of its grant: a refresh token
+      // that outlived its grant would fail with "grant is expired" before its stated time.
+      RefreshToken: (ctx) => {
+        const grantExp = ctx?.oidc?.entities?.Grant?.exp;
+        const remaining = typeof grantExp === 'number' ? grantExp - Math.floor(Date.now() / 1000) : Infinity;
+        return Math.max(1, Math.min(lifetimes.refreshToken, remaining));
+      },
+    },
+    // Any client registered with the refresh_token grant gets a refresh token with its code,
+    // with or without offline_access: confidential web apps expect one.
+    issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
+    // Every use rotates; a rotated token presented again revokes the whole grant.
+    rotateRefreshToken: true,
+    // Tokens live by their own lifetimes, not by the browser session at Gatehouse.
+    expiresWithSession: async () => false,
+    // Consent is remembered per user and client, across sessions, while the grant lives.
+    loadExistingGrant: async (ctx) => {
+      const clientId = ctx.oidc.client!.clientId;
+      const grantId =
+        ctx.oidc.result?.consent?.grantId ??
+        ctx.oidc.session!.grantIdFor(clientId) ??
+        (ctx.oidc.session!.accountId ? await findLatestGrantId(deps.db, ctx.oidc.session!.accountId, clientId) : undefined);
+      return grantId ? ctx.oidc.provider.Grant.find(grantId) : undefined;
     },
     renderError: async (ctx: KoaContextWithOIDC, out) => {
       ctx.type = 'html';

@@ -3,6 +3,9 @@ import { ClientsService } from './clients/service.ts';
 import type { Config } from './config.ts';
 import { migrateToLatest, openDatabase } from './db.ts';
 import { KeysService } from './keys/service.ts';
+import { AccountsService } from './accounts/service.ts';
+import { LoginThrottle } from './accounts/throttle.ts';
+import { deleteAccountPayloads } from '../adapters/knex.ts';
 import { loadClientSecretKey, loadCookieKeys, SettingsStore } from './settings/store.ts';
 
 /** The domain services every entry point (server, CLI, tests) shares: one source of truth. */
@@ -12,6 +15,8 @@ export interface Services {
   settings: SettingsStore;
   clients: ClientsService;
   keys: KeysService;
+  accounts: AccountsService;
+  throttle: LoginThrottle;
   close(): Promise<void>;
 }
 
@@ -22,7 +27,9 @@ export async function openServices(config: Config, { migrate = true } = {}): Pro
     const settings = new SettingsStore(db);
     const clients = new ClientsService(db, await loadClientSecretKey(settings), config.apiScopes);
     const keys = new KeysService(db);
-    return { config, db, settings, clients, keys, close: () => db.destroy() };
+    const accounts = new AccountsService(db, (userId) => deleteAccountPayloads(db, userId));
+    const throttle = new LoginThrottle(db);
+    return { config, db, settings, clients, keys, accounts, throttle, close: () => db.destroy() };
   } catch (err) {
     await db.destroy();
     throw err;

@@ -6,7 +6,19 @@ import knex from 'knex';
 import { loadConfig, type Config } from '../../src/config.ts';
 import { startGatehouse, type RunningGatehouse } from '../../src/server.ts';
 
-export const POSTGRES_ADMIN_URL = process.env.TEST_POSTGRES_URL ?? 'postgres://127.0.0.1:5432/test';
+export const POSTGRES_ADMIN_URL = withDefaultUser(process.env.TEST_POSTGRES_URL ?? 'postgres://127.0.0.1:5432/test');
+
+/**
+ * node-postgres takes a URL without a user name from $PGUSER or $USER, and fails with "no
+ * PostgreSQL user name specified" when neither is set (containers, CI); psql falls back to the
+ * OS account instead. Do as psql does, so the tests run wherever psql works.
+ */
+function withDefaultUser(raw: string): string {
+  const url = new URL(raw);
+  if (url.username || process.env.PGUSER || process.env.USER) return raw;
+  url.username = os.userInfo().username;
+  return url.toString();
+}
 export const REDIS_TEST_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 export type DatabaseKind = 'sqlite' | 'pg';

@@ -1,0 +1,148 @@
+import Router from '@koa/router';
+import type Koa from 'koa';
+import { koaBody } from 'koa-body';
+import { errors, type InteractionResults, type Provider } from 'oidc-provider';
+import type { AccountsService } from '../src/accounts/service.ts';
+import { LOGIN_THROTTLE, LoginThrottle } from '../src/accounts/throttle.ts';
+import { csrfToken, csrfValid } from './csrf.ts';
+import { describeScope } from './scopes.ts';
+import type { Views } from './views.ts';
+
+export interface InteractionDeps {
+  provider: Provider;
+  accounts: AccountsService;
+  throttle: LoginThrottle;
+  views: Views;
+}
+
+// Forms only: small urlencoded bodies, parsed on these routes alone (never before the provider).
+const formBody = koaBody({ urlencoded: true, json: false, multipart: false, text: false, formLimit: '16kb' });
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The login and consent pages oidc-provider sends people to, at /interaction/:uid. */
+export function interactionRoutes({ provider, accounts, throttle, views }: InteractionDeps): Router {
+  const router = new Router({ prefix: '/interaction' });
+
+  const page = (ctx: Koa.Context, template: string, context: Record<string, unknown>, status = 200) => {
+    ctx.status = status;
+    ctx.type = 'html';
+    ctx.body = views.render(template, { csrf: csrfToken(ctx), ...context });
+  };
+
+  const clientView = async (clientId: unknown) => {
+    const client = typeof clientId === 'string' ? await provider.Client.find(clientId) : undefined;
+    return {
+      name: client?.clientName ?? 'An application',
+      logoUri: client?.logoUri,
+      clientUri: client?.clientUri,
+    };
+  };
+
+  // Expired or unknown interactions (the cookie is gone, or the link is stale) get our error page.
+  router.use(async (ctx, next) => {
+    ctx.set('cache-control', 'no-store');
+    try {
+      await next();
+    } catch (err) {
+      if (err instanceof errors.SessionNotFound || err instanceof errors.InvalidRequest) {
+        page(ctx, 'error.njk', {
+          title: 'This sign-in has expired',
+          error: err.message,
+          description: 'The sign-in took too long or was already finished. Go back to the application and start again.',
+        }, 400);
+        return;
+      }
+      throw err;
+    }
+  });
+
+  const finish = async (ctx: Koa.Context, result: InteractionResults, merge: boolean) => {
+    const returnTo = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: merge });
+    ctx.status = 303;
+    ctx.redirect(returnTo);
+  };
+
+  router.get('/:uid', async (ctx) => {
+    const { uid, prompt, params } = await provider.interactionDetails(ctx.req, ctx.res);
+    const client = await clientView(params.client_id);
+    if (prompt.name === 'login') {
+      return page(ctx, 'login.njk', { title: 'Sign in', uid, client, username: typeof params.login_hint === 'string' ? params.login_hint : '' });
+    }
+    if (prompt.name === 'consent') {
+      const details = prompt.details as { missingOIDCScope?: string[] };
+      const scopes = (details.missingOIDCScope ?? []).map((scope) => ({ scope, description: describeScope(scope) }));
+      return page(ctx, 'consent.njk', { title: `Allow ${client.name}?`, uid, client, scopes });
+    }
+    return page(ctx, 'error.njk', { title: 'Something went wrong', error: 'unsupported_interaction', description: `Gatehouse cannot handle the "${prompt.name}" step.` }, 400);
+  });
+
+  router.post('/:uid/login', formBody, async (ctx) => {
+    const { uid, prompt, params } = await provider.interactionDetails(ctx.req, ctx.res);
+    const client = await clientView(params.client_id);
+    const body = ctx.request.body as Record<string, unknown>;
+    const username = typeof body.username === 'string' ? body.username.trim() : '';
+    const password = typeof body.password === 'string' ? body.password : '';
+    const again = (status: number, error: string) => page(ctx, 'login.njk', { title: 'Sign in', uid, client, username, error }, status);
+
+    if (!csrfValid(ctx, body.csrf)) return again(403, 'Your form expired. Please sign in again.');
+    if (prompt.name !== 'login') return again(400, 'You are already signed in. Go back to the application.');
+    if (!username || !password) return again(400, 'Enter your username and password.');
+
+    const subjects = LoginThrottle.subjects(username, ctx.ip);
+    const state = await throttle.state([subjects.username, subjects.address]);
+    if (state.lockedForSeconds > 0) {
+      const minutes = Math.ceil(state.lockedForSeconds / 60);
+      ctx.set('retry-after', String(state.lockedForSeconds));
+      return again(429, `Too many failed sign-ins. Sign-in is locked for ${minutes} minute${minutes === 1 ? '' : 's'}; try again later.`);
+    }
+    if (state.delayMs) await sleep(state.delayMs);
+
+    const user = await accounts.verifyCredentials(username, password);
+    if (!user) {
+      await throttle.recordFailure(subjects.username, LOGIN_THROTTLE.lockUsernameAfter);
+      await throttle.recordFailure(subjects.address, LOGIN_THROTTLE.lockAddressAfter);
+      return again(401, 'The username or password is not correct.');
+    }
+    await throttle.clear(subjects.username);
+    await finish(ctx, { login: { accountId: user.id, amr: ['pwd'] } }, false);
+  });
+
+  router.post('/:uid/consent', formBody, async (ctx) => {
+    const details = await provider.interactionDetails(ctx.req, ctx.res);
+    const body = ctx.request.body as Record<string, unknown>;
+    const { prompt, params, session } = details;
+    if (!csrfValid(ctx, body.csrf)) {
+      const client = await clientView(params.client_id);
+      const missing = (prompt.details as { missingOIDCScope?: string[] }).missingOIDCScope ?? [];
+      return page(ctx, 'consent.njk', {
+        title: `Allow ${client.name}?`,
+        uid: details.uid,
+        client,
+        scopes: missing.map((scope) => ({ scope, description: describeScope(scope) })),
+        error: 'Your form expired. Please choose again.',
+      }, 403);
+    }
+    if (prompt.name !== 'consent' || !session?.accountId) {
+      return page(ctx, 'error.njk', { title: 'Something went wrong', error: 'invalid_request', description: 'There is nothing to allow here.' }, 400);
+    }
+    if (body.decision !== 'allow') {
+      return finish(ctx, { error: 'access_denied', error_description: 'the user denied the request' }, false);
+    }
+
+    const grant = details.grantId
+      ? await provider.Grant.find(details.grantId)
+      : new provider.Grant({ accountId: session.accountId, clientId: String(params.client_id) });
+    if (!grant) throw new errors.SessionNotFound('grant not found');
+    const missing = prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
+    if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
+    if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
+    for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) {
+      grant.addResourceScope(indicator, scopes.join(' '));
+    }
+    const grantId = await grant.save();
+    await finish(ctx, { consent: details.grantId ? {} : { grantId } }, true);
+  });
+
+  return router;
+}

@@ -1,0 +1,14 @@
+/** What each scope shares, in the words the consent page uses. */
+const DESCRIPTIONS: Record<string, string> = {
+  openid: 'Know who you are: your Gatehouse account identifier',
+  profile: 'Your name and username',
+  email: 'Your email address and whether it is verified',
+  offline_access: 'Stay connected while you are away, until you revoke access',
+  read: 'Read data on your behalf',
+  write: 'Change data on your behalf',
+  userdata: 'Read and change the settings this app keeps for you in Gatehouse',
+};
+
+export function describeScope(scope: string): string {
+  return DESCRIPTIONS[scope] ?? `Use the "${scope}" permission on your behalf`;
+}

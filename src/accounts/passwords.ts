@@ -1,0 +1,56 @@
+import { randomBytes, scrypt as scryptCallback, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+
+/**
+ * Password hashing with scrypt (memory-hard, in node:crypto, no native add-on).
+ * N=2^15, r=8, p=3 is one of OWASP's equivalent minimum settings for scrypt: 32 MiB of memory
+ * per hash, which makes GPU guessing expensive, at about a quarter second per hash on one core
+ * here. The parameters are stored with each hash, so raising them later re-hashes users as
+ * they next sign in (needsRehash).
+ */
+export const SCRYPT_PARAMS = { N: 2 ** 15, r: 8, p: 3 } as const;
+const KEY_LENGTH = 32;
+
+function scrypt(password: string, salt: Buffer, params: { N: number; r: number; p: number }): Promise<Buffer> {
+  const options: ScryptOptions = { ...params, maxmem: 256 * params.N * params.r + 1024 * 1024 };
+  return new Promise((resolve, reject) =>
+    scryptCallback(password.normalize('NFC'), salt, KEY_LENGTH, options, (err, key) => (err ? reject(err) : resolve(key))),
+  );
+}
+
+export async function hashPassword(password: string): Promise<string> {
+  const salt = randomBytes(16);
+  const key = await scrypt(password, salt, SCRYPT_PARAMS);
+  const { N, r, p } = SCRYPT_PARAMS;
+  return `scrypt$N=${N},r=${r},p=${p}$${salt.toString('base64url')}$${key.toString('base64url')}`;
+}
+
+function parseScrypt(stored: string) {
+  const match = /^scrypt\$N=(\d+),r=(\d+),p=(\d+)\$([\w-]+)\$([\w-]+)$/.exec(stored);
+  if (!match) return undefined;
+  const [, N, r, p, salt, key] = match;
+  return { params: { N: Number(N), r: Number(r), p: Number(p) }, salt: Buffer.from(salt!, 'base64url'), key: Buffer.from(key!, 'base64url') };
+}
+
+export async function verifyPassword(stored: string, password: string): Promise<boolean> {
+  const parsed = parseScrypt(stored);
+  if (!parsed) return false;
+  const actual = await scrypt(password, parsed.salt, parsed.params);
+  return actual.length === parsed.key.length && timingSafeEqual(actual, parsed.key);
+}
+
+export function needsRehash(stored: string): boolean {
+  const parsed = parseScrypt(stored);
+  if (!parsed) return true;
+  const { N, r, p } = parsed.params;
+  return N < SCRYPT_PARAMS.N || r < SCRYPT_PARAMS.r || p < SCRYPT_PARAMS.p;
+}
+
+/** Hash of a random password: verified against when a username does not exist, so timing does not tell. */
+let decoy: Promise<string> | undefined;
+export function decoyHash(): Promise<string> {
+  decoy ??= hashPassword(randomBytes(16).toString('hex'));
+  return decoy;
+}
+
+export const MIN_PASSWORD_LENGTH = 8;
+export const MAX_PASSWORD_LENGTH = 1024;

@@ -1,0 +1,201 @@
+import { randomUUID } from 'node:crypto';
+import type { Knex } from 'knex';
+import { z } from 'zod';
+import { NotFoundError, ValidationError } from '../errors.ts';
+import { decoyHash, hashPassword, MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, needsRehash, verifyPassword } from './passwords.ts';
+
+export interface User {
+  id: string;
+  username: string;
+  email: string;
+  emailVerified: boolean;
+  name: string;
+  isAdmin: boolean;
+  disabled: boolean;
+  mustResetPassword: boolean;
+  hasPassword: boolean;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+const epoch = z.union([z.number(), z.string()]).transform((v) => new Date(Number(v)));
+const flag = z.union([z.boolean(), z.number()]).transform(Boolean);
+const userRow = z.object({
+  id: z.string(),
+  username: z.string(),
+  email: z.string(),
+  email_verified: flag,
+  name: z.string(),
+  password_hash: z.string().nullable(),
+  must_reset_password: flag,
+  is_admin: flag,
+  disabled: flag,
+  created_at: epoch,
+  updated_at: epoch,
+});
+type UserRow = z.output<typeof userRow>;
+
+const toUser = (r: UserRow): User => ({
+  id: r.id,
+  username: r.username,
+  email: r.email,
+  emailVerified: r.email_verified,
+  name: r.name,
+  isAdmin: r.is_admin,
+  disabled: r.disabled,
+  mustResetPassword: r.must_reset_password,
+  hasPassword: r.password_hash !== null,
+  createdAt: r.created_at,
+  updatedAt: r.updated_at,
+});
+
+// Usernames compare case-insensitively, as people type them.
+const usernameKey = (username: string) => username.normalize('NFKC').toLowerCase();
+
+const newUserInput = z.object({
+  username: z
+    .string('is required')
+    .trim()
+    .min(1, 'is required')
+    .max(150, 'must be at most 150 characters')
+    .regex(/^[\p{L}\p{N}._@+-]+$/u, 'may contain letters, digits and . _ @ + - only'),
+  email: z.email('must be an email address').max(254, 'must be at most 254 characters'),
+  name: z.string().trim().max(300, 'must be at most 300 characters').optional(),
+  password: z.string().optional(),
+  isAdmin: z.boolean().optional(),
+  emailVerified: z.boolean().optional(),
+});
+
+function checkPassword(password: string): void {
+  if (password.length < MIN_PASSWORD_LENGTH) throw new ValidationError({ password: `must be at least ${MIN_PASSWORD_LENGTH} characters` });
+  if (password.length > MAX_PASSWORD_LENGTH) throw new ValidationError({ password: `must be at most ${MAX_PASSWORD_LENGTH} characters` });
+}
+
+/** Called when a user is disabled: everything issued to them stops working. */
+export type RevokeUserArtifacts = (userId: string) => Promise<void>;
+
+/** The one owner of the users table: rules, password hashing, sign-in checks. */
+export class AccountsService {
+  constructor(
+    private readonly db: Knex,
+    private readonly revokeUserArtifacts: RevokeUserArtifacts,
+  ) {}
+
+  async create(input: { username: unknown; email: unknown; name?: unknown; password?: string; isAdmin?: boolean; emailVerified?: boolean }): Promise<User> {
+    const parsed = newUserInput.safeParse(input);
+    if (!parsed.success) {
+      const fields: Record<string, string> = {};
+      for (const issue of parsed.error.issues) fields[String(issue.path[0])] ??= issue.message;
+      throw new ValidationError(fields);
+    }
+    const u = parsed.data;
+    if (u.password !== undefined) checkPassword(u.password);
+    if (await this.db('users').where({ username_key: usernameKey(u.username) }).first('id')) {
+      throw new ValidationError({ username: `"${u.username}" is taken` });
+    }
+    const now = Date.now();
+    const id = randomUUID();
+    await this.db('users').insert({
+      id,
+      username: u.username,
+      username_key: usernameKey(u.username),
+      email: u.email,
+      email_verified: u.emailVerified ?? false,
+      name: u.name ?? '',
+      password_hash: u.password === undefined ? null : await hashPassword(u.password),
+      must_reset_password: false,
+      is_admin: u.isAdmin ?? false,
+      disabled: false,
+      created_at: now,
+      updated_at: now,
+    });
+    return this.get(id);
+  }
+
+  async list(search?: string): Promise<User[]> {
+    const q = this.db('users').select('*').orderBy('username_key');
+    if (search) {
+      const like = `%${search.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+      q.where((w) => w.whereRaw("username_key like ? escape '\\'", [like]).orWhereRaw("lower(email) like ? escape '\\'", [like]));
+    }
+    return (await q).map((r) => toUser(userRow.parse(r)));
+  }
+
+  async get(id: string): Promise<User> {
+    const row = await this.db('users').where({ id }).first();
+    if (!row) throw new NotFoundError(`user ${id}`);
+    return toUser(userRow.parse(row));
+  }
+
+  /** A user by id or by username, as an operator would name them on the command line. */
+  async resolve(idOrUsername: string): Promise<User> {
+    const row = (await this.db('users').where({ id: idOrUsername }).first()) ?? (await this.db('users').where({ username_key: usernameKey(idOrUsername) }).first());
+    if (!row) throw new NotFoundError(`user ${idOrUsername}`);
+    return toUser(userRow.parse(row));
+  }
+
+  /** An enabled user by id, or undefined: what oidc-provider's findAccount needs. */
+  async findActive(id: string): Promise<User | undefined> {
+    const row = await this.db('users').where({ id }).first();
+    if (!row) return undefined;
+    const user = toUser(userRow.parse(row));
+    return user.disabled ? undefined : user;
+  }
+
+  /**
+   * Checks a username and password. Returns the user, or undefined for every kind of failure
+   * (unknown user, wrong password, disabled, no usable password), taking the same time for each.
+   */
+  async verifyCredentials(username: string, password: string): Promise<User | undefined> {
+    if (password.length > MAX_PASSWORD_LENGTH || username.length > 150) return undefined;
+    const row = await this.db('users').where({ username_key: usernameKey(username.trim()) }).first();
+    const parsed = row ? userRow.parse(row) : undefined;
+    const stored = parsed?.password_hash ?? (await decoyHash());
+    const matches = await verifyPassword(stored, password);
+    if (!parsed || !matches || parsed.disabled || !parsed.password_hash) return undefined;
+    if (needsRehash(parsed.password_hash)) {
+      await this.db('users').where({ id: parsed.id }).update({ password_hash: await hashPassword(password), updated_at: Date.now() });
+    }
+    return toUser(parsed);
+  }
+
+  async setPassword(id: string, password: string): Promise<User> {
+    checkPassword(password);
+    await this.get(id);
+    await this.db('users')
+      .where({ id })
+      .update({ password_hash: await hashPassword(password), must_reset_password: false, updated_at: Date.now() });
+    return this.get(id);
+  }
+
+  async setDisabled(id: string, disabled: boolean): Promise<User> {
+    await this.get(id);
+    await this.db('users').where({ id }).update({ disabled, updated_at: Date.now() });
+    if (disabled) await this.revokeUserArtifacts(id);
+    return this.get(id);
+  }
+
+  async setAdmin(id: string, isAdmin: boolean): Promise<User> {
+    await this.get(id);
+    await this.db('users').where({ id }).update({ is_admin: isAdmin, updated_at: Date.now() });
+    return this.get(id);
+  }
+
+  async update(id: string, changes: { email?: unknown; name?: unknown; emailVerified?: boolean }): Promise<User> {
+    const current = await this.get(id);
+    const parsed = newUserInput.pick({ email: true, name: true, emailVerified: true }).safeParse({ email: current.email, name: current.name, ...changes });
+    if (!parsed.success) {
+      const fields: Record<string, string> = {};
+      for (const issue of parsed.error.issues) fields[String(issue.path[0])] ??= issue.message;
+      throw new ValidationError(fields);
+    }
+    await this.db('users').where({ id }).update({
+      email: parsed.data.email,
+      name: parsed.data.name ?? '',
+      email_verified: parsed.data.emailVerified ?? current.emailVerified,
+      updated_at: Date.now(),
+    });
+    return this.get(id);
+  }
+}
+

@@ -1,0 +1,28 @@
+import Router from '@koa/router';
+import type { Knex } from 'knex';
+import type Provider from 'oidc-provider';
+import { GatehouseError } from '../errors.ts';
+import { revokeGrantForBearerLogout } from '../grants/revocation.ts';
+
+/** POST /logout with Authorization: Bearer <access token>. */
+export function bearerLogoutRoutes(provider: Provider, db: Knex): Router {
+  const router = new Router();
+  router.post('/logout', async (ctx) => {
+    ctx.set('cache-control', 'no-store');
+    const match = /^Bearer ([\x21-\x7E]+)$/i.exec(ctx.get('authorization'));
+    if (!match) {
+      ctx.set('www-authenticate', 'Bearer realm="gatehouse"');
+      throw new GatehouseError(401, 'invalid_token', 'send the access token as Authorization: Bearer <token>');
+    }
+    try {
+      await revokeGrantForBearerLogout(provider, db, match[1]!);
+    } catch (err) {
+      if (err instanceof GatehouseError && err.status === 401) {
+        ctx.set('www-authenticate', 'Bearer realm="gatehouse", error="invalid_token"');
+      }
+      throw err;
+    }
+    ctx.status = 204;
+  });
+  return router;
+}
