@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
+import { guardStore } from '../src/stores/availability.ts';
 
 const TABLE = 'oidc_payloads';
 
@@ -34,7 +35,7 @@ export class KnexAdapter implements Adapter {
       expires_at: expiresIn ? nowInSeconds() + expiresIn : null,
       consumed_at: typeof payload.consumed === 'number' ? payload.consumed : null,
     };
-    await this.db(TABLE).insert(row).onConflict(['model', 'id']).merge();
+    await guardStore('database', () => this.db(TABLE).insert(row).onConflict(['model', 'id']).merge());
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
@@ -50,11 +51,11 @@ export class KnexAdapter implements Adapter {
   }
 
   async destroy(id: string): Promise<void> {
-    await this.db(TABLE).where({ model: this.model, id }).delete();
+    await guardStore('database', () => this.db(TABLE).where({ model: this.model, id }).delete());
   }
 
   async revokeByGrantId(grantId: string): Promise<void> {
-    await this.db(TABLE).where({ model: this.model, grant_id: grantId }).delete();
+    await guardStore('database', () => this.db(TABLE).where({ model: this.model, grant_id: grantId }).delete());
   }
 
   /**
@@ -63,10 +64,9 @@ export class KnexAdapter implements Adapter {
    * consumed_at from NULL wins; the other fails as a reused grant.
    */
   async consume(id: string): Promise<void> {
-    const changed = await this.db(TABLE)
-      .where({ model: this.model, id })
-      .whereNull('consumed_at')
-      .update({ consumed_at: nowInSeconds() });
+    const changed = await guardStore('database', () =>
+      this.db(TABLE).where({ model: this.model, id }).whereNull('consumed_at').update({ consumed_at: nowInSeconds() }),
+    );
     if (changed !== 1) {
       if (this.model === 'PushedAuthorizationRequest') {
         throw new errors.InvalidRequestUri('request_uri is invalid, expired, or was already used');
@@ -76,10 +76,9 @@ export class KnexAdapter implements Adapter {
   }
 
   private async findWhere(where: Record<string, string>): Promise<AdapterPayload | undefined> {
-    const row: PayloadRow | undefined = await this.db(TABLE)
-      .select('payload', 'expires_at', 'consumed_at')
-      .where({ model: this.model, ...where })
-      .first();
+    const row: PayloadRow | undefined = await guardStore('database', () =>
+      this.db(TABLE).select('payload', 'expires_at', 'consumed_at').where({ model: this.model, ...where }).first(),
+    );
     if (!row) return undefined;
     if (row.expires_at !== null && Number(row.expires_at) <= nowInSeconds()) return undefined;
     const payload = JSON.parse(row.payload) as AdapterPayload;

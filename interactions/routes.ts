@@ -9,7 +9,8 @@ import { describeScope } from './scopes.ts';
 import type { Views } from './views.ts';
 
 export interface InteractionDeps {
-  provider: Provider;
+  /** The provider serving now (it is rebuilt when signing keys change). */
+  provider: () => Provider;
   accounts: AccountsService;
   throttle: LoginThrottle;
   views: Views;
@@ -21,7 +22,7 @@ const formBody = koaBody({ urlencoded: true, json: false, multipart: false, text
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The login and consent pages oidc-provider sends people to, at /interaction/:uid. */
-export function interactionRoutes({ provider, accounts, throttle, views }: InteractionDeps): Router {
+export function interactionRoutes({ provider: currentProvider, accounts, throttle, views }: InteractionDeps): Router {
   const router = new Router({ prefix: '/interaction' });
 
   const page = (ctx: Koa.Context, template: string, context: Record<string, unknown>, status = 200) => {
@@ -31,7 +32,7 @@ export function interactionRoutes({ provider, accounts, throttle, views }: Inter
   };
 
   const clientView = async (clientId: unknown) => {
-    const client = typeof clientId === 'string' ? await provider.Client.find(clientId) : undefined;
+    const client = typeof clientId === 'string' ? await currentProvider().Client.find(clientId) : undefined;
     return {
       name: client?.clientName ?? 'An application',
       logoUri: client?.logoUri,
@@ -58,13 +59,13 @@ export function interactionRoutes({ provider, accounts, throttle, views }: Inter
   });
 
   const finish = async (ctx: Koa.Context, result: InteractionResults, merge: boolean) => {
-    const returnTo = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: merge });
+    const returnTo = await currentProvider().interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: merge });
     ctx.status = 303;
     ctx.redirect(returnTo);
   };
 
   router.get('/:uid', async (ctx) => {
-    const { uid, prompt, params } = await provider.interactionDetails(ctx.req, ctx.res);
+    const { uid, prompt, params } = await currentProvider().interactionDetails(ctx.req, ctx.res);
     const client = await clientView(params.client_id);
     if (prompt.name === 'login') {
       return page(ctx, 'login.njk', { title: 'Sign in', uid, client, username: typeof params.login_hint === 'string' ? params.login_hint : '' });
@@ -78,7 +79,7 @@ export function interactionRoutes({ provider, accounts, throttle, views }: Inter
   });
 
   router.post('/:uid/login', formBody, async (ctx) => {
-    const { uid, prompt, params } = await provider.interactionDetails(ctx.req, ctx.res);
+    const { uid, prompt, params } = await currentProvider().interactionDetails(ctx.req, ctx.res);
     const client = await clientView(params.client_id);
     const body = ctx.request.body as Record<string, unknown>;
     const username = typeof body.username === 'string' ? body.username.trim() : '';
@@ -109,7 +110,7 @@ export function interactionRoutes({ provider, accounts, throttle, views }: Inter
   });
 
   router.post('/:uid/consent', formBody, async (ctx) => {
-    const details = await provider.interactionDetails(ctx.req, ctx.res);
+    const details = await currentProvider().interactionDetails(ctx.req, ctx.res);
     const body = ctx.request.body as Record<string, unknown>;
     const { prompt, params, session } = details;
     if (!csrfValid(ctx, body.csrf)) {
@@ -131,8 +132,8 @@ export function interactionRoutes({ provider, accounts, throttle, views }: Inter
     }
 
     const grant = details.grantId
-      ? await provider.Grant.find(details.grantId)
-      : new provider.Grant({ accountId: session.accountId, clientId: String(params.client_id) });
+      ? await currentProvider().Grant.find(details.grantId)
+      : new (currentProvider().Grant)({ accountId: session.accountId, clientId: String(params.client_id) });
     if (!grant) throw new errors.SessionNotFound('grant not found');
     const missing = prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
     if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));

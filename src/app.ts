@@ -3,22 +3,28 @@ import Koa from 'koa';
 import mount from 'koa-mount';
 import type Provider from 'oidc-provider';
 import { createViews, type Views } from '../interactions/views.ts';
+import { interactionRoutes } from '../interactions/routes.ts';
+import { findAccountIn } from './accounts/claims.ts';
 import { GatehouseError } from './errors.ts';
 import { healthRoutes } from './health/routes.ts';
-import { createProvider } from './provider.ts';
-import { loadCookieKeys, type Services } from './services.ts';
-import { findAccountIn } from './accounts/claims.ts';
-import { interactionRoutes } from '../interactions/routes.ts';
 import { bearerLogoutRoutes } from './logout/routes.ts';
+import { createProvider } from './provider.ts';
 import { securityHeaders } from './security-headers.ts';
+import { loadCookieKeys, type Services } from './services.ts';
+import { isConnectionError } from './stores/availability.ts';
 
 export interface GatehouseApp {
   app: Koa;
-  provider: Provider;
   views: Views;
+  /** The provider serving requests now; replaced when the signing keys change. */
+  provider(): Provider;
+  /** Reloads the signing keys from the database; rebuilds the provider if they changed. */
+  reloadSigningKeys(): Promise<boolean>;
 }
 
 const stylesheet = fs.readFileSync(new URL('../interactions/public/gatehouse.css', import.meta.url));
+
+const keyFingerprint = (jwks: { keys: Array<{ kid?: string }> }) => jwks.keys.map((k) => k.kid).join(',');
 
 /**
  * Composes Gatehouse: our routes beside oidc-provider, mounted last. No body parser and no CORS
@@ -30,15 +36,21 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
   await services.keys.ensureSigningKeys();
   const views = createViews();
   const cookieKeys = await loadCookieKeys(services.settings, config.cookieKeys);
-  const provider = createProvider({
-    config,
-    db: services.db,
-    clients: services.clients,
-    jwks: await services.keys.privateJwks(),
-    cookieKeys,
-    findAccount: findAccountIn(services.accounts),
-    views,
-  });
+  const buildProvider = (jwks: { keys: object[] }) =>
+    createProvider({
+      config,
+      stores: services.stores,
+      clients: services.clients,
+      jwks,
+      cookieKeys,
+      findAccount: findAccountIn(services.accounts),
+      views,
+    });
+
+  let jwks = await services.keys.privateJwks();
+  let provider = buildProvider(jwks);
+  let mounted = mount(provider);
+  const current = () => provider;
 
   const app = new Koa();
   // Behind a TLS-terminating proxy both apps must trust X-Forwarded-*: discovery builds its
@@ -48,7 +60,7 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
   // Signs our own cookies (CSRF); the same keys oidc-provider signs its cookies with.
   app.keys = cookieKeys;
 
-  app.use(jsonErrors);
+  app.use(errorResponses(views));
   app.use(async (ctx, next) => {
     if (ctx.path === '/assets/gatehouse.css' && (ctx.method === 'GET' || ctx.method === 'HEAD')) {
       ctx.type = 'text/css';
@@ -61,35 +73,64 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
   app.use(securityHeaders);
   for (const router of [
     healthRoutes(services),
-    interactionRoutes({ provider, accounts: services.accounts, throttle: services.throttle, views }),
-    bearerLogoutRoutes(provider, services.db),
+    interactionRoutes({ provider: current, accounts: services.accounts, throttle: services.throttle, views }),
+    bearerLogoutRoutes(current, services.db),
   ]) {
     app.use(router.routes());
     app.use(router.allowedMethods());
   }
-  app.use(mount(provider));
+  app.use((ctx, next) => mounted(ctx, next));
 
-  return { app, provider, views };
+  return {
+    app,
+    views,
+    provider: current,
+    async reloadSigningKeys() {
+      const latest = await services.keys.privateJwks();
+      if (keyFingerprint(latest as { keys: Array<{ kid?: string }> }) === keyFingerprint(jwks as { keys: Array<{ kid?: string }> })) return false;
+      // Requests in flight finish on the old provider; all state lives in the stores.
+      jwks = latest;
+      provider = buildProvider(jwks);
+      mounted = mount(provider);
+      return true;
+    },
+  };
 }
 
-/** Maps GatehouseError (and anything unexpected) on our own routes to the JSON error shape. */
-async function jsonErrors(ctx: Koa.Context, next: Koa.Next): Promise<void> {
-  try {
-    await next();
-  } catch (err) {
-    if (err instanceof GatehouseError) {
-      ctx.status = err.status;
-      ctx.body = { error: err.code, error_description: err.description };
-      return;
-    }
-    const status = (err as { status?: number; expose?: boolean }).status;
-    if (status && status >= 400 && status < 500) {
+/**
+ * Maps errors on our own routes to {"error", "error_description"} (or our error page for a
+ * browser on an interaction page): GatehouseError with its status, an unreachable store as 503,
+ * anything unexpected as a 500 without details.
+ */
+function errorResponses(views: Views): Koa.Middleware {
+  return async (ctx, next) => {
+    try {
+      await next();
+    } catch (err) {
+      let status = 500;
+      let error = 'server_error';
+      let description = 'an unexpected error occurred';
+      if (err instanceof GatehouseError) {
+        [status, error, description] = [err.status, err.code, err.description];
+      } else if (isConnectionError(err)) {
+        [status, error, description] = [503, 'temporarily_unavailable', 'a store Gatehouse needs is unreachable; try again shortly'];
+        ctx.set('retry-after', '5');
+      } else {
+        const s = (err as { status?: number }).status;
+        if (s && s >= 400 && s < 500) [status, error, description] = [s, 'invalid_request', (err as Error).message];
+        else ctx.app.emit('error', err, ctx);
+      }
       ctx.status = status;
-      ctx.body = { error: 'invalid_request', error_description: (err as Error).message };
-      return;
+      if (ctx.path.startsWith('/interaction/') && ctx.accepts('json', 'html') === 'html') {
+        ctx.type = 'html';
+        ctx.body = views.render('error.njk', {
+          title: status === 503 ? 'Gatehouse is briefly unavailable' : 'Something went wrong',
+          error,
+          description,
+        });
+      } else {
+        ctx.body = { error, error_description: description };
+      }
     }
-    ctx.status = 500;
-    ctx.body = { error: 'server_error', error_description: 'an unexpected error occurred' };
-    ctx.app.emit('error', err, ctx);
-  }
+  };
 }

@@ -15,12 +15,18 @@ export interface Config {
   issuer: string;
   database: DatabaseConfig;
   redisUrl: string | undefined;
+  /** Prefix of every Redis key, so deployments can share one Redis. */
+  redisPrefix: string;
+  /** Extra ioredis options (JSON), e.g. Sentinel: {"sentinels": [...], "name": "mymaster"}. */
+  redisOptions: Record<string, unknown>;
   cookieKeys: string[] | undefined;
   trustProxy: boolean;
   /** API scopes clients may be given beyond the OpenID Connect ones (openid, profile, email, offline_access). */
   apiScopes: string[];
   /** Where the embedded default keeps its files (SQLite database). */
   dataDir: string;
+  /** How often each process checks the database for rotated signing keys, in seconds. */
+  keysReloadSeconds: number;
   /** Lifetimes in seconds. A grant bounds every refresh token issued under it. */
   lifetimes: Lifetimes;
 }
@@ -46,7 +52,9 @@ const booleanFlag = z
 const httpUrl = z.string().refine((v) => {
   try {
     const url = new URL(v);
-    return (url.protocol === 'http:' || url.protocol === 'https:') && !url.search && !url.hash;
+    // url.search and url.hash are '' for a bare "?" or "#", which is still a (empty) query or
+    // fragment component: check the string itself.
+    return (url.protocol === 'http:' || url.protocol === 'https:') && !v.includes('?') && !v.includes('#');
   } catch {
     return false;
   }
@@ -71,6 +79,20 @@ const envSchema = z.object({
     .string()
     .refine((v) => /^rediss?:\/\/.+/.test(v), 'must be redis://… or rediss://…')
     .optional(),
+  GATEHOUSE_REDIS_PREFIX: z.string().max(100, 'must be at most 100 characters').default('gatehouse:'),
+  GATEHOUSE_REDIS_OPTIONS: z
+    .string()
+    .transform((v, ctx) => {
+      try {
+        const parsed: unknown = JSON.parse(v);
+        if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) return parsed as Record<string, unknown>;
+      } catch {
+        // reported below
+      }
+      ctx.addIssue({ code: 'custom', message: 'must be a JSON object of ioredis options' });
+      return z.NEVER;
+    })
+    .optional(),
   GATEHOUSE_COOKIE_KEYS: z
     .string()
     .transform((v) => v.split(',').map((k) => k.trim()).filter(Boolean))
@@ -85,6 +107,7 @@ const envSchema = z.object({
     .refine((scopes) => scopes.every((s) => !reservedScopes.has(s)), 'must not repeat the OpenID Connect scopes')
     .default(['read', 'write']),
   GATEHOUSE_DATA_DIR: z.string().min(1).default('./data'),
+  GATEHOUSE_KEYS_RELOAD_SECONDS: seconds.default(60),
   GATEHOUSE_ACCESS_TOKEN_TTL: seconds.default(60 * 60),
   GATEHOUSE_REFRESH_TOKEN_TTL: seconds.default(30 * 24 * 60 * 60),
   GATEHOUSE_GRANT_TTL: seconds.default(90 * 24 * 60 * 60),
@@ -123,10 +146,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     issuer,
     database,
     redisUrl: e.REDIS_URL,
+    redisPrefix: e.GATEHOUSE_REDIS_PREFIX,
+    redisOptions: e.GATEHOUSE_REDIS_OPTIONS ?? {},
     cookieKeys: e.GATEHOUSE_COOKIE_KEYS,
     trustProxy: e.GATEHOUSE_TRUST_PROXY,
     apiScopes: [...new Set(e.GATEHOUSE_API_SCOPES)],
     dataDir,
+    keysReloadSeconds: e.GATEHOUSE_KEYS_RELOAD_SECONDS,
     lifetimes: {
       accessToken: e.GATEHOUSE_ACCESS_TOKEN_TTL,
       refreshToken: e.GATEHOUSE_REFRESH_TOKEN_TTL,

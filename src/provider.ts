@@ -1,6 +1,5 @@
 import Provider, { type Configuration, type FindAccount, type KoaContextWithOIDC } from 'oidc-provider';
-import type { Knex } from 'knex';
-import { createAdapterFactory } from '../adapters/index.ts';
+import { createAdapterFactory, type Stores } from '../adapters/index.ts';
 import type { ClientsService } from './clients/service.ts';
 import type { Config } from './config.ts';
 import { registerClientCredentialsGrant } from './grants/client-credentials.ts';
@@ -9,7 +8,7 @@ import { findLatestGrantId } from '../adapters/knex.ts';
 
 export interface ProviderDeps {
   config: Config;
-  db: Knex;
+  stores: Stores;
   clients: ClientsService;
   jwks: { keys: object[] };
   cookieKeys: string[];
@@ -22,7 +21,7 @@ export function createProvider(deps: ProviderDeps): Provider {
   const { lifetimes } = config;
 
   const configuration: Configuration = {
-    adapter: createAdapterFactory(deps.db, clients),
+    adapter: createAdapterFactory(deps.stores, clients),
     jwks: deps.jwks as Configuration['jwks'],
     cookies: {
       keys: deps.cookieKeys,
@@ -119,7 +118,7 @@ export function createProvider(deps: ProviderDeps): Provider {
       const grantId =
         ctx.oidc.result?.consent?.grantId ??
         ctx.oidc.session!.grantIdFor(clientId) ??
-        (ctx.oidc.session!.accountId ? await findLatestGrantId(deps.db, ctx.oidc.session!.accountId, clientId) : undefined);
+        (ctx.oidc.session!.accountId ? await findLatestGrantId(deps.stores.db, ctx.oidc.session!.accountId, clientId) : undefined);
       return grantId ? ctx.oidc.provider.Grant.find(grantId) : undefined;
     },
     renderError: async (ctx: KoaContextWithOIDC, out) => {

@@ -1,5 +1,5 @@
 import type { Server } from 'node:http';
-import { createApp } from './app.ts';
+import { createApp, type GatehouseApp } from './app.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { openServices, type Services } from './services.ts';
 import { sweepExpiredPayloads } from '../adapters/knex.ts';
@@ -7,6 +7,7 @@ import { sweepExpiredPayloads } from '../adapters/knex.ts';
 export interface RunningGatehouse {
   server: Server;
   services: Services;
+  gatehouse: GatehouseApp;
   url: string;
   stop(): Promise<void>;
 }
@@ -16,7 +17,8 @@ const SWEEP_INTERVAL_MS = 60_000;
 /** Opens the stores, composes the app and listens. Used by `npm start` and by the tests. */
 export async function startGatehouse(config: Config): Promise<RunningGatehouse> {
   const services = await openServices(config);
-  const { app } = await createApp(services);
+  const gatehouse = await createApp(services);
+  const { app } = gatehouse;
   app.on('error', (err: Error) => {
     // Only the message and stack: never request bodies or headers, which carry secrets.
     console.error(JSON.stringify({ level: 'error', msg: 'unhandled error', error: err.message, stack: err.stack }));
@@ -29,16 +31,26 @@ export async function startGatehouse(config: Config): Promise<RunningGatehouse> 
     sweepExpiredPayloads(services.db).catch(() => undefined);
   }, SWEEP_INTERVAL_MS);
   sweeper.unref();
+  // Keys rotated by the CLI (or another process) are picked up within keysReloadSeconds.
+  const keyReloader = setInterval(() => {
+    gatehouse.reloadSigningKeys().catch(() => undefined);
+  }, config.keysReloadSeconds * 1000);
+  keyReloader.unref();
 
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   return {
     server,
     services,
+    gatehouse,
     url: `http://localhost:${port}`,
     async stop() {
       clearInterval(sweeper);
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      clearInterval(keyReloader);
+      // Stop accepting, let requests in flight finish, then drop idle keep-alive connections.
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      await closed;
       await services.close();
     },
   };

@@ -6,12 +6,16 @@ import { KeysService } from './keys/service.ts';
 import { AccountsService } from './accounts/service.ts';
 import { LoginThrottle } from './accounts/throttle.ts';
 import { deleteAccountPayloads } from '../adapters/knex.ts';
+import { deleteRedisAccountArtifacts } from '../adapters/redis.ts';
+import type { Stores } from '../adapters/index.ts';
+import { connectRedis } from './stores/redis.ts';
 import { loadClientSecretKey, loadCookieKeys, SettingsStore } from './settings/store.ts';
 
 /** The domain services every entry point (server, CLI, tests) shares: one source of truth. */
 export interface Services {
   config: Config;
   db: Knex;
+  stores: Stores;
   settings: SettingsStore;
   clients: ClientsService;
   keys: KeysService;
@@ -22,15 +26,26 @@ export interface Services {
 
 export async function openServices(config: Config, { migrate = true } = {}): Promise<Services> {
   const db = openDatabase(config.database);
+  let redis: Awaited<ReturnType<typeof connectRedis>> | undefined;
   try {
     if (migrate) await migrateToLatest(db);
+    if (config.redisUrl) redis = await connectRedis(config.redisUrl, config.redisOptions);
+    const stores: Stores = { db, ...(redis ? { redis: { client: redis, prefix: config.redisPrefix } } : {}) };
     const settings = new SettingsStore(db);
     const clients = new ClientsService(db, await loadClientSecretKey(settings), config.apiScopes);
     const keys = new KeysService(db);
-    const accounts = new AccountsService(db, (userId) => deleteAccountPayloads(db, userId));
+    const accounts = new AccountsService(db, async (userId) => {
+      await deleteAccountPayloads(db, userId);
+      if (redis) await deleteRedisAccountArtifacts(redis, config.redisPrefix, userId);
+    });
     const throttle = new LoginThrottle(db);
-    return { config, db, settings, clients, keys, accounts, throttle, close: () => db.destroy() };
+    const close = async () => {
+      redis?.disconnect();
+      await db.destroy();
+    };
+    return { config, db, stores, settings, clients, keys, accounts, throttle, close };
   } catch (err) {
+    redis?.disconnect();
     await db.destroy();
     throw err;
   }

@@ -56,7 +56,7 @@ function checkUri(value: string, { allowPath }: { allowPath: boolean }): string 
   return null;
 }
 
-const text = (max: number) => z.string().trim().min(1, 'is required').max(max, `must be at most ${max} characters`);
+const text = (max: number) => z.string('is required').trim().min(1, 'is required').max(max, `must be at most ${max} characters`);
 const list = z.array(z.string().trim()).transform((items) => [...new Set(items.filter(Boolean))]);
 const optionalUri = z
   .string()

@@ -1,0 +1,38 @@
+import { Redis, type RedisOptions } from 'ioredis';
+
+/** Shows a Redis URL without its password, for messages. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return 'the configured Redis URL';
+  }
+}
+
+/**
+ * Connects to Redis and fails fast if it is not there. While serving, commands fail at once
+ * when the connection is down (no offline queue), so requests answer 503 instead of hanging,
+ * and ioredis keeps reconnecting in the background, so service resumes by itself.
+ */
+export async function connectRedis(url: string, extraOptions: RedisOptions = {}): Promise<Redis> {
+  const redis = new Redis(url, {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 3000,
+    retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
+    ...extraOptions,
+  });
+  // Errors are reported through requests and /readyz; without a listener ioredis would log them.
+  redis.on('error', () => undefined);
+  try {
+    await redis.connect();
+    await redis.ping();
+  } catch (err) {
+    redis.disconnect();
+    throw new Error(`Redis at ${redactUrl(url)} is unreachable (${(err as Error).message})`);
+  }
+  return redis;
+}
