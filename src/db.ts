@@ -6,6 +6,16 @@ import type { DatabaseConfig } from './config.ts';
 
 const migrationsDirectory = fileURLToPath(new URL('../migrations', import.meta.url));
 
+// Knex's own warnings (a dropped connection, a failed acquire) as one JSON line each, without
+// stack traces; requests report the outage themselves with a 503.
+const log = {
+  warn: (message: unknown) => console.error(JSON.stringify({ level: 'warn', msg: 'database', detail: describe(message) })),
+  error: (message: unknown) => console.error(JSON.stringify({ level: 'error', msg: 'database', detail: describe(message) })),
+  deprecate: () => undefined,
+  debug: () => undefined,
+};
+const describe = (m: unknown) => (m instanceof Error ? m.message : String(m).split('\n')[0]);
+
 export function knexConfig(database: DatabaseConfig): Knex.Config {
   const migrations: Knex.MigratorConfig = {
     directory: migrationsDirectory,
@@ -16,6 +26,7 @@ export function knexConfig(database: DatabaseConfig): Knex.Config {
     return {
       client: 'pg',
       connection: database.connectionString,
+      log,
       pool: { min: 0, max: 10 },
       // Fail fast when PostgreSQL is down, so requests answer 503 instead of waiting a minute.
       acquireConnectionTimeout: 3000,
@@ -24,6 +35,7 @@ export function knexConfig(database: DatabaseConfig): Knex.Config {
   }
   return {
     client: 'better-sqlite3',
+    log,
     connection: { filename: database.filename },
     useNullAsDefault: true,
     migrations,

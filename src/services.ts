@@ -8,7 +8,8 @@ import { LoginThrottle } from './accounts/throttle.ts';
 import { deleteAccountPayloads } from '../adapters/knex.ts';
 import { deleteRedisAccountArtifacts } from '../adapters/redis.ts';
 import type { Stores } from '../adapters/index.ts';
-import { connectRedis } from './stores/redis.ts';
+import { connectRedis, redactUrl } from './stores/redis.ts';
+import { isConnectionError } from './stores/availability.ts';
 import { loadClientSecretKey, loadCookieKeys, SettingsStore } from './settings/store.ts';
 
 /** The domain services every entry point (server, CLI, tests) shares: one source of truth. */
@@ -28,7 +29,13 @@ export async function openServices(config: Config, { migrate = true } = {}): Pro
   const db = openDatabase(config.database);
   let redis: Awaited<ReturnType<typeof connectRedis>> | undefined;
   try {
-    if (migrate) await migrateToLatest(db);
+    if (migrate) {
+      await migrateToLatest(db).catch((err) => {
+        if (!isConnectionError(err)) throw err;
+        const where = config.database.client === 'pg' ? redactUrl(config.database.connectionString) : config.database.filename;
+        throw new Error(`the database at ${where} is unreachable (${(err as Error).message})`);
+      });
+    }
     if (config.redisUrl) redis = await connectRedis(config.redisUrl, config.redisOptions);
     const stores: Stores = { db, ...(redis ? { redis: { client: redis, prefix: config.redisPrefix } } : {}) };
     const settings = new SettingsStore(db);

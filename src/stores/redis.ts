@@ -1,13 +1,13 @@
 import { Redis, type RedisOptions } from 'ioredis';
 
-/** Shows a Redis URL without its password, for messages. */
+/** Shows a store URL without its password, for messages. */
 export function redactUrl(url: string): string {
   try {
     const u = new URL(url);
     if (u.password) u.password = '***';
     return u.toString();
   } catch {
-    return 'the configured Redis URL';
+    return '(unparseable URL)';
   }
 }
 
