@@ -4,6 +4,7 @@ import { GatehouseError, ValidationError } from './errors.ts';
 import { openServices, type Services } from './services.ts';
 import type { Client } from './clients/service.ts';
 import type { User } from './accounts/service.ts';
+import type { ApiKey } from './apikeys/service.ts';
 import { readPassword } from './cli-password.ts';
 
 /**
@@ -32,6 +33,10 @@ const USAGE = `usage: npm run -s cli -- <command> [options] [--json]
   users set-password ID|USERNAME [--password-stdin]
   users disable ID|USERNAME                 sign-in refused, tokens revoked
   users enable ID|USERNAME
+  api-keys create --client CLIENT_ID --scope userdata:read --scope userdata:write [--name N]
+                                            prints the key once
+  api-keys list [--client CLIENT_ID]
+  api-keys revoke KEY_ID
   keys list
   keys rotate                               new signing keys; the old ones stay published
   keys retire KID                           stop publishing a rotated key`;
@@ -256,6 +261,44 @@ async function usersCommand(services: Services, sub: string | undefined, args: s
   }
 }
 
+function apiKeyJson(k: ApiKey) {
+  return {
+    id: k.id,
+    client_id: k.clientId,
+    name: k.name,
+    scopes: k.scopes,
+    created_at: k.createdAt.toISOString(),
+    last_used_at: k.lastUsedAt?.toISOString() ?? null,
+    revoked_at: k.revokedAt?.toISOString() ?? null,
+  };
+}
+
+async function apiKeysCommand(services: Services, sub: string | undefined, args: string[], out: Output): Promise<void> {
+  const { values, positionals } = parse(args, { client: { type: 'string' }, scope: { type: 'string', multiple: true }, name: { type: 'string' } });
+  switch (sub) {
+    case 'create': {
+      if (!values.client) throw new UsageError('missing --client');
+      const { key, apiKey } = await services.apiKeys.create(values.client, (values.scope ?? []).flatMap((s) => s.split(/\s+/)).filter(Boolean), values.name);
+      return out.print(`key:    ${key}   (shown once: store it now)\nid:     ${apiKey.id}\nscopes: ${apiKey.scopes.join(' ')}`, { key, ...apiKeyJson(apiKey) });
+    }
+    case 'list': {
+      const keys = await services.apiKeys.list(values.client);
+      return out.print(
+        keys.length
+          ? keys.map((k) => `${k.id}  ${k.clientId}  ${k.scopes.join(' ')}  ${k.revokedAt ? 'revoked' : `last used ${k.lastUsedAt?.toISOString() ?? 'never'}`}`).join('\n')
+          : 'no API keys',
+        keys.map(apiKeyJson),
+      );
+    }
+    case 'revoke': {
+      const revoked = await services.apiKeys.revoke(requireId(positionals, 'API key id'));
+      return out.print(`revoked API key ${revoked.id}`, apiKeyJson(revoked));
+    }
+    default:
+      throw new UsageError(`unknown api-keys command ${sub ?? '(none)'}`);
+  }
+}
+
 async function keysCommand(services: Services, sub: string | undefined, args: string[], out: Output): Promise<void> {
   const { positionals } = parse(args, {});
   const show = async () => {
@@ -320,6 +363,9 @@ export async function runCli(argv: string[]): Promise<number> {
         return 0;
       case 'keys':
         await keysCommand(services, sub, rest, out);
+        return 0;
+      case 'api-keys':
+        await apiKeysCommand(services, sub, rest, out);
         return 0;
       case 'users':
         await usersCommand(services, sub, rest, out, readStdin);

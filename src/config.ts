@@ -25,6 +25,8 @@ export interface Config {
   apiScopes: string[];
   /** Where the embedded default keeps its files (SQLite database). */
   dataDir: string;
+  /** The largest /userdata document, in bytes of JSON. */
+  userdataMaxBytes: number;
   /** How often each process checks the database for rotated signing keys, in seconds. */
   keysReloadSeconds: number;
   /** Lifetimes in seconds. A grant bounds every refresh token issued under it. */
@@ -63,7 +65,7 @@ const httpUrl = z.string().refine((v) => {
 const seconds = z.coerce.number().int('must be a whole number of seconds').min(1, 'must be at least 1 second').max(10 * 365 * 24 * 60 * 60, 'must be at most ten years');
 
 const scopeToken = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
-const reservedScopes = new Set(['openid', 'profile', 'email', 'offline_access']);
+const reservedScopes = new Set(['openid', 'profile', 'email', 'offline_access', 'userdata']);
 
 const envSchema = z.object({
   PORT: z.coerce.number().int('must be a whole number').min(0).max(65535).default(3000),
@@ -104,9 +106,10 @@ const envSchema = z.object({
     .string()
     .transform((v) => v.split(/[\s,]+/).filter(Boolean))
     .refine((scopes) => scopes.every((s) => scopeToken.test(s)), 'scopes must be printable ASCII without spaces, quotes or backslashes')
-    .refine((scopes) => scopes.every((s) => !reservedScopes.has(s)), 'must not repeat the OpenID Connect scopes')
+    .refine((scopes) => scopes.every((s) => !reservedScopes.has(s)), 'must not repeat the built-in scopes (openid profile email offline_access userdata)')
     .default(['read', 'write']),
   GATEHOUSE_DATA_DIR: z.string().min(1).default('./data'),
+  GATEHOUSE_USERDATA_MAX_BYTES: z.coerce.number().int('must be a whole number of bytes').min(2, 'must be at least 2 bytes').max(16 * 1024 * 1024, 'must be at most 16 MiB').default(64 * 1024),
   GATEHOUSE_KEYS_RELOAD_SECONDS: seconds.default(60),
   GATEHOUSE_ACCESS_TOKEN_TTL: seconds.default(60 * 60),
   GATEHOUSE_REFRESH_TOKEN_TTL: seconds.default(30 * 24 * 60 * 60),
@@ -153,6 +156,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     apiScopes: [...new Set(e.GATEHOUSE_API_SCOPES)],
     dataDir,
     keysReloadSeconds: e.GATEHOUSE_KEYS_RELOAD_SECONDS,
+    userdataMaxBytes: e.GATEHOUSE_USERDATA_MAX_BYTES,
     lifetimes: {
       accessToken: e.GATEHOUSE_ACCESS_TOKEN_TTL,
       refreshToken: e.GATEHOUSE_REFRESH_TOKEN_TTL,

@@ -34,7 +34,7 @@ export function createProvider(deps: ProviderDeps): Provider {
       profile: ['name', 'preferred_username', 'updated_at'],
       email: ['email', 'email_verified'],
     },
-    scopes: ['openid', 'offline_access', ...config.apiScopes],
+    scopes: ['openid', 'offline_access', 'userdata', ...config.apiScopes],
     responseTypes: ['code'],
     clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'none'],
     extraClientMetadata: {

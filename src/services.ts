@@ -5,6 +5,8 @@ import { migrateToLatest, openDatabase } from './db.ts';
 import { KeysService } from './keys/service.ts';
 import { AccountsService } from './accounts/service.ts';
 import { LoginThrottle } from './accounts/throttle.ts';
+import { ApiKeysService } from './apikeys/service.ts';
+import { UserdataService } from './userdata/service.ts';
 import { deleteAccountPayloads } from '../adapters/knex.ts';
 import { deleteRedisAccountArtifacts } from '../adapters/redis.ts';
 import type { Stores } from '../adapters/index.ts';
@@ -22,6 +24,8 @@ export interface Services {
   keys: KeysService;
   accounts: AccountsService;
   throttle: LoginThrottle;
+  apiKeys: ApiKeysService;
+  userdata: UserdataService;
   close(): Promise<void>;
 }
 
@@ -39,7 +43,10 @@ export async function openServices(config: Config, { migrate = true } = {}): Pro
     if (config.redisUrl) redis = await connectRedis(config.redisUrl, config.redisOptions);
     const stores: Stores = { db, ...(redis ? { redis: { client: redis, prefix: config.redisPrefix } } : {}) };
     const settings = new SettingsStore(db);
-    const clients = new ClientsService(db, await loadClientSecretKey(settings), config.apiScopes);
+    const secretKey = await loadClientSecretKey(settings);
+    const clients = new ClientsService(db, secretKey, config.apiScopes);
+    const apiKeys = new ApiKeysService(db, secretKey, async (clientId) => Boolean(await db('clients').first('client_id').where({ client_id: clientId })));
+    const userdata = new UserdataService(db, config.userdataMaxBytes);
     const keys = new KeysService(db);
     const accounts = new AccountsService(db, async (userId) => {
       await deleteAccountPayloads(db, userId);
@@ -50,7 +57,7 @@ export async function openServices(config: Config, { migrate = true } = {}): Pro
       redis?.disconnect();
       await db.destroy();
     };
-    return { config, db, stores, settings, clients, keys, accounts, throttle, close };
+    return { config, db, stores, settings, clients, keys, accounts, throttle, apiKeys, userdata, close };
   } catch (err) {
     redis?.disconnect();
     await db.destroy();

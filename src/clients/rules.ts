@@ -9,7 +9,8 @@ import { ValidationError } from '../errors.ts';
 export const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials'] as const;
 export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'none'] as const;
 export const CLIENT_TYPES = ['confidential', 'public'] as const;
-export const OIDC_SCOPES = ['openid', 'profile', 'email', 'offline_access'] as const;
+/** Scopes that only make sense with a signed-in user; never handed out by client credentials. */
+export const USER_SCOPES = ['openid', 'profile', 'email', 'offline_access', 'userdata'] as const;
 export const ID_TOKEN_ALGS = ['RS256', 'ES256', 'PS256'] as const;
 
 export type GrantType = (typeof GRANT_TYPES)[number];
@@ -148,7 +149,7 @@ export function checkClientSettings(input: ClientSettingsInput, apiScopes: reado
     }
   }
 
-  const known = new Set<string>([...OIDC_SCOPES, ...apiScopes]);
+  const known = new Set<string>([...USER_SCOPES, ...apiScopes]);
   const scope = s.scope.flatMap((v) => v.split(/\s+/)).filter(Boolean);
   const unknown = scope.filter((v) => !known.has(v));
   if (unknown.length) fields.scope = `unknown scope ${unknown.join(', ')}; known scopes are ${[...known].join(' ')}`;

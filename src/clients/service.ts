@@ -137,7 +137,10 @@ export class ClientsService {
   }
 
   async delete(clientId: string): Promise<void> {
-    const removed = await this.db('clients').where({ client_id: clientId }).delete();
+    const removed = await this.db.transaction(async (trx): Promise<number> => {
+      await trx('api_keys').where({ client_id: clientId }).delete();
+      return trx('clients').where({ client_id: clientId }).delete();
+    });
     if (!removed) throw new NotFoundError(`client ${clientId}`);
   }
 

@@ -1,7 +1,7 @@
 import { errors, type KoaContextWithOIDC, type Provider } from 'oidc-provider';
-import { OIDC_SCOPES } from '../clients/rules.ts';
+import { USER_SCOPES } from '../clients/rules.ts';
 
-const oidcScopes = new Set<string>(OIDC_SCOPES);
+const userScopes = new Set<string>(USER_SCOPES);
 
 /**
  * The client credentials grant, registered through provider.registerGrantType before the
@@ -13,7 +13,7 @@ const oidcScopes = new Set<string>(OIDC_SCOPES);
 export function registerClientCredentialsGrant(provider: Provider): void {
   provider.registerGrantType('client_credentials', async (ctx: KoaContextWithOIDC) => {
     const client = ctx.oidc.client!;
-    const allowed = (client.scope ?? '').split(' ').filter((s) => s && !oidcScopes.has(s));
+    const allowed = (client.scope ?? '').split(' ').filter((s) => s && !userScopes.has(s));
     const requested = typeof ctx.oidc.params!.scope === 'string' ? ctx.oidc.params!.scope.split(' ').filter(Boolean) : [];
 
     const refused = requested.find((s) => !allowed.includes(s));

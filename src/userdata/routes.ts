@@ -1,0 +1,146 @@
+import Router from '@koa/router';
+import type Koa from 'koa';
+import type { Knex } from 'knex';
+import type Provider from 'oidc-provider';
+import type { AccountsService } from '../accounts/service.ts';
+import type { ApiKeysService } from '../apikeys/service.ts';
+import { GatehouseError } from '../errors.ts';
+import { hasActiveGrant } from './access.ts';
+import { applyMergePatch, type Json } from './merge-patch.ts';
+import type { Precondition, UserdataService, UserDocument } from './service.ts';
+
+export interface UserdataDeps {
+  provider: () => Provider;
+  db: Knex;
+  accounts: AccountsService;
+  apiKeys: ApiKeysService;
+  userdata: UserdataService;
+  maxBytes: number;
+}
+
+interface Caller {
+  sub: string;
+  clientId: string;
+  canRead: boolean;
+  canWrite: boolean;
+}
+
+const forbidden = () => new GatehouseError(403, 'forbidden', "this client may not reach that user's data");
+
+/** Who is calling, and on whose document: an API key on /userdata/:sub, or the user's own token on /userdata/me. */
+async function authorize(ctx: Koa.Context, deps: UserdataDeps, sub: string): Promise<Caller> {
+  if (sub === 'me') {
+    const match = /^Bearer ([\x21-\x7E]+)$/i.exec(ctx.get('authorization'));
+    if (!match) {
+      ctx.set('www-authenticate', 'Bearer realm="gatehouse", scope="userdata"');
+      throw new GatehouseError(401, 'invalid_token', '/userdata/me needs Authorization: Bearer <access token with the userdata scope>');
+    }
+    const token = await deps.provider().AccessToken.find(match[1]!);
+    if (!token || token.isExpired || !token.accountId) {
+      ctx.set('www-authenticate', 'Bearer realm="gatehouse", error="invalid_token"');
+      throw new GatehouseError(401, 'invalid_token', 'the access token is invalid, expired or revoked');
+    }
+    if (!(token.scope ?? '').split(' ').includes('userdata')) {
+      ctx.set('www-authenticate', 'Bearer realm="gatehouse", error="insufficient_scope", scope="userdata"');
+      throw new GatehouseError(403, 'insufficient_scope', 'the access token was not granted the userdata scope');
+    }
+    if (!(await deps.accounts.findActive(token.accountId))) throw new GatehouseError(403, 'forbidden', 'this user is disabled');
+    return { sub: token.accountId, clientId: token.clientId!, canRead: true, canWrite: true };
+  }
+
+  const presented = ctx.get('x-api-key');
+  if (!presented) throw new GatehouseError(401, 'invalid_api_key', 'send an API key in the X-API-Key header');
+  const key = await deps.apiKeys.verify(presented);
+  if (!key) throw new GatehouseError(401, 'invalid_api_key', 'the API key is unknown or revoked');
+  const canRead = key.scopes.includes('userdata:read');
+  const canWrite = key.scopes.includes('userdata:write');
+  const needsWrite = ctx.method !== 'GET' && ctx.method !== 'HEAD';
+  if (needsWrite ? !canWrite : !canRead) {
+    throw new GatehouseError(403, 'insufficient_scope', `this API key lacks the ${needsWrite ? 'userdata:write' : 'userdata:read'} scope`);
+  }
+  // The same answer whether the user does not exist, never authorized this client, or is
+  // disabled: a client learns nothing about users it may not see.
+  const user = await deps.accounts.findActive(sub);
+  if (!user || !(await hasActiveGrant(deps.db, sub, key.clientId))) throw forbidden();
+  return { sub, clientId: key.clientId, canRead, canWrite };
+}
+
+function parsePrecondition(header: string | undefined): Precondition {
+  if (!header) return undefined;
+  if (header.trim() === '*') return '*';
+  // Strong comparison (RFC 9110): weak validators never match If-Match.
+  return [...header.matchAll(/(W\/)?"(\d+)"/g)].filter((m) => !m[1]).map((m) => Number(m[2]));
+}
+
+async function readJsonObject(ctx: Koa.Context, maxBytes: number, contentType: string): Promise<Record<string, Json>> {
+  if (!ctx.is(contentType)) {
+    throw new GatehouseError(415, 'unsupported_media_type', `send the document as ${contentType}`);
+  }
+  const declared = Number(ctx.get('content-length') || 0);
+  if (declared > maxBytes) throw new GatehouseError(413, 'document_too_large', `the body is larger than ${maxBytes} bytes`);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of ctx.req) {
+    size += (chunk as Buffer).length;
+    if (size > maxBytes) throw new GatehouseError(413, 'document_too_large', `the body is larger than ${maxBytes} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks)));
+  } catch {
+    throw new GatehouseError(400, 'invalid_json', 'the body is not valid UTF-8 JSON');
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new GatehouseError(400, 'invalid_document', 'the document must be a JSON object');
+  }
+  return parsed as Record<string, Json>;
+}
+
+function respond(ctx: Koa.Context, doc: UserDocument, status = 200) {
+  ctx.status = status;
+  ctx.set('etag', `"${doc.version}"`);
+  ctx.set('cache-control', 'no-store');
+  if (status !== 204) ctx.body = doc.document;
+}
+
+/** GET | PUT | PATCH | DELETE /userdata/:sub (X-API-Key) and /userdata/me (Bearer). */
+export function userdataRoutes(deps: UserdataDeps): Router {
+  const router = new Router({ prefix: '/userdata' });
+  const sub = (ctx: Koa.Context) => {
+    const value = String(ctx.params.sub);
+    if (value.length > 255) throw new GatehouseError(400, 'invalid_request', 'the user id is too long');
+    return value;
+  };
+
+  router.get('/:sub', async (ctx) => {
+    const caller = await authorize(ctx, deps, sub(ctx));
+    const doc = await deps.userdata.get(caller.sub);
+    const inm = ctx.get('if-none-match');
+    if (inm && (inm.trim() === '*' || [...inm.matchAll(/"(\d+)"/g)].some((m) => Number(m[1]) === doc.version))) {
+      ctx.status = 304;
+      ctx.set('etag', `"${doc.version}"`);
+      return;
+    }
+    respond(ctx, doc);
+  });
+
+  router.put('/:sub', async (ctx) => {
+    const caller = await authorize(ctx, deps, sub(ctx));
+    const replacement = await readJsonObject(ctx, deps.maxBytes, 'application/json');
+    respond(ctx, await deps.userdata.write(caller.sub, caller.clientId, parsePrecondition(ctx.get('if-match')), () => replacement));
+  });
+
+  router.patch('/:sub', async (ctx) => {
+    const caller = await authorize(ctx, deps, sub(ctx));
+    const patch = await readJsonObject(ctx, deps.maxBytes, 'application/merge-patch+json');
+    respond(ctx, await deps.userdata.write(caller.sub, caller.clientId, parsePrecondition(ctx.get('if-match')), (current) => applyMergePatch(current, patch)));
+  });
+
+  router.delete('/:sub', async (ctx) => {
+    const caller = await authorize(ctx, deps, sub(ctx));
+    respond(ctx, await deps.userdata.write(caller.sub, caller.clientId, parsePrecondition(ctx.get('if-match')), () => ({})), 204);
+  });
+
+  return router;
+}
