@@ -41,6 +41,7 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
     createProvider({
       config,
       stores: services.stores,
+      adapters: services.adapters,
       clients: services.clients,
       jwks,
       cookieKeys,
@@ -75,7 +76,7 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
   for (const router of [
     healthRoutes(services),
     interactionRoutes({ provider: current, accounts: services.accounts, throttle: services.throttle, views }),
-    bearerLogoutRoutes(current, services.db),
+    bearerLogoutRoutes(current, services.grants, services.db),
     userdataRoutes({ provider: current, db: services.db, accounts: services.accounts, apiKeys: services.apiKeys, userdata: services.userdata, maxBytes: config.userdataMaxBytes }),
   ]) {
     app.use(router.routes());

@@ -3,9 +3,11 @@ import { ConfigError, loadConfig } from './config.ts';
 import { GatehouseError, ValidationError } from './errors.ts';
 import { openServices, type Services } from './services.ts';
 import type { Client } from './clients/service.ts';
+import { toClientMetadata } from './clients/metadata.ts';
 import type { User } from './accounts/service.ts';
 import type { ApiKey } from './apikeys/service.ts';
 import { readPassword } from './cli-password.ts';
+import { CLI_ACTOR } from './admin/audit.ts';
 
 /**
  * `npm run -s cli -- <command>`: the operator's command line. Every command calls the same
@@ -37,6 +39,9 @@ const USAGE = `usage: npm run -s cli -- <command> [options] [--json]
                                             prints the key once
   api-keys list [--client CLIENT_ID]
   api-keys revoke KEY_ID
+  users grant-admin ID|USERNAME | remove-admin ID|USERNAME
+  admin-tokens create --name N              a token for the admin API, printed once
+  admin-tokens list | revoke ID
   keys list
   keys rotate                               new signing keys; the old ones stay published
   keys retire KID                           stop publishing a rotated key`;
@@ -92,28 +97,6 @@ function clientInputFrom(values: Record<string, unknown>) {
   };
 }
 
-function clientJson(client: Client, clientSecret?: string | null) {
-  return {
-    client_id: client.clientId,
-    ...(clientSecret ? { client_secret: clientSecret } : {}),
-    client_name: client.name,
-    client_type: client.type,
-    grant_types: client.grantTypes,
-    redirect_uris: client.redirectUris,
-    post_logout_redirect_uris: client.postLogoutRedirectUris,
-    allowed_origins: client.allowedOrigins,
-    scope: client.scope.join(' '),
-    token_endpoint_auth_method: client.authMethod,
-    require_pkce: client.requirePkce,
-    id_token_signed_response_alg: client.idTokenSignedResponseAlg,
-    logo_uri: client.logoUri,
-    client_uri: client.clientUri,
-    disabled: client.disabled,
-    created_at: client.createdAt.toISOString(),
-    updated_at: client.updatedAt.toISOString(),
-  };
-}
-
 function clientText(client: Client, clientSecret?: string | null): string {
   const lines = [
     `client_id:     ${client.clientId}`,
@@ -143,33 +126,33 @@ async function clientsCommand(services: Services, sub: string | undefined, args:
   switch (sub) {
     case 'create': {
       if (positionals.length) throw new UsageError(`unexpected argument ${positionals[0]}`);
-      const { client, clientSecret } = await services.clients.create(clientInputFrom(values));
-      return out.print(clientText(client, clientSecret), clientJson(client, clientSecret));
+      const { client, clientSecret } = await services.admin.createClient(CLI_ACTOR, clientInputFrom(values));
+      return out.print(clientText(client, clientSecret), toClientMetadata(client, clientSecret));
     }
     case 'list': {
       const clients = await services.clients.list();
       return out.print(
         clients.length ? clients.map((c) => `${c.clientId}  ${c.type.padEnd(12)} ${c.disabled ? '[disabled] ' : ''}${c.name}`).join('\n') : 'no clients yet',
-        clients.map((c) => clientJson(c)),
+        clients.map((c) => toClientMetadata(c)),
       );
     }
     case 'show': {
       const client = await services.clients.get(requireId(positionals, 'client id'));
-      return out.print(clientText(client), clientJson(client));
+      return out.print(clientText(client), toClientMetadata(client));
     }
     case 'update': {
       const id = requireId(positionals, 'client id');
       const disabled = values.disable ? true : values.enable ? false : undefined;
-      const { client, clientSecret } = await services.clients.update(id, { ...clientInputFrom(values), disabled });
-      return out.print(clientText(client, clientSecret), clientJson(client, clientSecret));
+      const { client, clientSecret } = await services.admin.updateClient(CLI_ACTOR, id, { ...clientInputFrom(values), disabled });
+      return out.print(clientText(client, clientSecret), toClientMetadata(client, clientSecret));
     }
     case 'delete': {
       const id = requireId(positionals, 'client id');
-      await services.clients.delete(id);
+      await services.admin.deleteClient(CLI_ACTOR, id);
       return out.print(`deleted client ${id}`, { client_id: id, deleted: true });
     }
     case 'rotate-secret': {
-      const { client, clientSecret } = await services.clients.rotateSecret(requireId(positionals, 'client id'));
+      const { client, clientSecret } = await services.admin.rotateClientSecret(CLI_ACTOR, requireId(positionals, 'client id'));
       return out.print(
         `client_id:     ${client.clientId}\nclient_secret: ${clientSecret}   (shown once; the old secret no longer works)`,
         { client_id: client.clientId, client_secret: clientSecret },
@@ -224,7 +207,7 @@ async function usersCommand(services: Services, sub: string | undefined, args: s
       if (positionals.length) throw new UsageError(`unexpected argument ${positionals[0]}`);
       if (!values.username) throw new UsageError('missing --username');
       if (!values.email) throw new UsageError('missing --email');
-      const user = await services.accounts.create({
+      const user = await services.admin.createUser(CLI_ACTOR, {
         username: values.username,
         email: values.email,
         name: values.name,
@@ -247,14 +230,20 @@ async function usersCommand(services: Services, sub: string | undefined, args: s
     }
     case 'set-password': {
       const user = await services.accounts.resolve(requireId(positionals, 'user id or username'));
-      const updated = await services.accounts.setPassword(user.id, await password());
+      const updated = await services.admin.setUserPassword(CLI_ACTOR, user.id, await password());
       return out.print(`password changed for ${updated.username}`, userJson(updated));
     }
     case 'disable':
     case 'enable': {
       const user = await services.accounts.resolve(requireId(positionals, 'user id or username'));
-      const updated = await services.accounts.setDisabled(user.id, sub === 'disable');
+      const updated = await services.admin.setUserDisabled(CLI_ACTOR, user.id, sub === 'disable');
       return out.print(`${updated.username} is ${updated.disabled ? 'disabled; its sessions and tokens are revoked' : 'enabled'}`, userJson(updated));
+    }
+    case 'grant-admin':
+    case 'remove-admin': {
+      const user = await services.accounts.resolve(requireId(positionals, 'user id or username'));
+      const updated = await services.admin.setUserAdmin(CLI_ACTOR, user.id, sub === 'grant-admin');
+      return out.print(`${updated.username} is ${updated.isAdmin ? 'now an admin' : 'no longer an admin'}`, userJson(updated));
     }
     default:
       throw new UsageError(`unknown users command ${sub ?? '(none)'}`);
@@ -278,7 +267,7 @@ async function apiKeysCommand(services: Services, sub: string | undefined, args:
   switch (sub) {
     case 'create': {
       if (!values.client) throw new UsageError('missing --client');
-      const { key, apiKey } = await services.apiKeys.create(values.client, (values.scope ?? []).flatMap((s) => s.split(/\s+/)).filter(Boolean), values.name);
+      const { key, apiKey } = await services.admin.createApiKey(CLI_ACTOR, values.client, (values.scope ?? []).flatMap((s) => s.split(/\s+/)).filter(Boolean), values.name);
       return out.print(`key:    ${key}   (shown once: store it now)\nid:     ${apiKey.id}\nscopes: ${apiKey.scopes.join(' ')}`, { key, ...apiKeyJson(apiKey) });
     }
     case 'list': {
@@ -291,11 +280,39 @@ async function apiKeysCommand(services: Services, sub: string | undefined, args:
       );
     }
     case 'revoke': {
-      const revoked = await services.apiKeys.revoke(requireId(positionals, 'API key id'));
+      const revoked = await services.admin.revokeApiKey(CLI_ACTOR, requireId(positionals, 'API key id'));
       return out.print(`revoked API key ${revoked.id}`, apiKeyJson(revoked));
     }
     default:
       throw new UsageError(`unknown api-keys command ${sub ?? '(none)'}`);
+  }
+}
+
+async function adminTokensCommand(services: Services, sub: string | undefined, args: string[], out: Output): Promise<void> {
+  const { values, positionals } = parse(args, { name: { type: 'string' } });
+  const json = (t: { id: string; name: string; createdAt: Date; lastUsedAt: Date | null; revokedAt: Date | null }) => ({
+    id: t.id,
+    name: t.name,
+    created_at: t.createdAt.toISOString(),
+    last_used_at: t.lastUsedAt?.toISOString() ?? null,
+    revoked_at: t.revokedAt?.toISOString() ?? null,
+  });
+  switch (sub) {
+    case 'create': {
+      if (!values.name) throw new UsageError('missing --name');
+      const { token, adminToken } = await services.admin.createAdminToken(CLI_ACTOR, values.name);
+      return out.print(`token: ${token}   (shown once: store it now)\nid:    ${adminToken.id}`, { token, ...json(adminToken) });
+    }
+    case 'list': {
+      const tokens = await services.adminTokens.list();
+      return out.print(tokens.length ? tokens.map((t) => `${t.id}  ${t.name}${t.revokedAt ? '  [revoked]' : ''}`).join('\n') : 'no admin tokens', tokens.map(json));
+    }
+    case 'revoke': {
+      const revoked = await services.admin.revokeAdminToken(CLI_ACTOR, requireId(positionals, 'admin token id'));
+      return out.print(`revoked admin token ${revoked.id}`, json(revoked));
+    }
+    default:
+      throw new UsageError(`unknown admin-tokens command ${sub ?? '(none)'}`);
   }
 }
 
@@ -313,11 +330,11 @@ async function keysCommand(services: Services, sub: string | undefined, args: st
       await services.keys.ensureSigningKeys();
       return show();
     case 'rotate':
-      await services.keys.rotate();
+      await services.admin.rotateSigningKeys(CLI_ACTOR);
       return show();
     case 'retire': {
       const kid = requireId(positionals, 'key id');
-      await services.keys.retire(kid);
+      await services.admin.retireSigningKey(CLI_ACTOR, kid);
       return out.print(`retired key ${kid}`, { kid, retired: true });
     }
     default:
@@ -363,6 +380,9 @@ export async function runCli(argv: string[]): Promise<number> {
         return 0;
       case 'keys':
         await keysCommand(services, sub, rest, out);
+        return 0;
+      case 'admin-tokens':
+        await adminTokensCommand(services, sub, rest, out);
         return 0;
       case 'api-keys':
         await apiKeysCommand(services, sub, rest, out);

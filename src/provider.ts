@@ -1,5 +1,5 @@
-import Provider, { type Configuration, type FindAccount, type KoaContextWithOIDC } from 'oidc-provider';
-import { createAdapterFactory, type Stores } from '../adapters/index.ts';
+import Provider, { type AdapterFactory, type Configuration, type FindAccount, type KoaContextWithOIDC } from 'oidc-provider';
+import type { Stores } from '../adapters/index.ts';
 import type { ClientsService } from './clients/service.ts';
 import type { Config } from './config.ts';
 import { registerClientCredentialsGrant } from './grants/client-credentials.ts';
@@ -9,6 +9,7 @@ import { findLatestGrantId } from '../adapters/knex.ts';
 export interface ProviderDeps {
   config: Config;
   stores: Stores;
+  adapters: AdapterFactory;
   clients: ClientsService;
   jwks: { keys: object[] };
   cookieKeys: string[];
@@ -21,7 +22,7 @@ export function createProvider(deps: ProviderDeps): Provider {
   const { lifetimes } = config;
 
   const configuration: Configuration = {
-    adapter: createAdapterFactory(deps.stores, clients),
+    adapter: deps.adapters,
     jwks: deps.jwks as Configuration['jwks'],
     cookies: {
       keys: deps.cookieKeys,

@@ -9,7 +9,12 @@ import { ApiKeysService } from './apikeys/service.ts';
 import { UserdataService } from './userdata/service.ts';
 import { deleteAccountPayloads } from '../adapters/knex.ts';
 import { deleteRedisAccountArtifacts } from '../adapters/redis.ts';
-import type { Stores } from '../adapters/index.ts';
+import { createAdapterFactory, type Stores } from '../adapters/index.ts';
+import type { AdapterFactory } from 'oidc-provider';
+import { GrantsService } from './grants/service.ts';
+import { AuditLog } from './admin/audit.ts';
+import { AdminOperations } from './admin/operations.ts';
+import { AdminTokensService } from './admin/tokens.ts';
 import { connectRedis, redactUrl } from './stores/redis.ts';
 import { isConnectionError } from './stores/availability.ts';
 import { loadClientSecretKey, loadCookieKeys, SettingsStore } from './settings/store.ts';
@@ -26,6 +31,13 @@ export interface Services {
   throttle: LoginThrottle;
   apiKeys: ApiKeysService;
   userdata: UserdataService;
+  /** The one adapter factory: oidc-provider's storage, also used to revoke grants outside a request. */
+  adapters: AdapterFactory;
+  grants: GrantsService;
+  adminTokens: AdminTokensService;
+  audit: AuditLog;
+  /** Every operator change, audited: what the CLI, admin pages and admin API call. */
+  admin: AdminOperations;
   close(): Promise<void>;
 }
 
@@ -53,11 +65,16 @@ export async function openServices(config: Config, { migrate = true } = {}): Pro
       if (redis) await deleteRedisAccountArtifacts(redis, config.redisPrefix, userId);
     });
     const throttle = new LoginThrottle(db);
+    const adapters = createAdapterFactory(stores, clients);
+    const grants = new GrantsService(db, adapters);
+    const adminTokens = new AdminTokensService(db, secretKey);
+    const audit = new AuditLog(db);
+    const admin = new AdminOperations(clients, accounts, apiKeys, grants, keys, adminTokens, audit);
     const close = async () => {
       redis?.disconnect();
       await db.destroy();
     };
-    return { config, db, stores, settings, clients, keys, accounts, throttle, apiKeys, userdata, close };
+    return { config, db, stores, settings, clients, keys, accounts, throttle, apiKeys, userdata, adapters, grants, adminTokens, audit, admin, close };
   } catch (err) {
     redis?.disconnect();
     await db.destroy();

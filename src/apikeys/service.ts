@@ -1,17 +1,12 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Knex } from 'knex';
 import { z } from 'zod';
 import { NotFoundError, ValidationError } from '../errors.ts';
+import { KeyedTokens } from '../settings/keyed-tokens.ts';
 
-/**
- * API keys let a client's backend reach /userdata. A key reads `ghk_<id>_<secret>`: the prefix
- * lets secret scanners recognise a leaked key, the id finds the row, and only an HMAC of the
- * secret is stored (256 random bits: a keyed hash is enough, and fast).
- */
+/** API keys let a client's backend reach /userdata: `ghk_<id>_<secret>` (see KeyedTokens). */
 export const API_KEY_SCOPES = ['userdata:read', 'userdata:write'] as const;
 export type ApiKeyScope = (typeof API_KEY_SCOPES)[number];
 export const API_KEY_PREFIX = 'ghk_';
-const KEY_FORMAT = /^ghk_([A-Za-z0-9]{16})_([A-Za-z0-9_-]{43})$/;
 
 // Recording every use would turn each read into a write; a minute's precision is enough.
 const LAST_USED_PRECISION_MS = 60_000;
@@ -48,23 +43,15 @@ const toApiKey = (r: z.output<typeof row>): ApiKey => ({
   revokedAt: r.revoked_at,
 });
 
-const alphanumeric = (n: number) => {
-  const chars = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
-  let out = '';
-  // 248 is the largest multiple of 62 below 256: rejecting above it keeps the draw uniform.
-  while (out.length < n) for (const b of randomBytes(n)) if (b < 248 && out.length < n) out += chars[b % 62];
-  return out;
-};
-
 export class ApiKeysService {
+  private readonly tokens: KeyedTokens;
+
   constructor(
     private readonly db: Knex,
-    private readonly secretKey: Buffer,
+    secretKey: Buffer,
     private readonly clientExists: (clientId: string) => Promise<boolean>,
-  ) {}
-
-  private hash(secret: string): Buffer {
-    return createHmac('sha256', this.secretKey).update(secret).digest();
+  ) {
+    this.tokens = new KeyedTokens(API_KEY_PREFIX, secretKey);
   }
 
   async create(clientId: string, scopes: unknown[], name = ''): Promise<{ key: string; apiKey: ApiKey }> {
@@ -77,19 +64,18 @@ export class ApiKeysService {
     if (typeof name !== 'string' || name.length > 200) fields.name = 'must be at most 200 characters';
     if (Object.keys(fields).length) throw new ValidationError(fields);
 
-    const id = alphanumeric(16);
-    const secret = randomBytes(32).toString('base64url');
+    const { id, token, secretHash } = this.tokens.issue();
     await this.db('api_keys').insert({
       id,
       client_id: clientId,
-      secret_hash: this.hash(secret).toString('base64url'),
+      secret_hash: secretHash,
       scopes: JSON.stringify(API_KEY_SCOPES.filter((s) => unique.includes(s))),
       name: name.trim(),
       created_at: Date.now(),
       last_used_at: null,
       revoked_at: null,
     });
-    return { key: `${API_KEY_PREFIX}${id}_${secret}`, apiKey: await this.get(id) };
+    return { key: token, apiKey: await this.get(id) };
   }
 
   async get(id: string): Promise<ApiKey> {
@@ -112,21 +98,18 @@ export class ApiKeysService {
 
   /** The live key a presented string stands for, or undefined (unknown, malformed or revoked). */
   async verify(presented: string): Promise<ApiKey | undefined> {
-    const match = KEY_FORMAT.exec(presented);
-    if (!match) return undefined;
-    const [, id, secret] = match;
-    const r = await this.db('api_keys').where({ id }).first();
+    const named = this.tokens.parse(presented);
+    if (!named) return undefined;
+    const r = await this.db('api_keys').where({ id: named.id }).first();
     if (!r) return undefined;
     const parsed = row.parse(r);
-    const expected = Buffer.from(parsed.secret_hash, 'base64url');
-    const actual = this.hash(secret!);
-    if (expected.length !== actual.length || !timingSafeEqual(expected, actual) || parsed.revoked_at) return undefined;
+    if (!this.tokens.matches(parsed.secret_hash, named.secret) || parsed.revoked_at) return undefined;
     // A disabled client's keys stop working with it.
     const client = await this.db('clients').first('disabled').where({ client_id: parsed.client_id });
     if (!client || client.disabled) return undefined;
     const now = Date.now();
     if (!parsed.last_used_at || now - parsed.last_used_at.getTime() > LAST_USED_PRECISION_MS) {
-      await this.db('api_keys').where({ id }).update({ last_used_at: now });
+      await this.db('api_keys').where({ id: named.id }).update({ last_used_at: now });
       parsed.last_used_at = new Date(now);
     }
     return toApiKey(parsed);

@@ -8,7 +8,16 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 const SCHEME = 'hmac-sha256';
 
 export const generateClientSecret = () => randomBytes(32).toString('base64url');
-export const generateClientId = () => randomBytes(18).toString('base64url');
+/**
+ * base64url, but never starting with "-": operators pass client ids to the CLI as arguments,
+ * and `clients show -Ab…` reads as an unknown option -A.
+ */
+export function generateClientId(): string {
+  let id: string;
+  do id = randomBytes(18).toString('base64url');
+  while (id.startsWith('-'));
+  return id;
+}
 
 export function hashClientSecret(secret: string, key: Buffer): string {
   return `${SCHEME}$${createHmac('sha256', key).update(secret, 'utf8').digest('base64url')}`;

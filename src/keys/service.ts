@@ -29,12 +29,20 @@ const keyRow = z.object({
   rotated_at: z.union([z.number(), z.string(), z.null()]).transform((v) => (v === null ? null : new Date(Number(v)))),
 });
 
+/** base64url, but never starting with "-", which `keys retire -Ab…` would read as an option. */
+export function generateKid(): string {
+  let kid: string;
+  do kid = randomBytes(12).toString('base64url');
+  while (kid.startsWith('-'));
+  return kid;
+}
+
 function generateJwk(alg: SigningAlg): JsonWebKey & { kid: string; alg: string; use: string } {
   const { privateKey } =
     alg === 'RS256'
       ? generateKeyPairSync('rsa', { modulusLength: 2048 })
       : generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  return { ...privateKey.export({ format: 'jwk' }), kid: randomBytes(12).toString('base64url'), alg, use: 'sig' };
+  return { ...privateKey.export({ format: 'jwk' }), kid: generateKid(), alg, use: 'sig' };
 }
 
 export class KeysService {

@@ -3,9 +3,10 @@ import type { Knex } from 'knex';
 import type Provider from 'oidc-provider';
 import { GatehouseError } from '../errors.ts';
 import { revokeGrantForBearerLogout } from '../grants/revocation.ts';
+import type { GrantsService } from '../grants/service.ts';
 
 /** POST /logout with Authorization: Bearer <access token>. */
-export function bearerLogoutRoutes(provider: () => Provider, db: Knex): Router {
+export function bearerLogoutRoutes(provider: () => Provider, grants: GrantsService, db: Knex): Router {
   const router = new Router();
   router.post('/logout', async (ctx) => {
     ctx.set('cache-control', 'no-store');
@@ -15,7 +16,7 @@ export function bearerLogoutRoutes(provider: () => Provider, db: Knex): Router {
       throw new GatehouseError(401, 'invalid_token', 'send the access token as Authorization: Bearer <token>');
     }
     try {
-      await revokeGrantForBearerLogout(provider(), db, match[1]!);
+      await revokeGrantForBearerLogout(provider(), grants, db, match[1]!);
     } catch (err) {
       if (err instanceof GatehouseError && err.status === 401) {
         ctx.set('www-authenticate', 'Bearer realm="gatehouse", error="invalid_token"');

@@ -1,0 +1,119 @@
+import type { AccountsService, User } from '../accounts/service.ts';
+import type { ApiKeysService } from '../apikeys/service.ts';
+import type { ClientSettingsInput } from '../clients/rules.ts';
+import type { ClientsService, ClientWithSecret } from '../clients/service.ts';
+import type { GrantsService } from '../grants/service.ts';
+import type { KeysService } from '../keys/service.ts';
+import type { Actor, AuditLog } from './audit.ts';
+import type { AdminTokensService } from './tokens.ts';
+
+/**
+ * Every change an operator can make, from the CLI, the admin pages or the admin API: the same
+ * services underneath, and one audit entry per change (never with a secret in it).
+ */
+export class AdminOperations {
+  constructor(
+    private readonly clients: ClientsService,
+    private readonly accounts: AccountsService,
+    private readonly apiKeys: ApiKeysService,
+    private readonly grants: GrantsService,
+    private readonly keys: KeysService,
+    private readonly adminTokens: AdminTokensService,
+    readonly audit: AuditLog,
+  ) {}
+
+  async createClient(actor: Actor, input: ClientSettingsInput): Promise<ClientWithSecret> {
+    const created = await this.clients.create(input);
+    await this.audit.record(actor, 'client.create', `client:${created.client.clientId}`, { name: created.client.name, type: created.client.type });
+    return created;
+  }
+
+  async updateClient(actor: Actor, clientId: string, changes: ClientSettingsInput & { disabled?: boolean }): Promise<ClientWithSecret> {
+    const updated = await this.clients.update(clientId, changes);
+    const changed = Object.keys(changes).filter((k) => changes[k as keyof typeof changes] !== undefined);
+    await this.audit.record(actor, 'client.update', `client:${clientId}`, { fields: changed });
+    return updated;
+  }
+
+  async deleteClient(actor: Actor, clientId: string): Promise<void> {
+    const client = await this.clients.get(clientId);
+    await this.clients.delete(clientId);
+    await this.audit.record(actor, 'client.delete', `client:${clientId}`, { name: client.name });
+  }
+
+  async rotateClientSecret(actor: Actor, clientId: string): Promise<ClientWithSecret> {
+    const rotated = await this.clients.rotateSecret(clientId);
+    await this.audit.record(actor, 'client.rotate_secret', `client:${clientId}`);
+    return rotated;
+  }
+
+  async createUser(actor: Actor, input: Parameters<AccountsService['create']>[0]): Promise<User> {
+    const user = await this.accounts.create(input);
+    await this.audit.record(actor, 'user.create', `user:${user.id}`, { username: user.username, admin: user.isAdmin });
+    return user;
+  }
+
+  async updateUser(actor: Actor, id: string, changes: { email?: unknown; name?: unknown; emailVerified?: boolean }): Promise<User> {
+    const user = await this.accounts.update(id, changes);
+    await this.audit.record(actor, 'user.update', `user:${id}`, { fields: Object.keys(changes) });
+    return user;
+  }
+
+  async setUserPassword(actor: Actor, id: string, password: string): Promise<User> {
+    const user = await this.accounts.setPassword(id, password);
+    await this.audit.record(actor, 'user.set_password', `user:${id}`);
+    return user;
+  }
+
+  async setUserDisabled(actor: Actor, id: string, disabled: boolean): Promise<User> {
+    const user = await this.accounts.setDisabled(id, disabled);
+    await this.audit.record(actor, disabled ? 'user.disable' : 'user.enable', `user:${id}`);
+    return user;
+  }
+
+  async setUserAdmin(actor: Actor, id: string, isAdmin: boolean): Promise<User> {
+    const user = await this.accounts.setAdmin(id, isAdmin);
+    await this.audit.record(actor, isAdmin ? 'user.grant_admin' : 'user.remove_admin', `user:${id}`);
+    return user;
+  }
+
+  async revokeUserGrant(actor: Actor, sub: string, grantId: string): Promise<void> {
+    await this.grants.revokeForUser(sub, grantId);
+    await this.audit.record(actor, 'grant.revoke', `grant:${grantId}`, { user: sub });
+  }
+
+  async createApiKey(actor: Actor, clientId: string, scopes: unknown[], name?: string) {
+    const created = await this.apiKeys.create(clientId, scopes, name);
+    await this.audit.record(actor, 'api_key.create', `api_key:${created.apiKey.id}`, { client: clientId, scopes: created.apiKey.scopes });
+    return created;
+  }
+
+  async revokeApiKey(actor: Actor, id: string) {
+    const revoked = await this.apiKeys.revoke(id);
+    await this.audit.record(actor, 'api_key.revoke', `api_key:${id}`, { client: revoked.clientId });
+    return revoked;
+  }
+
+  async createAdminToken(actor: Actor, name: unknown) {
+    const created = await this.adminTokens.create(name);
+    await this.audit.record(actor, 'admin_token.create', `admin_token:${created.adminToken.id}`, { name: created.adminToken.name });
+    return created;
+  }
+
+  async revokeAdminToken(actor: Actor, id: string) {
+    const revoked = await this.adminTokens.revoke(id);
+    await this.audit.record(actor, 'admin_token.revoke', `admin_token:${id}`);
+    return revoked;
+  }
+
+  async rotateSigningKeys(actor: Actor) {
+    const keys = await this.keys.rotate();
+    await this.audit.record(actor, 'keys.rotate', 'signing_keys');
+    return keys;
+  }
+
+  async retireSigningKey(actor: Actor, kid: string) {
+    await this.keys.retire(kid);
+    await this.audit.record(actor, 'keys.retire', `signing_key:${kid}`);
+  }
+}

@@ -1,0 +1,67 @@
+import type { Client } from './service.ts';
+import type { ClientSettingsInput } from './rules.ts';
+
+/**
+ * Clients as the outside world names them: the client metadata of OAuth dynamic client
+ * registration (RFC 7591), plus Gatehouse's own fields. Used by the CLI's --json output and
+ * by the admin API, in both directions.
+ */
+export function toClientMetadata(client: Client, clientSecret?: string | null) {
+  return {
+    client_id: client.clientId,
+    ...(clientSecret ? { client_secret: clientSecret } : {}),
+    client_name: client.name,
+    client_type: client.type,
+    grant_types: client.grantTypes,
+    response_types: client.grantTypes.includes('authorization_code') ? ['code'] : [],
+    redirect_uris: client.redirectUris,
+    post_logout_redirect_uris: client.postLogoutRedirectUris,
+    allowed_origins: client.allowedOrigins,
+    scope: client.scope.join(' '),
+    token_endpoint_auth_method: client.authMethod,
+    require_pkce: client.requirePkce,
+    id_token_signed_response_alg: client.idTokenSignedResponseAlg,
+    logo_uri: client.logoUri,
+    client_uri: client.clientUri,
+    disabled: client.disabled,
+    created_at: client.createdAt.toISOString(),
+    updated_at: client.updatedAt.toISOString(),
+  };
+}
+
+const METADATA_FIELDS: Record<string, keyof ClientSettingsInput | 'disabled'> = {
+  client_name: 'name',
+  client_type: 'type',
+  grant_types: 'grantTypes',
+  redirect_uris: 'redirectUris',
+  post_logout_redirect_uris: 'postLogoutRedirectUris',
+  allowed_origins: 'allowedOrigins',
+  token_endpoint_auth_method: 'authMethod',
+  require_pkce: 'requirePkce',
+  id_token_signed_response_alg: 'idTokenSignedResponseAlg',
+  logo_uri: 'logoUri',
+  client_uri: 'clientUri',
+  disabled: 'disabled',
+};
+
+/** What the client may not set; everything else unknown is refused too, by name. */
+const READ_ONLY = new Set(['client_id', 'client_secret', 'created_at', 'updated_at', 'response_types']);
+
+/**
+ * Reads RFC 7591 metadata into client settings. `token_endpoint_auth_method: "none"` alone
+ * makes a public client, as in dynamic registration. Returns the unknown field names too.
+ */
+export function fromClientMetadata(body: Record<string, unknown>): { input: ClientSettingsInput & { disabled?: boolean }; unknown: string[] } {
+  const input: Record<string, unknown> = {};
+  const unknown: string[] = [];
+  for (const [key, value] of Object.entries(body)) {
+    const field = METADATA_FIELDS[key];
+    if (key === 'scope') input.scope = typeof value === 'string' ? value.split(/\s+/).filter(Boolean) : value;
+    else if (field) input[field] = value;
+    else if (!READ_ONLY.has(key)) unknown.push(key);
+  }
+  if (input.type === undefined && input.authMethod !== undefined) {
+    input.type = input.authMethod === 'none' ? 'public' : 'confidential';
+  }
+  return { input: input as ClientSettingsInput & { disabled?: boolean }, unknown };
+}
