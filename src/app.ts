@@ -11,6 +11,7 @@ import { bearerLogoutRoutes } from './logout/routes.ts';
 import { createProvider } from './provider.ts';
 import { securityHeaders } from './security-headers.ts';
 import { userdataRoutes } from './userdata/routes.ts';
+import { adminApiRoutes } from './admin/api-routes.ts';
 import { loadCookieKeys, type Services } from './services.ts';
 import { isConnectionError } from './stores/availability.ts';
 
@@ -77,6 +78,7 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
     healthRoutes(services),
     interactionRoutes({ provider: current, accounts: services.accounts, throttle: services.throttle, views }),
     bearerLogoutRoutes(current, services.grants, services.db),
+    adminApiRoutes(services),
     userdataRoutes({ provider: current, db: services.db, accounts: services.accounts, apiKeys: services.apiKeys, userdata: services.userdata, maxBytes: config.userdataMaxBytes }),
   ]) {
     app.use(router.routes());

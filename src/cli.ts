@@ -5,9 +5,9 @@ import { openServices, type Services } from './services.ts';
 import type { Client } from './clients/service.ts';
 import { toClientMetadata } from './clients/metadata.ts';
 import type { User } from './accounts/service.ts';
-import type { ApiKey } from './apikeys/service.ts';
 import { readPassword } from './cli-password.ts';
 import { CLI_ACTOR } from './admin/audit.ts';
+import { adminTokenJson, apiKeyJson, userJson } from './admin/representations.ts';
 
 /**
  * `npm run -s cli -- <command>`: the operator's command line. Every command calls the same
@@ -163,21 +163,6 @@ async function clientsCommand(services: Services, sub: string | undefined, args:
   }
 }
 
-function userJson(user: User) {
-  return {
-    id: user.id,
-    username: user.username,
-    email: user.email,
-    email_verified: user.emailVerified,
-    name: user.name,
-    admin: user.isAdmin,
-    disabled: user.disabled,
-    must_reset_password: user.mustResetPassword,
-    created_at: user.createdAt.toISOString(),
-    updated_at: user.updatedAt.toISOString(),
-  };
-}
-
 function userText(user: User): string {
   return [
     `id (sub):  ${user.id}`,
@@ -250,18 +235,6 @@ async function usersCommand(services: Services, sub: string | undefined, args: s
   }
 }
 
-function apiKeyJson(k: ApiKey) {
-  return {
-    id: k.id,
-    client_id: k.clientId,
-    name: k.name,
-    scopes: k.scopes,
-    created_at: k.createdAt.toISOString(),
-    last_used_at: k.lastUsedAt?.toISOString() ?? null,
-    revoked_at: k.revokedAt?.toISOString() ?? null,
-  };
-}
-
 async function apiKeysCommand(services: Services, sub: string | undefined, args: string[], out: Output): Promise<void> {
   const { values, positionals } = parse(args, { client: { type: 'string' }, scope: { type: 'string', multiple: true }, name: { type: 'string' } });
   switch (sub) {
@@ -290,13 +263,7 @@ async function apiKeysCommand(services: Services, sub: string | undefined, args:
 
 async function adminTokensCommand(services: Services, sub: string | undefined, args: string[], out: Output): Promise<void> {
   const { values, positionals } = parse(args, { name: { type: 'string' } });
-  const json = (t: { id: string; name: string; createdAt: Date; lastUsedAt: Date | null; revokedAt: Date | null }) => ({
-    id: t.id,
-    name: t.name,
-    created_at: t.createdAt.toISOString(),
-    last_used_at: t.lastUsedAt?.toISOString() ?? null,
-    revoked_at: t.revokedAt?.toISOString() ?? null,
-  });
+  const json = adminTokenJson;
   switch (sub) {
     case 'create': {
       if (!values.name) throw new UsageError('missing --name');

@@ -1,0 +1,166 @@
+import Router from '@koa/router';
+import type Koa from 'koa';
+import { koaBody } from 'koa-body';
+import { GatehouseError, ValidationError } from '../errors.ts';
+import { fromClientMetadata, toClientMetadata } from '../clients/metadata.ts';
+import type { Services } from '../services.ts';
+import type { Actor } from './audit.ts';
+import { openApiDocument } from './openapi.ts';
+import { apiKeyJson, auditJson, grantJson, userJson } from './representations.ts';
+
+// JSON only, parsed on these routes alone (never before the provider), small.
+const jsonBody = koaBody({ json: true, urlencoded: false, multipart: false, text: false, jsonLimit: '64kb', jsonStrict: true });
+
+type State = { actor: Actor };
+
+function objectBody(ctx: Koa.Context): Record<string, unknown> {
+  const body: unknown = (ctx.request as { body?: unknown }).body;
+  if (!ctx.is('application/json')) throw new GatehouseError(415, 'unsupported_media_type', 'send a JSON object with Content-Type: application/json');
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new GatehouseError(400, 'invalid_request', 'the body must be a JSON object');
+  return body as Record<string, unknown>;
+}
+
+const optionalBoolean = (body: Record<string, unknown>, key: string): boolean | undefined => {
+  const v = body[key];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'boolean') throw new ValidationError({ [key]: 'must be true or false' });
+  return v;
+};
+
+/** The admin API under /admin/api: the same audited operations as the pages and the CLI. */
+export function adminApiRoutes(services: Services): Router<State> {
+  const { admin, clients, accounts, apiKeys, grants, audit } = services;
+  const router = new Router<State>({ prefix: '/admin/api' });
+
+  router.get('/openapi.json', (ctx) => {
+    ctx.body = openApiDocument(services.config.issuer);
+  });
+
+  router.use(async (ctx, next) => {
+    ctx.set('cache-control', 'no-store');
+    const match = /^Bearer ([\x21-\x7E]+)$/i.exec(ctx.get('authorization'));
+    const token = match ? await services.adminTokens.verify(match[1]!) : undefined;
+    if (!token) {
+      ctx.set('www-authenticate', 'Bearer realm="gatehouse-admin"');
+      throw new GatehouseError(401, 'invalid_token', 'send an admin API token: Authorization: Bearer gha_…');
+    }
+    ctx.state.actor = { label: `admin-token:${token.id} (${token.name})`, address: ctx.ip };
+    await next();
+  });
+
+  // Clients, in RFC 7591 client metadata.
+  router.get('/clients', async (ctx) => {
+    const search = typeof ctx.query.search === 'string' ? ctx.query.search.toLowerCase() : '';
+    const all = await clients.list();
+    ctx.body = all.filter((c) => !search || c.name.toLowerCase().includes(search) || c.clientId.toLowerCase().includes(search)).map((c) => toClientMetadata(c));
+  });
+  const clientInput = (ctx: Koa.Context) => {
+    const { input, unknown } = fromClientMetadata(objectBody(ctx));
+    if (unknown.length) throw new ValidationError(Object.fromEntries(unknown.map((k) => [k, 'is not a client metadata field Gatehouse knows'])), 'invalid_client_metadata');
+    return input;
+  };
+  router.post('/clients', jsonBody, async (ctx) => {
+    const { disabled, ...input } = clientInput(ctx);
+    const { client, clientSecret } = await admin.createClient(ctx.state.actor, input);
+    const final = disabled ? (await admin.updateClient(ctx.state.actor, client.clientId, { disabled })).client : client;
+    ctx.status = 201;
+    ctx.body = toClientMetadata(final, clientSecret);
+  });
+  router.get('/clients/:id', async (ctx) => {
+    ctx.body = toClientMetadata(await clients.get(ctx.params.id!));
+  });
+  router.patch('/clients/:id', jsonBody, async (ctx) => {
+    const { client, clientSecret } = await admin.updateClient(ctx.state.actor, ctx.params.id!, clientInput(ctx));
+    ctx.body = toClientMetadata(client, clientSecret);
+  });
+  router.delete('/clients/:id', async (ctx) => {
+    await admin.deleteClient(ctx.state.actor, ctx.params.id!);
+    ctx.status = 204;
+  });
+  router.post('/clients/:id/rotate-secret', async (ctx) => {
+    const { client, clientSecret } = await admin.rotateClientSecret(ctx.state.actor, ctx.params.id!);
+    ctx.body = toClientMetadata(client, clientSecret);
+  });
+
+  // API keys of a client.
+  router.get('/clients/:id/api-keys', async (ctx) => {
+    await clients.get(ctx.params.id!);
+    ctx.body = (await apiKeys.list(ctx.params.id!)).map(apiKeyJson);
+  });
+  router.post('/clients/:id/api-keys', jsonBody, async (ctx) => {
+    const body = objectBody(ctx);
+    if (!Array.isArray(body.scopes)) throw new ValidationError({ scopes: 'must be a list, e.g. ["userdata:read", "userdata:write"]' });
+    if (body.name !== undefined && typeof body.name !== 'string') throw new ValidationError({ name: 'must be a string' });
+    const { key, apiKey } = await admin.createApiKey(ctx.state.actor, ctx.params.id!, body.scopes, body.name as string | undefined);
+    ctx.status = 201;
+    ctx.body = { key, ...apiKeyJson(apiKey) };
+  });
+  router.delete('/api-keys/:id', async (ctx) => {
+    ctx.body = apiKeyJson(await admin.revokeApiKey(ctx.state.actor, ctx.params.id!));
+  });
+
+  // Users.
+  router.get('/users', async (ctx) => {
+    ctx.body = (await accounts.list(typeof ctx.query.search === 'string' ? ctx.query.search : undefined)).map(userJson);
+  });
+  router.post('/users', jsonBody, async (ctx) => {
+    const body = objectBody(ctx);
+    if (body.password !== undefined && typeof body.password !== 'string') throw new ValidationError({ password: 'must be a string' });
+    const user = await admin.createUser(ctx.state.actor, {
+      username: body.username,
+      email: body.email,
+      name: body.name,
+      password: body.password as string | undefined,
+      isAdmin: optionalBoolean(body, 'admin'),
+      emailVerified: optionalBoolean(body, 'email_verified'),
+    });
+    ctx.status = 201;
+    ctx.body = userJson(user);
+  });
+  router.get('/users/:id', async (ctx) => {
+    ctx.body = userJson(await accounts.get(ctx.params.id!));
+  });
+  router.patch('/users/:id', jsonBody, async (ctx) => {
+    const body = objectBody(ctx);
+    const known = new Set(['email', 'name', 'email_verified', 'admin', 'disabled']);
+    const unknown = Object.keys(body).filter((k) => !known.has(k));
+    if (unknown.length) throw new ValidationError(Object.fromEntries(unknown.map((k) => [k, k === 'password' ? 'set passwords with POST /admin/api/users/{id}/password' : 'is not a user field'])));
+    const id = ctx.params.id!;
+    await accounts.get(id);
+    const admin_ = optionalBoolean(body, 'admin');
+    const disabled = optionalBoolean(body, 'disabled');
+    const emailVerified = optionalBoolean(body, 'email_verified');
+    if (body.email !== undefined || body.name !== undefined || emailVerified !== undefined) {
+      await admin.updateUser(ctx.state.actor, id, { email: body.email, name: body.name, emailVerified });
+    }
+    if (admin_ !== undefined) await admin.setUserAdmin(ctx.state.actor, id, admin_);
+    if (disabled !== undefined) await admin.setUserDisabled(ctx.state.actor, id, disabled);
+    ctx.body = userJson(await accounts.get(id));
+  });
+  router.post('/users/:id/password', jsonBody, async (ctx) => {
+    const body = objectBody(ctx);
+    if (typeof body.password !== 'string') throw new ValidationError({ password: 'is required' });
+    await admin.setUserPassword(ctx.state.actor, ctx.params.id!, body.password);
+    ctx.status = 204;
+  });
+  router.get('/users/:id/grants', async (ctx) => {
+    await accounts.get(ctx.params.id!);
+    const names = new Map((await clients.list()).map((c) => [c.clientId, c.name]));
+    ctx.body = (await grants.listForUser(ctx.params.id!)).map((g) => grantJson(g, names.get(g.clientId) ?? ''));
+  });
+  router.delete('/users/:id/grants/:grantId', async (ctx) => {
+    await admin.revokeUserGrant(ctx.state.actor, ctx.params.id!, ctx.params.grantId!);
+    ctx.status = 204;
+  });
+
+  // The audit log, newest first; page with ?before=<id>.
+  router.get('/audit', async (ctx) => {
+    const limit = Number(ctx.query.limit ?? 100);
+    const before = ctx.query.before === undefined ? undefined : Number(ctx.query.before);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 500) throw new ValidationError({ limit: 'must be a whole number from 1 to 500' });
+    if (before !== undefined && (!Number.isInteger(before) || before < 1)) throw new ValidationError({ before: 'must be an entry id' });
+    ctx.body = (await audit.list({ limit, beforeId: before })).map(auditJson);
+  });
+
+  return router;
+}

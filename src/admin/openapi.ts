@@ -1,0 +1,158 @@
+/** The OpenAPI 3.1 description of /admin/api, served at /admin/api/openapi.json. */
+export function openApiDocument(issuer: string) {
+  const json = (schema: object) => ({ content: { 'application/json': { schema } } });
+  const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+  const error = { description: 'Error', ...json(ref('Error')) };
+  const idParam = (name: string, description: string) => ({ name, in: 'path', required: true, schema: { type: 'string' }, description });
+  const errors = { '400': error, '401': error, '404': error };
+
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'Gatehouse admin API',
+      version: '1',
+      description: 'Manage clients, users, API keys, grants and read the audit log. Authenticate with an admin API token (`npm run -s cli -- admin-tokens create --name N`).',
+    },
+    servers: [{ url: `${issuer.replace(/\/$/, '')}/admin/api` }],
+    security: [{ adminToken: [] }],
+    components: {
+      securitySchemes: { adminToken: { type: 'http', scheme: 'bearer', description: 'gha_… token' } },
+      schemas: {
+        Error: { type: 'object', required: ['error', 'error_description'], properties: { error: { type: 'string' }, error_description: { type: 'string' } } },
+        ClientMetadata: {
+          type: 'object',
+          description: 'RFC 7591 client metadata plus Gatehouse fields. token_endpoint_auth_method "none" makes a public client.',
+          properties: {
+            client_name: { type: 'string' },
+            client_type: { enum: ['confidential', 'public'] },
+            grant_types: { type: 'array', items: { enum: ['authorization_code', 'refresh_token', 'client_credentials'] } },
+            redirect_uris: { type: 'array', items: { type: 'string', format: 'uri' } },
+            post_logout_redirect_uris: { type: 'array', items: { type: 'string', format: 'uri' } },
+            allowed_origins: { type: 'array', items: { type: 'string' }, description: 'browser origins allowed CORS on /token and /userinfo' },
+            scope: { type: 'string' },
+            token_endpoint_auth_method: { enum: ['client_secret_basic', 'client_secret_post', 'none'] },
+            require_pkce: { type: 'boolean' },
+            id_token_signed_response_alg: { enum: ['RS256', 'ES256', 'PS256'] },
+            logo_uri: { type: ['string', 'null'], format: 'uri' },
+            client_uri: { type: ['string', 'null'], format: 'uri' },
+            disabled: { type: 'boolean' },
+          },
+        },
+        Client: {
+          allOf: [
+            ref('ClientMetadata'),
+            {
+              type: 'object',
+              properties: {
+                client_id: { type: 'string' },
+                client_secret: { type: 'string', description: 'only in the response to create and rotate-secret' },
+                response_types: { type: 'array', items: { type: 'string' } },
+                created_at: { type: 'string', format: 'date-time' },
+                updated_at: { type: 'string', format: 'date-time' },
+              },
+            },
+          ],
+        },
+        User: {
+          type: 'object',
+          properties: {
+            id: { type: 'string', description: 'the OpenID Connect sub' },
+            username: { type: 'string' },
+            email: { type: 'string' },
+            email_verified: { type: 'boolean' },
+            name: { type: 'string' },
+            admin: { type: 'boolean' },
+            disabled: { type: 'boolean' },
+            must_reset_password: { type: 'boolean' },
+            created_at: { type: 'string', format: 'date-time' },
+            updated_at: { type: 'string', format: 'date-time' },
+          },
+        },
+        NewUser: {
+          type: 'object',
+          required: ['username', 'email'],
+          properties: { username: { type: 'string' }, email: { type: 'string' }, name: { type: 'string' }, password: { type: 'string', minLength: 8 }, admin: { type: 'boolean' }, email_verified: { type: 'boolean' } },
+        },
+        UserChanges: {
+          type: 'object',
+          properties: { email: { type: 'string' }, name: { type: 'string' }, email_verified: { type: 'boolean' }, admin: { type: 'boolean' }, disabled: { type: 'boolean' } },
+        },
+        ApiKey: {
+          type: 'object',
+          properties: {
+            id: { type: 'string' },
+            key: { type: 'string', description: 'only in the response to create' },
+            client_id: { type: 'string' },
+            name: { type: 'string' },
+            scopes: { type: 'array', items: { enum: ['userdata:read', 'userdata:write'] } },
+            created_at: { type: 'string', format: 'date-time' },
+            last_used_at: { type: ['string', 'null'], format: 'date-time' },
+            revoked_at: { type: ['string', 'null'], format: 'date-time' },
+          },
+        },
+        Grant: {
+          type: 'object',
+          properties: { grant_id: { type: 'string' }, client_id: { type: 'string' }, client_name: { type: 'string' }, scope: { type: 'string' }, created_at: { type: 'string' }, expires_at: { type: ['string', 'null'] } },
+        },
+        AuditEntry: {
+          type: 'object',
+          properties: { id: { type: 'integer' }, at: { type: 'string' }, actor: { type: 'string' }, action: { type: 'string' }, target: { type: 'string' }, details: { type: 'object' }, address: { type: ['string', 'null'] } },
+        },
+      },
+    },
+    paths: {
+      '/clients': {
+        get: { summary: 'List clients', parameters: [{ name: 'search', in: 'query', schema: { type: 'string' } }], responses: { '200': { description: 'Clients', ...json({ type: 'array', items: ref('Client') }) }, '401': error } },
+        post: { summary: 'Create a client (the secret is in this response only)', requestBody: { required: true, ...json(ref('ClientMetadata')) }, responses: { '201': { description: 'Created', ...json(ref('Client')) }, ...errors } },
+      },
+      '/clients/{client_id}': {
+        parameters: [idParam('client_id', 'client id')],
+        get: { summary: 'Show a client', responses: { '200': { description: 'Client', ...json(ref('Client')) }, ...errors } },
+        patch: { summary: 'Change a client', requestBody: { required: true, ...json(ref('ClientMetadata')) }, responses: { '200': { description: 'Client', ...json(ref('Client')) }, ...errors } },
+        delete: { summary: 'Delete a client and its API keys', responses: { '204': { description: 'Deleted' }, ...errors } },
+      },
+      '/clients/{client_id}/rotate-secret': {
+        parameters: [idParam('client_id', 'client id')],
+        post: { summary: 'New secret; the old one stops working at once', responses: { '200': { description: 'Client with its new client_secret', ...json(ref('Client')) }, ...errors } },
+      },
+      '/clients/{client_id}/api-keys': {
+        parameters: [idParam('client_id', 'client id')],
+        get: { summary: "List a client's API keys", responses: { '200': { description: 'Keys', ...json({ type: 'array', items: ref('ApiKey') }) }, ...errors } },
+        post: {
+          summary: 'Create an API key (shown once)',
+          requestBody: { required: true, ...json({ type: 'object', required: ['scopes'], properties: { scopes: { type: 'array', items: { type: 'string' } }, name: { type: 'string' } } }) },
+          responses: { '201': { description: 'Key', ...json(ref('ApiKey')) }, ...errors },
+        },
+      },
+      '/api-keys/{id}': { parameters: [idParam('id', 'API key id')], delete: { summary: 'Revoke an API key', responses: { '200': { description: 'Revoked key', ...json(ref('ApiKey')) }, ...errors } } },
+      '/users': {
+        get: { summary: 'List users', parameters: [{ name: 'search', in: 'query', schema: { type: 'string' } }], responses: { '200': { description: 'Users', ...json({ type: 'array', items: ref('User') }) }, '401': error } },
+        post: { summary: 'Create a user', requestBody: { required: true, ...json(ref('NewUser')) }, responses: { '201': { description: 'Created', ...json(ref('User')) }, ...errors } },
+      },
+      '/users/{id}': {
+        parameters: [idParam('id', 'user id (sub)')],
+        get: { summary: 'Show a user', responses: { '200': { description: 'User', ...json(ref('User')) }, ...errors } },
+        patch: { summary: 'Change a user (disable revokes their sessions and tokens)', requestBody: { required: true, ...json(ref('UserChanges')) }, responses: { '200': { description: 'User', ...json(ref('User')) }, ...errors } },
+      },
+      '/users/{id}/password': {
+        parameters: [idParam('id', 'user id (sub)')],
+        post: { summary: 'Set a new password', requestBody: { required: true, ...json({ type: 'object', required: ['password'], properties: { password: { type: 'string' } } }) }, responses: { '204': { description: 'Changed' }, ...errors } },
+      },
+      '/users/{id}/grants': {
+        parameters: [idParam('id', 'user id (sub)')],
+        get: { summary: "A user's authorized apps", responses: { '200': { description: 'Grants', ...json({ type: 'array', items: ref('Grant') }) }, ...errors } },
+      },
+      '/users/{id}/grants/{grant_id}': {
+        parameters: [idParam('id', 'user id (sub)'), idParam('grant_id', 'grant id')],
+        delete: { summary: 'Revoke an authorization (its tokens stop working)', responses: { '204': { description: 'Revoked' }, ...errors } },
+      },
+      '/audit': {
+        get: {
+          summary: 'The audit log, newest first',
+          parameters: [{ name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 500 } }, { name: 'before', in: 'query', schema: { type: 'integer' } }],
+          responses: { '200': { description: 'Entries', ...json({ type: 'array', items: ref('AuditEntry') }) }, ...errors },
+        },
+      },
+    },
+  };
+}
