@@ -12,6 +12,7 @@ import { createProvider } from './provider.ts';
 import { securityHeaders } from './security-headers.ts';
 import { userdataRoutes } from './userdata/routes.ts';
 import { adminApiRoutes } from './admin/api-routes.ts';
+import { adminPageRoutes } from './admin/page-routes.ts';
 import { loadCookieKeys, type Services } from './services.ts';
 import { isConnectionError } from './stores/availability.ts';
 
@@ -79,6 +80,7 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
     interactionRoutes({ provider: current, accounts: services.accounts, throttle: services.throttle, views }),
     bearerLogoutRoutes(current, services.grants, services.db),
     adminApiRoutes(services),
+    adminPageRoutes(services, views),
     userdataRoutes({ provider: current, db: services.db, accounts: services.accounts, apiKeys: services.apiKeys, userdata: services.userdata, maxBytes: config.userdataMaxBytes }),
   ]) {
     app.use(router.routes());

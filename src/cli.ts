@@ -7,6 +7,8 @@ import { toClientMetadata } from './clients/metadata.ts';
 import type { User } from './accounts/service.ts';
 import { readPassword } from './cli-password.ts';
 import { CLI_ACTOR } from './admin/audit.ts';
+import { importFromDot, type ImportReport } from './importers/dot/import.ts';
+import { DotSourceError } from './importers/dot/source.ts';
 import { adminTokenJson, apiKeyJson, userJson } from './admin/representations.ts';
 
 /**
@@ -22,7 +24,7 @@ const USAGE = `usage: npm run -s cli -- <command> [options] [--json]
                  [--redirect-uri URI]… [--post-logout-redirect-uri URI]… [--origin URL]…
                  [--scope "openid profile email offline_access"]
                  [--auth-method client_secret_basic|client_secret_post|none] [--require-pkce]
-                 [--logo-uri URL] [--client-uri URL]
+                 [--logo-uri URL] [--client-uri URL] [--skip-consent]
   clients list
   clients show ID
   clients update ID [any create option] [--no-require-pkce] [--disable | --enable]
@@ -42,6 +44,9 @@ const USAGE = `usage: npm run -s cli -- <command> [options] [--json]
   users grant-admin ID|USERNAME | remove-admin ID|USERNAME
   admin-tokens create --name N              a token for the admin API, printed once
   admin-tokens list | revoke ID
+  import dot --from SOURCE [--dry-run]      import django-oauth-toolkit applications, users and
+                                            live refresh tokens (SOURCE: SQLite file, postgres://
+                                            URL, or a dumpdata .json file)
   keys list
   keys rotate                               new signing keys; the old ones stay published
   keys retire KID                           stop publishing a rotated key`;
@@ -64,6 +69,8 @@ const clientOptions = {
   'auth-method': { type: 'string' },
   'require-pkce': { type: 'boolean' },
   'no-require-pkce': { type: 'boolean' },
+  'skip-consent': { type: 'boolean' },
+  'no-skip-consent': { type: 'boolean' },
   'logo-uri': { type: 'string' },
   'client-uri': { type: 'string' },
   'id-token-alg': { type: 'string' },
@@ -91,6 +98,7 @@ function clientInputFrom(values: Record<string, unknown>) {
     scope: list('scope')?.flatMap((s) => s.split(/\s+/)).filter(Boolean),
     authMethod: values['auth-method'],
     requirePkce: values['require-pkce'] ? true : values['no-require-pkce'] ? false : undefined,
+    skipConsent: values['skip-consent'] ? true : values['no-skip-consent'] ? false : undefined,
     logoUri: values['logo-uri'],
     clientUri: values['client-uri'],
     idTokenSignedResponseAlg: values['id-token-alg'],
@@ -283,6 +291,28 @@ async function adminTokensCommand(services: Services, sub: string | undefined, a
   }
 }
 
+function importReportText(r: ImportReport): string {
+  const lines = [`${r.dry_run ? 'DRY RUN: nothing was written. ' : ''}Import from ${r.source}`, '', 'Users:'];
+  for (const u of r.users) lines.push(`  ${u.outcome.padEnd(9)} ${u.username} (sub ${u.sub})${u.notes.length ? `\n              ${u.notes.join('\n              ')}` : ''}`);
+  lines.push('', 'Clients:');
+  for (const c of r.clients) lines.push(`  ${c.outcome.padEnd(9)} ${c.name || '(no name)'} (${c.client_id})${c.notes.length ? `\n              ${c.notes.join('\n              ')}` : ''}`);
+  lines.push('', `Refresh tokens: ${r.refresh_tokens.imported} carried over, ${r.refresh_tokens.already_present} already here, ${r.refresh_tokens.not_imported.length} not carried over`);
+  for (const t of r.refresh_tokens.not_imported) lines.push(`  #${t.id}: ${t.reason}`);
+  for (const n of [...r.refresh_tokens.notes, ...r.notes]) lines.push(`Note: ${n}`);
+  const s = (o: Record<string, number>) => Object.entries(o).map(([k, v]) => `${v} ${k}`).join(', ');
+  lines.push('', `Users: ${s(r.summary.users)}. Clients: ${s(r.summary.clients)}.`);
+  return lines.join('\n');
+}
+
+async function importCommand(services: Services, sub: string | undefined, args: string[], out: Output): Promise<void> {
+  const { values, positionals } = parse(args, { from: { type: 'string' }, 'dry-run': { type: 'boolean' } });
+  if (sub !== 'dot') throw new UsageError(`unknown import source ${sub ?? '(none)'}: only "dot" (django-oauth-toolkit) is supported`);
+  if (positionals.length) throw new UsageError(`unexpected argument ${positionals[0]}`);
+  if (!values.from) throw new UsageError('missing --from (a DOT SQLite file, a postgres:// URL, or a dumpdata .json file)');
+  const report = await importFromDot(services, values.from, { dryRun: Boolean(values['dry-run']) });
+  out.print(importReportText(report), report);
+}
+
 async function keysCommand(services: Services, sub: string | undefined, args: string[], out: Output): Promise<void> {
   const { positionals } = parse(args, {});
   const show = async () => {
@@ -348,6 +378,9 @@ export async function runCli(argv: string[]): Promise<number> {
       case 'keys':
         await keysCommand(services, sub, rest, out);
         return 0;
+      case 'import':
+        await importCommand(services, sub, rest, out);
+        return 0;
       case 'admin-tokens':
         await adminTokensCommand(services, sub, rest, out);
         return 0;
@@ -365,6 +398,7 @@ export async function runCli(argv: string[]): Promise<number> {
     if (err instanceof ConfigError) return fail('invalid_configuration', err.message, 2);
     if (err instanceof ValidationError) return fail(err.code, err.description, 1);
     if (err instanceof GatehouseError) return fail(err.code, err.description, 1);
+    if (err instanceof DotSourceError) return fail('invalid_source', err.message, 1);
     return fail('server_error', (err as Error).message, 1);
   } finally {
     await services?.close();

@@ -38,8 +38,10 @@ export function createProvider(deps: ProviderDeps): Provider {
     scopes: ['openid', 'offline_access', 'userdata', ...config.apiScopes],
     responseTypes: ['code'],
     clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'none'],
+    // HS256 only serves clients imported from django-oauth-toolkit that keep their plain secret.
+    enabledJWA: { idTokenSigningAlgValues: ['RS256', 'PS256', 'ES256', 'HS256'] },
     extraClientMetadata: {
-      properties: ['gatehouse:allowed_origins', 'gatehouse:require_pkce'],
+      properties: ['gatehouse:allowed_origins', 'gatehouse:require_pkce', 'gatehouse:stored_secret', 'gatehouse:skip_consent'],
     },
     pkce: {
       // PKCE (S256 only in oidc-provider 9) for public clients always, for others on request.
@@ -114,13 +116,22 @@ export function createProvider(deps: ProviderDeps): Provider {
     // Tokens live by their own lifetimes, not by the browser session at Gatehouse.
     expiresWithSession: async () => false,
     // Consent is remembered per user and client, across sessions, while the grant lives.
+    // First-party clients (skip_consent) get their grant without asking.
     loadExistingGrant: async (ctx) => {
-      const clientId = ctx.oidc.client!.clientId;
+      const client = ctx.oidc.client!;
+      const accountId = ctx.oidc.session!.accountId;
       const grantId =
         ctx.oidc.result?.consent?.grantId ??
-        ctx.oidc.session!.grantIdFor(clientId) ??
-        (ctx.oidc.session!.accountId ? await findLatestGrantId(deps.stores.db, ctx.oidc.session!.accountId, clientId) : undefined);
-      return grantId ? ctx.oidc.provider.Grant.find(grantId) : undefined;
+        ctx.oidc.session!.grantIdFor(client.clientId) ??
+        (accountId ? await findLatestGrantId(deps.stores.db, accountId, client.clientId) : undefined);
+      const grant = grantId ? await ctx.oidc.provider.Grant.find(grantId) : undefined;
+      if (client['gatehouse:skip_consent'] !== true || !accountId || ctx.oidc.prompts.has('consent')) return grant;
+      const firstParty = grant ?? new ctx.oidc.provider.Grant({ accountId, clientId: client.clientId });
+      firstParty.addOIDCScope([...ctx.oidc.requestParamOIDCScopes].join(' '));
+      if (ctx.oidc.claims?.id_token) firstParty.addOIDCClaims(Object.keys(ctx.oidc.claims.id_token));
+      if (ctx.oidc.claims?.userinfo) firstParty.addOIDCClaims(Object.keys(ctx.oidc.claims.userinfo));
+      await firstParty.save();
+      return firstParty;
     },
     renderError: async (ctx: KoaContextWithOIDC, out) => {
       ctx.type = 'html';
@@ -137,8 +148,9 @@ export function createProvider(deps: ProviderDeps): Provider {
 
   // Stored secrets are hashes (see clients/secrets.ts); this is oidc-provider's supported hook
   // for comparing a presented secret against what the client metadata carries.
-  provider.Client.prototype.compareClientSecret = async function compareClientSecret(this: { clientSecret?: string }, presented: string) {
-    return typeof this.clientSecret === 'string' && clients.verifySecret(this.clientSecret, presented);
+  provider.Client.prototype.compareClientSecret = async function compareClientSecret(this: { clientId: string; 'gatehouse:stored_secret'?: unknown }, presented: string) {
+    const stored = this['gatehouse:stored_secret'];
+    return typeof stored === 'string' && clients.verifySecret(this.clientId, stored, presented);
   };
 
   registerClientCredentialsGrant(provider);

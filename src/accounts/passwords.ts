@@ -1,4 +1,5 @@
 import { randomBytes, scrypt as scryptCallback, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { isDjangoHash, verifyDjangoHash } from './django-hashers.ts';
 
 /**
  * Password hashing with scrypt (memory-hard, in node:crypto, no native add-on).
@@ -31,7 +32,9 @@ function parseScrypt(stored: string) {
   return { params: { N: Number(N), r: Number(r), p: Number(p) }, salt: Buffer.from(salt!, 'base64url'), key: Buffer.from(key!, 'base64url') };
 }
 
+/** Checks a password against our scrypt hashes, or a Django hash kept from an import. */
 export async function verifyPassword(stored: string, password: string): Promise<boolean> {
+  if (isDjangoHash(stored)) return verifyDjangoHash(stored, password);
   const parsed = parseScrypt(stored);
   if (!parsed) return false;
   const actual = await scrypt(password, parsed.salt, parsed.params);

@@ -32,6 +32,7 @@ export function openApiDocument(issuer: string) {
             scope: { type: 'string' },
             token_endpoint_auth_method: { enum: ['client_secret_basic', 'client_secret_post', 'none'] },
             require_pkce: { type: 'boolean' },
+            skip_consent: { type: 'boolean', description: 'first-party app: no consent page' },
             id_token_signed_response_alg: { enum: ['RS256', 'ES256', 'PS256'] },
             logo_uri: { type: ['string', 'null'], format: 'uri' },
             client_uri: { type: ['string', 'null'], format: 'uri' },

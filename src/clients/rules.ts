@@ -12,6 +12,8 @@ export const CLIENT_TYPES = ['confidential', 'public'] as const;
 /** Scopes that only make sense with a signed-in user; never handed out by client credentials. */
 export const USER_SCOPES = ['openid', 'profile', 'email', 'offline_access', 'userdata'] as const;
 export const ID_TOKEN_ALGS = ['RS256', 'ES256', 'PS256'] as const;
+/** Only for clients that keep their plain secret (imported HS256 clients): it is the HMAC key. */
+export const STORED_ID_TOKEN_ALGS = [...ID_TOKEN_ALGS, 'HS256'] as const;
 
 export type GrantType = (typeof GRANT_TYPES)[number];
 export type AuthMethod = (typeof AUTH_METHODS)[number];
@@ -28,7 +30,9 @@ export interface ClientSettings {
   scope: string[];
   authMethod: AuthMethod;
   requirePkce: boolean;
-  idTokenSignedResponseAlg: (typeof ID_TOKEN_ALGS)[number];
+  /** First-party app: people are not asked to consent (django-oauth-toolkit's skip_authorization). */
+  skipConsent: boolean;
+  idTokenSignedResponseAlg: (typeof STORED_ID_TOKEN_ALGS)[number];
   logoUri: string | null;
   clientUri: string | null;
 }
@@ -75,6 +79,7 @@ const shape = z.object({
   scope: list,
   authMethod: z.enum(AUTH_METHODS, `must be one of ${AUTH_METHODS.join(', ')}`).optional(),
   requirePkce: z.boolean('must be true or false').optional(),
+  skipConsent: z.boolean('must be true or false').optional(),
   idTokenSignedResponseAlg: z.enum(ID_TOKEN_ALGS, `must be one of ${ID_TOKEN_ALGS.join(', ')}`).optional(),
   logoUri: optionalUri.optional(),
   clientUri: optionalUri.optional(),
@@ -92,15 +97,16 @@ const symmetricReasons: Record<string, string> = {
  * Checks and normalises client settings. `apiScopes` are the configured API scopes; throws
  * ValidationError naming every field at fault.
  */
-export function checkClientSettings(input: ClientSettingsInput, apiScopes: readonly string[]): ClientSettings {
+export function checkClientSettings(input: ClientSettingsInput, apiScopes: readonly string[], { keepsPlainSecret = false } = {}): ClientSettings {
   const fields: Record<string, string> = {};
 
   for (const [field, value] of [['authMethod', input.authMethod], ['idTokenSignedResponseAlg', input.idTokenSignedResponseAlg]] as const) {
+    if (keepsPlainSecret && value === 'HS256') continue;
     if (typeof value === 'string' && symmetricReasons[value]) fields[field] = symmetricReasons[value]!;
   }
   if (Object.keys(fields).length) throw new ValidationError(fields, 'invalid_client_metadata');
 
-  const parsed = shape.safeParse({
+  const parsed = (keepsPlainSecret ? shape.extend({ idTokenSignedResponseAlg: z.enum(STORED_ID_TOKEN_ALGS).optional() }) : shape).safeParse({
     grantTypes: [],
     redirectUris: [],
     postLogoutRedirectUris: [],
@@ -166,6 +172,7 @@ export function checkClientSettings(input: ClientSettingsInput, apiScopes: reado
     scope: scope.length ? [...new Set(scope)] : defaultScope(s.grantTypes, apiScopes),
     authMethod,
     requirePkce: s.requirePkce ?? false,
+    skipConsent: s.skipConsent ?? false,
     idTokenSignedResponseAlg: s.idTokenSignedResponseAlg ?? 'RS256',
     logoUri: s.logoUri ?? null,
     clientUri: s.clientUri ?? null,

@@ -5,12 +5,12 @@ import {
   AUTH_METHODS,
   CLIENT_TYPES,
   GRANT_TYPES,
-  ID_TOKEN_ALGS,
+  STORED_ID_TOKEN_ALGS,
   checkClientSettings,
   type ClientSettings,
   type ClientSettingsInput,
 } from './rules.ts';
-import { generateClientId, generateClientSecret, hashClientSecret, verifyClientSecret } from './secrets.ts';
+import { checkClientSecret, generateClientId, generateClientSecret, hashClientSecret, plainClientSecret, storePlainClientSecret } from './secrets.ts';
 
 export interface Client extends ClientSettings {
   clientId: string;
@@ -34,7 +34,8 @@ const storedSettings = z.object({
   scope: z.array(z.string()),
   authMethod: z.enum(AUTH_METHODS),
   requirePkce: z.boolean(),
-  idTokenSignedResponseAlg: z.enum(ID_TOKEN_ALGS),
+  skipConsent: z.boolean().default(false),
+  idTokenSignedResponseAlg: z.enum(STORED_ID_TOKEN_ALGS),
   logoUri: z.string().nullable(),
   clientUri: z.string().nullable(),
 });
@@ -107,15 +108,16 @@ export class ClientsService {
    * client turned confidential gets one, returned here once.
    */
   async update(clientId: string, changes: ClientSettingsInput & { disabled?: boolean }): Promise<ClientWithSecret> {
-    const current = await this.get(clientId);
+    const row = await this.findRow(clientId);
+    if (!row) throw new NotFoundError(`client ${clientId}`);
+    const current = toClient(row);
     const { disabled, ...settingChanges } = changes;
     const merged: ClientSettingsInput = { ...current, ...stripUndefined(settingChanges) };
     if (changes.type && changes.type !== current.type && changes.authMethod === undefined) {
       // The old auth method belongs to the old type; let the new type pick its default.
       delete merged.authMethod;
     }
-    const settings = checkClientSettings(merged, this.apiScopes);
-    const row = (await this.findRow(clientId))!;
+    const settings = checkClientSettings(merged, this.apiScopes, { keepsPlainSecret: plainClientSecret(row.secret_hash ?? '') !== undefined });
     let clientSecret: string | null = null;
     let secretHash = row.secret_hash;
     if (settings.type === 'public') secretHash = null;
@@ -150,15 +152,24 @@ export class ClientsService {
     if (client.type !== 'confidential') {
       throw new ValidationError({ type: 'a public client has no secret to rotate' });
     }
+    const row = (await this.findRow(clientId))!;
     const clientSecret = generateClientSecret();
-    await this.db('clients')
-      .where({ client_id: clientId })
-      .update({ secret_hash: hashClientSecret(clientSecret, this.secretKey), updated_at: Date.now() });
+    // An HS256 client's secret is its HMAC key, so it stays plain (see secrets.ts).
+    const stored = plainClientSecret(row.secret_hash ?? '') !== undefined ? storePlainClientSecret(clientSecret) : hashClientSecret(clientSecret, this.secretKey);
+    await this.db('clients').where({ client_id: clientId }).update({ secret_hash: stored, updated_at: Date.now() });
     return { client: await this.get(clientId), clientSecret };
   }
 
-  verifySecret(storedHash: string, presented: string): boolean {
-    return verifyClientSecret(storedHash, presented, this.secretKey);
+  /**
+   * Checks a presented secret against what the client row stores; a secret imported in a
+   * slower foreign hash is re-hashed our way after its first successful use.
+   */
+  async verifySecret(clientId: string, stored: string, presented: string): Promise<boolean> {
+    const { matches, shouldRehash } = await checkClientSecret(stored, presented, this.secretKey);
+    if (matches && shouldRehash) {
+      await this.db('clients').where({ client_id: clientId, secret_hash: stored }).update({ secret_hash: hashClientSecret(presented, this.secretKey) });
+    }
+    return matches;
   }
 
   /**
@@ -172,7 +183,9 @@ export class ClientsService {
     const c = toClient(row);
     return {
       client_id: c.clientId,
-      ...(row.secret_hash ? { client_secret: row.secret_hash } : {}),
+      // oidc-provider wants a client_secret for confidential clients; it only uses it itself as
+      // the HMAC key of HS256, so only clients that keep a plain secret hand it the real one.
+      ...(row.secret_hash ? { client_secret: plainClientSecret(row.secret_hash) ?? row.secret_hash, 'gatehouse:stored_secret': row.secret_hash } : {}),
       client_name: c.name,
       grant_types: c.grantTypes,
       response_types: c.grantTypes.includes('authorization_code') ? ['code'] : [],
@@ -185,6 +198,7 @@ export class ClientsService {
       ...(c.clientUri ? { client_uri: c.clientUri } : {}),
       'gatehouse:allowed_origins': c.allowedOrigins,
       'gatehouse:require_pkce': c.requirePkce,
+      'gatehouse:skip_consent': c.skipConsent,
     };
   }
 

@@ -1,0 +1,370 @@
+import type { Knex } from 'knex';
+import { KnexAdapter } from '../../../adapters/knex.ts';
+import { isDjangoHash, isUnusableDjangoPassword } from '../../accounts/django-hashers.ts';
+import { checkClientSettings, USER_SCOPES, type ClientSettings, type GrantType } from '../../clients/rules.ts';
+import { hashClientSecret, storePlainClientSecret } from '../../clients/secrets.ts';
+import { ValidationError } from '../../errors.ts';
+import type { Services } from '../../services.ts';
+import { loadClientSecretKey } from '../../settings/store.ts';
+import { readDotSource, type DotApplication, type DotData, type DotUser } from './source.ts';
+
+/**
+ * `import dot`: django-oauth-toolkit applications become clients with the same client_id and
+ * secret, users keep their subject and password, and live refresh tokens keep working.
+ * A dry run reports and writes nothing; a real run is one transaction and can be repeated:
+ * what is already here is left as it is.
+ */
+
+export type Outcome = 'imported' | 'updated' | 'unchanged' | 'refused';
+
+export interface ReportEntry {
+  outcome: Outcome;
+  notes: string[];
+}
+export interface UserReport extends ReportEntry {
+  sub: string;
+  username: string;
+}
+export interface ClientReport extends ReportEntry {
+  client_id: string;
+  name: string;
+}
+export interface ImportReport {
+  source: string;
+  dry_run: boolean;
+  users: UserReport[];
+  clients: ClientReport[];
+  refresh_tokens: { imported: number; already_present: number; not_imported: Array<{ id: number; reason: string }>; notes: string[] };
+  notes: string[];
+  summary: Record<'users' | 'clients', Record<Outcome, number>>;
+}
+
+const GRANT_MAPPING: Record<string, { grants: GrantType[]; note?: string } | { refused: string }> = {
+  'authorization-code': { grants: ['authorization_code', 'refresh_token'] },
+  'client-credentials': { grants: ['client_credentials'] },
+  'openid-hybrid': {
+    grants: ['authorization_code', 'refresh_token'],
+    note: 'openid-hybrid became authorization_code: hybrid response types (code id_token, code token) are not served; the app must use response_type=code',
+  },
+  implicit: {
+    refused: 'the implicit grant is removed by OAuth 2.1 and the Security BCP (tokens in the URL leak); move the app to the authorization code flow with PKCE as a public client',
+  },
+  password: {
+    refused: 'the password grant is removed by OAuth 2.1 (the app sees the password); move the app to the authorization code flow, or to client_credentials if it acts for itself',
+  },
+};
+
+const splitList = (v: string | undefined) => (v ?? '').split(/\s+/).filter(Boolean);
+
+// ---- users ----------------------------------------------------------------------------------
+
+interface UserRow {
+  id: string;
+  username: string;
+  username_key: string;
+  email: string;
+  name: string;
+  is_admin: boolean;
+  disabled: boolean;
+}
+
+function plannedUser(u: DotUser): { row: UserRow; passwordHash: string | null; notes: string[] } {
+  const notes: string[] = [];
+  let passwordHash: string | null = u.password;
+  if (isUnusableDjangoPassword(u.password) || !u.password) {
+    passwordHash = null;
+    notes.push('has no usable password in DOT: imported as "must reset", cannot sign in until an operator sets one');
+  } else if (!isDjangoHash(u.password)) {
+    passwordHash = null;
+    notes.push(`password hash format "${u.password.split('$')[0]}" is not supported: imported as "must reset"`);
+  } else {
+    notes.push('password kept (Django hash); re-hashed with scrypt at the first sign-in');
+  }
+  if (!u.isActive) notes.push('inactive in DOT: imported disabled; its tokens are not carried over');
+  if (u.isStaff || u.isSuperuser) notes.push('staff/superuser in DOT: Gatehouse admin');
+  return {
+    row: {
+      id: String(u.id),
+      username: u.username,
+      username_key: u.username.normalize('NFKC').toLowerCase(),
+      email: u.email,
+      name: `${u.firstName} ${u.lastName}`.trim(),
+      is_admin: u.isStaff || u.isSuperuser,
+      disabled: !u.isActive,
+    },
+    passwordHash,
+    notes,
+  };
+}
+
+async function importUsers(trx: Knex, data: DotData, dryRun: boolean): Promise<UserReport[]> {
+  const reports: UserReport[] = [];
+  for (const u of data.users) {
+    const { row, passwordHash, notes } = plannedUser(u);
+    const report: UserReport = { sub: row.id, username: row.username, outcome: 'imported', notes };
+    reports.push(report);
+    const existing = await trx('users').where({ id: row.id }).first();
+    const holder = await trx('users').where({ username_key: row.username_key }).first('id');
+    if (holder && holder.id !== row.id) {
+      report.outcome = 'refused';
+      report.notes = [`username "${row.username}" already belongs to Gatehouse user ${holder.id}`];
+      continue;
+    }
+    if (existing) {
+      const same =
+        existing.username === row.username && existing.email === row.email && existing.name === row.name && Boolean(existing.is_admin) === row.is_admin && Boolean(existing.disabled) === row.disabled;
+      // The password is left alone: it may have been upgraded or changed since the first import.
+      report.notes = ['already imported; its password is kept as it is now'];
+      if (same) {
+        report.outcome = 'unchanged';
+        continue;
+      }
+      report.outcome = 'updated';
+      if (!dryRun) await trx('users').where({ id: row.id }).update({ ...row, updated_at: Date.now() });
+      continue;
+    }
+    if (!dryRun) {
+      const now = Date.now();
+      await trx('users').insert({
+        ...row,
+        email_verified: false,
+        password_hash: passwordHash,
+        must_reset_password: passwordHash === null,
+        created_at: now,
+        updated_at: now,
+      });
+    }
+  }
+  return reports;
+}
+
+// ---- clients --------------------------------------------------------------------------------
+
+interface PlannedClient {
+  settings: ClientSettings;
+  storedSecret: string | null;
+  notes: string[];
+}
+
+function planClient(app: DotApplication, services: Services, secretKey: Buffer): PlannedClient | { refused: string[] } {
+  const notes: string[] = [];
+  const mapping = GRANT_MAPPING[app.grantType];
+  if (!mapping) return { refused: [`unknown grant type "${app.grantType}"`] };
+  if ('refused' in mapping) return { refused: [`grant type ${app.grantType} refused: ${mapping.refused}`] };
+  if (mapping.note) notes.push(mapping.note);
+
+  const type = app.clientType === 'public' ? 'public' : 'confidential';
+  const grantTypes = mapping.grants.filter((g) => !(type === 'public' && g === 'client_credentials'));
+  const checkUris = (field: 'redirectUris' | 'postLogoutRedirectUris' | 'allowedOrigins', values: string[]) =>
+    values.filter((uri) => {
+      try {
+        checkClientSettings({ name: 'x', type: 'public', grantTypes: ['authorization_code'], redirectUris: ['https://example.com/'], [field]: [uri] }, services.config.apiScopes);
+        return true;
+      } catch (err) {
+        notes.push(`${field === 'redirectUris' ? 'redirect URI' : field === 'allowedOrigins' ? 'allowed origin' : 'post-logout redirect URI'} refused: ${(err as ValidationError).fields?.[field] ?? (err as Error).message}`);
+        return false;
+      }
+    });
+  const redirectUris = checkUris('redirectUris', splitList(app.redirectUris));
+  const postLogoutRedirectUris = checkUris('postLogoutRedirectUris', splitList(app.postLogoutRedirectUris));
+  const allowedOrigins = checkUris('allowedOrigins', splitList(app.allowedOrigins));
+  if (grantTypes.includes('authorization_code') && redirectUris.length === 0) {
+    return { refused: [...notes, 'no usable redirect URI is left for the authorization code grant'] };
+  }
+
+  const name = app.name.trim() || app.clientId;
+  if (!app.name.trim()) notes.push('had no name: named after its client_id');
+
+  // Scopes: sign-in scopes with the authorization code grant, and every configured API scope
+  // (DOT keeps scopes site-wide, so any application could ask for any of them).
+  const scope = [...(grantTypes.includes('authorization_code') ? ['openid', 'profile', 'email', 'offline_access'] : []), ...services.config.apiScopes];
+
+  let storedSecret: string | null = null;
+  let idTokenSignedResponseAlg: ClientSettings['idTokenSignedResponseAlg'] = 'RS256';
+  const secretIsHashed = app.hashClientSecret === true || (app.hashClientSecret == null && isDjangoHash(app.clientSecret));
+  if (app.algorithm === 'HS256') {
+    if (secretIsHashed) {
+      notes.push('HS256 needs the plain secret, but DOT stored it hashed: ID tokens are signed with RS256 instead');
+    } else {
+      idTokenSignedResponseAlg = 'HS256';
+      notes.push('HS256: its secret is the HMAC key of its ID tokens, so it is kept as it is, not hashed');
+    }
+  } else if (app.algorithm === '') {
+    notes.push('had no OIDC algorithm in DOT: ID tokens (when openid is asked for) are signed with RS256');
+  }
+  if (type === 'confidential') {
+    if (!app.clientSecret) return { refused: [...notes, 'a confidential application without a secret'] };
+    if (idTokenSignedResponseAlg === 'HS256') storedSecret = storePlainClientSecret(app.clientSecret);
+    else if (secretIsHashed) {
+      storedSecret = app.clientSecret;
+      notes.push('secret kept as DOT hashed it (Django PBKDF2); re-hashed our way at its first successful use');
+    } else {
+      storedSecret = hashClientSecret(app.clientSecret, secretKey);
+      notes.push('secret kept (now stored as an HMAC)');
+    }
+  } else {
+    notes.push('public client: authenticates with PKCE and no secret; its DOT secret is no longer used');
+  }
+  if (app.skipAuthorization) notes.push('skip_authorization: first-party, no consent page');
+
+  try {
+    const settings = checkClientSettings(
+      {
+        name,
+        type,
+        grantTypes,
+        redirectUris,
+        postLogoutRedirectUris,
+        allowedOrigins,
+        scope,
+        skipConsent: app.skipAuthorization,
+        idTokenSignedResponseAlg,
+        // DOT required PKCE of public clients only when configured; we always do (OAuth 2.1).
+        requirePkce: false,
+      },
+      services.config.apiScopes,
+      { keepsPlainSecret: idTokenSignedResponseAlg === 'HS256' },
+    );
+    return { settings, storedSecret, notes };
+  } catch (err) {
+    return { refused: [...notes, (err as Error).message] };
+  }
+}
+
+function settingsColumn(s: ClientSettings): string {
+  const { name: _name, type: _type, ...rest } = s;
+  return JSON.stringify(rest);
+}
+
+async function importClients(trx: Knex, data: DotData, services: Services, secretKey: Buffer, dryRun: boolean): Promise<{ reports: ClientReport[]; refreshable: Set<number> }> {
+  const reports: ClientReport[] = [];
+  const refreshable = new Set<number>();
+  for (const app of data.applications) {
+    const plan = planClient(app, services, secretKey);
+    const report: ClientReport = { client_id: app.clientId, name: app.name, outcome: 'imported', notes: [] };
+    reports.push(report);
+    if ('refused' in plan) {
+      report.outcome = 'refused';
+      report.notes = plan.refused;
+      continue;
+    }
+    report.notes = plan.notes;
+    if (plan.settings.grantTypes.includes('refresh_token')) refreshable.add(app.id);
+    const existing = await trx('clients').where({ client_id: app.clientId }).first();
+    const columns = { name: plan.settings.name, type: plan.settings.type, settings: settingsColumn(plan.settings) };
+    if (existing) {
+      // The secret is left alone: it may have been upgraded or rotated since the first import.
+      report.notes = ['already imported; its secret is kept as it is now'];
+      if (existing.name === columns.name && existing.type === columns.type && existing.settings === columns.settings) {
+        report.outcome = 'unchanged';
+        continue;
+      }
+      report.outcome = 'updated';
+      if (!dryRun) await trx('clients').where({ client_id: app.clientId }).update({ ...columns, updated_at: Date.now() });
+      continue;
+    }
+    if (!dryRun) {
+      const now = Date.now();
+      await trx('clients').insert({ client_id: app.clientId, ...columns, secret_hash: plan.storedSecret, disabled: false, created_at: now, updated_at: now });
+    }
+  }
+  return { reports, refreshable };
+}
+
+// ---- refresh tokens -------------------------------------------------------------------------
+
+async function importRefreshTokens(trx: Knex, data: DotData, services: Services, users: UserReport[], refreshable: Set<number>, dryRun: boolean): Promise<ImportReport['refresh_tokens']> {
+  const result: ImportReport['refresh_tokens'] = { imported: 0, already_present: 0, not_imported: [], notes: [] };
+  const usersById = new Map(data.users.map((u) => [u.id, u]));
+  const userOutcome = new Map(users.map((u) => [u.sub, u.outcome]));
+  const appsById = new Map(data.applications.map((a) => [a.id, a]));
+  const known = new Set<string>([...USER_SCOPES, ...services.config.apiScopes]);
+  const grants = new KnexAdapter(trx, 'Grant');
+  const refreshTokens = new KnexAdapter(trx, 'RefreshToken');
+  const now = Math.floor(Date.now() / 1000);
+  const { refreshToken: refreshTtl, grant: grantTtl } = services.config.lifetimes;
+
+  for (const rt of data.refreshTokens) {
+    if (rt.revoked) continue; // used or revoked in DOT: nothing to carry over
+    const user = usersById.get(rt.userId);
+    const app = appsById.get(rt.applicationId);
+    const skip = (reason: string) => result.not_imported.push({ id: rt.id, reason });
+    if (!user || userOutcome.get(String(user.id)) === 'refused') {
+      skip('its user was not imported');
+      continue;
+    }
+    if (!user.isActive) {
+      skip(`user ${user.username} is inactive (DOT 1.7 would still honour it; Gatehouse does not)`);
+      continue;
+    }
+    if (!app || !refreshable.has(app.id)) {
+      skip(`its application ${app?.name || app?.clientId || rt.applicationId} was refused or has no refresh_token grant`);
+      continue;
+    }
+    const scopes = rt.scope.split(/\s+/).filter(Boolean);
+    const unknown = scopes.filter((s) => !known.has(s));
+    const scope = scopes.filter((s) => known.has(s)).join(' ');
+    if (!scope) {
+      skip(`its scope "${rt.scope}" has no scope Gatehouse knows (add API scopes to GATEHOUSE_API_SCOPES)`);
+      continue;
+    }
+    if (await refreshTokens.find(rt.token)) {
+      result.already_present++;
+      continue;
+    }
+    if (unknown.length) result.notes.push(`refresh token ${rt.id}: scope ${unknown.join(' ')} dropped (not configured in Gatehouse)`);
+    result.imported++;
+    if (dryRun) continue;
+    const grantId = `dot-rt-${rt.id}`;
+    const accountId = String(user.id);
+    await grants.upsert(grantId, { jti: grantId, kind: 'Grant', iat: now, exp: now + grantTtl, accountId, clientId: app.clientId, openid: { scope } }, grantTtl);
+    const ttl = Math.min(refreshTtl, grantTtl);
+    await refreshTokens.upsert(
+      rt.token,
+      { jti: rt.token, kind: 'RefreshToken', iat: now, exp: now + ttl, iiat: now, rotations: 0, accountId, clientId: app.clientId, grantId, scope, gty: 'authorization_code', expiresWithSession: false },
+      ttl,
+    );
+  }
+  return result;
+}
+
+// ---- the run --------------------------------------------------------------------------------
+
+const count = (entries: ReportEntry[]) => {
+  const out: Record<Outcome, number> = { imported: 0, updated: 0, unchanged: 0, refused: 0 };
+  for (const e of entries) out[e.outcome]++;
+  return out;
+};
+
+export async function importFromDot(services: Services, source: string, { dryRun }: { dryRun: boolean }): Promise<ImportReport> {
+  const secretKey = await loadClientSecretKey(services.settings);
+  const data = await readDotSource(source);
+  const run = async (trx: Knex) => {
+    const users = await importUsers(trx, data, dryRun);
+    const { reports: clients, refreshable } = await importClients(trx, data, services, secretKey, dryRun);
+    const refresh_tokens = await importRefreshTokens(trx, data, services, users, refreshable, dryRun);
+    const notes: string[] = [];
+    const unknownScopes = data.scopesInUse.filter((s) => ![...USER_SCOPES, ...services.config.apiScopes].includes(s));
+    if (unknownScopes.length) {
+      notes.push(`DOT tokens used scope(s) ${unknownScopes.join(' ')}, which Gatehouse does not know: add them to GATEHOUSE_API_SCOPES and import again to give them to the clients`);
+    }
+    notes.push('access tokens and authorization codes are not imported: apps get new ones by refreshing or signing in again');
+    return { source, dry_run: dryRun, users, clients, refresh_tokens, notes, summary: { users: count(users), clients: count(clients) } };
+  };
+  if (dryRun) {
+    // Read-only: the planning runs inside a transaction that is always rolled back.
+    let report: ImportReport | undefined;
+    await services.db
+      .transaction(async (trx) => {
+        report = await run(trx);
+        throw new Error('dry run');
+      })
+      .catch((err: Error) => {
+        if (err.message !== 'dry run') throw err;
+      });
+    return report!;
+  }
+  const report = await services.db.transaction(run);
+  await services.audit.record({ label: 'cli' }, 'import.dot', `source:${source.replace(/\/\/[^@/]*@/, '//***@')}`, { summary: { ...report.summary, signed_in_apps_carried_over: report.refresh_tokens.imported } });
+  return report;
+}
