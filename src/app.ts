@@ -15,6 +15,7 @@ import { adminApiRoutes } from './admin/api-routes.ts';
 import { adminPageRoutes } from './admin/page-routes.ts';
 import { loadCookieKeys, type Services } from './services.ts';
 import { isConnectionError } from './stores/availability.ts';
+import { dotCompatPaths } from './compat/dot-paths.ts';
 
 export interface GatehouseApp {
   app: Koa;
@@ -65,6 +66,7 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
   app.keys = cookieKeys;
 
   app.use(errorResponses(views));
+  if (config.compatPaths === 'dot') app.use(dotCompatPaths());
   app.use(async (ctx, next) => {
     if (ctx.path === '/assets/gatehouse.css' && (ctx.method === 'GET' || ctx.method === 'HEAD')) {
       ctx.type = 'text/css';

@@ -25,6 +25,8 @@ export interface Config {
   apiScopes: string[];
   /** Where the embedded default keeps its files (SQLite database). */
   dataDir: string;
+  /** Another provider's URL layout to answer too ("dot": django-oauth-toolkit's /o/…). */
+  compatPaths: 'dot' | undefined;
   /** The largest /userdata document, in bytes of JSON. */
   userdataMaxBytes: number;
   /** How often each process checks the database for rotated signing keys, in seconds. */
@@ -109,6 +111,7 @@ const envSchema = z.object({
     .refine((scopes) => scopes.every((s) => !reservedScopes.has(s)), 'must not repeat the built-in scopes (openid profile email offline_access userdata)')
     .default(['read', 'write']),
   GATEHOUSE_DATA_DIR: z.string().min(1).default('./data'),
+  GATEHOUSE_COMPAT_PATHS: z.enum(['dot'], 'must be "dot" (django-oauth-toolkit paths under /o/) or unset').optional(),
   GATEHOUSE_USERDATA_MAX_BYTES: z.coerce.number().int('must be a whole number of bytes').min(2, 'must be at least 2 bytes').max(16 * 1024 * 1024, 'must be at most 16 MiB').default(64 * 1024),
   GATEHOUSE_KEYS_RELOAD_SECONDS: seconds.default(60),
   GATEHOUSE_ACCESS_TOKEN_TTL: seconds.default(60 * 60),
@@ -157,6 +160,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir,
     keysReloadSeconds: e.GATEHOUSE_KEYS_RELOAD_SECONDS,
     userdataMaxBytes: e.GATEHOUSE_USERDATA_MAX_BYTES,
+    compatPaths: e.GATEHOUSE_COMPAT_PATHS,
     lifetimes: {
       accessToken: e.GATEHOUSE_ACCESS_TOKEN_TTL,
       refreshToken: e.GATEHOUSE_REFRESH_TOKEN_TTL,
