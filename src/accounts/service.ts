@@ -183,7 +183,8 @@ export class AccountsService {
 
   async update(id: string, changes: { email?: unknown; name?: unknown; emailVerified?: boolean }): Promise<User> {
     const current = await this.get(id);
-    const parsed = newUserInput.pick({ email: true, name: true, emailVerified: true }).safeParse({ email: current.email, name: current.name, ...changes });
+    const given = Object.fromEntries(Object.entries(changes).filter(([, v]) => v !== undefined));
+    const parsed = newUserInput.pick({ email: true, name: true, emailVerified: true }).safeParse({ email: current.email, name: current.name, ...given });
     if (!parsed.success) {
       const fields: Record<string, string> = {};
       for (const issue of parsed.error.issues) fields[String(issue.path[0])] ??= issue.message;

@@ -2,7 +2,7 @@ import Router from '@koa/router';
 import type Koa from 'koa';
 import { koaBody } from 'koa-body';
 import { GatehouseError, ValidationError } from '../errors.ts';
-import { fromClientMetadata, toClientMetadata } from '../clients/metadata.ts';
+import { fromClientMetadata, toClientMetadata, withMetadataFieldNames } from '../clients/metadata.ts';
 import type { Services } from '../services.ts';
 import type { Actor } from './audit.ts';
 import { openApiDocument } from './openapi.ts';
@@ -48,19 +48,26 @@ export function adminApiRoutes(services: Services): Router<State> {
     await next();
   });
 
-  // Clients, in RFC 7591 client metadata.
+  // Clients, in RFC 7591 client metadata; errors name the fields the same way.
+  router.use(['/clients', '/clients/:id'], async (_ctx, next) => {
+    try {
+      await next();
+    } catch (err) {
+      throw err instanceof ValidationError ? withMetadataFieldNames(err) : err;
+    }
+  });
   router.get('/clients', async (ctx) => {
     const search = typeof ctx.query.search === 'string' ? ctx.query.search.toLowerCase() : '';
     const all = await clients.list();
     ctx.body = all.filter((c) => !search || c.name.toLowerCase().includes(search) || c.clientId.toLowerCase().includes(search)).map((c) => toClientMetadata(c));
   });
-  const clientInput = (ctx: Koa.Context) => {
-    const { input, unknown } = fromClientMetadata(objectBody(ctx));
+  const clientInput = (ctx: Koa.Context, creating: boolean) => {
+    const { input, unknown } = fromClientMetadata(objectBody(ctx), { creating });
     if (unknown.length) throw new ValidationError(Object.fromEntries(unknown.map((k) => [k, 'is not a client metadata field Gatehouse knows'])), 'invalid_client_metadata');
     return input;
   };
   router.post('/clients', jsonBody, async (ctx) => {
-    const { disabled, ...input } = clientInput(ctx);
+    const { disabled, ...input } = clientInput(ctx, true);
     const { client, clientSecret } = await admin.createClient(ctx.state.actor, input);
     const final = disabled ? (await admin.updateClient(ctx.state.actor, client.clientId, { disabled })).client : client;
     ctx.status = 201;
@@ -70,7 +77,7 @@ export function adminApiRoutes(services: Services): Router<State> {
     ctx.body = toClientMetadata(await clients.get(ctx.params.id!));
   });
   router.patch('/clients/:id', jsonBody, async (ctx) => {
-    const { client, clientSecret } = await admin.updateClient(ctx.state.actor, ctx.params.id!, clientInput(ctx));
+    const { client, clientSecret } = await admin.updateClient(ctx.state.actor, ctx.params.id!, clientInput(ctx, false));
     ctx.body = toClientMetadata(client, clientSecret);
   });
   router.delete('/clients/:id', async (ctx) => {

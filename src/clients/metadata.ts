@@ -1,5 +1,6 @@
 import type { Client } from './service.ts';
 import type { ClientSettingsInput } from './rules.ts';
+import { ValidationError } from '../errors.ts';
 
 /**
  * Clients as the outside world names them: the client metadata of OAuth dynamic client
@@ -46,14 +47,22 @@ const METADATA_FIELDS: Record<string, keyof ClientSettingsInput | 'disabled'> = 
   disabled: 'disabled',
 };
 
+/** Field errors named as the API's caller named the fields (redirect_uris, not redirectUris). */
+export function withMetadataFieldNames(err: ValidationError): ValidationError {
+  const names = Object.fromEntries(Object.entries(METADATA_FIELDS).map(([metadata, field]) => [field, metadata]));
+  names.scope = 'scope';
+  return new ValidationError(Object.fromEntries(Object.entries(err.fields).map(([field, why]) => [names[field] ?? field, why])), err.code);
+}
+
 /** What the client may not set; everything else unknown is refused too, by name. */
 const READ_ONLY = new Set(['client_id', 'client_secret', 'created_at', 'updated_at', 'response_types']);
 
 /**
- * Reads RFC 7591 metadata into client settings. `token_endpoint_auth_method: "none"` alone
- * makes a public client, as in dynamic registration. Returns the unknown field names too.
+ * Reads RFC 7591 metadata into client settings. As in dynamic registration, the auth method
+ * decides the type: "none" makes a public client, and a new client that names neither is
+ * confidential (client_secret_basic is the RFC 7591 default). Returns unknown field names too.
  */
-export function fromClientMetadata(body: Record<string, unknown>): { input: ClientSettingsInput & { disabled?: boolean }; unknown: string[] } {
+export function fromClientMetadata(body: Record<string, unknown>, { creating }: { creating: boolean }): { input: ClientSettingsInput & { disabled?: boolean }; unknown: string[] } {
   const input: Record<string, unknown> = {};
   const unknown: string[] = [];
   for (const [key, value] of Object.entries(body)) {
@@ -64,6 +73,11 @@ export function fromClientMetadata(body: Record<string, unknown>): { input: Clie
   }
   if (input.type === undefined && input.authMethod !== undefined) {
     input.type = input.authMethod === 'none' ? 'public' : 'confidential';
+  } else if (input.type === undefined && creating) {
+    input.type = 'confidential';
+  }
+  if (input.disabled !== undefined && typeof input.disabled !== 'boolean') {
+    throw new ValidationError({ disabled: 'must be true or false' }, 'invalid_client_metadata');
   }
   return { input: input as ClientSettingsInput & { disabled?: boolean }, unknown };
 }

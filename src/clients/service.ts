@@ -112,6 +112,7 @@ export class ClientsService {
     if (!row) throw new NotFoundError(`client ${clientId}`);
     const current = toClient(row);
     const { disabled, ...settingChanges } = changes;
+    if (disabled !== undefined && typeof disabled !== 'boolean') throw new ValidationError({ disabled: 'must be true or false' });
     const merged: ClientSettingsInput = { ...current, ...stripUndefined(settingChanges) };
     if (changes.type && changes.type !== current.type && changes.authMethod === undefined) {
       // The old auth method belongs to the old type; let the new type pick its default.

@@ -100,3 +100,24 @@ export async function freePort(): Promise<number> {
     srv.once('error', reject);
   });
 }
+
+/**
+ * Stops `gh` and starts a new Gatehouse on the same environment and database, as an operator
+ * restarting the service does (`startGatehouse(loadConfig(env))`). The returned instance owns
+ * the database: closing it drops the database; `gh` must not be closed again.
+ */
+export async function restartTestGatehouse(gh: TestGatehouse): Promise<TestGatehouse> {
+  await gh.stop();
+  const config = loadConfig(gh.env);
+  const running = await startGatehouse(config);
+  return {
+    ...running,
+    config,
+    env: gh.env,
+    database: gh.database,
+    async close() {
+      await running.stop();
+      await gh.database.drop();
+    },
+  };
+}
