@@ -53,6 +53,39 @@ const USAGE = `usage: npm run -s cli -- <command> [options] [--json]
 
 class UsageError extends Error {}
 
+const COMMANDS: Record<string, string[]> = {
+  migrate: [],
+  clients: ['create', 'list', 'show', 'update', 'delete', 'rotate-secret'],
+  users: ['create', 'list', 'show', 'set-password', 'disable', 'enable', 'grant-admin', 'remove-admin'],
+  'api-keys': ['create', 'list', 'revoke'],
+  'admin-tokens': ['create', 'list', 'revoke'],
+  import: ['dot'],
+  keys: ['list', 'rotate', 'retire'],
+};
+
+// Validation errors name fields as the services do; an operator typed options.
+const OPTION_NAMES: Record<string, string> = {
+  name: '--name',
+  type: '--type',
+  grantTypes: '--grant',
+  redirectUris: '--redirect-uri',
+  postLogoutRedirectUris: '--post-logout-redirect-uri',
+  allowedOrigins: '--origin',
+  scope: '--scope',
+  authMethod: '--auth-method',
+  requirePkce: '--require-pkce',
+  skipConsent: '--skip-consent',
+  idTokenSignedResponseAlg: '--id-token-alg',
+  logoUri: '--logo-uri',
+  clientUri: '--client-uri',
+  username: '--username',
+  email: '--email',
+};
+
+function withOptionNames(err: ValidationError): ValidationError {
+  return new ValidationError(Object.fromEntries(Object.entries(err.fields).map(([field, why]) => [OPTION_NAMES[field] ?? field, why])), err.code);
+}
+
 interface Output {
   json: boolean;
   print(human: string, machine: unknown): void;
@@ -366,6 +399,12 @@ export async function runCli(argv: string[]): Promise<number> {
 
   let services: Services | undefined;
   try {
+    // Known commands are checked before the database is opened, so a typo says so.
+    const subcommands = COMMANDS[command];
+    if (!subcommands) throw new UsageError(`unknown command ${command}`);
+    if (subcommands.length && !subcommands.includes(sub ?? '')) {
+      throw new UsageError(sub ? `unknown ${command} command ${sub}` : `${command} needs a command: ${subcommands.join(', ')}`);
+    }
     const config = loadConfig();
     services = await openServices(config);
     switch (command) {
@@ -394,9 +433,9 @@ export async function runCli(argv: string[]): Promise<number> {
         throw new UsageError(`unknown command ${command}`);
     }
   } catch (err) {
-    if (err instanceof UsageError) return fail('usage', `${err.message}\n\n${USAGE}`, 2);
+    if (err instanceof UsageError) return fail('usage', `${err.message} (see: npm run -s cli -- help)`, 2);
     if (err instanceof ConfigError) return fail('invalid_configuration', err.message, 2);
-    if (err instanceof ValidationError) return fail(err.code, err.description, 1);
+    if (err instanceof ValidationError) return fail(err.code, withOptionNames(err).description, 1);
     if (err instanceof GatehouseError) return fail(err.code, err.description, 1);
     if (err instanceof DotSourceError) return fail('invalid_source', err.message, 1);
     return fail('server_error', (err as Error).message, 1);
