@@ -1,3 +1,4 @@
+import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -27,6 +28,8 @@ export interface Config {
   dataDir: string;
   /** Another provider's URL layout to answer too ("dot": django-oauth-toolkit's /o/…). */
   compatPaths: 'dot' | undefined;
+  /** Serving processes `npm start` runs (node:cluster); all state is in the stores. */
+  workers: number;
   /** The largest /userdata document, in bytes of JSON. */
   userdataMaxBytes: number;
   /** How often each process checks the database for rotated signing keys, in seconds. */
@@ -111,6 +114,7 @@ const envSchema = z.object({
     .refine((scopes) => scopes.every((s) => !reservedScopes.has(s)), 'must not repeat the built-in scopes (openid profile email offline_access userdata)')
     .default(['read', 'write']),
   GATEHOUSE_DATA_DIR: z.string().min(1).default('./data'),
+  GATEHOUSE_WORKERS: z.coerce.number().int('must be a whole number').min(1, 'must be at least 1').max(256, 'must be at most 256').optional(),
   GATEHOUSE_COMPAT_PATHS: z.enum(['dot'], 'must be "dot" (django-oauth-toolkit paths under /o/) or unset').optional(),
   GATEHOUSE_USERDATA_MAX_BYTES: z.coerce.number().int('must be a whole number of bytes').min(2, 'must be at least 2 bytes').max(16 * 1024 * 1024, 'must be at most 16 MiB').default(64 * 1024),
   GATEHOUSE_KEYS_RELOAD_SECONDS: seconds.default(60),
@@ -161,6 +165,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     keysReloadSeconds: e.GATEHOUSE_KEYS_RELOAD_SECONDS,
     userdataMaxBytes: e.GATEHOUSE_USERDATA_MAX_BYTES,
     compatPaths: e.GATEHOUSE_COMPAT_PATHS,
+    workers: e.GATEHOUSE_WORKERS ?? os.availableParallelism(),
     lifetimes: {
       accessToken: e.GATEHOUSE_ACCESS_TOKEN_TTL,
       refreshToken: e.GATEHOUSE_REFRESH_TOKEN_TTL,

@@ -1,7 +1,8 @@
+import cluster from 'node:cluster';
 import type { Server } from 'node:http';
 import { createApp, type GatehouseApp } from './app.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
-import { openServices, type Services } from './services.ts';
+import { openServices, prepareStores, type Services } from './services.ts';
 import { sweepExpiredPayloads } from '../adapters/knex.ts';
 
 export interface RunningGatehouse {
@@ -56,10 +57,9 @@ export async function startGatehouse(config: Config): Promise<RunningGatehouse> 
   };
 }
 
-async function main(): Promise<void> {
-  let config: Config;
+function readConfigOrExit(): Config {
   try {
-    config = loadConfig();
+    return loadConfig();
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(`gatehouse: ${err.message}`);
@@ -67,6 +67,10 @@ async function main(): Promise<void> {
     }
     throw err;
   }
+}
+
+/** One serving process: listens, and stops cleanly on SIGTERM/SIGINT (requests in flight finish). */
+async function serve(config: Config): Promise<RunningGatehouse> {
   let running: RunningGatehouse;
   try {
     running = await startGatehouse(config);
@@ -74,13 +78,65 @@ async function main(): Promise<void> {
     console.error(`gatehouse: could not start: ${(err as Error).message}`);
     process.exit(1);
   }
-  console.log(`gatehouse: serving ${config.issuer} on port ${config.port} (${config.database.client === 'pg' ? 'PostgreSQL' : `SQLite ${config.database.filename}`})`);
-  console.log(`gatehouse: discovery at ${config.issuer}/.well-known/openid-configuration`);
   const shutdown = () => {
     running.stop().then(() => process.exit(0), () => process.exit(1));
   };
   process.once('SIGTERM', shutdown);
   process.once('SIGINT', shutdown);
+  return running;
+}
+
+const announce = (config: Config, workers: number) => {
+  const store = config.database.client === 'pg' ? 'PostgreSQL' : `SQLite ${config.database.filename}`;
+  console.log(`gatehouse: serving ${config.issuer} on port ${config.port} (${store}${config.redisUrl ? ' + Redis' : ''}, ${workers} worker${workers === 1 ? '' : 's'})`);
+  console.log(`gatehouse: discovery at ${config.issuer}/.well-known/openid-configuration`);
+};
+
+/**
+ * `npm start`. With GATEHOUSE_WORKERS > 1 the primary prepares the stores once (migrations,
+ * first signing keys and cookie keys, so workers never race to create them), then forks the
+ * workers, which share the port through node:cluster and all state through the stores.
+ */
+async function main(): Promise<void> {
+  const config = readConfigOrExit();
+  if (config.workers === 1) {
+    await serve(config);
+    announce(config, 1);
+    return;
+  }
+  if (cluster.isWorker) {
+    await serve(config);
+    return;
+  }
+  try {
+    await prepareStores(config);
+  } catch (err) {
+    console.error(`gatehouse: could not start: ${(err as Error).message}`);
+    process.exit(1);
+  }
+  let stopping = false;
+  let ready = 0;
+  const fork = () => cluster.fork().on('listening', () => ++ready === config.workers && announce(config, config.workers));
+  for (let i = 0; i < config.workers; i++) fork();
+  cluster.on('exit', (worker, code, signal) => {
+    if (stopping) return;
+    // A worker that dies unexpectedly is replaced; one that fails at start-up stops everything.
+    if (code === 1 && !signal && ready < config.workers) {
+      console.error('gatehouse: a worker could not start; stopping');
+      process.exit(1);
+    }
+    console.error(`gatehouse: worker ${worker.process.pid} exited (${signal ?? code}); starting another`);
+    fork();
+  });
+  const stop = () => {
+    stopping = true;
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM');
+    const exited = () => Object.keys(cluster.workers ?? {}).length === 0 && process.exit(0);
+    cluster.on('exit', exited);
+    exited();
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

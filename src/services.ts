@@ -83,3 +83,14 @@ export async function openServices(config: Config, { migrate = true } = {}): Pro
 }
 
 export { loadCookieKeys };
+
+/** What must exist before several workers start at once: the schema, the first signing keys, the cookie keys. */
+export async function prepareStores(config: Config): Promise<void> {
+  const services = await openServices(config);
+  try {
+    await services.keys.ensureSigningKeys();
+    await loadCookieKeys(services.settings, config.cookieKeys);
+  } finally {
+    await services.close();
+  }
+}

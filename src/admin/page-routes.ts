@@ -190,16 +190,24 @@ const userSummary = (u: User) => ({
   href: `/admin/users/${encodeURIComponent(u.id)}`,
 });
 
-function auditView(e: AuditEntry) {
-  const [kind, id] = [e.target.slice(0, e.target.indexOf(':')), e.target.slice(e.target.indexOf(':') + 1)];
+/** An audit entry as the page shows it: names first, the ids they stand for beside them. */
+function auditView(e: AuditEntry, names: Map<string, string>) {
+  const colon = e.target.indexOf(':');
+  const [kind, id] = [e.target.slice(0, colon), e.target.slice(colon + 1)];
   const href = kind === 'client' ? `/admin/clients/${encodeURIComponent(id)}` : kind === 'user' ? `/admin/users/${encodeURIComponent(id)}` : undefined;
+  // Actors read "user:<id> (<username>)" or "admin-token:<id> (<name>)"; the CLI is "cli".
+  const actor = /^(\S+) \((.*)\)$/.exec(e.actor);
+  const actorId = actor?.[1] ?? '';
   return {
     id: e.id,
     at: when(e.at),
     iso: e.at.toISOString(),
-    actor: e.actor,
+    actorName: actor?.[2] ?? e.actor,
+    actorId,
+    actorHref: actorId.startsWith('user:') ? `/admin/users/${encodeURIComponent(actorId.slice('user:'.length))}` : undefined,
     action: e.action,
     target: e.target,
+    targetName: names.get(e.target),
     href,
     details: Object.keys(e.details).length ? JSON.stringify(e.details) : '',
     address: e.address ?? '',
@@ -232,7 +240,8 @@ export function adminPageRoutes(services: Services, views: Views): Router {
 
   const page = (ctx: Koa.Context, template: string, context: Record<string, unknown>, status = 200) => {
     const operator = ctx.state.operator as Operator | undefined;
-    const notice = typeof ctx.query.notice === 'string' ? NOTICES[ctx.query.notice] : undefined;
+    const key = ctx.query.notice;
+    const notice = typeof key === 'string' && Object.hasOwn(NOTICES, key) ? NOTICES[key] : undefined;
     ctx.status = status;
     ctx.type = 'html';
     ctx.body = views.render(`admin/${template}`, {
@@ -301,8 +310,9 @@ export function adminPageRoutes(services: Services, views: Views): Router {
   });
 
   router.get('/assets/:file', (ctx) => {
-    const found = ASSETS[ctx.params.file!];
-    if (!found) throw new NotFoundError(`asset ${ctx.params.file}`);
+    const name = ctx.params.file!;
+    if (!Object.hasOwn(ASSETS, name)) throw new NotFoundError(`asset ${name}`);
+    const found = ASSETS[name]!;
     ctx.type = found.type;
     ctx.set('cache-control', 'public, max-age=3600');
     ctx.body = found.body;
@@ -601,16 +611,29 @@ export function adminPageRoutes(services: Services, views: Views): Router {
     seeOther(ctx, `${userSummary(user).href}?notice=grant-revoked`);
   });
 
+  /** Today's names of the clients and users a page of entries targets (gone ones have none). */
+  const targetNames = async (entries: AuditEntry[]): Promise<Map<string, string>> => {
+    const names = new Map<string, string>();
+    if (entries.some((e) => e.target.startsWith('client:'))) {
+      for (const c of await clients.list()) names.set(`client:${c.clientId}`, c.name);
+    }
+    const userIds = [...new Set(entries.filter((e) => e.target.startsWith('user:')).map((e) => e.target.slice('user:'.length)))];
+    const users = await Promise.all(userIds.map((id) => accounts.get(id).catch((err: unknown) => (err instanceof NotFoundError ? undefined : Promise.reject(err)))));
+    for (const u of users) if (u) names.set(`user:${u.id}`, u.username);
+    return names;
+  };
+
   // The audit log, newest first, a page at a time.
   router.get('/audit', async (ctx) => {
     const rawBefore = ctx.query.before;
     const before = rawBefore === undefined ? undefined : Number(rawBefore);
     if (before !== undefined && (!Number.isInteger(before) || before < 1)) throw new ValidationError({ before: 'must be an entry id' });
     const entries = await audit.list({ limit: AUDIT_PAGE_SIZE, beforeId: before });
+    const names = await targetNames(entries);
     page(ctx, 'audit.njk', {
       title: 'Audit log',
       section: 'audit',
-      entries: entries.map(auditView),
+      entries: entries.map((e) => auditView(e, names)),
       newer: before !== undefined,
       olderHref: entries.length === AUDIT_PAGE_SIZE ? `/admin/audit?before=${entries.at(-1)!.id}` : undefined,
     });

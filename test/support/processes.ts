@@ -12,7 +12,7 @@ export interface GatehouseProcess {
 
 /** `npm start` as a separate process (node --import=tsx src/server.ts), waiting until /readyz answers. */
 export async function spawnGatehouse(env: Record<string, string>, { waitReady = true } = {}): Promise<GatehouseProcess> {
-  const child = spawn(process.execPath, ['--import=tsx', 'src/server.ts'], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import=tsx', 'src/server.ts'], { cwd: root, env: { GATEHOUSE_WORKERS: '1', ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout!.on('data', (d) => (output += d));
   child.stderr!.on('data', (d) => (output += d));
