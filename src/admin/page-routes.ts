@@ -75,10 +75,11 @@ interface ClientForm {
   scope: string;
   authMethod: string;
   requirePkce: boolean;
+  skipConsent: boolean;
   logoUri: string;
   clientUri: string;
 }
-const CLIENT_FORM_FIELDS = new Set<string>(['name', 'type', 'grantTypes', 'redirectUris', 'postLogoutRedirectUris', 'allowedOrigins', 'scope', 'authMethod', 'requirePkce', 'logoUri', 'clientUri']);
+const CLIENT_FORM_FIELDS = new Set<string>(['name', 'type', 'grantTypes', 'redirectUris', 'postLogoutRedirectUris', 'allowedOrigins', 'scope', 'authMethod', 'requirePkce', 'skipConsent', 'logoUri', 'clientUri']);
 const NEW_CLIENT_FORM: ClientForm = {
   name: '',
   type: 'confidential',
@@ -89,6 +90,7 @@ const NEW_CLIENT_FORM: ClientForm = {
   scope: '',
   authMethod: '',
   requirePkce: false,
+  skipConsent: false,
   logoUri: '',
   clientUri: '',
 };
@@ -115,6 +117,7 @@ const clientFormFromBody = (body: Record<string, unknown>): ClientForm => ({
   scope: text(body.scope),
   authMethod: text(body.authMethod),
   requirePkce: checked(body.requirePkce),
+  skipConsent: checked(body.skipConsent),
   logoUri: text(body.logoUri),
   clientUri: text(body.clientUri),
 });
@@ -129,6 +132,7 @@ const clientFormFromClient = (c: Client): ClientForm => ({
   scope: c.scope.join(' '),
   authMethod: c.authMethod,
   requirePkce: c.requirePkce,
+  skipConsent: c.skipConsent,
   logoUri: c.logoUri ?? '',
   clientUri: c.clientUri ?? '',
 });
@@ -145,6 +149,7 @@ const clientInput = (f: ClientForm): ClientSettingsInput => ({
   // "Default for the type" leaves the choice to the rules.
   authMethod: f.authMethod || undefined,
   requirePkce: f.requirePkce,
+  skipConsent: f.skipConsent,
   logoUri: f.logoUri,
   clientUri: f.clientUri,
 });
