@@ -3,7 +3,8 @@ import type Koa from 'koa';
 import { koaBody } from 'koa-body';
 import { errors, type InteractionResults, type Provider } from 'oidc-provider';
 import type { AccountsService } from '../src/accounts/service.ts';
-import { LOGIN_THROTTLE, LoginThrottle } from '../src/accounts/throttle.ts';
+import type { LoginThrottle } from '../src/accounts/throttle.ts';
+import { signInWithPassword } from '../src/accounts/sign-in.ts';
 import { csrfToken, csrfValid } from './csrf.ts';
 import { describeScope } from './scopes.ts';
 import type { Views } from './views.ts';
@@ -19,7 +20,6 @@ export interface InteractionDeps {
 // Forms only: small urlencoded bodies, parsed on these routes alone (never before the provider).
 const formBody = koaBody({ urlencoded: true, json: false, multipart: false, text: false, formLimit: '16kb' });
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The login and consent pages oidc-provider sends people to, at /interaction/:uid. */
 export function interactionRoutes({ provider: currentProvider, accounts, throttle, views }: InteractionDeps): Router {
@@ -90,23 +90,12 @@ export function interactionRoutes({ provider: currentProvider, accounts, throttl
     if (prompt.name !== 'login') return again(400, 'You are already signed in. Go back to the application.');
     if (!username || !password) return again(400, 'Enter your username and password.');
 
-    const subjects = LoginThrottle.subjects(username, ctx.ip);
-    const state = await throttle.state([subjects.username, subjects.address]);
-    if (state.lockedForSeconds > 0) {
-      const minutes = Math.ceil(state.lockedForSeconds / 60);
-      ctx.set('retry-after', String(state.lockedForSeconds));
-      return again(429, `Too many failed sign-ins. Sign-in is locked for ${minutes} minute${minutes === 1 ? '' : 's'}; try again later.`);
+    const result = await signInWithPassword(accounts, throttle, username, password, ctx.ip);
+    if (!result.ok) {
+      if (result.retryAfterSeconds) ctx.set('retry-after', String(result.retryAfterSeconds));
+      return again(result.status, result.message);
     }
-    if (state.delayMs) await sleep(state.delayMs);
-
-    const user = await accounts.verifyCredentials(username, password);
-    if (!user) {
-      await throttle.recordFailure(subjects.username, LOGIN_THROTTLE.lockUsernameAfter);
-      await throttle.recordFailure(subjects.address, LOGIN_THROTTLE.lockAddressAfter);
-      return again(401, 'The username or password is not correct.');
-    }
-    await throttle.clear(subjects.username);
-    await finish(ctx, { login: { accountId: user.id, amr: ['pwd'] } }, false);
+    await finish(ctx, { login: { accountId: result.user.id, amr: ['pwd'] } }, false);
   });
 
   router.post('/:uid/consent', formBody, async (ctx) => {

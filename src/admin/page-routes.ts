@@ -5,7 +5,7 @@ import { koaBody } from 'koa-body';
 import { csrfToken, csrfValid } from '../../interactions/csrf.ts';
 import type { Views } from '../../interactions/views.ts';
 import type { User } from '../accounts/service.ts';
-import { LOGIN_THROTTLE, LoginThrottle } from '../accounts/throttle.ts';
+import { signInWithPassword } from '../accounts/sign-in.ts';
 import { API_KEY_SCOPES, type ApiKey } from '../apikeys/service.ts';
 import { GRANT_TYPES, type ClientSettingsInput } from '../clients/rules.ts';
 import type { Client } from '../clients/service.ts';
@@ -229,7 +229,6 @@ const ERROR_TITLES: Record<number, string> = {
   503: 'Gatehouse is briefly unavailable',
 };
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * The operator's admin pages under /admin: clients, users, API keys and the audit log. Every
@@ -342,22 +341,12 @@ export function adminPageRoutes(services: Services, views: Views): Router {
     if (!username || !password) return again(400, 'Enter your username and password.');
 
     // The same throttle, and the same counters, as the sign-in page of the interactions.
-    const subjects = LoginThrottle.subjects(username, ctx.ip);
-    const state = await throttle.state([subjects.username, subjects.address]);
-    if (state.lockedForSeconds > 0) {
-      const minutes = Math.ceil(state.lockedForSeconds / 60);
-      ctx.set('retry-after', String(state.lockedForSeconds));
-      return again(429, `Too many failed sign-ins. Sign-in is locked for ${minutes} minute${minutes === 1 ? '' : 's'}; try again later.`);
+    const result = await signInWithPassword(accounts, throttle, username, password, ctx.ip);
+    if (!result.ok) {
+      if (result.retryAfterSeconds) ctx.set('retry-after', String(result.retryAfterSeconds));
+      return again(result.status, result.message);
     }
-    if (state.delayMs) await sleep(state.delayMs);
-
-    const user = await accounts.verifyCredentials(username, password);
-    if (!user) {
-      await throttle.recordFailure(subjects.username, LOGIN_THROTTLE.lockUsernameAfter);
-      await throttle.recordFailure(subjects.address, LOGIN_THROTTLE.lockAddressAfter);
-      return again(401, 'The username or password is not correct.');
-    }
-    await throttle.clear(subjects.username);
+    const { user } = result;
     if (!user.isAdmin) {
       return again(403, `${user.username} is not an operator. Only users with the admin flag can sign in to Gatehouse admin; ask an operator to grant it.`);
     }

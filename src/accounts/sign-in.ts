@@ -1,0 +1,37 @@
+import type { AccountsService, User } from './service.ts';
+import { LOGIN_THROTTLE, LoginThrottle } from './throttle.ts';
+
+export type SignInResult =
+  | { ok: true; user: User }
+  | { ok: false; status: 401 | 429; message: string; retryAfterSeconds?: number };
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Checks a username and password the way every sign-in form does (people's and operators'):
+ * throttled per username and per address with shared counters, one generic message for wrong
+ * credentials, a clear one when locked.
+ */
+export async function signInWithPassword(accounts: AccountsService, throttle: LoginThrottle, username: string, password: string, address: string): Promise<SignInResult> {
+  const subjects = LoginThrottle.subjects(username, address);
+  const state = await throttle.state([subjects.username, subjects.address]);
+  if (state.lockedForSeconds > 0) {
+    const minutes = Math.ceil(state.lockedForSeconds / 60);
+    return {
+      ok: false,
+      status: 429,
+      message: `Too many failed sign-ins. Sign-in is locked for ${minutes} minute${minutes === 1 ? '' : 's'}; try again later.`,
+      retryAfterSeconds: state.lockedForSeconds,
+    };
+  }
+  if (state.delayMs) await sleep(state.delayMs);
+
+  const user = await accounts.verifyCredentials(username, password);
+  if (!user) {
+    await throttle.recordFailure(subjects.username, LOGIN_THROTTLE.lockUsernameAfter);
+    await throttle.recordFailure(subjects.address, LOGIN_THROTTLE.lockAddressAfter);
+    return { ok: false, status: 401, message: 'The username or password is not correct.' };
+  }
+  await throttle.clear(subjects.username);
+  return { ok: true, user };
+}
