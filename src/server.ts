@@ -28,6 +28,10 @@ export async function startGatehouse(config: Config): Promise<RunningGatehouse> 
     const s = app.listen(config.port, () => resolve(s));
     s.once('error', reject);
   });
+  // Longer than a load balancer's idle timeout (often 60 s): otherwise Node closes a kept-alive
+  // connection just as the balancer reuses it, and a client sees a reset.
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
   const sweeper = setInterval(() => {
     sweepExpiredPayloads(services.db).catch(() => undefined);
   }, SWEEP_INTERVAL_MS);

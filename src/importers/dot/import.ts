@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Knex } from 'knex';
 import { KnexAdapter } from '../../../adapters/knex.ts';
 import { isDjangoHash, isUnusableDjangoPassword } from '../../accounts/django-hashers.ts';
@@ -111,10 +112,12 @@ async function importUsers(trx: Knex, data: DotData, dryRun: boolean): Promise<U
       continue;
     }
     if (existing) {
-      const same =
-        existing.username === row.username && existing.email === row.email && existing.name === row.name && Boolean(existing.is_admin) === row.is_admin && Boolean(existing.disabled) === row.disabled;
-      // The password is left alone: it may have been upgraded or changed since the first import.
-      report.notes = ['already imported; its password is kept as it is now'];
+      // Gatehouse owns the user now: the password (maybe upgraded), the admin flag, and a
+      // disabled flag an operator set are kept. DOT can still disable, never re-enable.
+      row.is_admin = Boolean(existing.is_admin);
+      row.disabled = Boolean(existing.disabled) || row.disabled;
+      const same = existing.username === row.username && existing.email === row.email && existing.name === row.name && Boolean(existing.disabled) === row.disabled;
+      report.notes = ['already imported; its password, admin flag and disabled state in Gatehouse are kept'];
       if (same) {
         report.outcome = 'unchanged';
         continue;
@@ -189,7 +192,7 @@ function planClient(app: DotApplication, services: Services, secretKey: Buffer):
       idTokenSignedResponseAlg = 'HS256';
       notes.push('HS256: its secret is the HMAC key of its ID tokens, so it is kept as it is, not hashed');
     }
-  } else if (app.algorithm === '') {
+  } else if (app.algorithm === '' && grantTypes.includes('authorization_code')) {
     notes.push('had no OIDC algorithm in DOT: ID tokens (when openid is asked for) are signed with RS256');
   }
   if (type === 'confidential') {
@@ -241,7 +244,7 @@ async function importClients(trx: Knex, data: DotData, services: Services, secre
   const refreshable = new Set<number>();
   for (const app of data.applications) {
     const plan = planClient(app, services, secretKey);
-    const report: ClientReport = { client_id: app.clientId, name: app.name, outcome: 'imported', notes: [] };
+    const report: ClientReport = { client_id: app.clientId, name: app.name.trim() || app.clientId, outcome: 'imported', notes: [] };
     reports.push(report);
     if ('refused' in plan) {
       report.outcome = 'refused';
@@ -297,6 +300,11 @@ async function importRefreshTokens(trx: Knex, data: DotData, services: Services,
       skip(`user ${user.username} is inactive (DOT 1.7 would still honour it; Gatehouse does not)`);
       continue;
     }
+    const here = await trx('users').first('disabled').where({ id: String(user.id) });
+    if (here?.disabled) {
+      skip(`user ${user.username} is disabled in Gatehouse`);
+      continue;
+    }
     if (!app || !refreshable.has(app.id)) {
       skip(`its application ${app?.name || app?.clientId || rt.applicationId} was refused or has no refresh_token grant`);
       continue;
@@ -308,13 +316,16 @@ async function importRefreshTokens(trx: Knex, data: DotData, services: Services,
       skip(`its scope "${rt.scope}" has no scope Gatehouse knows (add API scopes to GATEHOUSE_API_SCOPES)`);
       continue;
     }
-    if (await refreshTokens.find(rt.token)) {
+    const tokenSha256 = createHash('sha256').update(rt.token).digest('hex');
+    if (await trx('dot_imported_refresh_tokens').first('token_sha256').where({ token_sha256: tokenSha256 })) {
+      // Imported before: whether it is still live, used or revoked is Gatehouse's business now.
       result.already_present++;
       continue;
     }
     if (unknown.length) result.notes.push(`refresh token ${rt.id}: scope ${unknown.join(' ')} dropped (not configured in Gatehouse)`);
     result.imported++;
     if (dryRun) continue;
+    await trx('dot_imported_refresh_tokens').insert({ token_sha256: tokenSha256, imported_at: Date.now() });
     const grantId = `dot-rt-${rt.id}`;
     const accountId = String(user.id);
     await grants.upsert(grantId, { jti: grantId, kind: 'Grant', iat: now, exp: now + grantTtl, accountId, clientId: app.clientId, openid: { scope } }, grantTtl);
