@@ -21,6 +21,16 @@ export interface InteractionDeps {
 const formBody = koaBody({ urlencoded: true, json: false, multipart: false, text: false, formLimit: '16kb' });
 
 
+/**
+ * What the consent page lists: the scopes not yet granted, or, when prompt=consent asks again
+ * for what was granted before, everything requested.
+ */
+function scopesToShow(details: unknown, params: Record<string, unknown>) {
+  const missing = (details as { missingOIDCScope?: string[] }).missingOIDCScope ?? [];
+  const shown = missing.length ? missing : typeof params.scope === 'string' ? params.scope.split(' ').filter(Boolean) : [];
+  return shown.map((scope) => ({ scope, description: describeScope(scope) }));
+}
+
 /** The login and consent pages oidc-provider sends people to, at /interaction/:uid. */
 export function interactionRoutes({ provider: currentProvider, accounts, throttle, views }: InteractionDeps): Router {
   const router = new Router({ prefix: '/interaction' });
@@ -71,9 +81,7 @@ export function interactionRoutes({ provider: currentProvider, accounts, throttl
       return page(ctx, 'login.njk', { title: 'Sign in', uid, client, username: typeof params.login_hint === 'string' ? params.login_hint : '' });
     }
     if (prompt.name === 'consent') {
-      const details = prompt.details as { missingOIDCScope?: string[] };
-      const scopes = (details.missingOIDCScope ?? []).map((scope) => ({ scope, description: describeScope(scope) }));
-      return page(ctx, 'consent.njk', { title: `Allow ${client.name}?`, uid, client, scopes });
+      return page(ctx, 'consent.njk', { title: `Allow ${client.name}?`, uid, client, scopes: scopesToShow(prompt.details, params) });
     }
     return page(ctx, 'error.njk', { title: 'Something went wrong', error: 'unsupported_interaction', description: `Gatehouse cannot handle the "${prompt.name}" step.` }, 400);
   });
@@ -104,12 +112,11 @@ export function interactionRoutes({ provider: currentProvider, accounts, throttl
     const { prompt, params, session } = details;
     if (!csrfValid(ctx, body.csrf)) {
       const client = await clientView(params.client_id);
-      const missing = (prompt.details as { missingOIDCScope?: string[] }).missingOIDCScope ?? [];
       return page(ctx, 'consent.njk', {
         title: `Allow ${client.name}?`,
         uid: details.uid,
         client,
-        scopes: missing.map((scope) => ({ scope, description: describeScope(scope) })),
+        scopes: scopesToShow(prompt.details, params),
         error: 'Your form expired. Please choose again.',
       }, 403);
     }

@@ -50,7 +50,7 @@ const toUser = (r: UserRow): User => ({
 });
 
 // Usernames compare case-insensitively, as people type them.
-const usernameKey = (username: string) => username.normalize('NFKC').toLowerCase();
+export const usernameKey = (username: string) => username.normalize('NFKC').toLowerCase();
 
 const newUserInput = z.object({
   username: z

@@ -14,7 +14,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  */
 export async function signInWithPassword(accounts: AccountsService, throttle: LoginThrottle, username: string, password: string, address: string): Promise<SignInResult> {
   const subjects = LoginThrottle.subjects(username, address);
-  const state = await throttle.state([subjects.username, subjects.address]);
+  const state = await throttle.state(subjects);
   if (state.lockedForSeconds > 0) {
     const minutes = Math.ceil(state.lockedForSeconds / 60);
     return {

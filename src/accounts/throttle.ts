@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { usernameKey } from './service.ts';
 
 /**
  * Slows and then locks sign-in after repeated failures, per username and per client address,
@@ -8,6 +9,7 @@ export const LOGIN_THROTTLE = {
   windowMs: 15 * 60_000,
   /** Failures after which each further attempt waits `delayMs` first. */
   slowAfter: 3,
+  slowAddressAfter: 10,
   delayMs: 1000,
   /** Failures after which the username is locked for `lockMs`. */
   lockUsernameAfter: 5,
@@ -27,23 +29,26 @@ export class LoginThrottle {
     private readonly settings = LOGIN_THROTTLE,
   ) {}
 
-  static subjects(usernameKey: string, address: string): { username: string; address: string } {
-    return { username: `user:${usernameKey.toLowerCase()}`, address: `addr:${address}` };
+  /** Counters are keyed as accounts are looked up, so no other spelling of a name gets a fresh count. */
+  static subjects(username: string, address: string): { username: string; address: string } {
+    return { username: `user:${usernameKey(username.trim())}`, address: `addr:${address}` };
   }
 
-  async state(subjects: string[]): Promise<ThrottleState> {
+  async state(subjects: { username: string; address: string }): Promise<ThrottleState> {
     const now = Date.now();
-    const rows = await this.db('login_failures').whereIn('subject', subjects);
+    const rows = await this.db('login_failures').whereIn('subject', [subjects.username, subjects.address]);
     let lockedUntil = 0;
-    let failures = 0;
+    let slow = false;
     for (const row of rows) {
       if (Number(row.window_started_at) + this.settings.windowMs < now && !(row.locked_until && Number(row.locked_until) > now)) continue;
       if (row.locked_until) lockedUntil = Math.max(lockedUntil, Number(row.locked_until));
-      failures = Math.max(failures, Number(row.failures));
+      // Many people share an address (an office, a proxy): it slows down much later than a name.
+      const slowAfter = row.subject === subjects.address ? this.settings.slowAddressAfter : this.settings.slowAfter;
+      if (Number(row.failures) >= slowAfter) slow = true;
     }
     return {
       lockedForSeconds: lockedUntil > now ? Math.ceil((lockedUntil - now) / 1000) : 0,
-      delayMs: failures >= this.settings.slowAfter ? this.settings.delayMs : 0,
+      delayMs: slow ? this.settings.delayMs : 0,
     };
   }
 

@@ -1,10 +1,16 @@
 import type { Knex } from 'knex';
 
-/** Does the user have a live grant with this client (did they ever authorize it, and not revoke)? */
-export async function hasActiveGrant(db: Knex, sub: string, clientId: string): Promise<boolean> {
-  const row = await db('oidc_payloads')
-    .first('id')
+/**
+ * Did the user allow this client to use their data: a live grant with the client that
+ * includes the userdata scope (not only having signed in to it)?
+ */
+export async function hasUserdataGrant(db: Knex, sub: string, clientId: string): Promise<boolean> {
+  const rows: Array<{ payload: string }> = await db('oidc_payloads')
+    .select('payload')
     .where({ account_id: sub, model: 'Grant', client_id: clientId })
     .andWhere((w) => w.whereNull('expires_at').orWhere('expires_at', '>', Math.floor(Date.now() / 1000)));
-  return Boolean(row);
+  return rows.some((row) => {
+    const scope = (JSON.parse(row.payload) as { openid?: { scope?: string } }).openid?.scope ?? '';
+    return scope.split(' ').includes('userdata');
+  });
 }

@@ -5,7 +5,7 @@ import type Provider from 'oidc-provider';
 import type { AccountsService } from '../accounts/service.ts';
 import type { ApiKeysService } from '../apikeys/service.ts';
 import { GatehouseError } from '../errors.ts';
-import { hasActiveGrant } from './access.ts';
+import { hasUserdataGrant } from './access.ts';
 import { applyMergePatch, type Json } from './merge-patch.ts';
 import type { Precondition, UserdataService, UserDocument } from './service.ts';
 
@@ -61,7 +61,7 @@ async function authorize(ctx: Koa.Context, deps: UserdataDeps, sub: string): Pro
   // The same answer whether the user does not exist, never authorized this client, or is
   // disabled: a client learns nothing about users it may not see.
   const user = await deps.accounts.findActive(sub);
-  if (!user || !(await hasActiveGrant(deps.db, sub, key.clientId))) throw forbidden();
+  if (!user || !(await hasUserdataGrant(deps.db, sub, key.clientId))) throw forbidden();
   return { sub, clientId: key.clientId, canRead, canWrite };
 }
 

@@ -48,7 +48,7 @@ export class UserdataService {
       if (precondition !== undefined && precondition !== '*' && !precondition.includes(current.version)) {
         throw new GatehouseError(412, 'precondition_failed', `the document has changed: its version is ${current.version}; read it again and retry`);
       }
-      const next = change(current.document);
+      const next = change(current.document) as Record<string, Json>;
       if (typeof next !== 'object' || next === null || Array.isArray(next)) {
         throw new GatehouseError(400, 'invalid_document', 'the document must stay a JSON object');
       }
@@ -57,17 +57,19 @@ export class UserdataService {
         throw new GatehouseError(413, 'document_too_large', `the document would be larger than ${this.maxBytes} bytes`);
       }
       const values = { document: serialized, version: current.version + 1, updated_at: Date.now(), updated_by_client: clientId };
+      // What this write made, answered as is: reading it back could see a later writer's.
+      const written: UserDocument = { document: next, version: values.version, updatedAt: new Date(values.updated_at), updatedByClient: clientId };
       if (current.version === 0) {
         try {
           await this.db('userdata').insert({ sub, ...values });
-          return this.get(sub);
+          return written;
         } catch (err) {
           if (isUniqueViolation(err)) continue; // another writer created it first: start over
           throw err;
         }
       }
       const changed = await this.db('userdata').where({ sub, version: current.version }).update(values);
-      if (changed === 1) return this.get(sub);
+      if (changed === 1) return written;
       // Another writer got in between: read again and re-apply our change to theirs.
     }
     throw new GatehouseError(409, 'conflict', 'too many concurrent writes to this document; retry');

@@ -71,3 +71,48 @@ function attr(tag: string, name: string): string | undefined {
 function decodeEntities(s: string): string {
   return s.replace(/&amp;/g, '&').replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&#x2F;/g, '/');
 }
+
+/** A form on a page, found by its id or its action: where it posts and the hidden fields it carries. */
+export interface FoundForm {
+  target: string;
+  fields: URLSearchParams;
+}
+
+export function findForm(page: Page, by: { id: string } | { action: RegExp }): FoundForm {
+  const form = [...page.html.matchAll(/<form\b([^>]*)>([\s\S]*?)<\/form>/g)].find((m) =>
+    'id' in by ? attr(m[1]!, 'id') === by.id : by.action.test(attr(m[1]!, 'action') ?? ''),
+  );
+  if (!form) throw new Error(`no form ${'id' in by ? `#${by.id}` : `with action ${by.action}`} on ${page.url}:\n${page.html.slice(0, 500)}`);
+  const fields = new URLSearchParams();
+  for (const input of form[2]!.matchAll(/<input\b([^>]*)>/g)) {
+    const name = attr(input[1]!, 'name');
+    if (name && attr(input[1]!, 'type') === 'hidden') fields.set(name, decodeEntities(attr(input[1]!, 'value') ?? ''));
+  }
+  return { target: new URL(decodeEntities(attr(form[1]!, 'action') ?? page.url), page.url).toString(), fields };
+}
+
+/**
+ * Submits the form with id `id` (buttons may sit outside it, linked by form="id", as on the
+ * sign-out page), with its hidden fields plus `fields`.
+ */
+export async function submitFormById(agent: UserAgent, page: Page, id: string, fields: Record<string, string>): Promise<Page> {
+  const form = findForm(page, { id });
+  for (const [k, v] of Object.entries(fields)) form.fields.set(k, v);
+  return agent.open(form.target, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form.fields });
+}
+
+/**
+ * Submits the form whose action matches `action` as a forged or tampered request would: with
+ * `fields` set and the fields named in `omit` (say, the CSRF token) left out.
+ */
+export async function submitTampered(agent: UserAgent, page: Page, action: RegExp, fields: Record<string, string>, omit: string[] = []): Promise<Page> {
+  const form = findForm(page, { action });
+  for (const [k, v] of Object.entries(fields)) form.fields.set(k, v);
+  for (const name of omit) form.fields.delete(name);
+  return agent.open(form.target, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form.fields });
+}
+
+/** The login page, as a person recognises it: a form asking for a password. */
+export const isLoginPage = (page: Page): boolean => /name="password"/.test(page.html);
+/** The consent page: Allow and Deny buttons. */
+export const isConsentPage = (page: Page): boolean => /name="decision"/.test(page.html);
