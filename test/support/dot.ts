@@ -6,11 +6,11 @@ import { fileURLToPath } from 'node:url';
 import knex, { type Knex } from 'knex';
 
 /**
- * The django-oauth-toolkit fixtures of ../shared/fixtures/dot (see its README.md): what the
+ * The django-oauth-toolkit fixtures (test/fixtures/dot, a copy of ../shared/fixtures/dot; see its README.md): what the
  * DOT 1.7 site holds, spelled out so tests can say what an import must carry over.
  */
 
-export const DOT_FIXTURES = process.env.DOT_FIXTURES ?? fileURLToPath(new URL('../../../shared/fixtures/dot/', import.meta.url));
+export const DOT_FIXTURES = process.env.DOT_FIXTURES ?? fileURLToPath(new URL('../fixtures/dot/', import.meta.url));
 
 /** A writable copy of a fixture file in a fresh temporary directory (the originals are read-only). */
 export function copyFixture(file: string): string {
