@@ -5,6 +5,7 @@ import type { ClientsService } from '../src/clients/service.ts';
 import { guardStore } from '../src/stores/availability.ts';
 import { KnexAdapter } from './knex.ts';
 import { RedisAdapter } from './redis.ts';
+import { SqliteAdapter, type SqliteStatements } from './sqlite.ts';
 
 /**
  * Where each oidc-provider model is stored when REDIS_URL is set. Without Redis, every
@@ -63,6 +64,8 @@ class ClientsTableAdapter implements Adapter {
 
 export interface Stores {
   db: Knex;
+  /** The embedded SQLite default: prepared statements on a connection of their own (hot path). */
+  sqlite?: SqliteStatements;
   redis?: { client: Redis; prefix: string };
 }
 
@@ -82,7 +85,9 @@ export function createAdapterFactory(stores: Stores, clients: ClientsService): A
           ? new ClientsTableAdapter(clients)
           : store === 'redis'
             ? new RedisAdapter(stores.redis!.client, name, stores.redis!.prefix)
-            : new KnexAdapter(stores.db, name);
+            : stores.sqlite
+              ? new SqliteAdapter(stores.sqlite, name)
+              : new KnexAdapter(stores.db, name);
       adapters.set(name, adapter);
     }
     return adapter;

@@ -8,7 +8,7 @@ import { z } from 'zod';
  */
 
 export type DatabaseConfig =
-  | { client: 'sqlite'; filename: string }
+  | { client: 'sqlite'; filename: string; synchronous: 'normal' | 'full' }
   | { client: 'pg'; connectionString: string };
 
 export interface Config {
@@ -114,6 +114,7 @@ const envSchema = z.object({
     .refine((scopes) => scopes.every((s) => !reservedScopes.has(s)), 'must not repeat the built-in scopes (openid profile email offline_access userdata)')
     .default(['read', 'write']),
   GATEHOUSE_DATA_DIR: z.string().min(1).default('./data'),
+  GATEHOUSE_SQLITE_SYNCHRONOUS: z.enum(['normal', 'full'], 'must be normal or full').default('normal'),
   GATEHOUSE_WORKERS: z.coerce.number().int('must be a whole number').min(1, 'must be at least 1').max(256, 'must be at most 256').optional(),
   GATEHOUSE_COMPAT_PATHS: z.enum(['dot'], 'must be "dot" (django-oauth-toolkit paths under /o/) or unset').optional(),
   GATEHOUSE_USERDATA_MAX_BYTES: z.coerce.number().int('must be a whole number of bytes').min(2, 'must be at least 2 bytes').max(16 * 1024 * 1024, 'must be at most 16 MiB').default(64 * 1024),
@@ -144,9 +145,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 
   let database: DatabaseConfig;
   if (!e.DATABASE_URL) {
-    database = { client: 'sqlite', filename: path.join(dataDir, 'gatehouse.sqlite3') };
+    database = { client: 'sqlite', filename: path.join(dataDir, 'gatehouse.sqlite3'), synchronous: e.GATEHOUSE_SQLITE_SYNCHRONOUS };
   } else if (e.DATABASE_URL.startsWith('sqlite:')) {
-    database = { client: 'sqlite', filename: path.resolve(e.DATABASE_URL.slice('sqlite:'.length)) };
+    database = { client: 'sqlite', filename: path.resolve(e.DATABASE_URL.slice('sqlite:'.length)), synchronous: e.GATEHOUSE_SQLITE_SYNCHRONOUS };
   } else {
     database = { client: 'pg', connectionString: e.DATABASE_URL };
   }

@@ -16,6 +16,7 @@ import { AuditLog } from './admin/audit.ts';
 import { AdminOperations } from './admin/operations.ts';
 import { AdminTokensService } from './admin/tokens.ts';
 import { connectRedis, redactUrl } from './stores/redis.ts';
+import { SqliteStatements } from '../adapters/sqlite.ts';
 import { isConnectionError } from './stores/availability.ts';
 import { loadClientSecretKey, loadCookieKeys, SettingsStore } from './settings/store.ts';
 
@@ -53,7 +54,8 @@ export async function openServices(config: Config, { migrate = true } = {}): Pro
       });
     }
     if (config.redisUrl) redis = await connectRedis(config.redisUrl, config.redisOptions);
-    const stores: Stores = { db, ...(redis ? { redis: { client: redis, prefix: config.redisPrefix } } : {}) };
+    const sqlite = config.database.client === 'sqlite' ? new SqliteStatements(config.database.filename, config.database.synchronous) : undefined;
+    const stores: Stores = { db, ...(sqlite ? { sqlite } : {}), ...(redis ? { redis: { client: redis, prefix: config.redisPrefix } } : {}) };
     const settings = new SettingsStore(db);
     const secretKey = await loadClientSecretKey(settings);
     const clients = new ClientsService(db, secretKey, config.apiScopes);
@@ -72,6 +74,7 @@ export async function openServices(config: Config, { migrate = true } = {}): Pro
     const admin = new AdminOperations(clients, accounts, apiKeys, grants, keys, adminTokens, audit);
     const close = async () => {
       redis?.disconnect();
+      sqlite?.close();
       await db.destroy();
     };
     return { config, db, stores, settings, clients, keys, accounts, throttle, apiKeys, userdata, adapters, grants, adminTokens, audit, admin, close };

@@ -5,6 +5,7 @@ import type { Knex } from 'knex';
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import { KnexAdapter, sweepExpiredPayloads } from '../adapters/knex.ts';
 import { RedisAdapter } from '../adapters/redis.ts';
+import { SqliteAdapter, SqliteStatements } from '../adapters/sqlite.ts';
 import { loadConfig } from '../src/config.ts';
 import { migrateToLatest, openDatabase } from '../src/db.ts';
 import { connectRedis } from '../src/stores/redis.ts';
@@ -306,6 +307,36 @@ function knexStore(kind: DatabaseKind): StoreFactory {
   };
 }
 
+/** The embedded default's hot path: better-sqlite3 statements beside Knex, on the same file. */
+function sqliteStatementsStore(): StoreFactory {
+  return async () => {
+    const database = await createTestDatabase('sqlite');
+    const filename = database.url.slice('sqlite:'.length);
+    const db = openDatabase({ client: 'sqlite', filename, synchronous: 'normal' });
+    await migrateToLatest(db);
+    const statements = new SqliteStatements(filename, 'normal');
+    const others: SqliteStatements[] = [];
+    return {
+      adapter: (model) => new SqliteAdapter(statements, model),
+      async connectAgain() {
+        const other = new SqliteStatements(filename, 'normal');
+        others.push(other);
+        return { adapter: (model: string) => new SqliteAdapter(other, model), close: async () => other.close() };
+      },
+      async holds(model, id) {
+        return Boolean(await db('oidc_payloads').first('id').where({ model, id }));
+      },
+      sweepExpired: () => sweepExpiredPayloads(db),
+      async close() {
+        for (const other of others) other.close();
+        statements.close();
+        await db.destroy();
+        await database.drop();
+      },
+    };
+  };
+}
+
 /** Redis under a key prefix of its own; artifacts expire by Redis TTL, so there is no sweep. */
 function redisStore(): StoreFactory {
   return async () => {
@@ -333,6 +364,7 @@ function redisStore(): StoreFactory {
 }
 
 adapterContract('Knex/SQLite', knexStore('sqlite'));
+adapterContract('SQLite prepared statements', sqliteStatementsStore());
 adapterContract('Knex/PostgreSQL', knexStore('pg'));
 adapterContract('Redis', redisStore());
 

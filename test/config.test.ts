@@ -10,7 +10,7 @@ test('with no environment at all, Gatehouse serves http://localhost:3000 from a 
   const config = loadConfig({});
   t.is(config.port, 3000);
   t.is(config.issuer, 'http://localhost:3000');
-  t.deepEqual(config.database, { client: 'sqlite', filename: path.resolve('data', 'gatehouse.sqlite3') });
+  t.deepEqual(config.database, { client: 'sqlite', filename: path.resolve('data', 'gatehouse.sqlite3'), synchronous: 'normal' });
   t.is(config.dataDir, path.resolve('data'));
   t.false(config.trustProxy);
   t.deepEqual(config.apiScopes, ['read', 'write']);
@@ -46,7 +46,10 @@ test('DATABASE_URL selects PostgreSQL or a SQLite file', (t) => {
   t.deepEqual(loadConfig({ DATABASE_URL: 'sqlite:/var/lib/gatehouse/db.sqlite3' }).database, {
     client: 'sqlite',
     filename: '/var/lib/gatehouse/db.sqlite3',
+    synchronous: 'normal',
   });
+  t.like(loadConfig({ GATEHOUSE_SQLITE_SYNCHRONOUS: 'full' }).database, { client: 'sqlite', synchronous: 'full' });
+  t.throws(() => loadConfig({ GATEHOUSE_SQLITE_SYNCHRONOUS: 'off' }), { message: /^invalid GATEHOUSE_SQLITE_SYNCHRONOUS: must be normal or full$/ });
 });
 
 test('REDIS_URL, cookie keys, proxy trust and API scopes are read when given', (t) => {

@@ -1,0 +1,115 @@
+import Database from 'better-sqlite3';
+import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
+
+/**
+ * The oidc-provider adapter contract over the same `oidc_payloads` table as KnexAdapter, for
+ * the embedded SQLite default, through better-sqlite3 prepared statements on a connection of
+ * its own. Token requests hit this on every call; building and preparing SQL through Knex
+ * each time cost more than the query itself. better-sqlite3 is synchronous, so statements of
+ * one process never interleave, and WAL lets this connection and Knex's share the file.
+ */
+
+const nowInSeconds = () => Math.floor(Date.now() / 1000);
+
+interface Row {
+  payload: string;
+  expires_at: number | null;
+  consumed_at: number | null;
+}
+
+export class SqliteStatements {
+  readonly db: Database.Database;
+  readonly upsert: Database.Statement;
+  readonly findById: Database.Statement<[string, string], Row>;
+  readonly findByUid: Database.Statement<[string, string], Row>;
+  readonly findByUserCode: Database.Statement<[string, string], Row>;
+  readonly destroy: Database.Statement;
+  readonly revokeByGrantId: Database.Statement;
+  readonly consume: Database.Statement;
+
+  constructor(filename: string, synchronous: 'normal' | 'full') {
+    this.db = new Database(filename, { fileMustExist: true });
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma(`synchronous = ${synchronous.toUpperCase()}`);
+    this.db.pragma('busy_timeout = 5000');
+    const select = 'select payload, expires_at, consumed_at from oidc_payloads where model = ? and';
+    this.upsert = this.db.prepare(
+      `insert into oidc_payloads (model, id, payload, grant_id, uid, user_code, account_id, client_id, expires_at, consumed_at)
+       values (@model, @id, @payload, @grant_id, @uid, @user_code, @account_id, @client_id, @expires_at, @consumed_at)
+       on conflict (model, id) do update set payload = excluded.payload, grant_id = excluded.grant_id, uid = excluded.uid,
+         user_code = excluded.user_code, account_id = excluded.account_id, client_id = excluded.client_id,
+         expires_at = excluded.expires_at, consumed_at = excluded.consumed_at`,
+    );
+    this.findById = this.db.prepare(`${select} id = ?`);
+    this.findByUid = this.db.prepare(`${select} uid = ?`);
+    this.findByUserCode = this.db.prepare(`${select} user_code = ?`);
+    this.destroy = this.db.prepare('delete from oidc_payloads where model = ? and id = ?');
+    this.revokeByGrantId = this.db.prepare('delete from oidc_payloads where model = ? and grant_id = ?');
+    this.consume = this.db.prepare('update oidc_payloads set consumed_at = ? where model = ? and id = ? and consumed_at is null');
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
+
+export class SqliteAdapter implements Adapter {
+  constructor(
+    private readonly statements: SqliteStatements,
+    private readonly model: string,
+  ) {}
+
+  async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
+    this.statements.upsert.run({
+      model: this.model,
+      id,
+      payload: JSON.stringify(payload),
+      grant_id: payload.grantId ?? null,
+      uid: payload.uid ?? null,
+      user_code: payload.userCode ?? null,
+      account_id: payload.accountId ?? null,
+      client_id: payload.clientId ?? null,
+      expires_at: expiresIn ? nowInSeconds() + expiresIn : null,
+      consumed_at: typeof payload.consumed === 'number' ? payload.consumed : null,
+    });
+  }
+
+  async find(id: string): Promise<AdapterPayload | undefined> {
+    return toPayload(this.statements.findById.get(this.model, id));
+  }
+
+  async findByUid(uid: string): Promise<AdapterPayload | undefined> {
+    return toPayload(this.statements.findByUid.get(this.model, uid));
+  }
+
+  async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
+    return toPayload(this.statements.findByUserCode.get(this.model, userCode));
+  }
+
+  async destroy(id: string): Promise<void> {
+    this.statements.destroy.run(this.model, id);
+  }
+
+  async revokeByGrantId(grantId: string): Promise<void> {
+    this.statements.revokeByGrantId.run(this.model, grantId);
+  }
+
+  /** Compare-and-set, as in KnexAdapter: only the request that flips consumed_at wins. */
+  async consume(id: string): Promise<void> {
+    const { changes } = this.statements.consume.run(nowInSeconds(), this.model, id);
+    if (changes !== 1) {
+      if (this.model === 'PushedAuthorizationRequest') {
+        throw new errors.InvalidRequestUri('request_uri is invalid, expired, or was already used');
+      }
+      throw new errors.InvalidGrant('grant request is invalid: it was already used');
+    }
+  }
+}
+
+function toPayload(row: Row | undefined): AdapterPayload | undefined {
+  if (!row) return undefined;
+  if (row.expires_at !== null && row.expires_at <= nowInSeconds()) return undefined;
+  const payload = JSON.parse(row.payload) as AdapterPayload;
+  if (row.consumed_at !== null) payload.consumed = row.consumed_at;
+  return payload;
+}
