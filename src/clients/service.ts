@@ -12,6 +12,10 @@ import {
 } from './rules.ts';
 import { checkClientSecret, generateClientId, generateClientSecret, hashClientSecret, plainClientSecret, storePlainClientSecret } from './secrets.ts';
 
+/** How long a process may serve a client as it read it; see ClientsService.cache. */
+export const CLIENT_CACHE_MS = 500;
+const MAX_CACHED_CLIENTS = 10_000;
+
 export interface Client extends ClientSettings {
   clientId: string;
   disabled: boolean;
@@ -68,10 +72,18 @@ function settingsColumn(s: ClientSettings): string {
 
 /** The one owner of the clients table: rules, secrets and storage. */
 export class ClientsService {
+  /**
+   * oidc-provider reads a client on every request (sometimes twice). Reads are kept for a
+   * moment; a change made here drops its entry at once, and a change made by another process
+   * (the CLI, another worker) is seen within `cacheMs`.
+   */
+  private readonly cache = new Map<string, { metadata: Record<string, unknown>; until: number }>();
+
   constructor(
     private readonly db: Knex,
     private readonly secretKey: Buffer,
     private readonly apiScopes: readonly string[],
+    private readonly cacheMs = CLIENT_CACHE_MS,
   ) {}
 
   async create(input: ClientSettingsInput): Promise<ClientWithSecret> {
@@ -136,6 +148,7 @@ export class ClientsService {
         disabled: disabled ?? current.disabled,
         updated_at: Date.now(),
       });
+    this.cache.delete(clientId);
     return { client: await this.get(clientId), clientSecret };
   }
 
@@ -144,6 +157,7 @@ export class ClientsService {
       await trx('api_keys').where({ client_id: clientId }).delete();
       return trx('clients').where({ client_id: clientId }).delete();
     });
+    this.cache.delete(clientId);
     if (!removed) throw new NotFoundError(`client ${clientId}`);
   }
 
@@ -158,6 +172,7 @@ export class ClientsService {
     // An HS256 client's secret is its HMAC key, so it stays plain (see secrets.ts).
     const stored = plainClientSecret(row.secret_hash ?? '') !== undefined ? storePlainClientSecret(clientSecret) : hashClientSecret(clientSecret, this.secretKey);
     await this.db('clients').where({ client_id: clientId }).update({ secret_hash: stored, updated_at: Date.now() });
+    this.cache.delete(clientId);
     return { client: await this.get(clientId), clientSecret };
   }
 
@@ -169,6 +184,7 @@ export class ClientsService {
     const { matches, shouldRehash } = await checkClientSecret(stored, presented, this.secretKey);
     if (matches && shouldRehash) {
       await this.db('clients').where({ client_id: clientId, secret_hash: stored }).update({ secret_hash: hashClientSecret(presented, this.secretKey) });
+      this.cache.delete(clientId);
     }
     return matches;
   }
@@ -179,6 +195,21 @@ export class ClientsService {
    * hash: oidc-provider only hands it to compareClientSecret, which we override.
    */
   async providerMetadata(clientId: string): Promise<Record<string, unknown> | undefined> {
+    const now = Date.now();
+    const cached = this.cache.get(clientId);
+    if (cached && cached.until > now) return cached.metadata;
+    const metadata = await this.readProviderMetadata(clientId);
+    // Unknown ids are not kept: anyone can send random ones.
+    if (metadata && this.cacheMs > 0) {
+      if (this.cache.size >= MAX_CACHED_CLIENTS) this.cache.clear();
+      this.cache.set(clientId, { metadata, until: now + this.cacheMs });
+    } else {
+      this.cache.delete(clientId);
+    }
+    return metadata;
+  }
+
+  private async readProviderMetadata(clientId: string): Promise<Record<string, unknown> | undefined> {
     const row = await this.findRow(clientId);
     if (!row || row.disabled) return undefined;
     const c = toClient(row);
