@@ -16,12 +16,14 @@ export async function up(knex: Knex): Promise<void> {
     t.bigInteger('expires_at').nullable();
     t.bigInteger('consumed_at').nullable();
     t.primary(['model', 'id']);
-    t.index(['grant_id'], 'oidc_payloads_grant_id');
-    t.index(['model', 'uid'], 'oidc_payloads_model_uid');
-    t.index(['model', 'user_code'], 'oidc_payloads_model_user_code');
+    // Partial indexes: most rows (client-credentials tokens, say) have no grant, uid, user code
+    // or account, and a token insert should not pay to index nothing.
+    t.index(['grant_id'], 'oidc_payloads_grant_id', { predicate: knex.whereNotNull('grant_id') });
+    t.index(['model', 'uid'], 'oidc_payloads_model_uid', { predicate: knex.whereNotNull('uid') });
+    t.index(['model', 'user_code'], 'oidc_payloads_model_user_code', { predicate: knex.whereNotNull('user_code') });
     t.index(['expires_at'], 'oidc_payloads_expires_at');
     // A user's grants and sessions: remembered consent, bearer logout, disabling a user.
-    t.index(['account_id', 'model'], 'oidc_payloads_account_model');
+    t.index(['account_id', 'model'], 'oidc_payloads_account_model', { predicate: knex.whereNotNull('account_id') });
   });
 
   await knex.schema.createTable('clients', (t) => {
