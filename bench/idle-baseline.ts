@@ -1,0 +1,13 @@
+/**
+ * The floor under every idle RSS figure: node with the tsx loader (as Gatehouse runs) and an
+ * HTTP server answering 200, nothing else loaded.
+ */
+import http from 'node:http';
+
+const server = http.createServer((_req, res) => res.end('ok')).listen(Number(process.env.PORT ?? 3998));
+const stop = () => {
+  server.close(() => process.exit(0));
+  server.closeAllConnections();
+};
+process.once('SIGTERM', stop);
+process.once('SIGINT', stop);
