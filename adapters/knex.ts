@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
-import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
+import type { Adapter, AdapterPayload } from 'oidc-provider';
+import { alreadyConsumed, nowInSeconds, payloadRow } from './payload-row.ts';
 import { guardStore } from '../src/stores/availability.ts';
 
 const TABLE = 'oidc_payloads';
@@ -10,7 +11,6 @@ interface PayloadRow {
   consumed_at: number | string | null;
 }
 
-const nowInSeconds = () => Math.floor(Date.now() / 1000);
 
 /**
  * The oidc-provider adapter contract over one Knex table, for SQLite and PostgreSQL alike.
@@ -23,18 +23,7 @@ export class KnexAdapter implements Adapter {
   ) {}
 
   async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
-    const row = {
-      model: this.model,
-      id,
-      payload: JSON.stringify(payload),
-      grant_id: payload.grantId ?? null,
-      uid: payload.uid ?? null,
-      user_code: payload.userCode ?? null,
-      account_id: payload.accountId ?? null,
-      client_id: payload.clientId ?? null,
-      expires_at: expiresIn ? nowInSeconds() + expiresIn : null,
-      consumed_at: typeof payload.consumed === 'number' ? payload.consumed : null,
-    };
+    const row = payloadRow(this.model, id, payload, expiresIn);
     await guardStore('database', () => this.db(TABLE).insert(row).onConflict(['model', 'id']).merge());
   }
 
@@ -67,12 +56,7 @@ export class KnexAdapter implements Adapter {
     const changed = await guardStore('database', () =>
       this.db(TABLE).where({ model: this.model, id }).whereNull('consumed_at').update({ consumed_at: nowInSeconds() }),
     );
-    if (changed !== 1) {
-      if (this.model === 'PushedAuthorizationRequest') {
-        throw new errors.InvalidRequestUri('request_uri is invalid, expired, or was already used');
-      }
-      throw new errors.InvalidGrant('grant request is invalid: it was already used');
-    }
+    if (changed !== 1) throw alreadyConsumed(this.model);
   }
 
   private async findWhere(where: Record<string, string>): Promise<AdapterPayload | undefined> {

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
-import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
+import type { Adapter, AdapterPayload } from 'oidc-provider';
+import { alreadyConsumed } from './payload-row.ts';
 import { guardStore } from '../src/stores/availability.ts';
 
 /**
@@ -86,12 +87,7 @@ export class RedisAdapter implements Adapter {
 
   async consume(id: string): Promise<void> {
     const result = await guardStore('redis', () => this.redis.eval(CONSUME, 1, this.key(id), String(Math.floor(Date.now() / 1000))));
-    if (result !== 1) {
-      if (this.model === 'PushedAuthorizationRequest') {
-        throw new errors.InvalidRequestUri('request_uri is invalid, expired, or was already used');
-      }
-      throw new errors.InvalidGrant('grant request is invalid: it was already used');
-    }
+    if (result !== 1) throw alreadyConsumed(this.model);
   }
 }
 

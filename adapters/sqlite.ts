@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
-import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
+import type { Adapter, AdapterPayload } from 'oidc-provider';
+import { alreadyConsumed, nowInSeconds, payloadRow } from './payload-row.ts';
 
 /**
  * The oidc-provider adapter contract over the same `oidc_payloads` table as KnexAdapter, for
@@ -9,7 +10,6 @@ import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
  * one process never interleave, and WAL lets this connection and Knex's share the file.
  */
 
-const nowInSeconds = () => Math.floor(Date.now() / 1000);
 
 interface Row {
   payload: string;
@@ -60,18 +60,7 @@ export class SqliteAdapter implements Adapter {
   ) {}
 
   async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
-    this.statements.upsert.run({
-      model: this.model,
-      id,
-      payload: JSON.stringify(payload),
-      grant_id: payload.grantId ?? null,
-      uid: payload.uid ?? null,
-      user_code: payload.userCode ?? null,
-      account_id: payload.accountId ?? null,
-      client_id: payload.clientId ?? null,
-      expires_at: expiresIn ? nowInSeconds() + expiresIn : null,
-      consumed_at: typeof payload.consumed === 'number' ? payload.consumed : null,
-    });
+    this.statements.upsert.run(payloadRow(this.model, id, payload, expiresIn));
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
@@ -97,12 +86,7 @@ export class SqliteAdapter implements Adapter {
   /** Compare-and-set, as in KnexAdapter: only the request that flips consumed_at wins. */
   async consume(id: string): Promise<void> {
     const { changes } = this.statements.consume.run(nowInSeconds(), this.model, id);
-    if (changes !== 1) {
-      if (this.model === 'PushedAuthorizationRequest') {
-        throw new errors.InvalidRequestUri('request_uri is invalid, expired, or was already used');
-      }
-      throw new errors.InvalidGrant('grant request is invalid: it was already used');
-    }
+    if (changes !== 1) throw alreadyConsumed(this.model);
   }
 }
 
