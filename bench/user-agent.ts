@@ -1,81 +1,9 @@
 /**
- * A person's browser over plain HTTP, trimmed for the benchmark (after test/support/user-agent.ts,
- * kept here so the bench does not break while the tests' helpers change): keeps cookies, follows
- * redirects until a page renders or the application's redirect URI is reached, and submits forms
- * with their hidden fields.
+ * Complete sign-ins for the benchmark, by a person's browser over plain HTTP: the tests' own
+ * UserAgent (cookies, redirects, forms), driven through either provider's pages.
  */
+import { UserAgent } from '../test/support/user-agent.ts';
 import { createHash, randomBytes } from 'node:crypto';
-
-export interface Page {
-  url: string;
-  status: number;
-  html: string;
-}
-
-export class UserAgent {
-  private readonly cookies = new Map<string, string>();
-
-  constructor(private readonly stopAt: string) {}
-
-  private async request(url: string, init: RequestInit = {}): Promise<Response> {
-    const headers = new Headers(init.headers);
-    if (this.cookies.size) headers.set('cookie', [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; '));
-    const res = await fetch(url, { ...init, headers, redirect: 'manual' });
-    for (const line of res.headers.getSetCookie()) {
-      const [pair, ...attrs] = line.split(';');
-      const eq = pair!.indexOf('=');
-      const name = pair!.slice(0, eq).trim();
-      const value = pair!.slice(eq + 1).trim();
-      const expired =
-        attrs.some((a) => /^\s*expires=/i.test(a) && new Date(a.split('=')[1]!).getTime() < Date.now()) || attrs.some((a) => /^\s*max-age=0/i.test(a));
-      if (expired || value === '') this.cookies.delete(name);
-      else this.cookies.set(name, value);
-    }
-    return res;
-  }
-
-  async open(url: string, init: RequestInit = {}): Promise<Page> {
-    let res = await this.request(url, init);
-    let current = url;
-    for (let hops = 0; hops < 20 && res.status >= 300 && res.status < 400; hops++) {
-      await res.arrayBuffer();
-      const location = new URL(res.headers.get('location')!, current).toString();
-      current = location;
-      if (location.startsWith(this.stopAt)) return { url: location, status: res.status, html: '' };
-      res = await this.request(location);
-    }
-    return { url: current, status: res.status, html: await res.text() };
-  }
-
-  /** Submits the form whose action matches `action`, with its hidden fields plus `fields`. */
-  async submit(page: Page, action: RegExp, fields: Record<string, string>): Promise<Page> {
-    const form = [...page.html.matchAll(/<form\b([^>]*)>([\s\S]*?)<\/form>/g)].find((m) => action.test(decodeEntities(attr(m[1]!, 'action') ?? '')));
-    if (!form) throw new Error(`no form with action ${action} on ${page.url} (${page.status}):\n${page.html.slice(0, 400)}`);
-    const body = new URLSearchParams();
-    for (const input of form[2]!.matchAll(/<input\b([^>]*)>/g)) {
-      const name = attr(input[1]!, 'name');
-      if (name && attr(input[1]!, 'type') === 'hidden') body.set(name, decodeEntities(attr(input[1]!, 'value') ?? ''));
-    }
-    for (const [k, v] of Object.entries(fields)) body.set(k, v);
-    const target = new URL(decodeEntities(attr(form[1]!, 'action')!), page.url).toString();
-    return this.open(target, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body });
-  }
-}
-
-function attr(tag: string, name: string): string | undefined {
-  return new RegExp(`\\b${name}="([^"]*)"`).exec(tag)?.[1];
-}
-
-function decodeEntities(s: string): string {
-  return s
-    .replace(/&quot;/g, '"')
-    .replace(/&#39;/g, "'")
-    .replace(/&#x27;/g, "'")
-    .replace(/&lt;/g, '<')
-    .replace(/&gt;/g, '>')
-    .replace(/&#x2F;/g, '/')
-    .replace(/&amp;/g, '&');
-}
 
 export const basic = (id: string, secret: string) =>
   `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
@@ -107,7 +35,7 @@ export interface SignInOutcome {
  * login form → consent form (if asked) → code at the redirect URI → token exchange with HTTP Basic.
  */
 export async function signIn(issuer: string, forms: SignInForms, client: SignInClient, username: string, password: string): Promise<SignInOutcome> {
-  const agent = new UserAgent(client.redirectUri);
+  const agent = new UserAgent([client.redirectUri]);
   const verifier = randomBytes(32).toString('base64url');
   const state = randomBytes(16).toString('base64url');
   const authorize = new URL(forms.authorizePath, issuer);

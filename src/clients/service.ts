@@ -65,7 +65,8 @@ const toClient = (row: ClientRow): Client => ({
   updatedAt: row.updated_at,
 });
 
-function settingsColumn(s: ClientSettings): string {
+/** The `settings` column: everything but the name and type, which have columns of their own. */
+export function settingsColumn(s: ClientSettings): string {
   const { name: _name, type: _type, ...rest } = s;
   return JSON.stringify(rest);
 }

@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto';
 import type { Knex } from 'knex';
 import { KnexAdapter } from '../../../adapters/knex.ts';
 import { isDjangoHash, isUnusableDjangoPassword } from '../../accounts/django-hashers.ts';
+import { usernameKey } from '../../accounts/service.ts';
+import { settingsColumn } from '../../clients/service.ts';
 import { checkClientSettings, USER_SCOPES, type ClientSettings, type GrantType } from '../../clients/rules.ts';
 import { hashClientSecret, storePlainClientSecret } from '../../clients/secrets.ts';
 import { ValidationError } from '../../errors.ts';
@@ -87,7 +89,7 @@ function plannedUser(u: DotUser): { row: UserRow; passwordHash: string | null; n
     row: {
       id: String(u.id),
       username: u.username,
-      username_key: u.username.normalize('NFKC').toLowerCase(),
+      username_key: usernameKey(u.username),
       email: u.email,
       name: `${u.firstName} ${u.lastName}`.trim(),
       is_admin: u.isStaff || u.isSuperuser,
@@ -234,10 +236,6 @@ function planClient(app: DotApplication, services: Services, secretKey: Buffer):
   }
 }
 
-function settingsColumn(s: ClientSettings): string {
-  const { name: _name, type: _type, ...rest } = s;
-  return JSON.stringify(rest);
-}
 
 async function importClients(trx: Knex, data: DotData, services: Services, secretKey: Buffer, dryRun: boolean): Promise<{ reports: ClientReport[]; refreshable: Set<number> }> {
   const reports: ClientReport[] = [];
