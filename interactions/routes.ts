@@ -5,6 +5,7 @@ import { errors, type InteractionResults, type Provider } from 'oidc-provider';
 import type { AccountsService } from '../src/accounts/service.ts';
 import type { LoginThrottle } from '../src/accounts/throttle.ts';
 import { signInWithPassword } from '../src/accounts/sign-in.ts';
+import { securityReporter } from '../src/observability/request-log.ts';
 import { csrfToken, csrfValid } from './csrf.ts';
 import { describeScope } from './scopes.ts';
 import type { Views } from './views.ts';
@@ -98,7 +99,7 @@ export function interactionRoutes({ provider: currentProvider, accounts, throttl
     if (prompt.name !== 'login') return again(400, 'You are already signed in. Go back to the application.');
     if (!username || !password) return again(400, 'Enter your username and password.');
 
-    const result = await signInWithPassword(accounts, throttle, username, password, ctx.ip);
+    const result = await signInWithPassword(accounts, throttle, username, password, ctx.ip, securityReporter(ctx));
     if (!result.ok) {
       if (result.retryAfterSeconds) ctx.set('retry-after', String(result.retryAfterSeconds));
       return again(result.status, result.message);

@@ -16,6 +16,9 @@ import { adminPageRoutes } from './admin/page-routes.ts';
 import { loadCookieKeys, type Services } from './services.ts';
 import { isConnectionError } from './stores/availability.ts';
 import { dotCompatPaths } from './compat/dot-paths.ts';
+import { requestLog, securityReporter, type RequestState } from './observability/request-log.ts';
+import { metricsRoute } from './observability/metrics.ts';
+import { watchProvider } from './observability/security-events.ts';
 
 export interface GatehouseApp {
   app: Koa;
@@ -40,8 +43,8 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
   await services.keys.ensureSigningKeys();
   const views = createViews();
   const cookieKeys = await loadCookieKeys(services.settings, config.cookieKeys);
-  const buildProvider = (jwks: { keys: object[] }) =>
-    createProvider({
+  const buildProvider = (jwks: { keys: object[] }) => {
+    const built = createProvider({
       config,
       stores: services.stores,
       adapters: services.adapters,
@@ -51,6 +54,9 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
       findAccount: findAccountIn(services.accounts),
       views,
     });
+    watchProvider(built, services.events, services.log, services.metrics);
+    return built;
+  };
 
   let jwks = await services.keys.privateJwks();
   let provider = buildProvider(jwks);
@@ -65,7 +71,9 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
   // Signs our own cookies (CSRF); the same keys oidc-provider signs its cookies with.
   app.keys = cookieKeys;
 
+  app.use(requestLog(services.log, services.events, services.metrics));
   app.use(errorResponses(views));
+  if (services.metrics) app.use(metricsRoute(services.metrics, config.metrics.token));
   if (config.compatPaths === 'dot') app.use(dotCompatPaths());
   app.use(async (ctx, next) => {
     if (ctx.path === '/assets/gatehouse.css' && (ctx.method === 'GET' || ctx.method === 'HEAD')) {
@@ -121,13 +129,15 @@ function errorResponses(views: Views): Koa.Middleware {
       let description = 'an unexpected error occurred';
       if (err instanceof GatehouseError) {
         [status, error, description] = [err.status, err.code, err.description];
+        // A wrong API key, admin token or access token on our own routes.
+        if (status === 401) securityReporter(ctx)('authentication.failed', { path: ctx.path.slice(0, 200), error, ip: ctx.ip });
       } else if (isConnectionError(err)) {
         [status, error, description] = [503, 'temporarily_unavailable', 'a store Gatehouse needs is unreachable; try again shortly'];
         ctx.set('retry-after', '5');
       } else {
         const s = (err as { status?: number }).status;
         if (s && s >= 400 && s < 500) [status, error, description] = [s, 'invalid_request', (err as Error).message];
-        else ctx.app.emit('error', err, ctx);
+        else (ctx.state as RequestState).log?.error({ err }, 'unexpected error');
       }
       ctx.status = status;
       if (ctx.path.startsWith('/interaction/') && ctx.accepts('json', 'html') === 'html') {

@@ -1,6 +1,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { LOG_LEVELS, type LogLevel } from './observability/logger.ts';
 
 /**
  * Everything Gatehouse reads from the environment, checked once at start-up.
@@ -36,6 +37,10 @@ export interface Config {
   keysReloadSeconds: number;
   /** Lifetimes in seconds. A grant bounds every refresh token issued under it. */
   lifetimes: Lifetimes;
+  /** The least severe log level written (JSON lines on stdout). */
+  logLevel: LogLevel;
+  /** GET /metrics (Prometheus); off unless the operator turns it on. */
+  metrics: { enabled: boolean; token: string | undefined };
 }
 
 export interface Lifetimes {
@@ -123,6 +128,9 @@ const envSchema = z.object({
   GATEHOUSE_REFRESH_TOKEN_TTL: seconds.default(30 * 24 * 60 * 60),
   GATEHOUSE_GRANT_TTL: seconds.default(90 * 24 * 60 * 60),
   GATEHOUSE_SESSION_TTL: seconds.default(14 * 24 * 60 * 60),
+  GATEHOUSE_LOG_LEVEL: z.enum(LOG_LEVELS, `must be one of ${LOG_LEVELS.join(', ')}`).default('info'),
+  GATEHOUSE_METRICS: booleanFlag.default(false),
+  GATEHOUSE_METRICS_TOKEN: z.string().min(32, 'must be at least 32 characters').regex(/^[\x21-\x7E]+$/, 'must be printable ASCII without spaces').optional(),
 });
 
 /** Reads the environment; throws ConfigError with one line naming the variable at fault. */
@@ -139,6 +147,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const e = parsed.data;
   if (e.GATEHOUSE_GRANT_TTL < e.GATEHOUSE_REFRESH_TOKEN_TTL) {
     throw new ConfigError('invalid GATEHOUSE_GRANT_TTL: must be at least GATEHOUSE_REFRESH_TOKEN_TTL, or refresh tokens would die with their grant before their time');
+  }
+  if (e.GATEHOUSE_METRICS_TOKEN && !e.GATEHOUSE_METRICS) {
+    throw new ConfigError('invalid GATEHOUSE_METRICS_TOKEN: set GATEHOUSE_METRICS=true too, or /metrics stays off');
   }
   const dataDir = path.resolve(e.GATEHOUSE_DATA_DIR);
   const issuer = e.GATEHOUSE_ISSUER ?? `http://localhost:${e.PORT}`;
@@ -173,5 +184,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       grant: e.GATEHOUSE_GRANT_TTL,
       session: e.GATEHOUSE_SESSION_TTL,
     },
+    logLevel: e.GATEHOUSE_LOG_LEVEL,
+    metrics: { enabled: e.GATEHOUSE_METRICS, token: e.GATEHOUSE_METRICS_TOKEN },
   };
 }

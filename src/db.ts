@@ -3,20 +3,22 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import knex, { type Knex } from 'knex';
 import type { DatabaseConfig } from './config.ts';
+import { createQuietLogger, type Logger } from './observability/logger.ts';
 
 const migrationsDirectory = fileURLToPath(new URL('../migrations', import.meta.url));
 
-// Knex's own warnings (a dropped connection, a failed acquire) as one JSON line each, without
+// Knex's own warnings (a dropped connection, a failed acquire) as one log line each, without
 // stack traces; requests report the outage themselves with a 503.
-const log = {
-  warn: (message: unknown) => console.error(JSON.stringify({ level: 'warn', msg: 'database', detail: describe(message) })),
-  error: (message: unknown) => console.error(JSON.stringify({ level: 'error', msg: 'database', detail: describe(message) })),
+const knexLog = (log: Logger): Knex.Config['log'] => ({
+  warn: (message: unknown) => log.warn({ detail: describe(message) }, 'database'),
+  error: (message: unknown) => log.error({ detail: describe(message) }, 'database'),
   deprecate: () => undefined,
   debug: () => undefined,
-};
+});
 const describe = (m: unknown) => (m instanceof Error ? m.message : String(m).split('\n')[0]);
 
-export function knexConfig(database: DatabaseConfig): Knex.Config {
+export function knexConfig(database: DatabaseConfig, logger: Logger = createQuietLogger()): Knex.Config {
+  const log = knexLog(logger);
   const migrations: Knex.MigratorConfig = {
     directory: migrationsDirectory,
     loadExtensions: ['.ts'],
@@ -55,11 +57,11 @@ export function knexConfig(database: DatabaseConfig): Knex.Config {
   };
 }
 
-export function openDatabase(database: DatabaseConfig): Knex {
+export function openDatabase(database: DatabaseConfig, log?: Logger): Knex {
   if (database.client === 'sqlite') {
     fs.mkdirSync(path.dirname(database.filename), { recursive: true });
   }
-  return knex(knexConfig(database));
+  return knex(knexConfig(database, log));
 }
 
 export async function migrateToLatest(db: Knex): Promise<void> {

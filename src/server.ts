@@ -4,6 +4,9 @@ import { createApp, type GatehouseApp } from './app.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { openServices, prepareStores, type Services } from './services.ts';
 import { sweepExpiredPayloads } from '../adapters/knex.ts';
+import { createLogger, type Logger } from './observability/logger.ts';
+import { HttpMetrics, serveClusterMetrics } from './observability/metrics.ts';
+import type { DestinationStream } from 'pino';
 
 export interface RunningGatehouse {
   server: Server;
@@ -15,14 +18,19 @@ export interface RunningGatehouse {
 
 const SWEEP_INTERVAL_MS = 60_000;
 
-/** Opens the stores, composes the app and listens. Used by `npm start` and by the tests. */
-export async function startGatehouse(config: Config): Promise<RunningGatehouse> {
-  const services = await openServices(config);
+/**
+ * Opens the stores, composes the app and listens. Used by `npm start` and by the tests, which
+ * may send the log lines somewhere to read them (`logDestination`).
+ */
+export async function startGatehouse(config: Config, { logDestination }: { logDestination?: DestinationStream } = {}): Promise<RunningGatehouse> {
+  const log = createLogger(config.logLevel, logDestination);
+  const metrics = config.metrics.enabled ? new HttpMetrics() : undefined;
+  const services = await openServices(config, { log, metrics });
   const gatehouse = await createApp(services);
   const { app } = gatehouse;
   app.on('error', (err: Error) => {
-    // Only the message and stack: never request bodies or headers, which carry secrets.
-    console.error(JSON.stringify({ level: 'error', msg: 'unhandled error', error: err.message, stack: err.stack }));
+    // The error itself (message, stack): never request bodies or headers, which carry secrets.
+    log.error({ err }, 'unhandled error');
   });
   const server = await new Promise<Server>((resolve, reject) => {
     const s = app.listen(config.port, () => resolve(s));
@@ -33,12 +41,15 @@ export async function startGatehouse(config: Config): Promise<RunningGatehouse> 
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
   const sweeper = setInterval(() => {
-    sweepExpiredPayloads(services.db).catch(() => undefined);
+    sweepExpiredPayloads(services.db).catch((err: Error) => log.warn({ detail: err.message }, 'sweeping expired tokens failed; retrying in a minute'));
   }, SWEEP_INTERVAL_MS);
   sweeper.unref();
   // Keys rotated by the CLI (or another process) are picked up within keysReloadSeconds.
   const keyReloader = setInterval(() => {
-    gatehouse.reloadSigningKeys().catch(() => undefined);
+    gatehouse.reloadSigningKeys().then(
+      (changed) => changed && log.info({ event: 'keys.reloaded' }, 'signing keys changed; now serving the new set'),
+      (err: Error) => log.warn({ detail: err.message }, 'could not reload signing keys; retrying'),
+    );
   }, config.keysReloadSeconds * 1000);
   keyReloader.unref();
 
@@ -82,7 +93,8 @@ async function serve(config: Config): Promise<RunningGatehouse> {
     console.error(`gatehouse: could not start: ${(err as Error).message}`);
     process.exit(1);
   }
-  const shutdown = () => {
+  const shutdown = (signal: NodeJS.Signals) => {
+    running.services.log.info({ signal }, 'stopping: no new connections; finishing the requests in flight');
     running.stop().then(() => process.exit(0), () => process.exit(1));
   };
   process.once('SIGTERM', shutdown);
@@ -90,10 +102,12 @@ async function serve(config: Config): Promise<RunningGatehouse> {
   return running;
 }
 
-const announce = (config: Config, workers: number) => {
+const announce = (config: Config, workers: number, log: Logger) => {
   const store = config.database.client === 'pg' ? 'PostgreSQL' : `SQLite ${config.database.filename}`;
-  console.log(`gatehouse: serving ${config.issuer} on port ${config.port} (${store}${config.redisUrl ? ' + Redis' : ''}, ${workers} worker${workers === 1 ? '' : 's'})`);
-  console.log(`gatehouse: discovery at ${config.issuer}/.well-known/openid-configuration`);
+  log.info(
+    { issuer: config.issuer, port: config.port, store, redis: Boolean(config.redisUrl), workers, metrics: config.metrics.enabled },
+    `serving ${config.issuer} on port ${config.port} (${store}${config.redisUrl ? ' + Redis' : ''}, ${workers} worker${workers === 1 ? '' : 's'}); discovery at ${config.issuer}/.well-known/openid-configuration`,
+  );
 };
 
 /**
@@ -104,8 +118,8 @@ const announce = (config: Config, workers: number) => {
 async function main(): Promise<void> {
   const config = readConfigOrExit();
   if (config.workers === 1) {
-    await serve(config);
-    announce(config, 1);
+    const running = await serve(config);
+    announce(config, 1, running.services.log);
     return;
   }
   if (cluster.isWorker) {
@@ -118,18 +132,20 @@ async function main(): Promise<void> {
     console.error(`gatehouse: could not start: ${(err as Error).message}`);
     process.exit(1);
   }
+  const log = createLogger(config.logLevel);
+  if (config.metrics.enabled) serveClusterMetrics();
   let stopping = false;
   let ready = 0;
-  const fork = () => cluster.fork().on('listening', () => ++ready === config.workers && announce(config, config.workers));
+  const fork = () => cluster.fork().on('listening', () => ++ready === config.workers && announce(config, config.workers, log));
   for (let i = 0; i < config.workers; i++) fork();
   cluster.on('exit', (worker, code, signal) => {
     if (stopping) return;
     // A worker that dies unexpectedly is replaced; one that fails at start-up stops everything.
     if (code === 1 && !signal && ready < config.workers) {
-      console.error('gatehouse: a worker could not start; stopping');
+      log.fatal('a worker could not start; stopping');
       process.exit(1);
     }
-    console.error(`gatehouse: worker ${worker.process.pid} exited (${signal ?? code}); starting another`);
+    log.error({ worker_pid: worker.process.pid, exit: signal ?? code }, 'a worker exited; starting another');
     fork();
   });
   const stop = () => {

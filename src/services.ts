@@ -19,6 +19,9 @@ import { connectRedis, redactUrl } from './stores/redis.ts';
 import { SqliteStatements } from '../adapters/sqlite.ts';
 import { isConnectionError } from './stores/availability.ts';
 import { loadClientSecretKey, loadCookieKeys, SettingsStore } from './settings/store.ts';
+import { createQuietLogger, type Logger } from './observability/logger.ts';
+import type { HttpMetrics } from './observability/metrics.ts';
+import { SecurityEvents } from './observability/security-events.ts';
 
 /** The domain services every entry point (server, CLI, tests) shares: one source of truth. */
 export interface Services {
@@ -39,11 +42,21 @@ export interface Services {
   audit: AuditLog;
   /** Every operator change, audited: what the CLI, admin pages and admin API call. */
   admin: AdminOperations;
+  log: Logger;
+  events: SecurityEvents;
+  /** Set when the operator turned metrics on (GATEHOUSE_METRICS). */
+  metrics: HttpMetrics | undefined;
   close(): Promise<void>;
 }
 
-export async function openServices(config: Config, { migrate = true } = {}): Promise<Services> {
-  const db = openDatabase(config.database);
+export interface Observability {
+  log?: Logger;
+  metrics?: HttpMetrics | undefined;
+}
+
+/** Opens the stores and the services over them. Without a logger (the CLI), only warnings reach stderr. */
+export async function openServices(config: Config, { migrate = true, log = createQuietLogger(), metrics }: { migrate?: boolean } & Observability = {}): Promise<Services> {
+  const db = openDatabase(config.database, log);
   let redis: Awaited<ReturnType<typeof connectRedis>> | undefined;
   try {
     if (migrate) {
@@ -70,14 +83,15 @@ export async function openServices(config: Config, { migrate = true } = {}): Pro
     const adapters = createAdapterFactory(stores, clients);
     const grants = new GrantsService(db, adapters);
     const adminTokens = new AdminTokensService(db, secretKey);
-    const audit = new AuditLog(db);
+    const events = new SecurityEvents(log, metrics);
+    const audit = new AuditLog(db, events);
     const admin = new AdminOperations(clients, accounts, apiKeys, grants, keys, adminTokens, audit);
     const close = async () => {
       redis?.disconnect();
       sqlite?.close();
       await db.destroy();
     };
-    return { config, db, stores, settings, clients, keys, accounts, throttle, apiKeys, userdata, adapters, grants, adminTokens, audit, admin, close };
+    return { config, db, stores, settings, clients, keys, accounts, throttle, apiKeys, userdata, adapters, grants, adminTokens, audit, admin, log, events, metrics, close };
   } catch (err) {
     redis?.disconnect();
     await db.destroy();

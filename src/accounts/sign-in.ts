@@ -1,5 +1,6 @@
 import type { AccountsService, User } from './service.ts';
 import { LOGIN_THROTTLE, LoginThrottle } from './throttle.ts';
+import type { ReportSecurityEvent } from '../observability/security-events.ts';
 
 export type SignInResult =
   | { ok: true; user: User }
@@ -12,10 +13,20 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * throttled per username and per address with shared counters, one generic message for wrong
  * credentials, a clear one when locked.
  */
-export async function signInWithPassword(accounts: AccountsService, throttle: LoginThrottle, username: string, password: string, address: string): Promise<SignInResult> {
+export async function signInWithPassword(
+  accounts: AccountsService,
+  throttle: LoginThrottle,
+  username: string,
+  password: string,
+  address: string,
+  report: ReportSecurityEvent = () => undefined,
+): Promise<SignInResult> {
   const subjects = LoginThrottle.subjects(username, address);
   const state = await throttle.state(subjects);
+  // The username as typed, clipped: what an operator needs to see an attack, never the password.
+  const who = { username: username.slice(0, 100), ip: address };
   if (state.lockedForSeconds > 0) {
+    report('login.locked', { ...who, locked_for_seconds: state.lockedForSeconds });
     const minutes = Math.ceil(state.lockedForSeconds / 60);
     return {
       ok: false,
@@ -30,8 +41,10 @@ export async function signInWithPassword(accounts: AccountsService, throttle: Lo
   if (!user) {
     await throttle.recordFailure(subjects.username, LOGIN_THROTTLE.lockUsernameAfter);
     await throttle.recordFailure(subjects.address, LOGIN_THROTTLE.lockAddressAfter);
+    report('login.failed', who);
     return { ok: false, status: 401, message: 'The username or password is not correct.' };
   }
   await throttle.clear(subjects.username);
+  report('login.succeeded', { ...who, sub: user.id }, 'info');
   return { ok: true, user };
 }

@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import type { SecurityEvents } from '../observability/security-events.ts';
 
 /** Who acts: an operator signed in to the admin pages, an admin API token, or the CLI. */
 export interface Actor {
@@ -26,17 +27,22 @@ function withoutSecrets(details: Record<string, unknown>): Record<string, unknow
 }
 
 export class AuditLog {
-  constructor(private readonly db: Knex) {}
+  constructor(
+    private readonly db: Knex,
+    private readonly events?: SecurityEvents,
+  ) {}
 
+  /** Stores one entry and logs it as an `admin.change` security event. */
   async record(actor: Actor, action: string, target: string, details: Record<string, unknown> = {}): Promise<void> {
-    await this.db('audit_log').insert({
-      at: Date.now(),
+    const entry = {
       actor: actor.label.slice(0, 300),
       action,
       target: target.slice(0, 300),
-      details: JSON.stringify(withoutSecrets(details)),
+      details: withoutSecrets(details),
       address: actor.address?.slice(0, 100) ?? null,
-    });
+    };
+    await this.db('audit_log').insert({ ...entry, at: Date.now(), details: JSON.stringify(entry.details) });
+    this.events?.record('admin.change', { ...entry, ip: entry.address, address: undefined }, 'info');
   }
 
   async list({ limit = 100, beforeId }: { limit?: number; beforeId?: number } = {}): Promise<AuditEntry[]> {

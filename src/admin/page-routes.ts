@@ -6,6 +6,7 @@ import { csrfToken, csrfValid } from '../../interactions/csrf.ts';
 import type { Views } from '../../interactions/views.ts';
 import type { User } from '../accounts/service.ts';
 import { signInWithPassword } from '../accounts/sign-in.ts';
+import { securityReporter } from '../observability/request-log.ts';
 import { API_KEY_SCOPES, type ApiKey } from '../apikeys/service.ts';
 import { GRANT_TYPES, type ClientSettingsInput } from '../clients/rules.ts';
 import type { Client } from '../clients/service.ts';
@@ -341,7 +342,7 @@ export function adminPageRoutes(services: Services, views: Views): Router {
     if (!username || !password) return again(400, 'Enter your username and password.');
 
     // The same throttle, and the same counters, as the sign-in page of the interactions.
-    const result = await signInWithPassword(accounts, throttle, username, password, ctx.ip);
+    const result = await signInWithPassword(accounts, throttle, username, password, ctx.ip, securityReporter(ctx));
     if (!result.ok) {
       if (result.retryAfterSeconds) ctx.set('retry-after', String(result.retryAfterSeconds));
       return again(result.status, result.message);

@@ -5,6 +5,7 @@ import path from 'node:path';
 import knex from 'knex';
 import { loadConfig, type Config } from '../../src/config.ts';
 import { startGatehouse, type RunningGatehouse } from '../../src/server.ts';
+import type { DestinationStream } from 'pino';
 
 export const POSTGRES_ADMIN_URL = withDefaultUser(process.env.TEST_POSTGRES_URL ?? 'postgres://127.0.0.1:5432/test');
 
@@ -65,7 +66,7 @@ export interface TestGatehouse extends RunningGatehouse {
  * spawned CLI needs to talk to the same database.
  */
 export async function startTestGatehouse(
-  options: { database?: DatabaseKind; env?: Record<string, string> } = {},
+  options: { database?: DatabaseKind; env?: Record<string, string>; logDestination?: DestinationStream } = {},
 ): Promise<TestGatehouse> {
   const database = await createTestDatabase(options.database ?? 'sqlite');
   const port = await freePort();
@@ -73,10 +74,12 @@ export async function startTestGatehouse(
     PORT: String(port),
     DATABASE_URL: database.url,
     GATEHOUSE_ISSUER: `http://localhost:${port}`,
+    // Quiet unless asked (TEST_LOG_LEVEL=debug npm test): the tests read answers, not logs.
+    GATEHOUSE_LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     ...options.env,
   };
   const config = loadConfig(env);
-  const running = await startGatehouse(config);
+  const running = await startGatehouse(config, { logDestination: options.logDestination });
   return {
     ...running,
     config,

@@ -18,6 +18,10 @@ export class UserAgent {
     return [...this.cookies.keys()];
   }
 
+  cookieValues(): string[] {
+    return [...this.cookies.values()];
+  }
+
   async request(url: string, init: RequestInit = {}): Promise<Response> {
     const headers = new Headers(init.headers);
     if (this.cookies.size) headers.set('cookie', [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; '));

@@ -1,0 +1,52 @@
+import pino, { type DestinationStream, type Logger } from 'pino';
+
+export type { Logger };
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/**
+ * Field names whose values are credentials. Nothing in Gatehouse logs them on purpose; the
+ * redaction is the second line, for a field someone adds to a log call later.
+ */
+const CREDENTIAL_FIELDS = [
+  'password',
+  'client_secret',
+  'secret',
+  'token',
+  'access_token',
+  'refresh_token',
+  'id_token',
+  'code',
+  'code_verifier',
+  'authorization',
+  'cookie',
+  'key',
+  'api_key',
+];
+
+/**
+ * One JSON object per line (pino), the format log shippers read without configuration. Request
+ * lines carry `req_id`; security events carry `event`. Writes are synchronous so the lines
+ * before a crash are not lost in a buffer.
+ */
+export function createLogger(level: LogLevel, destination?: DestinationStream): Logger {
+  return pino(
+    {
+      level,
+      base: { service: 'gatehouse', pid: process.pid },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+      redact: { paths: [...CREDENTIAL_FIELDS, ...CREDENTIAL_FIELDS.map((f) => `*.${f}`)], censor: '[redacted]' },
+    },
+    destination ?? pino.destination({ dest: 1, sync: true }),
+  );
+}
+
+let quiet: Logger | undefined;
+
+/** For code paths that run without a server (CLI, scripts): only what an operator must see, on stderr. */
+export function createQuietLogger(): Logger {
+  quiet ??= createLogger('warn', pino.destination({ dest: 2, sync: true }));
+  return quiet;
+}
