@@ -21,14 +21,21 @@ export function createProvider(deps: ProviderDeps): Provider {
   const { config, clients, views } = deps;
   const { lifetimes } = config;
 
+  // OIDC Core 3.1.2.1: the authorization endpoint MUST accept POST as well as GET.
+  // oidc-provider serves POST only with SameSite=None session cookies (a cross-site form POST
+  // carries no Lax cookie), and browsers keep SameSite=None only on Secure cookies: so where
+  // Gatehouse is served over https through its trusted TLS proxy, not on a plain-http issuer.
+  const httpPost = config.issuer.startsWith('https:') && config.trustProxy;
+
   const configuration: Configuration = {
     adapter: deps.adapters,
     jwks: deps.jwks as Configuration['jwks'],
     cookies: {
       keys: deps.cookieKeys,
-      long: { httpOnly: true, sameSite: 'lax' },
+      long: { httpOnly: true, sameSite: httpPost ? 'none' : 'lax' },
       short: { httpOnly: true, sameSite: 'lax' },
     },
+    enableHttpPostMethods: httpPost,
     findAccount: deps.findAccount,
     claims: {
       openid: ['sub'],
