@@ -1,0 +1,94 @@
+/**
+ * Helpers for the attack tests (test/attacks-*.test.ts): an operator's browser over HTTP,
+ * planting cookies as an attacker would, a browser behind a TLS-terminating proxy, a snapshot
+ * of everything an operator can change (to show a refused request changed nothing), and the
+ * routes a router serves.
+ */
+import type Router from '@koa/router';
+import type { TestGatehouse } from './gatehouse.ts';
+import { findForm, UserAgent, type Page } from './user-agent.ts';
+
+/** The cookie jar of a UserAgent, as an attacker with access to the victim's browser sees it. */
+export function jar(agent: UserAgent): Map<string, string> {
+  return (agent as unknown as { cookies: Map<string, string> }).cookies;
+}
+
+/** An operator signed in to /admin over HTTP, as a browser does it: the agent and the session's CSRF token. */
+export async function operatorAgent(gh: TestGatehouse, username: string, password: string, agent = new UserAgent()): Promise<{ agent: UserAgent; csrf: string; page: Page }> {
+  const login = await agent.open(`${gh.url}/admin/login`);
+  const page = await agent.submit(login, /\/admin\/login$/, { username, password });
+  if (!page.url.endsWith('/admin/clients')) throw new Error(`admin sign-in failed: ${page.url} (${page.status})\n${page.html.slice(0, 500)}`);
+  return { agent, csrf: findForm(page, { action: /\/admin\/logout$/ }).fields.get('csrf')!, page };
+}
+
+/** POSTs a form body (urlencoded) without following the answer's redirect. */
+export async function postForm(agent: UserAgent, url: string, fields: Record<string, string>): Promise<{ status: number; location: string | null; html: string }> {
+  const res = await agent.request(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(fields) });
+  return { status: res.status, location: res.headers.get('location'), html: await res.text() };
+}
+
+/**
+ * Everything an operator can change, as rows: clients, users, API keys, admin tokens, grants,
+ * user documents and the audit log. Sessions and throttle counters are left out (reading a
+ * page touches them).
+ */
+export async function snapshot(gh: TestGatehouse): Promise<string> {
+  const db = gh.services.db;
+  const [clients, users, apiKeys, adminTokens, grants, userdata, audit] = await Promise.all([
+    db('clients').select('*').orderBy('client_id'),
+    db('users').select('*').orderBy('id'),
+    db('api_keys').select('*').orderBy('id'),
+    db('admin_tokens').select('id', 'name', 'secret_hash', 'created_at', 'revoked_at').orderBy('id'),
+    db('oidc_payloads').select('id', 'payload').where({ model: 'Grant' }).orderBy('id'),
+    db('userdata').select('*').orderBy('sub'),
+    db('audit_log').count({ n: '*' }).first(),
+  ]);
+  return JSON.stringify({ clients, users, apiKeys, adminTokens, grants, userdata, audit });
+}
+
+/** The routes (method and full path) a @koa/router serves, middleware left out. */
+export function routesOf(router: Router<any, any>): Array<{ method: string; path: string }> {
+  return router.stack
+    .filter((layer) => layer.methods.length > 0)
+    .flatMap((layer) => layer.methods.filter((m) => m !== 'HEAD').map((method) => ({ method, path: String(layer.path) })));
+}
+
+/**
+ * A browser reaching Gatehouse through a TLS-terminating proxy at `publicOrigin` (https): each
+ * request goes to the test server with X-Forwarded-Proto/Host (and For, when given), and every
+ * Set-Cookie line seen is kept.
+ */
+export class ProxiedAgent extends UserAgent {
+  readonly setCookies: string[] = [];
+
+  constructor(
+    private readonly gh: TestGatehouse,
+    private readonly publicOrigin: string,
+    stopAt: string[] = [],
+    private readonly forwardedFor?: string,
+  ) {
+    super(stopAt);
+  }
+
+  override async request(url: string, init: RequestInit = {}): Promise<Response> {
+    const target = url.startsWith(this.publicOrigin) ? this.gh.url + url.slice(this.publicOrigin.length) : url;
+    const headers = new Headers(init.headers);
+    headers.set('x-forwarded-proto', 'https');
+    headers.set('x-forwarded-host', new URL(this.publicOrigin).host);
+    if (this.forwardedFor) headers.set('x-forwarded-for', this.forwardedFor);
+    const res = await super.request(target, { ...init, headers });
+    this.setCookies.push(...res.headers.getSetCookie());
+    return res;
+  }
+}
+
+/** The attributes of a Set-Cookie line: its name, and lower-cased attribute names and values. */
+export function parseSetCookie(line: string): { name: string; attributes: Map<string, string> } {
+  const [pair, ...attrs] = line.split(';');
+  const attributes = new Map<string, string>();
+  for (const a of attrs) {
+    const [k, ...v] = a.trim().split('=');
+    attributes.set(k!.toLowerCase(), v.join('=').toLowerCase());
+  }
+  return { name: pair!.slice(0, pair!.indexOf('=')).trim(), attributes };
+}
