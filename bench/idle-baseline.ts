@@ -1,6 +1,6 @@
 /**
- * The floor under every idle RSS figure: node with the tsx loader (as Gatehouse runs) and an
- * HTTP server answering 200, nothing else loaded.
+ * The floor under every idle RSS figure: plain node (as `npm start` runs Gatehouse, compiled)
+ * and an HTTP server answering 200, nothing else loaded.
  */
 import http from 'node:http';
 

@@ -5,6 +5,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url)).replace(/\/$/, '');
@@ -148,9 +149,13 @@ export interface SpawnOptions {
   timeoutMs?: number;
 }
 
-/** Starts `node --import=tsx <script>` in the project root and waits until `readyPath` answers 200. */
+/**
+ * Starts the compiled `<script>` (dist/…/x.js, as `npm start` runs src/server.ts) with plain node
+ * in the code copy, and waits until `readyPath` answers 200.
+ */
 export async function spawnServer(opts: SpawnOptions): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), '--import=tsx', opts.script], {
+  const compiled = path.join('dist', opts.script.replace(/\.ts$/, '.js'));
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), compiled], {
     cwd: codeRoot,
     env: { ...process.env, ...opts.env, PORT: String(opts.port) },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -90,9 +90,9 @@ export function summarize(file: string, top = 10, window?: [number, number]): Pr
   for (const [id, us] of selfUs) {
     const node = byId.get(id)!;
     if (node.callFrame.functionName === '(idle)') continue;
-    // Lines of .ts files are those of tsx's transformed code, not the source: name the file only.
+    // Our own code appears as its compiled file (dist/…/x.js) and the line in that file.
     const file = shortUrl(node.callFrame.url);
-    const where = !file ? '' : file.endsWith('.ts') ? file : `${file}:${node.callFrame.lineNumber + 1}`;
+    const where = file ? `${file}:${node.callFrame.lineNumber + 1}` : '';
     const name = node.callFrame.functionName || '(anonymous)';
     const key = `${name}@${where}`;
     const entry = fn.get(key) ?? { name, where, us: 0 };

@@ -50,7 +50,7 @@ export interface BenchReport {
   checks: Check[];
   profiles: Array<{ title: string; summary: ProfileSummary; file: string; measurement: Measurement }>;
   code?: { commit: string; dirty: string[]; dir: string };
-  /** Idle RSS of node --import=tsx with an empty HTTP server. */
+  /** Idle RSS of plain node with an empty HTTP server. */
   baselineRss?: number;
   problems: string[];
 }
@@ -260,7 +260,7 @@ export function markdown(report: BenchReport, thresholds: Record<string, Partial
     out.push(
       '## Idle memory floor',
       '',
-      `Both servers run under the tsx loader (\`node --import=tsx\`, as \`npm start\` does). A process of node + tsx + an empty HTTP server idles at ${mib(report.baselineRss)} MiB RSS on this machine: that much of every idle figure is the runtime and loader, not Gatehouse.`,
+      `Both servers run compiled to JavaScript on plain node, as \`npm start\` runs Gatehouse (\`node dist/src/server.js\`). A node process with an empty HTTP server idles at ${mib(report.baselineRss)} MiB RSS on this machine: that much of every idle figure is the runtime, not Gatehouse.`,
       '',
     );
   }

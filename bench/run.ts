@@ -267,12 +267,12 @@ async function runProfile(database: 'sqlite' | 'pg', w: Workload): Promise<void>
   }
 }
 
-/** RSS of node with the tsx loader and a bare HTTP server: the floor under the idle figures. */
+/** RSS of plain node with a bare HTTP server: the floor under the idle figures. */
 async function runBaseline(): Promise<void> {
   const server = await spawnServer({ name: 'baseline', script: 'bench/idle-baseline.ts', port: await freePort(), env: {}, readyPath: '/' });
   try {
     report.baselineRss = (await idleRss(server)).bytes;
-    log(`idle RSS of node --import=tsx with an empty HTTP server: ${mib(report.baselineRss)} MiB`);
+    log(`idle RSS of node with an empty HTTP server: ${mib(report.baselineRss)} MiB`);
   } finally {
     await server.stop();
   }

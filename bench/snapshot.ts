@@ -20,7 +20,7 @@ export interface Snapshot {
   remove(): void;
 }
 
-const COPIED = ['src', 'adapters', 'interactions', 'migrations', 'bench', 'knexfile.ts', 'package.json', 'tsconfig.json'];
+const COPIED = ['src', 'adapters', 'interactions', 'migrations', 'bench', 'knexfile.ts', 'package.json', 'tsconfig.json', 'tsconfig.build.json'];
 
 function git(args: string[]): string {
   try {
@@ -45,7 +45,24 @@ export function createSnapshot(): Snapshot {
     });
   }
   fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'), 'dir');
+  compile(dir);
   return { dir, commit, dirty, remove: () => fs.rmSync(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * Compiles the copy as `npm start` does (tsconfig.build.json into dist/), with the bare
+ * provider and the idle baseline beside it, so every server of the run is plain node on
+ * JavaScript: none pays for the TypeScript loader.
+ */
+function compile(dir: string): void {
+  fs.writeFileSync(
+    path.join(dir, 'tsconfig.bench.json'),
+    JSON.stringify({ extends: './tsconfig.build.json', include: ['src', 'adapters', 'interactions', 'migrations', 'bench/bare-provider.ts', 'bench/idle-baseline.ts'] }),
+  );
+  execFileSync(process.execPath, [path.join(dir, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.bench.json'], { cwd: dir, stdio: 'inherit' });
+  for (const assets of ['views', 'public']) {
+    fs.cpSync(path.join(dir, 'interactions', assets), path.join(dir, 'dist/interactions', assets), { recursive: true });
+  }
 }
 
 /** Imports a module of the snapshot (e.g. 'src/services.ts'). */

@@ -1,6 +1,6 @@
 /**
- * The two servers under test, behind one interface: Gatehouse (spawned `node --import=tsx
- * src/server.ts` over a fresh database) and the bare oidc-provider (bench/bare-provider.ts).
+ * The two servers under test, behind one interface: Gatehouse (spawned as `npm start` runs it,
+ * compiled: `node dist/src/server.js`, over a fresh database) and the bare oidc-provider (bench/bare-provider.ts).
  * Each knows its paths, its clients, how its sign-in pages are filled in, and how to obtain the
  * tokens the workloads present.
  */

@@ -1,11 +1,36 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import knex, { type Knex } from 'knex';
 import type { DatabaseConfig } from './config.ts';
 import { createQuietLogger, type Logger } from './observability/logger.ts';
 
 const migrationsDirectory = fileURLToPath(new URL('../migrations', import.meta.url));
+// This module runs as TypeScript (tests, CLI, `npm run dev`) or compiled to dist/ (`npm start`).
+const moduleExtension = path.extname(fileURLToPath(import.meta.url));
+
+/**
+ * The migrations in migrations/, as .ts sources or as the .js compiled from them. Each is
+ * recorded under its source name (…_initial.ts) whichever form ran it, so a database migrated by
+ * one form is current for the other.
+ */
+class MigrationFiles implements Knex.MigrationSource<string> {
+  async getMigrations(): Promise<string[]> {
+    return fs
+      .readdirSync(migrationsDirectory)
+      .filter((file) => file.endsWith(moduleExtension) && !file.endsWith('.d.ts'))
+      .map((file) => path.basename(file, moduleExtension))
+      .sort();
+  }
+
+  getMigrationName(migration: string): string {
+    return `${migration}.ts`;
+  }
+
+  async getMigration(migration: string): Promise<Knex.Migration> {
+    return (await import(pathToFileURL(path.join(migrationsDirectory, `${migration}${moduleExtension}`)).href)) as Knex.Migration;
+  }
+}
 
 // Knex's own warnings (a dropped connection, a failed acquire) as one log line each, without
 // stack traces; requests report the outage themselves with a 503.
@@ -20,8 +45,7 @@ const describe = (m: unknown) => (m instanceof Error ? m.message : String(m).spl
 export function knexConfig(database: DatabaseConfig, logger: Logger = createQuietLogger()): Knex.Config {
   const log = knexLog(logger);
   const migrations: Knex.MigratorConfig = {
-    directory: migrationsDirectory,
-    loadExtensions: ['.ts'],
+    migrationSource: new MigrationFiles(),
     tableName: 'knex_migrations',
   };
   if (database.client === 'pg') {

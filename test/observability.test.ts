@@ -1,5 +1,5 @@
 import test from 'ava';
-import { startLoopbackGatehouse, createClient, createUserDirectly, relyingParty, authorizationRequest, signInAndAllow, redeem, oidc, REDIRECT_URI, type RegisteredClient } from './support/relying-party.ts';
+import { startLoopbackGatehouse, createUserDirectly, relyingParty, authorizationRequest, signInAndAllow, redeem, oidc, REDIRECT_URI, type RegisteredClient } from './support/relying-party.ts';
 import { startTestGatehouse, freePort, createTestDatabase, type TestGatehouse } from './support/gatehouse.ts';
 import { UserAgent } from './support/user-agent.ts';
 import { basicAuth, clientCredentialsToken } from './support/admin-api.ts';
@@ -61,10 +61,10 @@ async function fullRun(): Promise<Run> {
     redirectUris: [REDIRECT_URI],
     scope: ['openid', 'profile', 'email', 'offline_access', 'userdata'],
   });
-  keep('service secret', service.clientSecret);
-  keep('app secret', app.clientSecret);
-  const serviceClient: RegisteredClient = { clientId: service.client.clientId, clientSecret: service.clientSecret };
-  const appClient: RegisteredClient = { clientId: app.client.clientId, clientSecret: app.clientSecret };
+  keep('service secret', service.clientSecret!);
+  keep('app secret', app.clientSecret!);
+  const serviceClient: RegisteredClient = { clientId: service.client.clientId, clientSecret: service.clientSecret! };
+  const appClient: RegisteredClient = { clientId: app.client.clientId, clientSecret: app.clientSecret! };
 
   const cc = await clientCredentialsToken(gh, serviceClient.clientId, serviceClient.clientSecret!);
   keep('client credentials token', cc.body.access_token);

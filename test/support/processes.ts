@@ -10,9 +10,14 @@ export interface GatehouseProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** `npm start` as a separate process (node --import=tsx src/server.ts), waiting until /readyz answers. */
-export async function spawnGatehouse(env: Record<string, string>, { waitReady = true } = {}): Promise<GatehouseProcess> {
-  const child = spawn(process.execPath, ['--import=tsx', 'src/server.ts'], { cwd: root, env: { GATEHOUSE_WORKERS: '1', ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Gatehouse as a separate process, waiting until /readyz answers: from the TypeScript sources
+ * (`npm run dev`: node --import=tsx src/server.ts), or with `compiled` as `npm start` runs it
+ * (node dist/src/server.js, after `npm run compile`).
+ */
+export async function spawnGatehouse(env: Record<string, string>, { waitReady = true, compiled = false } = {}): Promise<GatehouseProcess> {
+  const args = compiled ? ['dist/src/server.js'] : ['--import=tsx', 'src/server.ts'];
+  const child = spawn(process.execPath, args, { cwd: root, env: { GATEHOUSE_WORKERS: '1', ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout!.on('data', (d) => (output += d));
   child.stderr!.on('data', (d) => (output += d));
