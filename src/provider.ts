@@ -1,10 +1,12 @@
-import Provider, { type AdapterFactory, type Configuration, type FindAccount, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, { errors, type AdapterFactory, type Configuration, type FindAccount, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Stores } from '../adapters/index.ts';
 import type { ClientsService } from './clients/service.ts';
 import type { Config } from './config.ts';
 import { registerClientCredentialsGrant } from './grants/client-credentials.ts';
 import type { Views } from '../interactions/views.ts';
 import { findLatestGrantId } from '../adapters/knex.ts';
+import { CREDENTIAL_THROTTLE, LoginThrottle } from './accounts/throttle.ts';
+import { guardStore } from './stores/availability.ts';
 
 export interface ProviderDeps {
   config: Config;
@@ -61,12 +63,14 @@ export function createProvider(deps: ProviderDeps): Provider {
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
-      // Resource servers introspect tokens issued to other clients, so any authenticated
-      // confidential client may; a public client only its own tokens.
+      // Resource servers introspect access tokens issued to other clients, so any authenticated
+      // confidential client may; a public client only its own tokens. A refresh token is only
+      // ever the client's own business (no resource server receives one): another client
+      // holding it learns only active: false.
       introspection: {
         enabled: true,
         allowedPolicy: async (_ctx, client, token) =>
-          client.clientAuthMethod !== 'none' || token.clientId === client.clientId,
+          token.clientId === client.clientId || (client.clientAuthMethod !== 'none' && token.kind !== 'RefreshToken'),
       },
       // RFC 7009: a client revokes only tokens issued to it.
       revocation: {
@@ -154,10 +158,31 @@ export function createProvider(deps: ProviderDeps): Provider {
   provider.proxy = config.trustProxy;
 
   // Stored secrets are hashes (see clients/secrets.ts); this is oidc-provider's supported hook
-  // for comparing a presented secret against what the client metadata carries.
+  // for comparing a presented secret against what the client metadata carries. Wrong secrets
+  // are counted per client_id and per address (shared counters, as for sign-in); while either
+  // is locked, no secret is checked at all, so the answer says nothing about the secret.
+  const throttle = new LoginThrottle(deps.stores.db);
   provider.Client.prototype.compareClientSecret = async function compareClientSecret(this: { clientId: string; 'gatehouse:stored_secret'?: unknown }, presented: string) {
+    const ctx = Provider.ctx;
+    const subjects = LoginThrottle.clientSubjects(this.clientId, ctx?.ip ?? 'unknown');
+    // Guarded: an unreachable database is a 503 here too, not a 500 from oidc-provider.
+    const { lockedForSeconds } = await guardStore('database', () => throttle.state(subjects));
+    if (lockedForSeconds > 0) {
+      const minutes = Math.ceil(lockedForSeconds / 60);
+      const locked = new errors.InvalidClient(
+        `too many failed client authentications: this client (or this address) is locked for ${minutes} minute${minutes === 1 ? '' : 's'}; try again later`,
+      );
+      locked.status = locked.statusCode = 429;
+      ctx?.set('retry-after', String(lockedForSeconds));
+      throw locked;
+    }
     const stored = this['gatehouse:stored_secret'];
-    return typeof stored === 'string' && clients.verifySecret(this.clientId, stored, presented);
+    const matches = typeof stored === 'string' && (await clients.verifySecret(this.clientId, stored, presented));
+    if (!matches) {
+      await guardStore('database', () => throttle.recordFailure(subjects.username, CREDENTIAL_THROTTLE.lockClientAfter));
+      await guardStore('database', () => throttle.recordFailure(subjects.address, CREDENTIAL_THROTTLE.lockClientAddressAfter));
+    }
+    return matches;
   };
 
   registerClientCredentialsGrant(provider);

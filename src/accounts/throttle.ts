@@ -18,6 +18,22 @@ export const LOGIN_THROTTLE = {
   lockMs: 15 * 60_000,
 } as const;
 
+/**
+ * Failed client authentication (a wrong client secret at /token, /introspect or /revoke) and
+ * failed API keys (/userdata), counted with the same shared counters and window as sign-in.
+ * Secrets and keys are 256 random bits, so this is not what keeps them safe; it stops a client
+ * id or an address from being used to guess them at all, and weak imported secrets with it.
+ * No slow-down step: token endpoints answer at once or, when locked, with 429.
+ */
+export const CREDENTIAL_THROTTLE = {
+  /** Wrong secrets for one client_id, from anywhere, after which that client is locked. */
+  lockClientAfter: 20,
+  /** Wrong client secrets from one address, for any clients, after which the address is locked. */
+  lockClientAddressAfter: 50,
+  /** Wrong API keys from one address after which that address is locked. */
+  lockApiKeyAddressAfter: 50,
+} as const;
+
 export interface ThrottleState {
   lockedForSeconds: number;
   delayMs: number;
@@ -32,6 +48,16 @@ export class LoginThrottle {
   /** Counters are keyed as accounts are looked up, so no other spelling of a name gets a fresh count. */
   static subjects(username: string, address: string): { username: string; address: string } {
     return { username: `user:${usernameKey(username.trim())}`, address: `addr:${address}` };
+  }
+
+  /** Counters for failed client authentication: per client_id and per address. */
+  static clientSubjects(clientId: string, address: string): { username: string; address: string } {
+    return { username: `client:${clientId}`, address: `client-addr:${address}` };
+  }
+
+  /** Counter for failed API keys: per address (a key names no one before it is verified). */
+  static apiKeySubject(address: string): string {
+    return `apikey-addr:${address}`;
   }
 
   async state(subjects: { username: string; address: string }): Promise<ThrottleState> {

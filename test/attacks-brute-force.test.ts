@@ -1,0 +1,171 @@
+/**
+ * Guessing credentials that are not passwords: client secrets (at /token, /introspect and
+ * /revoke) and API keys (at /userdata). Sign-in throttling is in sign-in-attacks.test.ts.
+ *
+ * Gatehouse trusts the proxy here (GATEHOUSE_TRUST_PROXY=true), so each test comes from
+ * addresses of its own through X-Forwarded-For and the per-address counters of one test do
+ * not lock another.
+ */
+import { randomBytes } from 'node:crypto';
+import anyTest, { type TestFn } from 'ava';
+import { CREDENTIAL_THROTTLE } from '../src/accounts/throttle.ts';
+import { basicAuth } from './support/admin-api.ts';
+import type { TestGatehouse } from './support/gatehouse.ts';
+import { startLoopbackGatehouse, REDIRECT_URI } from './support/relying-party.ts';
+import { createApiKeyWithCli, userdata, userWhoAuthorized } from './support/userdata.ts';
+import { CLI_ACTOR } from '../src/admin/audit.ts';
+
+const test = anyTest as TestFn<{ gh: TestGatehouse; app: { clientId: string; clientSecret: string }; key: string; sub: string }>;
+
+test.before(async (t) => {
+  const gh = await startLoopbackGatehouse({ env: { GATEHOUSE_TRUST_PROXY: 'true' } });
+  const app = await service(gh, 'Notes app', { grantTypes: ['authorization_code'], redirectUris: [REDIRECT_URI], scope: ['openid', 'userdata'] });
+  const [{ key }, { sub }] = await Promise.all([createApiKeyWithCli(gh, app.clientId, ['userdata:read']), userWhoAuthorized(gh, 'keeper', [app])]);
+  t.context = { gh, app, key, sub };
+});
+
+test.after.always(async (t) => t.context.gh?.close());
+
+/** A confidential client of the test's own, made through the audited operation the CLI calls. */
+async function service(gh: TestGatehouse, name: string, settings: Record<string, unknown> = { grantTypes: ['client_credentials'] }) {
+  const { client, clientSecret } = await gh.services.admin.createClient(CLI_ACTOR, { name, type: 'confidential', ...settings });
+  return { clientId: client.clientId, clientSecret: clientSecret! };
+}
+
+/** An address of the test's own (TEST-NET-2, 198.51.100.0/24, and its neighbours). */
+const address = () => `198.51.${100 + (randomBytes(1)[0]! % 50)}.${1 + (randomBytes(1)[0]! % 250)}`;
+
+type Endpoint = 'token' | 'introspect' | 'revoke';
+const BODY: Record<Endpoint, Record<string, string>> = {
+  token: { grant_type: 'client_credentials' },
+  introspect: { token: 'some-token-the-api-was-given' },
+  revoke: { token: 'some-token-the-app-holds' },
+};
+
+async function authenticate(gh: TestGatehouse, endpoint: Endpoint, clientId: string, secret: string, from: string, how: 'basic' | 'post' = 'basic') {
+  const body = new URLSearchParams(BODY[endpoint]);
+  const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', 'x-forwarded-for': from };
+  if (how === 'basic') headers.authorization = basicAuth(clientId, secret);
+  else {
+    body.set('client_id', clientId);
+    body.set('client_secret', secret);
+  }
+  const res = await fetch(`${gh.url}/${endpoint}`, { method: 'POST', headers, body });
+  const text = await res.text();
+  return { status: res.status, text, body: text ? (JSON.parse(text) as Record<string, string>) : {}, retryAfter: res.headers.get('retry-after'), challenge: res.headers.get('www-authenticate') };
+}
+
+const wrong = () => randomBytes(32).toString('base64url');
+
+test(`${CREDENTIAL_THROTTLE.lockClientAfter} wrong secrets for one client lock it from everywhere: then even the right secret gets a clear 429`, async (t) => {
+  const { gh } = t.context;
+  const billing = await service(gh, 'Billing');
+  for (let i = 1; i < CREDENTIAL_THROTTLE.lockClientAfter; i++) {
+    const res = await authenticate(gh, 'token', billing.clientId, wrong(), address());
+    t.is(res.status, 401, `attempt ${i}`);
+    t.is(res.body.error, 'invalid_client');
+    t.truthy(res.challenge, 'a Basic challenge');
+  }
+  // One short of the limit the right secret still works, from anywhere.
+  t.is((await authenticate(gh, 'token', billing.clientId, billing.clientSecret, address())).status, 200);
+  t.is((await authenticate(gh, 'token', billing.clientId, wrong(), address())).status, 401, 'the last wrong secret before the lock');
+
+  const locked = await authenticate(gh, 'token', billing.clientId, billing.clientSecret, address());
+  t.is(locked.status, 429);
+  t.is(locked.body.error, 'invalid_client');
+  t.regex(locked.body.error_description ?? '', /too many failed client authentications.*locked for 15 minutes/);
+  t.truthy(Number(locked.retryAfter) > 800, `Retry-After: ${locked.retryAfter}`);
+  t.false('access_token' in locked.body);
+  // The secret in the body (client_secret_post) is no way around it.
+  t.is((await authenticate(gh, 'token', billing.clientId, billing.clientSecret, address(), 'post')).status, 429);
+});
+
+test('while a client is locked, the right and a wrong secret get the very same answer', async (t) => {
+  const { gh } = t.context;
+  const billing = await service(gh, 'Reports');
+  for (let i = 0; i < CREDENTIAL_THROTTLE.lockClientAfter; i++) await authenticate(gh, 'token', billing.clientId, wrong(), address());
+  const from = address();
+  const right = await authenticate(gh, 'token', billing.clientId, billing.clientSecret, from);
+  const guess = await authenticate(gh, 'token', billing.clientId, wrong(), from);
+  t.is(right.status, 429);
+  t.is(guess.status, right.status);
+  t.is(guess.text, right.text);
+  t.is(guess.challenge, right.challenge);
+});
+
+test('wrong secrets at /introspect and /revoke count too, and a locked client is refused there as well', async (t) => {
+  const { gh } = t.context;
+  const api = await service(gh, 'Resource server');
+  const half = Math.ceil(CREDENTIAL_THROTTLE.lockClientAfter / 2);
+  for (let i = 0; i < half; i++) t.is((await authenticate(gh, 'introspect', api.clientId, wrong(), address())).status, 401);
+  for (let i = half; i < CREDENTIAL_THROTTLE.lockClientAfter; i++) t.is((await authenticate(gh, 'revoke', api.clientId, wrong(), address())).status, 401);
+  for (const endpoint of ['token', 'introspect', 'revoke'] as const) {
+    const res = await authenticate(gh, endpoint, api.clientId, api.clientSecret, address());
+    t.is(res.status, 429, endpoint);
+    t.is(res.body.error, 'invalid_client', endpoint);
+  }
+});
+
+test(`one address trying wrong secrets for many clients is locked after ${CREDENTIAL_THROTTLE.lockClientAddressAfter}, for every client; other addresses are not`, async (t) => {
+  const { gh } = t.context;
+  const clients = await Promise.all([1, 2, 3, 4].map((i) => service(gh, `Sprayed ${i}`)));
+  const from = address();
+  for (let i = 0; i < CREDENTIAL_THROTTLE.lockClientAddressAfter; i++) {
+    const target = clients[i % 3]!; // under each client's own limit
+    t.is((await authenticate(gh, 'token', target.clientId, wrong(), from)).status, 401, `attempt ${i + 1}`);
+  }
+  const fourth = clients[3]!;
+  const locked = await authenticate(gh, 'token', fourth.clientId, fourth.clientSecret, from);
+  t.is(locked.status, 429, 'the address was not locked');
+  t.is(locked.body.error, 'invalid_client');
+  t.is((await authenticate(gh, 'token', fourth.clientId, fourth.clientSecret, address())).status, 200, 'another address is locked too');
+  t.is((await authenticate(gh, 'token', clients[0]!.clientId, clients[0]!.clientSecret, address())).status, 200, 'the sprayed clients themselves are not locked');
+});
+
+test('a lock ends by itself: once its time is up the right secret works again', async (t) => {
+  const { gh } = t.context;
+  const billing = await service(gh, 'Payroll');
+  for (let i = 0; i < CREDENTIAL_THROTTLE.lockClientAfter; i++) await authenticate(gh, 'token', billing.clientId, wrong(), address());
+  t.is((await authenticate(gh, 'token', billing.clientId, billing.clientSecret, address())).status, 429);
+  // Sixteen minutes later, as the shared counters see it.
+  const past = Date.now() - 16 * 60_000;
+  await gh.services.db('login_failures').where({ subject: `client:${billing.clientId}` }).update({ window_started_at: past, locked_until: past + 1 });
+  t.is((await authenticate(gh, 'token', billing.clientId, billing.clientSecret, address())).status, 200);
+});
+
+// API keys.
+
+test(`${CREDENTIAL_THROTTLE.lockApiKeyAddressAfter} wrong API keys from one address lock that address: even the right key then gets a clear 429`, async (t) => {
+  const { gh, key, sub } = t.context;
+  const from = address();
+  const [, id] = /^ghk_([^_]+)_/.exec(key)!;
+  for (let i = 1; i < CREDENTIAL_THROTTLE.lockApiKeyAddressAfter; i++) {
+    // Made-up keys, and the real key id with guessed secrets.
+    const guess = i % 2 ? `ghk_${randomBytes(8).toString('hex')}_${wrong().slice(0, 43)}` : `ghk_${id}_${wrong().slice(0, 43)}`;
+    const res = await userdata(gh, sub, { key: guess, headers: { 'x-forwarded-for': from } });
+    t.is(res.status, 401, `attempt ${i}`);
+  }
+  t.is((await userdata(gh, sub, { key, headers: { 'x-forwarded-for': from } })).status, 200, 'one short of the limit the right key works');
+  t.is((await userdata(gh, sub, { key: 'ghk_nope', headers: { 'x-forwarded-for': from } })).status, 401);
+
+  const locked = await userdata(gh, sub, { key, headers: { 'x-forwarded-for': from } });
+  t.is(locked.status, 429);
+  t.is(locked.json.error, 'too_many_requests');
+  t.regex(locked.json.error_description, /too many wrong API keys.*locked for 15 minutes/);
+  t.true(Number(locked.headers.get('retry-after')) > 800);
+  const guess = await userdata(gh, sub, { key: `ghk_${id}_${wrong().slice(0, 43)}`, headers: { 'x-forwarded-for': from } });
+  t.is(guess.status, 429);
+  t.is(guess.text, locked.text, 'a wrong key and the right key get the same answer while locked');
+  const write = await userdata(gh, sub, { method: 'PUT', key, body: { stolen: true }, headers: { 'x-forwarded-for': from } });
+  t.is(write.status, 429);
+
+  // The key itself works from elsewhere: only the guessing address is locked.
+  t.is((await userdata(gh, sub, { key, headers: { 'x-forwarded-for': address() } })).status, 200);
+});
+
+test('requests without any API key do not count as guesses', async (t) => {
+  const { gh, key, sub } = t.context;
+  const from = address();
+  for (let i = 0; i < CREDENTIAL_THROTTLE.lockApiKeyAddressAfter + 5; i++) t.is((await userdata(gh, sub, { headers: { 'x-forwarded-for': from } })).status, 401);
+  t.is((await userdata(gh, sub, { key, headers: { 'x-forwarded-for': from } })).status, 200);
+});
