@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import Koa from 'koa';
+import compose from 'koa-compose';
 import mount from 'koa-mount';
 import type Provider from 'oidc-provider';
 import { createViews, type Views } from '../interactions/views.ts';
@@ -30,6 +31,9 @@ export interface GatehouseApp {
 }
 
 const stylesheet = fs.readFileSync(new URL('../interactions/public/gatehouse.css', import.meta.url));
+
+/** Where Gatehouse's own routes live; every other path is oidc-provider's. */
+const OWN_PREFIXES = ['/healthz', '/readyz', '/interaction/', '/logout', '/admin', '/userdata'];
 
 const keyFingerprint = (jwks: { keys: Array<{ kid?: string }> }) => jwks.keys.map((k) => k.kid).join(',');
 
@@ -85,17 +89,19 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
     await next();
   });
   app.use(securityHeaders);
-  for (const router of [
-    healthRoutes(services),
-    interactionRoutes({ provider: current, accounts: services.accounts, throttle: services.throttle, views }),
-    bearerLogoutRoutes(current, services.grants, services.db),
-    adminApiRoutes(services),
-    adminPageRoutes(services, views),
-    userdataRoutes({ provider: current, db: services.db, accounts: services.accounts, apiKeys: services.apiKeys, userdata: services.userdata, maxBytes: config.userdataMaxBytes }),
-  ]) {
-    app.use(router.routes());
-    app.use(router.allowedMethods());
-  }
+  const ownRoutes: Koa.Middleware = compose(
+    [
+      healthRoutes(services),
+      interactionRoutes({ provider: current, accounts: services.accounts, throttle: services.throttle, views }),
+      bearerLogoutRoutes(current, services.grants, services.db),
+      adminApiRoutes(services),
+      adminPageRoutes(services, views),
+      userdataRoutes({ provider: current, db: services.db, accounts: services.accounts, apiKeys: services.apiKeys, userdata: services.userdata, maxBytes: config.userdataMaxBytes }),
+    ].flatMap((router) => [router.routes(), router.allowedMethods()]) as Koa.Middleware[],
+  );
+  // Protocol requests (token, introspection, userinfo, discovery…) go straight to the provider
+  // instead of through a dozen route tables that cannot match them.
+  app.use((ctx, next) => (OWN_PREFIXES.some((prefix) => ctx.path.startsWith(prefix)) ? ownRoutes(ctx, next) : next()));
   app.use((ctx, next) => mounted(ctx, next));
 
   return {

@@ -75,10 +75,15 @@ export async function openServices(config: Config, { migrate = true, log = creat
     const apiKeys = new ApiKeysService(db, secretKey, async (clientId) => Boolean(await db('clients').first('client_id').where({ client_id: clientId })));
     const userdata = new UserdataService(db, config.userdataMaxBytes);
     const keys = new KeysService(db);
-    const accounts = new AccountsService(db, async (userId) => {
-      await deleteAccountPayloads(db, userId);
-      if (redis) await deleteRedisAccountArtifacts(redis, config.redisPrefix, userId);
-    });
+    const userById = sqlite?.db.prepare('select * from users where id = ?');
+    const accounts = new AccountsService(
+      db,
+      async (userId) => {
+        await deleteAccountPayloads(db, userId);
+        if (redis) await deleteRedisAccountArtifacts(redis, config.redisPrefix, userId);
+      },
+      userById ? async (id) => userById.get(id) : undefined,
+    );
     const throttle = new LoginThrottle(db);
     const adapters = createAdapterFactory(stores, clients);
     const grants = new GrantsService(db, adapters);
