@@ -5,7 +5,7 @@ import type { Config } from './config.ts';
 import { registerClientCredentialsGrant } from './grants/client-credentials.ts';
 import type { Views } from '../interactions/views.ts';
 import { findLatestGrantId } from '../adapters/knex.ts';
-import { CREDENTIAL_THROTTLE, LoginThrottle } from './accounts/throttle.ts';
+import { CachedLockCheck, CREDENTIAL_THROTTLE, LoginThrottle } from './accounts/throttle.ts';
 import { guardStore } from './stores/availability.ts';
 
 export interface ProviderDeps {
@@ -156,17 +156,24 @@ export function createProvider(deps: ProviderDeps): Provider {
 
   const provider = new Provider(config.issuer, configuration);
   provider.proxy = config.trustProxy;
+  // A store outage is answered 503 temporarily_unavailable (StoreUnavailableError); say when to
+  // retry, as Gatehouse's own routes do.
+  provider.use(async (ctx, next) => {
+    await next();
+    if (ctx.status === 503 && !ctx.response.get('retry-after')) ctx.set('retry-after', '5');
+  });
 
   // Stored secrets are hashes (see clients/secrets.ts); this is oidc-provider's supported hook
   // for comparing a presented secret against what the client metadata carries. Wrong secrets
   // are counted per client_id and per address (shared counters, as for sign-in); while either
   // is locked, no secret is checked at all, so the answer says nothing about the secret.
   const throttle = new LoginThrottle(deps.stores.db);
+  const lockCheck = new CachedLockCheck(throttle);
   provider.Client.prototype.compareClientSecret = async function compareClientSecret(this: { clientId: string; 'gatehouse:stored_secret'?: unknown }, presented: string) {
     const ctx = Provider.ctx;
     const subjects = LoginThrottle.clientSubjects(this.clientId, ctx?.ip ?? 'unknown');
     // Guarded: an unreachable database is a 503 here too, not a 500 from oidc-provider.
-    const { lockedForSeconds } = await guardStore('database', () => throttle.state(subjects));
+    const lockedForSeconds = await guardStore('database', () => lockCheck.lockedForSeconds(subjects));
     if (lockedForSeconds > 0) {
       const minutes = Math.ceil(lockedForSeconds / 60);
       const locked = new errors.InvalidClient(
@@ -179,6 +186,7 @@ export function createProvider(deps: ProviderDeps): Provider {
     const stored = this['gatehouse:stored_secret'];
     const matches = typeof stored === 'string' && (await clients.verifySecret(this.clientId, stored, presented));
     if (!matches) {
+      lockCheck.forget(subjects);
       await guardStore('database', () => throttle.recordFailure(subjects.username, CREDENTIAL_THROTTLE.lockClientAfter));
       await guardStore('database', () => throttle.recordFailure(subjects.address, CREDENTIAL_THROTTLE.lockClientAddressAfter));
     }

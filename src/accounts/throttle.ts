@@ -98,3 +98,35 @@ export class LoginThrottle {
     await this.db('login_failures').where({ subject }).delete();
   }
 }
+
+/**
+ * "Is this client or address locked?" for every client authentication, answered from memory
+ * for up to `rememberMs` once the database said no: a token request would otherwise pay a
+ * database read before its real work. A failure in this process forgets the answer at once;
+ * a lock set by another process applies here within `rememberMs`.
+ */
+export class CachedLockCheck {
+  private readonly unlocked = new Map<string, number>();
+
+  constructor(
+    private readonly throttle: LoginThrottle,
+    private readonly rememberMs = 1000,
+    private readonly maxEntries = 10_000,
+  ) {}
+
+  async lockedForSeconds(subjects: { username: string; address: string }): Promise<number> {
+    const key = `${subjects.username}\n${subjects.address}`;
+    const now = Date.now();
+    if ((this.unlocked.get(key) ?? 0) > now) return 0;
+    const { lockedForSeconds } = await this.throttle.state(subjects);
+    if (lockedForSeconds === 0) {
+      if (this.unlocked.size >= this.maxEntries) this.unlocked.clear();
+      this.unlocked.set(key, now + this.rememberMs);
+    }
+    return lockedForSeconds;
+  }
+
+  forget(subjects: { username: string; address: string }): void {
+    this.unlocked.delete(`${subjects.username}\n${subjects.address}`);
+  }
+}
