@@ -18,6 +18,8 @@ export function csrfToken(ctx: Koa.Context): string {
 
 export function csrfValid(ctx: Koa.Context, submitted: unknown): boolean {
   const expected = ctx.cookies.get(COOKIE, { signed: true });
-  if (!expected || typeof submitted !== 'string' || submitted.length !== expected.length) return false;
-  return timingSafeEqual(Buffer.from(submitted), Buffer.from(expected));
+  if (!expected || typeof submitted !== 'string') return false;
+  // Bytes, not characters: timingSafeEqual throws on buffers of different lengths.
+  const [given, wanted] = [Buffer.from(submitted), Buffer.from(expected)];
+  return given.length === wanted.length && timingSafeEqual(given, wanted);
 }

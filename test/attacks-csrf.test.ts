@@ -162,6 +162,7 @@ for (const [route, form] of Object.entries(ADMIN_FORMS)) {
       ['no token', undefined],
       ['an empty token', ''],
       ['a made-up token', randomBytes(32).toString('base64url')],
+      ['a token of the right length in non-ASCII characters', 'é'.repeat(elsewhere.csrf.length)],
       ["another session's token", elsewhere.csrf],
     ] as const) {
       const res = await postForm(operator.agent, `${gh.url}${url}`, csrf === undefined ? fields : { ...fields, csrf });

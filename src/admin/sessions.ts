@@ -89,8 +89,11 @@ export class AdminSessions {
 
 /** True when `submitted` is the session's CSRF token. */
 export function csrfMatches(session: AdminSession, submitted: unknown): boolean {
-  if (typeof submitted !== 'string' || submitted.length !== session.csrf.length) return false;
-  return timingSafeEqual(Buffer.from(submitted), Buffer.from(session.csrf));
+  if (typeof submitted !== 'string') return false;
+  // Bytes, not characters: a token of the right length in non-ASCII characters is longer in
+  // bytes, and timingSafeEqual throws on buffers of different lengths.
+  const [given, expected] = [Buffer.from(submitted), Buffer.from(session.csrf)];
+  return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
 function cookieOptions(ctx: Koa.Context) {
