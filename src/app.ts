@@ -135,8 +135,10 @@ function errorResponses(views: Views): Koa.Middleware {
       let description = 'an unexpected error occurred';
       if (err instanceof GatehouseError) {
         [status, error, description] = [err.status, err.code, err.description];
-        // A wrong API key, admin token or access token on our own routes.
+        // A wrong API key, admin token or access token on our own routes, or one refused unchecked
+        // because its address is locked after too many.
         if (status === 401) securityReporter(ctx)('authentication.failed', { path: ctx.path.slice(0, 200), error, ip: ctx.ip });
+        if (status === 429) securityReporter(ctx)('authentication.locked', { path: ctx.path.slice(0, 200), error, ip: ctx.ip });
       } else if (isConnectionError(err)) {
         [status, error, description] = [503, 'temporarily_unavailable', 'a store Gatehouse needs is unreachable; try again shortly'];
         ctx.set('retry-after', '5');

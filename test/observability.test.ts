@@ -140,6 +140,12 @@ async function fullRun(): Promise<Run> {
   const loggedOut = await fetch(`${gh.url}/logout`, { method: 'POST', headers: { authorization: `Bearer ${fresh.access_token}`, 'x-request-id': forwardedId } });
   track(loggedOut);
 
+  // Last, since they lock: a client secret guessed until the client is locked, API keys guessed
+  // until this address is.
+  const target = await gh.services.admin.createClient(CLI_ACTOR, { name: 'Target', type: 'confidential', grantTypes: ['client_credentials'] });
+  for (let i = 0; i < 21; i++) await clientCredentialsToken(gh, target.client.clientId, guessed);
+  for (let i = 0; i < 51; i++) await userdata(gh, sub, { key: wrongKey });
+
   return { gh, log, secrets, requestIds, forwardedId };
 }
 
@@ -214,6 +220,8 @@ test('security events are logged as such: failed and locked sign-ins, failed cli
   t.true(log.events('grant.revoked').length >= 1);
   t.true(log.events('token.revoked').some((e) => e.kind === 'client_credentials'));
   t.true(log.events('authentication.failed').some((e) => e.error === 'invalid_api_key'));
+  t.true(log.events('client.authentication_locked').length >= 1, 'a locked client is logged as such');
+  t.true(log.events('authentication.locked').some((e) => e.path.startsWith('/userdata/') && e.error === 'too_many_requests'), 'a locked address is logged as such');
   const admin = log.events('admin.change').map((e) => e.action);
   for (const action of ['client.create', 'api_key.create', 'admin_token.create', 'client.rotate_secret']) t.true(admin.includes(action), `${action} is not logged`);
   for (const event of log.lines.filter((l) => l.security)) {

@@ -81,7 +81,7 @@ export function watchProvider(provider: Provider, events: SecurityEvents, fallba
   for (const name of ERROR_EVENTS) {
     emitter.on(name, (ctx: Koa.Context, err: OidcErrorLike) => {
       const fields = { ...clientOf(ctx), error: err.error, description: clip(err.error_description), detail: clip(err.error_detail) };
-      if (err.error === 'invalid_client') events.record('client.authentication_failed', fields, 'warn', requestLog(ctx));
+      if (err.error === 'invalid_client') events.record(err.status === 429 ? 'client.authentication_locked' : 'client.authentication_failed', fields, 'warn', requestLog(ctx));
       else if (name === 'grant.error' && err.error === 'invalid_grant') events.record('token.grant_refused', fields, 'warn', requestLog(ctx));
       else if (name === 'authorization.error') events.record('authorization.refused', fields, 'info', requestLog(ctx));
       else requestLog(ctx).info({ ...fields, event: name }, name);
