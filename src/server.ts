@@ -1,5 +1,5 @@
 import cluster from 'node:cluster';
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createApp, type GatehouseApp } from './app.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { openServices, prepareStores, type Services } from './services.ts';
@@ -17,6 +17,8 @@ export interface RunningGatehouse {
 }
 
 const SWEEP_INTERVAL_MS = 60_000;
+// Under the 30 s most process managers wait after SIGTERM before they SIGKILL.
+const SHUTDOWN_GRACE_MS = 25_000;
 
 /**
  * Opens the stores, composes the app and listens. Used by `npm start` and by the tests, which
@@ -40,6 +42,12 @@ export async function startGatehouse(config: Config, { logDestination }: { logDe
   // connection just as the balancer reuses it, and a client sees a reset.
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
+  // Answers being written, so that stop() can have their connections close once they are out.
+  const answering = new Set<ServerResponse>();
+  server.on('request', (_req: IncomingMessage, res: ServerResponse) => {
+    answering.add(res);
+    res.once('close', () => answering.delete(res));
+  });
   const sweeper = setInterval(() => {
     sweepExpiredPayloads(services.db).catch((err: Error) => log.warn({ detail: err.message }, 'sweeping expired tokens failed; retrying in a minute'));
   }, SWEEP_INTERVAL_MS);
@@ -63,10 +71,19 @@ export async function startGatehouse(config: Config, { logDestination }: { logDe
     async stop() {
       clearInterval(sweeper);
       clearInterval(keyReloader);
-      // Stop accepting, let requests in flight finish, then drop idle keep-alive connections.
+      // Stop accepting and let requests in flight finish. Their answers, and any arriving on a
+      // connection already open, close the connection when sent: a kept-alive client (a load
+      // balancer's pool) must not hold the process open until its idle timeout. A request that
+      // still has not finished after SHUTDOWN_GRACE_MS (a body trickling in forever) is cut.
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const res of answering) if (!res.headersSent) res.shouldKeepAlive = false;
+      server.on('request', (_req: IncomingMessage, res: ServerResponse) => (res.shouldKeepAlive = false));
       server.closeIdleConnections();
+      const sweep = setInterval(() => server.closeIdleConnections(), 50);
+      const deadline = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
       await closed;
+      clearInterval(sweep);
+      clearTimeout(deadline);
       await services.close();
     },
   };

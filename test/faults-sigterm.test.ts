@@ -151,10 +151,8 @@ test.serial('SIGTERM with a userdata PUT and a sign-in in flight: both complete,
 test.serial('SIGTERM to the primary of two workers (the npm start default on two cores), requests in flight: the same', (t) =>
   sigtermWithRequestsInFlight(t, { workers: 2, keepAlive: false }));
 
-// KNOWN DEFECT, marked failing until src/server.ts is fixed: a connection whose request was in
-// flight at SIGTERM is answered "Connection: keep-alive" and left open, so a client that keeps
-// it (a load balancer) holds the process for the 65 s keep-alive timeout, past an orchestrator's
-// grace period (SIGKILL). The fix: in stop(), answers not yet sent get shouldKeepAlive = false
-// and idle connections are swept until the server has closed. Make this test.serial then.
-test.serial.failing('SIGTERM: connections kept alive after their in-flight answers (a load balancer) do not hold the process open', (t) =>
+// A connection whose request was in flight at SIGTERM must close once answered: a client that
+// keeps it (a load balancer) would otherwise hold the process for the 65 s keep-alive timeout,
+// past an orchestrator's grace period (SIGKILL).
+test.serial('SIGTERM: connections kept alive after their in-flight answers (a load balancer) do not hold the process open', (t) =>
   sigtermWithRequestsInFlight(t, { workers: 1, keepAlive: true }));
