@@ -5,6 +5,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -155,24 +156,41 @@ export interface SpawnOptions {
  */
 export async function spawnServer(opts: SpawnOptions): Promise<ServerProcess> {
   const compiled = path.join('dist', opts.script.replace(/\.ts$/, '.js'));
+  // stdout (Gatehouse's request log, a line per request) goes to a file, as to a log shipper: read
+  // through a pipe, the bench process would spend the CPU it needs for the load on it.
+  const logFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-bench-log-')), `${opts.name.replace(/\W+/g, '-')}.log`);
+  const logFd = fs.openSync(logFile, 'a');
   const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), compiled], {
     cwd: codeRoot,
     env: { ...process.env, ...opts.env, PORT: String(opts.port) },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['ignore', logFd, 'pipe'],
   });
-  let output = '';
-  const keep = (d: Buffer) => {
-    output += d.toString();
-    if (output.length > 200_000) output = output.slice(-100_000);
+  fs.closeSync(logFd);
+  let errors = '';
+  child.stderr!.on('data', (d: Buffer) => {
+    errors += d.toString();
+    if (errors.length > 200_000) errors = errors.slice(-100_000);
+  });
+  const tail = (file: string, bytes: number) => {
+    try {
+      const size = fs.statSync(file).size;
+      const fd = fs.openSync(file, 'r');
+      const buf = Buffer.alloc(Math.min(bytes, size));
+      fs.readSync(fd, buf, 0, buf.length, size - buf.length);
+      fs.closeSync(fd);
+      return buf.toString();
+    } catch {
+      return '';
+    }
   };
-  child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
+  /** What the server said on stderr, and the end of its log. */
+  const output = () => `${errors}${tail(logFile, 8000)}`;
   let stopping = false;
   let crash: string | undefined;
   const exited = new Promise<void>((resolve) =>
     child.once('exit', (code, signal) => {
       if (!stopping) {
-        crash = `${opts.name} (pid ${child.pid}) exited unexpectedly (${signal ?? code}); its last output:\n${output.slice(-3000)}`;
+        crash = `${opts.name} (pid ${child.pid}) exited unexpectedly (${signal ?? code}); its last output:\n${output().slice(-3000)}`;
         console.error(`\n!!! ${crash}\n`);
       }
       resolve();
@@ -192,7 +210,7 @@ export async function spawnServer(opts: SpawnOptions): Promise<ServerProcess> {
     url,
     child,
     pid,
-    output: () => output,
+    output,
     pids,
     crashed: () => crash,
     async stop() {
@@ -218,7 +236,7 @@ export async function spawnServer(opts: SpawnOptions): Promise<ServerProcess> {
   while (Date.now() < deadline) {
     if (child.exitCode !== null || child.signalCode !== null) {
       running.delete(proc);
-      throw new Error(`${opts.name} exited (${child.exitCode ?? child.signalCode}) before it was ready:\n${output.slice(-4000)}`);
+      throw new Error(`${opts.name} exited (${child.exitCode ?? child.signalCode}) before it was ready:\n${output().slice(-4000)}`);
     }
     try {
       const res = await fetch(`${url}${opts.readyPath}`);
@@ -234,7 +252,7 @@ export async function spawnServer(opts: SpawnOptions): Promise<ServerProcess> {
     await sleep(200);
   }
   await proc.stop();
-  throw new Error(`${opts.name} did not become ready:\n${output.slice(-4000)}`);
+  throw new Error(`${opts.name} did not become ready:\n${output().slice(-4000)}`);
 }
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

@@ -27,8 +27,9 @@ const CREDENTIAL_FIELDS = [
 
 /**
  * One JSON object per line (pino), the format log shippers read without configuration. Request
- * lines carry `req_id`; security events carry `event`. Writes are synchronous so the lines
- * before a crash are not lost in a buffer.
+ * lines carry `req_id`; security events carry `event`. Lines are written as they come but
+ * asynchronously: a slow reader of stdout (a busy log shipper, a full pipe) must not stall the
+ * event loop and every request with it. A crash loses at most the lines still being written.
  */
 export function createLogger(level: LogLevel, destination?: DestinationStream): Logger {
   return pino(
@@ -39,7 +40,7 @@ export function createLogger(level: LogLevel, destination?: DestinationStream): 
       formatters: { level: (label) => ({ level: label }) },
       redact: { paths: [...CREDENTIAL_FIELDS, ...CREDENTIAL_FIELDS.map((f) => `*.${f}`)], censor: '[redacted]' },
     },
-    destination ?? pino.destination({ dest: 1, sync: true }),
+    destination ?? pino.destination({ dest: 1, sync: false }),
   );
 }
 
