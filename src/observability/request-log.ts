@@ -53,8 +53,11 @@ export function requestLog(log: Logger, events: SecurityEvents, metrics: HttpMet
     ctx.set('x-request-id', requestId);
     const state = ctx.state as RequestState;
     state.requestId = requestId;
-    state.log = log.child({ req_id: requestId });
-    state.security = events.reporter(state.log);
+    // The request's own logger is made only when something logs through it (most requests
+    // log nothing but their access line, which names the id itself).
+    let requestLogger: Logger | undefined;
+    Object.defineProperty(state, 'log', { get: () => (requestLogger ??= log.child({ req_id: requestId })), enumerable: true, configurable: true });
+    state.security = (event, fields, level) => events.record(event, fields, level, state.log);
     try {
       await next();
     } finally {

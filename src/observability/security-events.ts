@@ -23,11 +23,6 @@ export class SecurityEvents {
     log[level]({ event, security: true, ...fields }, event);
     this.metrics?.securityEvent(event);
   }
-
-  /** A reporter that writes through `log` (a request's logger, with its req_id). */
-  reporter(log: Logger): ReportSecurityEvent {
-    return (event, fields, level) => this.record(event, fields, level, log);
-  }
 }
 
 // Long enough to read, short enough that a hostile value cannot flood the log.
