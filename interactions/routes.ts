@@ -32,6 +32,15 @@ function scopesToShow(details: unknown, params: Record<string, unknown>) {
   return shown.map((scope) => ({ scope, description: describeScope(scope) }));
 }
 
+/**
+ * The submitted fields; none when the body is not a form (koa-body leaves it unset for another
+ * content type), so such a post fails the CSRF check like any other bad form instead of a 500.
+ */
+function formFields(ctx: Koa.Context): Record<string, unknown> {
+  const body: unknown = (ctx.request as { body?: unknown }).body;
+  return typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>) : {};
+}
+
 /** The login and consent pages oidc-provider sends people to, at /interaction/:uid. */
 export function interactionRoutes({ provider: currentProvider, accounts, throttle, views }: InteractionDeps): Router {
   const router = new Router({ prefix: '/interaction' });
@@ -90,7 +99,7 @@ export function interactionRoutes({ provider: currentProvider, accounts, throttl
   router.post('/:uid/login', formBody, async (ctx) => {
     const { uid, prompt, params } = await currentProvider().interactionDetails(ctx.req, ctx.res);
     const client = await clientView(params.client_id);
-    const body = ctx.request.body as Record<string, unknown>;
+    const body = formFields(ctx);
     const username = typeof body.username === 'string' ? body.username.trim() : '';
     const password = typeof body.password === 'string' ? body.password : '';
     const again = (status: number, error: string) => page(ctx, 'login.njk', { title: 'Sign in', uid, client, username, error }, status);
@@ -109,7 +118,7 @@ export function interactionRoutes({ provider: currentProvider, accounts, throttl
 
   router.post('/:uid/consent', formBody, async (ctx) => {
     const details = await currentProvider().interactionDetails(ctx.req, ctx.res);
-    const body = ctx.request.body as Record<string, unknown>;
+    const body = formFields(ctx);
     const { prompt, params, session } = details;
     if (!csrfValid(ctx, body.csrf)) {
       const client = await clientView(params.client_id);
@@ -140,6 +149,14 @@ export function interactionRoutes({ provider: currentProvider, accounts, throttl
     }
     const grantId = await grant.save();
     await finish(ctx, { consent: details.grantId ? {} : { grantId } }, true);
+  });
+
+  // The page is read with GET, its forms post: another method gets our error page, not the
+  // router's plain text.
+  router.all(['/:uid', '/:uid/login', '/:uid/consent'], async (ctx, next) => {
+    if (ctx.method === 'OPTIONS') return next();
+    ctx.set('allow', /\/(login|consent)\/?$/.test(ctx.path) ? 'POST' : 'GET, HEAD');
+    page(ctx, 'error.njk', { title: 'Something went wrong', error: 'method_not_allowed', description: 'This address only shows the sign-in page and takes its forms. Go back to the application and start again.' }, 405);
   });
 
   return router;

@@ -169,5 +169,14 @@ export function adminApiRoutes(services: Services): Router<State> {
     ctx.body = (await audit.list({ limit, beforeId: before })).map(auditJson);
   });
 
+  // Anything else under /admin/api gets this API's JSON error (405 on a known path, else 404),
+  // not the router's plain text.
+  router.all('/{*rest}', async (ctx, next) => {
+    if (ctx.method === 'OPTIONS') return next();
+    const known = router.match(ctx.path, ctx.method).path.some((layer) => layer.methods.length > 0 && !String(layer.path).endsWith('{*rest}'));
+    if (known) throw new GatehouseError(405, 'method_not_allowed', `${ctx.method} is not allowed here; see /admin/api/openapi.json`);
+    throw new GatehouseError(404, 'not_found', 'there is no such path in the admin API; see /admin/api/openapi.json');
+  });
+
   return router;
 }

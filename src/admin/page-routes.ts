@@ -634,5 +634,14 @@ export function adminPageRoutes(services: Services, views: Views): Router {
     });
   });
 
+  // Any other address under /admin gets an error page (405 on a known path, else 404), not the
+  // router's plain text.
+  router.all('/{*rest}', async (ctx, next) => {
+    if (ctx.method === 'OPTIONS') return next();
+    const known = router.match(ctx.path, ctx.method).path.some((layer) => layer.methods.length > 0 && !String(layer.path).endsWith('{*rest}'));
+    if (known) throw new GatehouseError(405, 'method_not_allowed', 'This address does not take that kind of request.');
+    throw new NotFoundError('This page');
+  });
+
   return router;
 }

@@ -25,5 +25,10 @@ export function bearerLogoutRoutes(provider: () => Provider, grants: GrantsServi
     }
     ctx.status = 204;
   });
+  // Any other method gets the JSON error of Gatehouse's routes, not the router's plain-text 405.
+  router.all('/logout', (ctx) => {
+    ctx.set('allow', 'POST');
+    throw new GatehouseError(405, 'method_not_allowed', 'use POST /logout with Authorization: Bearer <access token>');
+  });
   return router;
 }

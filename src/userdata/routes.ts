@@ -110,7 +110,28 @@ async function readJsonObject(ctx: Koa.Context, maxBytes: number, contentType: s
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     throw new GatehouseError(400, 'invalid_document', 'the document must be a JSON object');
   }
+  if (deeperThan(parsed, MAX_DOCUMENT_DEPTH)) {
+    throw new GatehouseError(400, 'invalid_document', `the document is nested deeper than ${MAX_DOCUMENT_DEPTH} levels`);
+  }
   return parsed as Record<string, Json>;
+}
+
+/**
+ * Objects and arrays nested deeper than this are refused: a few thousand levels fit in 64 KiB
+ * and would overflow the stack of JSON.stringify and of the merge patch (a 500).
+ */
+const MAX_DOCUMENT_DEPTH = 100;
+
+/** Whether `value` nests objects or arrays more than `limit` levels deep (iteratively: no recursion to overflow). */
+function deeperThan(value: unknown, limit: number): boolean {
+  const pending: Array<[unknown, number]> = [[value, 1]];
+  while (pending.length) {
+    const [v, depth] = pending.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth > limit) return true;
+    for (const child of Object.values(v)) pending.push([child, depth + 1]);
+  }
+  return false;
 }
 
 function respond(ctx: Koa.Context, doc: UserDocument, status = 200) {
@@ -157,6 +178,14 @@ export function userdataRoutes(given: UserdataDeps): Router {
   router.delete('/:sub', async (ctx) => {
     const caller = await authorize(ctx, deps, sub(ctx));
     respond(ctx, await deps.userdata.write(caller.sub, caller.clientId, parsePrecondition(ctx.get('if-match')), () => ({})), 204);
+  });
+
+  // Another method (POST …) gets the JSON error of this API, not the router's plain-text 405;
+  // OPTIONS is left to the router, which lists the methods.
+  router.all('/:sub', async (ctx, next) => {
+    if (ctx.method === 'OPTIONS') return next();
+    ctx.set('allow', 'GET, HEAD, PUT, PATCH, DELETE');
+    throw new GatehouseError(405, 'method_not_allowed', 'use GET, PUT, PATCH or DELETE on /userdata/{sub}');
   });
 
   return router;
