@@ -28,7 +28,10 @@ export class KnexAdapter implements Adapter {
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
-    return this.findWhere({ id });
+    // Every token request and introspection lands here (three times for an introspection
+    // without token_type_hint): fixed SQL skips Knex's query building and compiling.
+    const result: PayloadRow[] | { rows: PayloadRow[] } = await guardStore('database', () => this.db.raw(FIND_BY_ID, [this.model, id]));
+    return toPayload((Array.isArray(result) ? result : result.rows)[0]);
   }
 
   async findByUid(uid: string): Promise<AdapterPayload | undefined> {
@@ -63,12 +66,18 @@ export class KnexAdapter implements Adapter {
     const row: PayloadRow | undefined = await guardStore('database', () =>
       this.db(TABLE).select('payload', 'expires_at', 'consumed_at').where({ model: this.model, ...where }).first(),
     );
-    if (!row) return undefined;
-    if (row.expires_at !== null && Number(row.expires_at) <= nowInSeconds()) return undefined;
-    const payload = JSON.parse(row.payload) as AdapterPayload;
-    if (row.consumed_at !== null) payload.consumed = Number(row.consumed_at);
-    return payload;
+    return toPayload(row);
   }
+}
+
+const FIND_BY_ID = `select payload, expires_at, consumed_at from ${TABLE} where model = ? and id = ?`;
+
+function toPayload(row: PayloadRow | undefined): AdapterPayload | undefined {
+  if (!row) return undefined;
+  if (row.expires_at !== null && Number(row.expires_at) <= nowInSeconds()) return undefined;
+  const payload = JSON.parse(row.payload) as AdapterPayload;
+  if (row.consumed_at !== null) payload.consumed = Number(row.consumed_at);
+  return payload;
 }
 
 /**
