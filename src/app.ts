@@ -77,6 +77,7 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
 
   app.use(requestLog(services.log, services.events, services.metrics));
   app.use(errorResponses(views));
+  app.use(knownMethodsOnly);
   if (services.metrics) app.use(metricsRoute(services.metrics, config.metrics.token));
   if (config.compatPaths === 'dot') app.use(dotCompatPaths());
   app.use(async (ctx, next) => {
@@ -119,6 +120,18 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
     },
   };
 }
+
+const SERVED_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+
+/**
+ * A method no route of Gatehouse serves (PROPFIND, TRACE …) is refused as a client error, not
+ * with the routers' 501: it is the request that is wrong, and nothing behind may see it.
+ */
+const knownMethodsOnly: Koa.Middleware = (ctx, next) => {
+  if (SERVED_METHODS.has(ctx.method)) return next();
+  ctx.set('allow', [...SERVED_METHODS].join(', '));
+  throw new GatehouseError(405, 'method_not_allowed', `${ctx.method.slice(0, 20)} is not a method Gatehouse serves`);
+};
 
 /**
  * Maps errors on our own routes to {"error", "error_description"} (or our error page for a

@@ -492,16 +492,11 @@ test(`raw HTTP: ${RAW_REQUESTS.length} malformed requests (CRLF and NUL in heade
   });
 });
 
-// ── Known gap ───────────────────────────────────────────────────────────────────────────────
-
 /**
- * An HTTP method Koa's router does not implement (TRACE, PROPFIND …) gets 501 Not Implemented
- * from @koa/router's allowedMethods(), which src/app.ts mounts without options: a 5xx that any
- * client can cause, on every path. The fix belongs in src/app.ts (for example
- * `allowedMethods({ throw: true, notImplemented: () => new GatehouseError(405, …) })`, or one
- * 405 handler before the provider). Marked failing until then: ava reports it when it passes.
+ * An HTTP method no route serves (TRACE, PROPFIND …) is the client's error: 405 with the JSON
+ * error, on every path, never @koa/router's 501 Not Implemented.
  */
-test.failing(`an HTTP method the server does not implement (${UNKNOWN_METHODS.join(', ')}) gets a 4xx, not 501, on every route`, async (t) => {
+test(`an HTTP method the server does not implement (${UNKNOWN_METHODS.join(', ')}) gets a 4xx, not 501, on every route`, async (t) => {
   const { gh } = t.context;
   const paths = ['/jwks', '/token', '/authorize', '/userinfo', '/logout', '/userdata/me', '/admin/api/clients', '/admin/clients', '/interaction/x', '/healthz', '/nowhere'];
   const wrong: string[] = [];
