@@ -104,6 +104,10 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
   // instead of through a dozen route tables that cannot match them.
   app.use((ctx, next) => (OWN_PREFIXES.some((prefix) => ctx.path.startsWith(prefix)) ? ownRoutes(ctx, next) : next()));
   app.use((ctx, next) => mounted(ctx, next));
+  // Nothing answered: an unknown path, or a method a protocol endpoint does not take (GET /token).
+  app.use(() => {
+    throw new GatehouseError(404, 'not_found', 'nothing is served at this path with this method');
+  });
 
   return {
     app,

@@ -111,6 +111,10 @@ export async function freePort(): Promise<number> {
  */
 export async function restartTestGatehouse(gh: TestGatehouse): Promise<TestGatehouse> {
   await gh.stop();
+  // Let this process's own HTTP clients see the old server's connections close (a turn of the
+  // event loop) before a new server takes the port; a pooled connection to the old one would
+  // otherwise be reused and fail with "other side closed". Separate processes never race so.
+  await new Promise((resolve) => setTimeout(resolve, 50));
   const config = loadConfig(gh.env);
   const running = await startGatehouse(config);
   return {
