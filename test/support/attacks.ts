@@ -46,10 +46,14 @@ export async function snapshot(gh: TestGatehouse): Promise<string> {
   return JSON.stringify({ clients, users, apiKeys, adminTokens, grants, userdata, audit });
 }
 
-/** The routes (method and full path) a @koa/router serves, middleware left out. */
+/**
+ * The routes (method and full path) a @koa/router serves: middleware left out, and so are the
+ * catch-alls registered with router.all (every method, CONNECT included) that only answer
+ * 404/405 for what no route serves.
+ */
 export function routesOf(router: Router<any, any>): Array<{ method: string; path: string }> {
   return router.stack
-    .filter((layer) => layer.methods.length > 0)
+    .filter((layer) => layer.methods.length > 0 && !layer.methods.includes('CONNECT'))
     .flatMap((layer) => layer.methods.filter((m) => m !== 'HEAD').map((method) => ({ method, path: String(layer.path) })));
 }
 
