@@ -6,7 +6,7 @@ import type Provider from 'oidc-provider';
 import { createViews, type Views } from '../interactions/views.ts';
 import { interactionRoutes } from '../interactions/routes.ts';
 import { findAccountIn } from './accounts/claims.ts';
-import { GatehouseError } from './errors.ts';
+import { GatehouseError, LockedOutError } from './errors.ts';
 import { healthRoutes } from './health/routes.ts';
 import { bearerLogoutRoutes } from './logout/routes.ts';
 import { createProvider } from './provider.ts';
@@ -152,6 +152,7 @@ function errorResponses(views: Views): Koa.Middleware {
       let description = 'an unexpected error occurred';
       if (err instanceof GatehouseError) {
         [status, error, description] = [err.status, err.code, err.description];
+        if (err instanceof LockedOutError) ctx.set('retry-after', String(err.retryAfterSeconds));
         // A wrong API key, admin token or access token on our own routes, or one refused unchecked
         // because its address is locked after too many.
         if (status === 401) securityReporter(ctx)('authentication.failed', { path: ctx.path.slice(0, 200), error, ip: ctx.ip });

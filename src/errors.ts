@@ -35,3 +35,15 @@ export class NotFoundError extends GatehouseError {
     super(404, 'not_found', `${what} does not exist`);
   }
 }
+
+/** Refused unchecked: too many wrong `what` from this address. Answered 429 with Retry-After. */
+export class LockedOutError extends GatehouseError {
+  override name = 'LockedOutError';
+  constructor(
+    what: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    const minutes = Math.ceil(retryAfterSeconds / 60);
+    super(429, 'too_many_requests', `too many wrong ${what} from this address: locked for ${minutes} minute${minutes === 1 ? '' : 's'}; try again later`);
+  }
+}

@@ -169,3 +169,28 @@ test('requests without any API key do not count as guesses', async (t) => {
   for (let i = 0; i < CREDENTIAL_THROTTLE.lockApiKeyAddressAfter + 5; i++) t.is((await userdata(gh, sub, { headers: { 'x-forwarded-for': from } })).status, 401);
   t.is((await userdata(gh, sub, { key, headers: { 'x-forwarded-for': from } })).status, 200);
 });
+
+// Admin API tokens.
+
+test(`${CREDENTIAL_THROTTLE.lockAdminTokenAddressAfter} wrong admin tokens from one address lock that address: even the right token then gets a clear 429`, async (t) => {
+  const { gh } = t.context;
+  const { token } = await gh.services.admin.createAdminToken(CLI_ACTOR, 'deploy script');
+  const from = address();
+  const list = (bearer: string, at = from) => fetch(`${gh.url}/admin/api/clients`, { headers: { authorization: `Bearer ${bearer}`, 'x-forwarded-for': at } });
+  const [, id] = /^gha_([^_]+)_/.exec(token)!;
+  for (let i = 1; i < CREDENTIAL_THROTTLE.lockAdminTokenAddressAfter; i++) {
+    const guess = i % 2 ? `gha_${randomBytes(8).toString('hex')}_${wrong().slice(0, 43)}` : `gha_${id}_${wrong().slice(0, 43)}`;
+    t.is((await list(guess)).status, 401, `attempt ${i}`);
+  }
+  t.is((await list(token)).status, 200, 'one short of the limit the right token works');
+  t.is((await list('gha_nope')).status, 401);
+
+  const locked = await list(token);
+  t.is(locked.status, 429);
+  const body = (await locked.json()) as Record<string, string>;
+  t.is(body.error, 'too_many_requests');
+  t.regex(body.error_description!, /too many wrong admin tokens.*locked for 15 minutes/);
+  t.true(Number(locked.headers.get('retry-after')) > 800);
+  t.is((await list(`gha_${id}_${wrong().slice(0, 43)}`)).status, 429, 'a wrong token gets the same answer while locked');
+  t.is((await list(token, address())).status, 200, 'the token itself works from elsewhere');
+});

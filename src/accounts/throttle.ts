@@ -32,6 +32,8 @@ export const CREDENTIAL_THROTTLE = {
   lockClientAddressAfter: 50,
   /** Wrong API keys from one address after which that address is locked. */
   lockApiKeyAddressAfter: 50,
+  /** Wrong admin API tokens from one address after which that address is locked. */
+  lockAdminTokenAddressAfter: 50,
 } as const;
 
 export interface ThrottleState {
@@ -58,6 +60,11 @@ export class LoginThrottle {
   /** Counter for failed API keys: per address (a key names no one before it is verified). */
   static apiKeySubject(address: string): string {
     return `apikey-addr:${address}`;
+  }
+
+  /** Counter for failed admin API tokens: per address. */
+  static adminTokenSubject(address: string): string {
+    return `admintoken-addr:${address}`;
   }
 
   async state(subjects: { username: string; address: string }): Promise<ThrottleState> {
@@ -128,5 +135,35 @@ export class CachedLockCheck {
 
   forget(subjects: { username: string; address: string }): void {
     this.unlocked.delete(`${subjects.username}\n${subjects.address}`);
+  }
+}
+
+/**
+ * Checks a bearer credential that names no one until it is verified (an API key, an admin
+ * token), counted per address: while the address is locked nothing is verified and the answer
+ * is `locked(seconds)`; a credential that does not verify counts one failure.
+ */
+export class AddressThrottledCredential {
+  private readonly locks: CachedLockCheck;
+
+  constructor(
+    private readonly throttle: LoginThrottle,
+    private readonly subjectOf: (address: string) => string,
+    private readonly lockAfter: number,
+  ) {
+    this.locks = new CachedLockCheck(throttle);
+  }
+
+  async verify<T>(address: string, verify: () => Promise<T | undefined>, locked: (seconds: number) => Error): Promise<T | undefined> {
+    const subject = this.subjectOf(address);
+    const subjects = { username: subject, address: subject };
+    const lockedForSeconds = await this.locks.lockedForSeconds(subjects);
+    if (lockedForSeconds > 0) throw locked(lockedForSeconds);
+    const found = await verify();
+    if (!found) {
+      this.locks.forget(subjects);
+      await this.throttle.recordFailure(subject, this.lockAfter);
+    }
+    return found;
   }
 }

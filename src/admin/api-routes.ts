@@ -1,7 +1,8 @@
 import Router from '@koa/router';
 import type Koa from 'koa';
 import { koaBody } from 'koa-body';
-import { GatehouseError, ValidationError } from '../errors.ts';
+import { GatehouseError, LockedOutError, ValidationError } from '../errors.ts';
+import { AddressThrottledCredential, CREDENTIAL_THROTTLE, LoginThrottle } from '../accounts/throttle.ts';
 import { fromClientMetadata, toClientMetadata, withMetadataFieldNames } from '../clients/metadata.ts';
 import type { Services } from '../services.ts';
 import type { Actor } from './audit.ts';
@@ -31,6 +32,7 @@ const optionalBoolean = (body: Record<string, unknown>, key: string): boolean | 
 export function adminApiRoutes(services: Services): Router<State> {
   const { admin, clients, accounts, apiKeys, grants, audit } = services;
   const router = new Router<State>({ prefix: '/admin/api' });
+  const tokenGuard = new AddressThrottledCredential(services.throttle, LoginThrottle.adminTokenSubject, CREDENTIAL_THROTTLE.lockAdminTokenAddressAfter);
 
   router.get('/openapi.json', (ctx) => {
     ctx.body = openApiDocument(services.config.issuer);
@@ -39,7 +41,8 @@ export function adminApiRoutes(services: Services): Router<State> {
   router.use(async (ctx, next) => {
     ctx.set('cache-control', 'no-store');
     const match = /^Bearer ([\x21-\x7E]+)$/i.exec(ctx.get('authorization'));
-    const token = match ? await services.adminTokens.verify(match[1]!) : undefined;
+    // Wrong tokens are counted per address, as API keys are; while it is locked none is checked.
+    const token = match ? await tokenGuard.verify(ctx.ip, () => services.adminTokens.verify(match[1]!), (seconds) => new LockedOutError('admin tokens', seconds)) : undefined;
     if (!token) {
       ctx.set('www-authenticate', 'Bearer realm="gatehouse-admin"');
       throw new GatehouseError(401, 'invalid_token', 'send an admin API token: Authorization: Bearer gha_…');

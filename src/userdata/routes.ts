@@ -4,8 +4,8 @@ import type { Knex } from 'knex';
 import type Provider from 'oidc-provider';
 import type { AccountsService } from '../accounts/service.ts';
 import type { ApiKeysService } from '../apikeys/service.ts';
-import { CREDENTIAL_THROTTLE, LoginThrottle } from '../accounts/throttle.ts';
-import { GatehouseError } from '../errors.ts';
+import { AddressThrottledCredential, CREDENTIAL_THROTTLE, LoginThrottle } from '../accounts/throttle.ts';
+import { GatehouseError, LockedOutError } from '../errors.ts';
 import { hasUserdataGrant } from './access.ts';
 import { applyMergePatch, type Json } from './merge-patch.ts';
 import type { Precondition, UserdataService, UserDocument } from './service.ts';
@@ -19,6 +19,7 @@ export interface UserdataDeps {
   maxBytes: number;
   /** Counts wrong API keys per address; made over `db` when not given. */
   throttle?: LoginThrottle;
+  apiKeyGuard?: AddressThrottledCredential;
 }
 
 interface Caller {
@@ -55,19 +56,8 @@ async function authorize(ctx: Koa.Context, deps: UserdataDeps, sub: string): Pro
   if (!presented) throw new GatehouseError(401, 'invalid_api_key', 'send an API key in the X-API-Key header');
   // Wrong keys are counted per address; while it is locked no key is checked, so the answer
   // says nothing about the key.
-  const throttle = deps.throttle!;
-  const subject = LoginThrottle.apiKeySubject(ctx.ip);
-  const { lockedForSeconds } = await throttle.state({ username: subject, address: subject });
-  if (lockedForSeconds > 0) {
-    ctx.set('retry-after', String(lockedForSeconds));
-    const minutes = Math.ceil(lockedForSeconds / 60);
-    throw new GatehouseError(429, 'too_many_requests', `too many wrong API keys from this address: locked for ${minutes} minute${minutes === 1 ? '' : 's'}; try again later`);
-  }
-  const key = await deps.apiKeys.verify(presented);
-  if (!key) {
-    await throttle.recordFailure(subject, CREDENTIAL_THROTTLE.lockApiKeyAddressAfter);
-    throw new GatehouseError(401, 'invalid_api_key', 'the API key is unknown or revoked');
-  }
+  const key = await deps.apiKeyGuard!.verify(ctx.ip, () => deps.apiKeys.verify(presented), (seconds) => new LockedOutError('API keys', seconds));
+  if (!key) throw new GatehouseError(401, 'invalid_api_key', 'the API key is unknown or revoked');
   const canRead = key.scopes.includes('userdata:read');
   const canWrite = key.scopes.includes('userdata:write');
   const needsWrite = ctx.method !== 'GET' && ctx.method !== 'HEAD';
@@ -143,7 +133,8 @@ function respond(ctx: Koa.Context, doc: UserDocument, status = 200) {
 
 /** GET | PUT | PATCH | DELETE /userdata/:sub (X-API-Key) and /userdata/me (Bearer). */
 export function userdataRoutes(given: UserdataDeps): Router {
-  const deps: UserdataDeps = { ...given, throttle: given.throttle ?? new LoginThrottle(given.db) };
+  const throttle = given.throttle ?? new LoginThrottle(given.db);
+  const deps: UserdataDeps = { ...given, apiKeyGuard: new AddressThrottledCredential(throttle, LoginThrottle.apiKeySubject, CREDENTIAL_THROTTLE.lockApiKeyAddressAfter) };
   const router = new Router({ prefix: '/userdata' });
   const sub = (ctx: Koa.Context) => {
     const value = String(ctx.params.sub);
