@@ -36,15 +36,15 @@ export function routeName(ctx: Koa.Context): string {
   return 'unmatched';
 }
 
+// Interaction ids travel in these paths and, with their cookie, let a browser continue a sign-in:
+// logged as a placeholder, like the metrics' route names.
+const loggedPath = (path: string) => path.replace(/^\/(interaction|authorize)\/[^/]+/, '/$1/:uid').slice(0, 512);
+
 /**
  * Gives each request an id (X-Request-Id, echoed back), a logger bound to it, and one access
  * line when it ends. The line holds the path without its query: authorization codes, states
  * and tokens travel in query strings.
  */
-// Interaction ids travel in these paths and, with their cookie, let a browser continue a sign-in:
-// logged as a placeholder, like the metrics' route names.
-const loggedPath = (path: string) => path.replace(/^\/(interaction|authorize)\/[^/]+/, '/$1/:uid').slice(0, 512);
-
 export function requestLog(log: Logger, events: SecurityEvents, metrics: HttpMetrics | undefined): Koa.Middleware {
   return async (ctx, next) => {
     const started = process.hrtime.bigint();
