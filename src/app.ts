@@ -76,6 +76,7 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
   app.keys = cookieKeys;
 
   app.use(requestLog(services.log, services.events, services.metrics));
+  app.use(securityHeaders);
   app.use(errorResponses(views));
   app.use(knownMethodsOnly);
   if (services.metrics) app.use(metricsRoute(services.metrics, config.metrics.token));
@@ -89,7 +90,6 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
     }
     await next();
   });
-  app.use(securityHeaders);
   const ownRoutes: Koa.Middleware = compose(
     [
       healthRoutes(services),

@@ -19,6 +19,9 @@ export function redactUrl(url: string): string {
 export async function connectRedis(url: string, extraOptions: RedisOptions = {}): Promise<Redis> {
   const redis = new Redis(url, {
     lazyConnect: true,
+    // Commands issued in the same turn of the event loop (by concurrent requests) go out in one
+    // write: a write per command cost a fifth of a token request's CPU.
+    enableAutoPipelining: true,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     connectTimeout: 3000,
