@@ -42,7 +42,9 @@ interface Context {
 const test = anyTest as TestFn<Context>;
 
 test.before(async (t) => {
-  const gh = await startLoopbackGatehouse();
+  // Behind a trusted proxy, so each refused API call can come from an address of its own: the
+  // per-address lock on wrong admin tokens (attacks-brute-force) is not what this file tests.
+  const gh = await startLoopbackGatehouse({ env: { GATEHOUSE_TRUST_PROXY: 'true' } });
   await gh.services.accounts.create({ username: ROOT.username, email: 'ops@example.com', password: ROOT.password, isAdmin: true });
   const app = await gh.services.admin.createClient(CLI_ACTOR, { name: 'Web app', type: 'confidential', grantTypes: ['authorization_code'], redirectUris: [REDIRECT_URI], scope: ['openid'] });
   const userId = await createUserDirectly(gh, 'alice', PASSWORD);
@@ -102,8 +104,12 @@ async function page(gh: TestGatehouse, agent: UserAgent, method: string, path: s
   return { status: res.status, location: res.headers.get('location') };
 }
 
+let calls = 0;
+/** A fresh address (10.0.0.0/8) for each API call. */
+const nextAddress = () => (++calls, `10.${(calls >> 16) & 255}.${(calls >> 8) & 255}.${calls & 255}`);
+
 async function api(gh: TestGatehouse, method: string, path: string, headers: Record<string, string>) {
-  const init: RequestInit = { method, headers: { accept: 'application/json', ...headers } };
+  const init: RequestInit = { method, headers: { accept: 'application/json', 'x-forwarded-for': nextAddress(), ...headers } };
   if (method === 'POST' || method === 'PATCH') {
     (init.headers as Record<string, string>)['content-type'] = 'application/json';
     init.body = JSON.stringify(JSON_BODY);
