@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import type { Knex } from 'knex';
 import type { TestGatehouse } from './gatehouse.ts';
 import { leakIn, SCRIPT_MARKERS } from './nasty-inputs.ts';
+import { readAnswer, type RawAnswer } from './http-answer.ts';
 
 /**
  * Hostile-input helpers: requests that may carry anything a socket can (raw paths, bytes in
@@ -19,12 +20,7 @@ export interface HostileRequest {
   body?: string | Buffer;
 }
 
-export interface Answer {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  text: string;
-  json: any;
-}
+export type Answer = RawAnswer;
 
 /** One request on a connection of its own (no keep-alive pool to race with), answered in full. */
 export function send(gh: TestGatehouse, req: HostileRequest): Promise<Answer> {
@@ -34,19 +30,7 @@ export function send(gh: TestGatehouse, req: HostileRequest): Promise<Answer> {
   if (body && !Object.keys(headers).some((h) => h.toLowerCase() === 'content-length' || h.toLowerCase() === 'transfer-encoding')) headers['content-length'] = body.length;
   return new Promise((resolve, reject) => {
     const r = http.request({ host: url.hostname, port: url.port, path: req.path, method: req.method, headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (d: Buffer) => chunks.push(d));
-      res.on('error', reject);
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let json: any;
-        try {
-          json = text ? JSON.parse(text) : undefined;
-        } catch {
-          json = undefined;
-        }
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
-      });
+      readAnswer(res).then(resolve, reject);
     });
     r.setTimeout(60_000, () => r.destroy(new Error(`${req.method} ${req.path.slice(0, 80)}: no answer in 60 s`)));
     // A server may answer (413) and close before it has read a huge body: the answer counts.

@@ -4,6 +4,7 @@ import type { TestGatehouse } from './gatehouse.ts';
 import { hashPassword } from '../../src/accounts/passwords.ts';
 import { oidc, REDIRECT_URI, relyingParty, signInAndAllow, type RegisteredClient } from './relying-party.ts';
 import { UserAgent } from './user-agent.ts';
+import { readAnswer } from './http-answer.ts';
 
 /** `api-keys create` through the CLI, as an operator does; the parsed --json output. */
 export async function createApiKeyWithCli(gh: TestGatehouse, clientId: string, scopes: string[]): Promise<{ key: string; id: string; scopes: string[] } & Record<string, unknown>> {
@@ -120,21 +121,11 @@ export function sendOnOwnConnection(gh: TestGatehouse, path: string, init: { met
     const headers: Record<string, string | number> = { ...init.headers };
     if (init.body && !init.chunked) headers['content-length'] = init.body.length;
     const req = http.request({ host: url.hostname, port: url.port, path: url.pathname, method: init.method, headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (d: Buffer) => chunks.push(d));
-      res.on('error', reject);
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let json: any;
-        try {
-          json = text ? JSON.parse(text) : undefined;
-        } catch {
-          json = undefined;
-        }
+      readAnswer(res).then(({ status, headers: raw, text, json }) => {
         const responseHeaders = new Headers();
-        for (const [k, v] of Object.entries(res.headers)) if (typeof v === 'string') responseHeaders.set(k, v);
-        resolve({ status: res.statusCode ?? 0, headers: responseHeaders, text, json });
-      });
+        for (const [k, v] of Object.entries(raw)) if (typeof v === 'string') responseHeaders.set(k, v);
+        resolve({ status, headers: responseHeaders, text, json });
+      }, reject);
     });
     req.on('error', reject);
     const body = init.body;
