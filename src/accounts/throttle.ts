@@ -85,20 +85,28 @@ export class LoginThrottle {
     };
   }
 
+  /**
+   * Counts one failure, starting a new window when the last one is over, and locks the subject
+   * when the count reaches `lockAfter`. One statement: concurrent failures (other processes
+   * included) are each counted, and SQLite never has to turn a read into a write transaction,
+   * which fails at once (SQLITE_BUSY) when another connection wrote in between.
+   */
   async recordFailure(subject: string, lockAfter: number): Promise<void> {
     const now = Date.now();
-    await this.db.transaction(async (trx) => {
-      const row = await trx('login_failures').where({ subject }).first();
-      const fresh = !row || Number(row.window_started_at) + this.settings.windowMs < now;
-      const failures = fresh ? 1 : Number(row.failures) + 1;
-      const values = {
-        failures,
-        window_started_at: fresh ? now : Number(row.window_started_at),
-        locked_until: failures >= lockAfter ? now + this.settings.lockMs : null,
-      };
-      if (row) await trx('login_failures').where({ subject }).update(values);
-      else await trx('login_failures').insert({ subject, ...values });
-    });
+    const windowOver = now - this.settings.windowMs;
+    const lockedUntil = now + this.settings.lockMs;
+    // Every SET expression sees the row as it was before this statement. The casts tell
+    // PostgreSQL what the parameters are (SQLite accepts them as they are).
+    const stale = 'login_failures.window_started_at < cast(? as bigint)';
+    const failures = `case when ${stale} then 1 else login_failures.failures + 1 end`;
+    await this.db.raw(
+      `insert into login_failures (subject, failures, window_started_at, locked_until) values (?, 1, cast(? as bigint), cast(? as bigint))
+       on conflict (subject) do update set
+         failures = ${failures},
+         window_started_at = case when ${stale} then cast(? as bigint) else login_failures.window_started_at end,
+         locked_until = case when ${failures} >= cast(? as integer) then cast(? as bigint) else null end`,
+      [subject, now, lockAfter <= 1 ? lockedUntil : null, windowOver, windowOver, now, windowOver, lockAfter, lockedUntil],
+    );
   }
 
   async clear(subject: string): Promise<void> {
