@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { alreadyConsumed, nowInSeconds, payloadRow } from './payload-row.ts';
+import { guardStore } from '../src/stores/availability.ts';
 
 /**
  * The oidc-provider adapter contract over the same `oidc_payloads` table as KnexAdapter, for
@@ -59,8 +60,10 @@ export class SqliteAdapter implements Adapter {
     private readonly model: string,
   ) {}
 
+  // Writes wait up to busy_timeout for another writer (an import, the CLI); past it, the
+  // request answers 503 like a store that cannot be reached.
   async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
-    this.statements.upsert.run(payloadRow(this.model, id, payload, expiresIn));
+    await guardStore('database', async () => this.statements.upsert.run(payloadRow(this.model, id, payload, expiresIn)));
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
@@ -76,16 +79,16 @@ export class SqliteAdapter implements Adapter {
   }
 
   async destroy(id: string): Promise<void> {
-    this.statements.destroy.run(this.model, id);
+    await guardStore('database', async () => this.statements.destroy.run(this.model, id));
   }
 
   async revokeByGrantId(grantId: string): Promise<void> {
-    this.statements.revokeByGrantId.run(this.model, grantId);
+    await guardStore('database', async () => this.statements.revokeByGrantId.run(this.model, grantId));
   }
 
   /** Compare-and-set, as in KnexAdapter: only the request that flips consumed_at wins. */
   async consume(id: string): Promise<void> {
-    const { changes } = this.statements.consume.run(nowInSeconds(), this.model, id);
+    const { changes } = await guardStore('database', async () => this.statements.consume.run(nowInSeconds(), this.model, id));
     if (changes !== 1) throw alreadyConsumed(this.model);
   }
 }

@@ -1,3 +1,4 @@
+import Database from 'better-sqlite3';
 import test from 'ava';
 import { runCli } from './support/cli.ts';
 import { createTestDatabase, freePort, POSTGRES_ADMIN_URL, startTestGatehouse } from './support/gatehouse.ts';
@@ -99,4 +100,28 @@ test('when PostgreSQL goes away, readiness and requests answer 503, and service 
     await proxy.close();
     await db.drop();
   }
+});
+
+test('while another program holds the SQLite file locked past the busy timeout, tokens answer 503, then work again', async (t) => {
+  const gh = await startTestGatehouse();
+  t.teardown(() => gh.close());
+  const { client, clientSecret } = await gh.services.admin.createClient({ label: 'test' }, { name: 'Busy', type: 'confidential', grantTypes: ['client_credentials'] });
+  const token = () =>
+    fetch(`${gh.url}/token`, {
+      method: 'POST',
+      headers: { authorization: `Basic ${Buffer.from(`${client.clientId}:${clientSecret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'grant_type=client_credentials',
+    });
+  t.is((await token()).status, 200);
+
+  // Another program (a long import, say) holds the write lock until the request has given up.
+  const other = new Database(gh.config.database.client === 'sqlite' ? gh.config.database.filename : '');
+  t.teardown(() => other.close());
+  other.exec('begin immediate');
+  const refused = await token();
+  t.is(refused.status, 503);
+  t.is(((await refused.json()) as Record<string, string>).error, 'temporarily_unavailable');
+  t.truthy(refused.headers.get('retry-after'));
+  other.exec('commit');
+  t.is((await token()).status, 200);
 });

@@ -18,7 +18,9 @@ export class StoreUnavailableError extends errors.OIDCProviderError {
   }
 }
 
-const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', '57P01', '57P02', '57P03']);
+// SQLITE_BUSY: the file stayed locked by another writer past busy_timeout (5 s); like a store
+// that cannot be reached, the answer is "try again shortly" (503), not a server error.
+const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', '57P01', '57P02', '57P03', 'SQLITE_BUSY', 'SQLITE_BUSY_SNAPSHOT']);
 
 /** True for errors that mean "cannot reach the store", not "the query was wrong". */
 export function isConnectionError(err: unknown): boolean {
