@@ -60,7 +60,7 @@ export async function openServices(config: Config, { migrate = true, log = creat
   let redis: Awaited<ReturnType<typeof connectRedis>> | undefined;
   try {
     if (migrate) {
-      await migrateToLatest(db).catch((err) => {
+      await migrateWhenReachable(db).catch((err) => {
         if (!isConnectionError(err)) throw err;
         const where = config.database.client === 'pg' ? redactUrl(config.database.connectionString) : config.database.filename;
         throw new Error(`the database at ${where} is unreachable (${(err as Error).message})`);
@@ -105,6 +105,24 @@ export async function openServices(config: Config, { migrate = true, log = creat
 }
 
 export { loadCookieKeys };
+
+const START_ATTEMPTS = 3;
+
+/**
+ * Migrates, trying again twice a second apart when the database cannot be reached: a database
+ * starting beside Gatehouse (a container, a busy host) may take a few seconds to accept its first
+ * connection. Requests later fail fast instead (503).
+ */
+async function migrateWhenReachable(db: Knex): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await migrateToLatest(db);
+    } catch (err) {
+      if (attempt >= START_ATTEMPTS || !isConnectionError(err)) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  }
+}
 
 /** What must exist before several workers start at once: the schema, the first signing keys, the cookie keys. */
 export async function prepareStores(config: Config): Promise<void> {
