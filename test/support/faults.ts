@@ -5,6 +5,8 @@ import { loadConfig } from '../../src/config.ts';
 import { openServices } from '../../src/services.ts';
 import { REDIRECT_URI } from './relying-party.ts';
 import { UserAgent, type Page } from './user-agent.ts';
+import { readAnswer } from './http-answer.ts';
+import { basicAuth } from './admin-api.ts';
 
 /**
  * What the fault tests (kill -9, store restarts, SIGTERM) share: a seeded database, plain HTTP
@@ -64,20 +66,7 @@ export function call(base: string, method: string, path: string, init: { headers
     const headers: Record<string, string | number> = { ...init.headers };
     if (init.body !== undefined) headers['content-length'] = Buffer.byteLength(init.body);
     const req = http.request({ host: url.hostname, port: url.port, path: url.pathname + url.search, method, headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (d: Buffer) => chunks.push(d));
-      res.on('error', reject);
-      res.on('aborted', () => reject(new Error('response aborted')));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let json: any;
-        try {
-          json = text ? JSON.parse(text) : undefined;
-        } catch {
-          json = undefined;
-        }
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json, ms: Date.now() - started });
-      });
+      readAnswer(res).then((answer) => resolve({ ...answer, ms: Date.now() - started }), reject);
     });
     req.setTimeout(init.timeoutMs ?? 20_000, () => req.destroy(new Error(`no answer within ${init.timeoutMs ?? 20_000} ms`)));
     req.on('error', reject);
@@ -85,12 +74,10 @@ export function call(base: string, method: string, path: string, init: { headers
   });
 }
 
-export const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
-
 /** POST a form to an OAuth endpoint, authenticated as the client (client_secret_basic). */
 export function oauthPost(base: string, path: '/token' | '/introspect' | '/revoke', client: Seeded['client'], form: Record<string, string>, timeoutMs?: number): Promise<Answer> {
   return call(base, 'POST', path, {
-    headers: { authorization: basic(client.id, client.secret), 'content-type': 'application/x-www-form-urlencoded' },
+    headers: { authorization: basicAuth(client.id, client.secret), 'content-type': 'application/x-www-form-urlencoded' },
     body: new URLSearchParams(form).toString(),
     ...(timeoutMs ? { timeoutMs } : {}),
   });

@@ -14,6 +14,8 @@ export function readAnswer(res: http.IncomingMessage): Promise<RawAnswer> {
     const chunks: Buffer[] = [];
     res.on('data', (d: Buffer) => chunks.push(d));
     res.on('error', reject);
+    // The server went away mid-answer (a kill -9): fail now rather than wait for a timeout.
+    res.on('aborted', () => reject(new Error('response aborted')));
     res.on('end', () => {
       const text = Buffer.concat(chunks).toString('utf8');
       let json: any;
