@@ -5,6 +5,7 @@ import { GatehouseError, LockedOutError, ValidationError } from '../errors.ts';
 import { AddressThrottledCredential, CREDENTIAL_THROTTLE, LoginThrottle } from '../accounts/throttle.ts';
 import { fromClientMetadata, toClientMetadata, withMetadataFieldNames } from '../clients/metadata.ts';
 import type { Services } from '../services.ts';
+import { servesPath } from './served-path.ts';
 import type { Actor } from './audit.ts';
 import { openApiDocument } from './openapi.ts';
 import { apiKeyJson, auditJson, grantJson, userJson } from './representations.ts';
@@ -176,8 +177,7 @@ export function adminApiRoutes(services: Services): Router<State> {
   // not the router's plain text.
   router.all('/{*rest}', async (ctx, next) => {
     if (ctx.method === 'OPTIONS') return next();
-    const known = router.match(ctx.path, ctx.method).path.some((layer) => layer.methods.length > 0 && !String(layer.path).endsWith('{*rest}'));
-    if (known) throw new GatehouseError(405, 'method_not_allowed', `${ctx.method} is not allowed here; see /admin/api/openapi.json`);
+    if (servesPath(router, ctx)) throw new GatehouseError(405, 'method_not_allowed', `${ctx.method} is not allowed here; see /admin/api/openapi.json`);
     throw new GatehouseError(404, 'not_found', 'there is no such path in the admin API; see /admin/api/openapi.json');
   });
 

@@ -12,6 +12,7 @@ import { GRANT_TYPES, type ClientSettingsInput } from '../clients/rules.ts';
 import type { Client } from '../clients/service.ts';
 import { GatehouseError, NotFoundError, ValidationError } from '../errors.ts';
 import type { Services } from '../services.ts';
+import { servesPath } from './served-path.ts';
 import { isConnectionError } from '../stores/availability.ts';
 import type { Actor, AuditEntry } from './audit.ts';
 import { AdminSessions, csrfMatches, type AdminSession } from './sessions.ts';
@@ -638,8 +639,7 @@ export function adminPageRoutes(services: Services, views: Views): Router {
   // router's plain text.
   router.all('/{*rest}', async (ctx, next) => {
     if (ctx.method === 'OPTIONS') return next();
-    const known = router.match(ctx.path, ctx.method).path.some((layer) => layer.methods.length > 0 && !String(layer.path).endsWith('{*rest}'));
-    if (known) throw new GatehouseError(405, 'method_not_allowed', 'This address does not take that kind of request.');
+    if (servesPath(router, ctx)) throw new GatehouseError(405, 'method_not_allowed', 'This address does not take that kind of request.');
     throw new NotFoundError('This page');
   });
 
