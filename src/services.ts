@@ -22,6 +22,7 @@ import { loadClientSecretKey, loadCookieKeys, SettingsStore } from './settings/s
 import { createQuietLogger, type Logger } from './observability/logger.ts';
 import type { HttpMetrics } from './observability/metrics.ts';
 import { SecurityEvents } from './observability/security-events.ts';
+import { openInvalidations, type Invalidations } from './cache/invalidation.ts';
 
 /** The domain services every entry point (server, CLI, tests) shares: one source of truth. */
 export interface Services {
@@ -46,6 +47,8 @@ export interface Services {
   events: SecurityEvents;
   /** Set when the operator turned metrics on (GATEHOUSE_METRICS). */
   metrics: HttpMetrics | undefined;
+  /** Tells every Gatehouse process that something it may cache changed (clients, keys, scopes, locks). */
+  invalidations: Invalidations;
   close(): Promise<void>;
 }
 
@@ -69,6 +72,7 @@ export async function openServices(config: Config, { migrate = true, log = creat
     if (config.redisUrl) redis = await connectRedis(config.redisUrl, config.redisOptions);
     const sqlite = config.database.client === 'sqlite' ? new SqliteStatements(config.database.filename, config.database.synchronous) : undefined;
     const stores: Stores = { db, ...(sqlite ? { sqlite } : {}), ...(redis ? { redis: { client: redis, prefix: config.redisPrefix } } : {}) };
+    const invalidations = openInvalidations();
     const settings = new SettingsStore(db);
     const secretKey = await loadClientSecretKey(settings);
     const clients = new ClientsService(db, secretKey, config.apiScopes);
@@ -92,11 +96,12 @@ export async function openServices(config: Config, { migrate = true, log = creat
     const audit = new AuditLog(db, events);
     const admin = new AdminOperations(clients, accounts, apiKeys, grants, keys, adminTokens, audit);
     const close = async () => {
+      await invalidations.close();
       redis?.disconnect();
       sqlite?.close();
       await db.destroy();
     };
-    return { config, db, stores, settings, clients, keys, accounts, throttle, apiKeys, userdata, adapters, grants, adminTokens, audit, admin, log, events, metrics, close };
+    return { config, db, stores, settings, clients, keys, accounts, throttle, apiKeys, userdata, adapters, grants, adminTokens, audit, admin, log, events, metrics, invalidations, close };
   } catch (err) {
     redis?.disconnect();
     await db.destroy();
