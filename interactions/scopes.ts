@@ -6,7 +6,8 @@ const DESCRIPTIONS: Record<string, string> = {
   offline_access: 'Stay connected while you are away, until you revoke access',
   read: 'Read data on your behalf',
   write: 'Change data on your behalf',
-  userdata: 'Read and change the settings this app keeps for you in Gatehouse',
+  // What a token with this scope reaches: /userdata/me, the token's own app's document only.
+  userdata: 'Read and change the settings this app keeps for you in Gatehouse (its own, never another app’s)',
 };
 
 export function describeScope(scope: string): string {

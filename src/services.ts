@@ -94,7 +94,7 @@ export async function openServices(config: Config, { migrate = true, log = creat
     const adminTokens = new AdminTokensService(db, secretKey);
     const events = new SecurityEvents(log, metrics);
     const audit = new AuditLog(db, events);
-    const admin = new AdminOperations(clients, accounts, apiKeys, grants, keys, adminTokens, audit);
+    const admin = new AdminOperations(clients, accounts, apiKeys, grants, keys, adminTokens, audit, userdata);
     const close = async () => {
       await invalidations.close();
       redis?.disconnect();

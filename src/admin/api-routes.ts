@@ -8,7 +8,7 @@ import type { Services } from '../services.ts';
 import { servesPath } from './served-path.ts';
 import type { Actor } from './audit.ts';
 import { openApiDocument } from './openapi.ts';
-import { apiKeyJson, auditJson, grantJson, userJson } from './representations.ts';
+import { apiKeyJson, appDocumentJson, auditJson, grantJson, userJson } from './representations.ts';
 
 // JSON only, parsed on these routes alone (never before the provider), small.
 const jsonBody = koaBody({ json: true, urlencoded: false, multipart: false, text: false, jsonLimit: '64kb', jsonStrict: true });
@@ -161,6 +161,19 @@ export function adminApiRoutes(services: Services): Router<State> {
   });
   router.delete('/users/:id/grants/:grantId', async (ctx) => {
     await admin.revokeUserGrant(ctx.state.actor, ctx.params.id!, ctx.params.grantId!);
+    ctx.status = 204;
+  });
+
+  // A user's /userdata documents, one per app.
+  router.get('/users/:id/userdata', async (ctx) => {
+    ctx.body = (await admin.userDocuments(ctx.params.id!)).map((d) => appDocumentJson(d));
+  });
+  router.get('/users/:id/userdata/:clientId', async (ctx) => {
+    const doc = await admin.userDocument(ctx.params.id!, ctx.params.clientId!);
+    ctx.body = { ...appDocumentJson(doc), document: doc.document };
+  });
+  router.delete('/users/:id/userdata/:clientId', async (ctx) => {
+    await admin.clearUserDocument(ctx.state.actor, ctx.params.id!, ctx.params.clientId!);
     ctx.status = 204;
   });
 

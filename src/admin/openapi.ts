@@ -95,6 +95,17 @@ export function openApiDocument(issuer: string) {
           type: 'object',
           properties: { grant_id: { type: 'string' }, client_id: { type: 'string' }, client_name: { type: 'string' }, scope: { type: 'string' }, created_at: { type: 'string' }, expires_at: { type: ['string', 'null'] } },
         },
+        AppDocument: {
+          type: 'object',
+          description: "One app's /userdata document of a user (one per user and app)",
+          properties: {
+            client_id: { type: 'string', description: 'the app whose document it is; "(unassigned)" for a document the per-app migration could give to no app' },
+            client_name: { type: ['string', 'null'], description: 'null when the client is gone or for "(unassigned)"' },
+            version: { type: 'integer', description: 'the ETag the app sees' },
+            updated_at: { type: 'string', format: 'date-time' },
+            bytes: { type: 'integer', description: 'size of the JSON document' },
+          },
+        },
         AuditEntry: {
           type: 'object',
           properties: { id: { type: 'integer' }, at: { type: 'string' }, actor: { type: 'string' }, action: { type: 'string' }, target: { type: 'string' }, details: { type: 'object' }, address: { type: ['string', 'null'] } },
@@ -110,7 +121,7 @@ export function openApiDocument(issuer: string) {
         parameters: [idParam('client_id', 'client id')],
         get: { summary: 'Show a client', responses: { '200': { description: 'Client', ...json(ref('Client')) }, ...errors } },
         patch: { summary: 'Change a client', requestBody: { required: true, ...json(ref('ClientMetadata')) }, responses: { '200': { description: 'Client', ...json(ref('Client')) }, ...errors } },
-        delete: { summary: 'Delete a client and its API keys', responses: { '204': { description: 'Deleted' }, ...errors } },
+        delete: { summary: 'Delete a client, its API keys and its /userdata documents', responses: { '204': { description: 'Deleted' }, ...errors } },
       },
       '/clients/{client_id}/rotate-secret': {
         parameters: [idParam('client_id', 'client id')],
@@ -146,6 +157,18 @@ export function openApiDocument(issuer: string) {
       '/users/{id}/grants/{grant_id}': {
         parameters: [idParam('id', 'user id (sub)'), idParam('grant_id', 'grant id')],
         delete: { summary: 'Revoke an authorization (its tokens stop working)', responses: { '204': { description: 'Revoked' }, ...errors } },
+      },
+      '/users/{id}/userdata': {
+        parameters: [idParam('id', 'user id (sub)')],
+        get: { summary: "A user's /userdata documents, one per app", responses: { '200': { description: 'Documents', ...json({ type: 'array', items: ref('AppDocument') }) }, ...errors } },
+      },
+      '/users/{id}/userdata/{client_id}': {
+        parameters: [idParam('id', 'user id (sub)'), idParam('client_id', 'the app (client id) whose document it is')],
+        get: {
+          summary: "One app's document of a user, with its contents",
+          responses: { '200': { description: 'Document', ...json({ allOf: [ref('AppDocument'), { type: 'object', properties: { document: { type: 'object' } } }] }) }, ...errors },
+        },
+        delete: { summary: "Clear one app's document of a user (the app then reads {} at the next version)", responses: { '204': { description: 'Cleared' }, ...errors } },
       },
       '/audit': {
         get: {

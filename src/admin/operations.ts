@@ -4,8 +4,13 @@ import type { ClientSettingsInput } from '../clients/rules.ts';
 import type { ClientsService, ClientWithSecret } from '../clients/service.ts';
 import type { GrantsService } from '../grants/service.ts';
 import type { KeysService } from '../keys/service.ts';
+import type { StoredDocument, UserdataService, UserDocument } from '../userdata/service.ts';
+import { NotFoundError } from '../errors.ts';
 import type { Actor, AuditLog } from './audit.ts';
 import type { AdminTokensService } from './tokens.ts';
+
+/** A stored /userdata document as the admin lists it. */
+export type AppDocument = StoredDocument & { clientName: string | null };
 
 /**
  * Every change an operator can make, from the CLI, the admin pages or the admin API: the same
@@ -20,6 +25,7 @@ export class AdminOperations {
     private readonly keys: KeysService,
     private readonly adminTokens: AdminTokensService,
     readonly audit: AuditLog,
+    private readonly userdata: UserdataService,
   ) {}
 
   async createClient(actor: Actor, input: ClientSettingsInput): Promise<ClientWithSecret> {
@@ -80,6 +86,33 @@ export class AdminOperations {
   async revokeUserGrant(actor: Actor, sub: string, grantId: string): Promise<void> {
     await this.grants.revokeForUser(sub, grantId);
     await this.audit.record(actor, 'grant.revoke', `grant:${grantId}`, { user: sub });
+  }
+
+  /** A user's /userdata documents, one per app; `clientName` is null for a deleted client or the unassigned owner. */
+  async userDocuments(sub: string): Promise<AppDocument[]> {
+    await this.accounts.get(sub);
+    const names = await this.clientNames();
+    return (await this.userdata.listForUser(sub)).map((d) => ({ ...d, clientName: names.get(d.clientId) ?? null }));
+  }
+
+  /** One app's stored document of a user, with its contents. */
+  async userDocument(sub: string, clientId: string): Promise<AppDocument & Pick<UserDocument, 'document'>> {
+    await this.accounts.get(sub);
+    const stored = await this.userdata.find(sub, clientId);
+    if (!stored) throw new NotFoundError(`a document of app ${clientId} for user ${sub}`);
+    const names = await this.clientNames();
+    return { clientId, clientName: names.get(clientId) ?? null, version: stored.version, updatedAt: stored.updatedAt!, bytes: Buffer.byteLength(JSON.stringify(stored.document)), document: stored.document };
+  }
+
+  /** Empties one app's document of a user (the app sees {} at the next version). */
+  async clearUserDocument(actor: Actor, sub: string, clientId: string): Promise<void> {
+    await this.accounts.get(sub);
+    const cleared = await this.userdata.clear(sub, clientId);
+    await this.audit.record(actor, 'userdata.clear', `user:${sub}`, { client: clientId, version: cleared.version });
+  }
+
+  private async clientNames(): Promise<Map<string, string>> {
+    return new Map((await this.clients.list()).map((c) => [c.clientId, c.name]));
   }
 
   async createApiKey(actor: Actor, clientId: string, scopes: unknown[], name?: string) {

@@ -15,6 +15,8 @@ import type { Services } from '../services.ts';
 import { servesPath } from './served-path.ts';
 import { isConnectionError } from '../stores/availability.ts';
 import type { Actor, AuditEntry } from './audit.ts';
+import type { AppDocument } from './operations.ts';
+import { UNASSIGNED_OWNER } from '../userdata/service.ts';
 import { AdminSessions, csrfMatches, type AdminSession } from './sessions.ts';
 
 /** The operator signed in to this request, set once the session is checked. */
@@ -42,7 +44,7 @@ const NOTICES: Record<string, string> = {
   'client-unchanged': 'Nothing changed.',
   'client-disabled': 'The client is disabled: it gets no tokens, and its API keys stop working.',
   'client-enabled': 'The client is enabled.',
-  'client-deleted': 'The client is deleted, with its API keys.',
+  'client-deleted': 'The client is deleted, with its API keys and the /userdata documents it kept.',
   'key-revoked': 'The API key is revoked.',
   'user-created': 'The user is created.',
   'user-disabled': 'The user is disabled: they cannot sign in, and their sessions and tokens are revoked.',
@@ -51,6 +53,7 @@ const NOTICES: Record<string, string> = {
   'admin-removed': 'The user is no longer an admin.',
   'password-set': 'The password is set.',
   'grant-revoked': 'The app’s access is revoked: its tokens stop working.',
+  'userdata-cleared': 'The app’s document is cleared: the app now reads {}.',
 };
 
 const GRANT_TYPE_CHOICES = [
@@ -181,6 +184,17 @@ const apiKeyView = (k: ApiKey) => ({
   created: when(k.createdAt),
   lastUsed: when(k.lastUsedAt),
   revoked: when(k.revokedAt),
+});
+
+/** A row of a user's /userdata documents: the app (or why there is none), size, version. */
+const appDocumentView = (u: User, d: AppDocument) => ({
+  clientId: d.clientId,
+  appName: d.clientName ?? (d.clientId === UNASSIGNED_OWNER ? 'No app (kept from before documents belonged to apps)' : '(deleted client)'),
+  clientHref: d.clientName === null ? undefined : `/admin/clients/${encodeURIComponent(d.clientId)}`,
+  href: `${userSummary(u).href}/userdata/${encodeURIComponent(d.clientId)}`,
+  version: d.version,
+  bytes: d.bytes,
+  updated: when(d.updatedAt),
 });
 
 const userSummary = (u: User) => ({
@@ -563,6 +577,7 @@ export function adminPageRoutes(services: Services, views: Views): Router {
       user: userSummary(user),
       self: user.id === operatorOf(ctx).user.id,
       grants: userGrants,
+      documents: (await admin.userDocuments(user.id)).map((d) => appDocumentView(user, d)),
       passwordErrors,
     }, status);
   };
@@ -605,6 +620,24 @@ export function adminPageRoutes(services: Services, views: Views): Router {
     const user = await accounts.get(ctx.params.id!);
     await admin.revokeUserGrant(operatorOf(ctx).actor, user.id, ctx.params.grantId!);
     seeOther(ctx, `${userSummary(user).href}?notice=grant-revoked`);
+  });
+
+  // One app's /userdata document of a user: shown, and cleared.
+  router.get('/users/:id/userdata/:clientId', async (ctx) => {
+    const user = await accounts.get(ctx.params.id!);
+    const doc = await admin.userDocument(user.id, ctx.params.clientId!);
+    page(ctx, 'user-document.njk', {
+      title: `${user.username} · ${doc.clientName ?? doc.clientId}`,
+      section: 'users',
+      user: userSummary(user),
+      doc: { ...appDocumentView(user, doc), json: JSON.stringify(doc.document, null, 2) },
+    });
+  });
+
+  router.post('/users/:id/userdata/:clientId/clear', async (ctx) => {
+    const user = await accounts.get(ctx.params.id!);
+    await admin.clearUserDocument(operatorOf(ctx).actor, user.id, ctx.params.clientId!);
+    seeOther(ctx, `${userSummary(user).href}?notice=userdata-cleared#userdata`);
   });
 
   /** Today's names of the clients and users a page of entries targets (gone ones have none). */

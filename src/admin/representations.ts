@@ -2,6 +2,7 @@ import type { User } from '../accounts/service.ts';
 import type { ApiKey } from '../apikeys/service.ts';
 import type { UserGrant } from '../grants/service.ts';
 import type { AuditEntry } from './audit.ts';
+import type { AppDocument } from './operations.ts';
 import type { AdminToken } from './tokens.ts';
 
 /** How users, keys, tokens, grants and audit entries look in JSON (CLI --json and the admin API). */
@@ -52,6 +53,10 @@ export function grantJson(g: UserGrant, clientName?: string) {
     created_at: g.createdAt.toISOString(),
     expires_at: g.expiresAt?.toISOString() ?? null,
   };
+}
+
+export function appDocumentJson(d: AppDocument) {
+  return { client_id: d.clientId, client_name: d.clientName, version: d.version, updated_at: d.updatedAt.toISOString(), bytes: d.bytes };
 }
 
 export function auditJson(e: AuditEntry) {

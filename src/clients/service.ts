@@ -153,9 +153,11 @@ export class ClientsService {
     return { client: await this.get(clientId), clientSecret };
   }
 
+  /** Deletes the client with its API keys and the /userdata documents it kept. */
   async delete(clientId: string): Promise<void> {
     const removed = await this.db.transaction(async (trx): Promise<number> => {
       await trx('api_keys').where({ client_id: clientId }).delete();
+      await trx('userdata').where({ client_id: clientId }).delete();
       return trx('clients').where({ client_id: clientId }).delete();
     });
     this.cache.delete(clientId);

@@ -6,7 +6,7 @@ import type { AccountsService } from '../accounts/service.ts';
 import type { ApiKeysService } from '../apikeys/service.ts';
 import { AddressThrottledCredential, CREDENTIAL_THROTTLE, LoginThrottle } from '../accounts/throttle.ts';
 import { GatehouseError, LockedOutError } from '../errors.ts';
-import { hasUserdataGrant } from './access.ts';
+import { hasLiveGrant } from './access.ts';
 import { applyMergePatch, type Json } from './merge-patch.ts';
 import type { Precondition, UserdataService, UserDocument } from './service.ts';
 
@@ -31,7 +31,10 @@ interface Caller {
 
 const forbidden = () => new GatehouseError(403, 'forbidden', "this client may not reach that user's data");
 
-/** Who is calling, and on whose document: an API key on /userdata/:sub, or the user's own token on /userdata/me. */
+/**
+ * Who is calling, and on whose document: an API key on /userdata/:sub (its app's document of
+ * that user), or the user's own token on /userdata/me (the token's app's document).
+ */
 async function authorize(ctx: Koa.Context, deps: UserdataDeps, sub: string): Promise<Caller> {
   if (sub === 'me') {
     const match = /^Bearer ([\x21-\x7E]+)$/i.exec(ctx.get('authorization'));
@@ -64,10 +67,10 @@ async function authorize(ctx: Koa.Context, deps: UserdataDeps, sub: string): Pro
   if (needsWrite ? !canWrite : !canRead) {
     throw new GatehouseError(403, 'insufficient_scope', `this API key lacks the ${needsWrite ? 'userdata:write' : 'userdata:read'} scope`);
   }
-  // The same answer whether the user does not exist, never authorized this client, or is
+  // The same answer whether the user does not exist, never signed in to this client, or is
   // disabled: a client learns nothing about users it may not see.
   const user = await deps.accounts.findActive(sub);
-  if (!user || !(await hasUserdataGrant(deps.db, sub, key.clientId))) throw forbidden();
+  if (!user || !(await hasLiveGrant(deps.db, sub, key.clientId))) throw forbidden();
   return { sub, clientId: key.clientId, canRead, canWrite };
 }
 
@@ -144,7 +147,7 @@ export function userdataRoutes(given: UserdataDeps): Router {
 
   router.get('/:sub', async (ctx) => {
     const caller = await authorize(ctx, deps, sub(ctx));
-    const doc = await deps.userdata.get(caller.sub);
+    const doc = await deps.userdata.get(caller.sub, caller.clientId);
     const inm = ctx.get('if-none-match');
     if (inm && (inm.trim() === '*' || [...inm.matchAll(/"(\d+)"/g)].some((m) => Number(m[1]) === doc.version))) {
       ctx.status = 304;

@@ -40,7 +40,7 @@ export async function snapshot(gh: TestGatehouse): Promise<string> {
     db('api_keys').select('*').orderBy('id'),
     db('admin_tokens').select('id', 'name', 'secret_hash', 'created_at', 'revoked_at').orderBy('id'),
     db('oidc_payloads').select('id', 'payload').where({ model: 'Grant' }).orderBy('id'),
-    db('userdata').select('*').orderBy('sub'),
+    db('userdata').select('*').orderBy(['sub', 'client_id']),
     db('audit_log').count({ n: '*' }).first(),
   ]);
   return JSON.stringify({ clients, users, apiKeys, adminTokens, grants, userdata, audit });
