@@ -4,6 +4,7 @@ import { koaBody } from 'koa-body';
 import { errors, type InteractionResults, type Provider } from 'oidc-provider';
 import type { AccountsService } from '../src/accounts/service.ts';
 import type { LoginThrottle } from '../src/accounts/throttle.ts';
+import type { ScopesService } from '../src/scopes/service.ts';
 import { signInWithPassword } from '../src/accounts/sign-in.ts';
 import { securityReporter } from '../src/observability/request-log.ts';
 import { csrfToken, csrfValid } from './csrf.ts';
@@ -15,6 +16,8 @@ export interface InteractionDeps {
   provider: () => Provider;
   accounts: AccountsService;
   throttle: LoginThrottle;
+  /** The API scopes' stored descriptions, for the consent page. */
+  scopes: Pick<ScopesService, 'descriptions'>;
   views: Views;
 }
 
@@ -26,10 +29,10 @@ const formBody = koaBody({ urlencoded: true, json: false, multipart: false, text
  * What the consent page lists: the scopes not yet granted, or, when prompt=consent asks again
  * for what was granted before, everything requested.
  */
-function scopesToShow(details: unknown, params: Record<string, unknown>) {
+function scopesToShow(details: unknown, params: Record<string, unknown>, stored: ReadonlyMap<string, string>) {
   const missing = (details as { missingOIDCScope?: string[] }).missingOIDCScope ?? [];
   const shown = missing.length ? missing : typeof params.scope === 'string' ? params.scope.split(' ').filter(Boolean) : [];
-  return shown.map((scope) => ({ scope, description: describeScope(scope) }));
+  return shown.map((scope) => ({ scope, description: describeScope(scope, stored) }));
 }
 
 /**
@@ -42,7 +45,7 @@ function formFields(ctx: Koa.Context): Record<string, unknown> {
 }
 
 /** The login and consent pages oidc-provider sends people to, at /interaction/:uid. */
-export function interactionRoutes({ provider: currentProvider, accounts, throttle, views }: InteractionDeps): Router {
+export function interactionRoutes({ provider: currentProvider, accounts, throttle, scopes, views }: InteractionDeps): Router {
   const router = new Router({ prefix: '/interaction' });
 
   const page = (ctx: Koa.Context, template: string, context: Record<string, unknown>, status = 200) => {
@@ -91,7 +94,7 @@ export function interactionRoutes({ provider: currentProvider, accounts, throttl
       return page(ctx, 'login.njk', { title: 'Sign in', uid, client, username: typeof params.login_hint === 'string' ? params.login_hint : '' });
     }
     if (prompt.name === 'consent') {
-      return page(ctx, 'consent.njk', { title: `Allow ${client.name}?`, uid, client, scopes: scopesToShow(prompt.details, params) });
+      return page(ctx, 'consent.njk', { title: `Allow ${client.name}?`, uid, client, scopes: scopesToShow(prompt.details, params, await scopes.descriptions()) });
     }
     return page(ctx, 'error.njk', { title: 'Something went wrong', error: 'unsupported_interaction', description: `Gatehouse cannot handle the "${prompt.name}" step.` }, 400);
   });
@@ -126,7 +129,7 @@ export function interactionRoutes({ provider: currentProvider, accounts, throttl
         title: `Allow ${client.name}?`,
         uid: details.uid,
         client,
-        scopes: scopesToShow(prompt.details, params),
+        scopes: scopesToShow(prompt.details, params, await scopes.descriptions()),
         error: 'Your form expired. Please choose again.',
       }, 403);
     }

@@ -10,6 +10,7 @@ const DESCRIPTIONS: Record<string, string> = {
   userdata: 'Read and change the settings this app keeps for you in Gatehouse (its own, never another app’s)',
 };
 
-export function describeScope(scope: string): string {
-  return DESCRIPTIONS[scope] ?? `Use the "${scope}" permission on your behalf`;
+/** `stored`: the API scopes' own descriptions (the scopes table), which win over the words here. */
+export function describeScope(scope: string, stored?: ReadonlyMap<string, string>): string {
+  return stored?.get(scope) ?? DESCRIPTIONS[scope] ?? `Use the "${scope}" permission on your behalf`;
 }

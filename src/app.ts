@@ -45,15 +45,18 @@ const keyFingerprint = (jwks: { keys: Array<{ kid?: string }> }) => jwks.keys.ma
 export async function createApp(services: Services): Promise<GatehouseApp> {
   const { config } = services;
   await services.keys.ensureSigningKeys();
+  // GATEHOUSE_API_SCOPES seeds the scopes table (each name once); the table is the truth.
+  await services.scopes.seed(config.apiScopes);
   const views = createViews();
   const cookieKeys = await loadCookieKeys(services.settings, config.cookieKeys);
-  const buildProvider = (jwks: { keys: object[] }) => {
+  const buildProvider = (jwks: { keys: object[] }, apiScopes: readonly string[]) => {
     const built = createProvider({
       config,
       stores: services.stores,
       adapters: services.adapters,
       clients: services.clients,
       jwks,
+      apiScopes,
       cookieKeys,
       findAccount: findAccountIn(services.accounts),
       views,
@@ -63,9 +66,25 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
   };
 
   let jwks = await services.keys.privateJwks();
-  let provider = buildProvider(jwks);
+  let apiScopes = await services.scopes.names();
+  let provider = buildProvider(jwks, apiScopes);
   let mounted = mount(provider);
   const current = () => provider;
+  // oidc-provider's configuration is fixed at construction: other keys or scopes need a new
+  // provider. Requests in flight finish on the old one; all state lives in the stores.
+  const rebuild = () => {
+    provider = buildProvider(jwks, apiScopes);
+    mounted = mount(provider);
+  };
+  // The scopes list is cached per process and dropped by message when it changes anywhere
+  // (services.scopes); the provider follows it before each protocol request.
+  const withCurrentScopes = async () => {
+    const latest = await services.scopes.names();
+    if (latest === apiScopes) return;
+    const changed = latest.join(' ') !== apiScopes.join(' ');
+    apiScopes = latest;
+    if (changed) rebuild();
+  };
 
   const app = new Koa();
   // Behind a TLS-terminating proxy both apps must trust X-Forwarded-*: discovery builds its
@@ -93,7 +112,7 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
   const ownRoutes: Koa.Middleware = compose(
     [
       healthRoutes(services),
-      interactionRoutes({ provider: current, accounts: services.accounts, throttle: services.throttle, views }),
+      interactionRoutes({ provider: current, accounts: services.accounts, throttle: services.throttle, scopes: services.scopes, views }),
       bearerLogoutRoutes(current, services.grants, services.db),
       adminApiRoutes(services),
       adminPageRoutes(services, views),
@@ -103,7 +122,10 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
   // Protocol requests (token, introspection, userinfo, discovery…) go straight to the provider
   // instead of through a dozen route tables that cannot match them.
   app.use((ctx, next) => (OWN_PREFIXES.some((prefix) => ctx.path.startsWith(prefix)) ? ownRoutes(ctx, next) : next()));
-  app.use((ctx, next) => mounted(ctx, next));
+  app.use(async (ctx, next) => {
+    await withCurrentScopes();
+    return mounted(ctx, next);
+  });
   // Nothing answered: an unknown path, or a method a protocol endpoint does not take (GET /token).
   app.use(() => {
     throw new GatehouseError(404, 'not_found', 'nothing is served at this path with this method');
@@ -118,8 +140,7 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
       if (keyFingerprint(latest as { keys: Array<{ kid?: string }> }) === keyFingerprint(jwks as { keys: Array<{ kid?: string }> })) return false;
       // Requests in flight finish on the old provider; all state lives in the stores.
       jwks = latest;
-      provider = buildProvider(jwks);
-      mounted = mount(provider);
+      rebuild();
       return true;
     },
   };

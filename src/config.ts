@@ -2,6 +2,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { LOG_LEVELS, type LogLevel } from './observability/logger.ts';
+import { isBuiltInScope, SCOPE_TOKEN } from './scopes/names.ts';
 
 /**
  * Everything Gatehouse reads from the environment, checked once at start-up.
@@ -23,7 +24,10 @@ export interface Config {
   redisOptions: Record<string, unknown>;
   cookieKeys: string[] | undefined;
   trustProxy: boolean;
-  /** API scopes clients may be given beyond the OpenID Connect ones (openid, profile, email, offline_access). */
+  /**
+   * API scopes seeded into the scopes table at start-up, each name once (scopes are data: see
+   * src/scopes/service.ts). Not the list clients are checked against.
+   */
   apiScopes: string[];
   /** Where the embedded default keeps its files (SQLite database). */
   dataDir: string;
@@ -74,9 +78,6 @@ const httpUrl = z.string().refine((v) => {
 
 const seconds = z.coerce.number().int('must be a whole number of seconds').min(1, 'must be at least 1 second').max(10 * 365 * 24 * 60 * 60, 'must be at most ten years');
 
-const scopeToken = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
-const reservedScopes = new Set(['openid', 'profile', 'email', 'offline_access', 'userdata']);
-
 const envSchema = z.object({
   PORT: z.coerce.number().int('must be a whole number').min(0).max(65535).default(3000),
   GATEHOUSE_ISSUER: httpUrl.optional(),
@@ -115,8 +116,8 @@ const envSchema = z.object({
   GATEHOUSE_API_SCOPES: z
     .string()
     .transform((v) => v.split(/[\s,]+/).filter(Boolean))
-    .refine((scopes) => scopes.every((s) => scopeToken.test(s)), 'scopes must be printable ASCII without spaces, quotes or backslashes')
-    .refine((scopes) => scopes.every((s) => !reservedScopes.has(s)), 'must not repeat the built-in scopes (openid profile email offline_access userdata)')
+    .refine((scopes) => scopes.every((s) => SCOPE_TOKEN.test(s) && s.length <= 100), 'scopes must be printable ASCII without spaces, quotes or backslashes, at most 100 characters each')
+    .refine((scopes) => scopes.every((s) => !isBuiltInScope(s)), 'must not repeat the built-in scopes (openid profile email offline_access userdata)')
     .default(['read', 'write']),
   GATEHOUSE_DATA_DIR: z.string().min(1).default('./data'),
   GATEHOUSE_SQLITE_SYNCHRONOUS: z.enum(['normal', 'full'], 'must be normal or full').default('normal'),

@@ -2,6 +2,8 @@ import Provider, { errors, type AdapterFactory, type Configuration, type FindAcc
 import type { Stores } from '../adapters/index.ts';
 import type { ClientsService } from './clients/service.ts';
 import type { Config } from './config.ts';
+import { clientsNamingUnknownScopes } from './oidc/client-scopes.ts';
+import { BUILT_IN_SCOPES } from './scopes/names.ts';
 import { registerClientCredentialsGrant } from './grants/client-credentials.ts';
 import type { Views } from '../interactions/views.ts';
 import { findLatestGrantId } from '../adapters/knex.ts';
@@ -14,6 +16,8 @@ export interface ProviderDeps {
   adapters: AdapterFactory;
   clients: ClientsService;
   jwks: { keys: object[] };
+  /** The API scopes (rows of the scopes table) this provider serves; it is rebuilt when they change. */
+  apiScopes: readonly string[];
   cookieKeys: string[];
   findAccount: FindAccount;
   views: Views;
@@ -30,7 +34,7 @@ export function createProvider(deps: ProviderDeps): Provider {
   const httpPost = config.issuer.startsWith('https:') && config.trustProxy;
 
   const configuration: Configuration = {
-    adapter: deps.adapters,
+    adapter: clientsNamingUnknownScopes(deps.adapters, new Set([...BUILT_IN_SCOPES, ...deps.apiScopes])),
     jwks: deps.jwks as Configuration['jwks'],
     cookies: {
       keys: deps.cookieKeys,
@@ -44,7 +48,7 @@ export function createProvider(deps: ProviderDeps): Provider {
       profile: ['name', 'preferred_username', 'updated_at'],
       email: ['email', 'email_verified'],
     },
-    scopes: ['openid', 'offline_access', 'userdata', ...config.apiScopes],
+    scopes: ['openid', 'offline_access', 'userdata', ...deps.apiScopes],
     responseTypes: ['code'],
     clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'none'],
     // HS256 only serves clients imported from django-oauth-toolkit that keep their plain secret.

@@ -23,6 +23,7 @@ import { createQuietLogger, type Logger } from './observability/logger.ts';
 import type { HttpMetrics } from './observability/metrics.ts';
 import { SecurityEvents } from './observability/security-events.ts';
 import { openInvalidations, type Invalidations } from './cache/invalidation.ts';
+import { ScopesService } from './scopes/service.ts';
 
 /** The domain services every entry point (server, CLI, tests) shares: one source of truth. */
 export interface Services {
@@ -31,6 +32,8 @@ export interface Services {
   stores: Stores;
   settings: SettingsStore;
   clients: ClientsService;
+  /** API scopes (rows; GATEHOUSE_API_SCOPES only seeds them), cached per process and dropped by message. */
+  scopes: ScopesService;
   keys: KeysService;
   accounts: AccountsService;
   throttle: LoginThrottle;
@@ -75,7 +78,8 @@ export async function openServices(config: Config, { migrate = true, log = creat
     const invalidations = openInvalidations();
     const settings = new SettingsStore(db);
     const secretKey = await loadClientSecretKey(settings);
-    const clients = new ClientsService(db, secretKey, config.apiScopes);
+    const scopes = new ScopesService(db, invalidations);
+    const clients = new ClientsService(db, secretKey, () => scopes.names());
     const apiKeys = new ApiKeysService(db, secretKey, async (clientId) => Boolean(await db('clients').first('client_id').where({ client_id: clientId })));
     const userdata = new UserdataService(db, config.userdataMaxBytes);
     const keys = new KeysService(db);
@@ -94,14 +98,14 @@ export async function openServices(config: Config, { migrate = true, log = creat
     const adminTokens = new AdminTokensService(db, secretKey);
     const events = new SecurityEvents(log, metrics);
     const audit = new AuditLog(db, events);
-    const admin = new AdminOperations(clients, accounts, apiKeys, grants, keys, adminTokens, audit, userdata);
+    const admin = new AdminOperations(clients, accounts, apiKeys, grants, keys, adminTokens, audit, userdata, scopes);
     const close = async () => {
       await invalidations.close();
       redis?.disconnect();
       sqlite?.close();
       await db.destroy();
     };
-    return { config, db, stores, settings, clients, keys, accounts, throttle, apiKeys, userdata, adapters, grants, adminTokens, audit, admin, log, events, metrics, invalidations, close };
+    return { config, db, stores, settings, clients, scopes, keys, accounts, throttle, apiKeys, userdata, adapters, grants, adminTokens, audit, admin, log, events, metrics, invalidations, close };
   } catch (err) {
     redis?.disconnect();
     await db.destroy();

@@ -6,6 +6,7 @@ import type { GrantsService } from '../grants/service.ts';
 import type { KeysService } from '../keys/service.ts';
 import type { StoredDocument, UserdataService, UserDocument } from '../userdata/service.ts';
 import { NotFoundError } from '../errors.ts';
+import type { Scope, ScopesService } from '../scopes/service.ts';
 import type { Actor, AuditLog } from './audit.ts';
 import type { AdminTokensService } from './tokens.ts';
 
@@ -26,6 +27,7 @@ export class AdminOperations {
     private readonly adminTokens: AdminTokensService,
     readonly audit: AuditLog,
     private readonly userdata: UserdataService,
+    private readonly scopes: ScopesService,
   ) {}
 
   async createClient(actor: Actor, input: ClientSettingsInput): Promise<ClientWithSecret> {
@@ -148,5 +150,18 @@ export class AdminOperations {
   async retireSigningKey(actor: Actor, kid: string) {
     await this.keys.retire(kid);
     await this.audit.record(actor, 'keys.retire', `signing_key:${kid}`);
+  }
+
+  async createScope(actor: Actor, input: { name?: unknown; description?: unknown }): Promise<Scope> {
+    const scope = await this.scopes.create(input);
+    await this.audit.record(actor, 'scope.create', `scope:${scope.name}`, { description: scope.description });
+    return scope;
+  }
+
+  /** Refused (ScopeInUseError, naming them) while a client holds the scope. */
+  async deleteScope(actor: Actor, name: string): Promise<Scope> {
+    const scope = await this.scopes.delete(name);
+    await this.audit.record(actor, 'scope.delete', `scope:${scope.name}`);
+    return scope;
   }
 }

@@ -83,12 +83,13 @@ export class ClientsService {
   constructor(
     private readonly db: Knex,
     private readonly secretKey: Buffer,
-    private readonly apiScopes: readonly string[],
+    /** The API scopes a client may hold now (the scopes service's list). */
+    private readonly knownScopes: () => Promise<readonly string[]>,
     private readonly cacheMs = CLIENT_CACHE_MS,
   ) {}
 
   async create(input: ClientSettingsInput): Promise<ClientWithSecret> {
-    const settings = checkClientSettings(input, this.apiScopes);
+    const settings = checkClientSettings(input, await this.knownScopes());
     const clientId = generateClientId();
     const clientSecret = settings.type === 'confidential' ? generateClientSecret() : null;
     const now = Date.now();
@@ -131,7 +132,7 @@ export class ClientsService {
       // The old auth method belongs to the old type; let the new type pick its default.
       delete merged.authMethod;
     }
-    const settings = checkClientSettings(merged, this.apiScopes, { keepsPlainSecret: plainClientSecret(row.secret_hash ?? '') !== undefined });
+    const settings = checkClientSettings(merged, await this.knownScopes(), { keepsPlainSecret: plainClientSecret(row.secret_hash ?? '') !== undefined });
     let clientSecret: string | null = null;
     let secretHash = row.secret_hash;
     if (settings.type === 'public') secretHash = null;
