@@ -10,6 +10,7 @@ import { CLI_ACTOR } from './admin/audit.ts';
 import { importFromDot, type ImportReport } from './importers/dot/import.ts';
 import { DotSourceError } from './importers/dot/source.ts';
 import { adminTokenJson, apiKeyJson, userJson } from './admin/representations.ts';
+import { scopeJson, scopesWithBuiltIns } from './scopes/representation.ts';
 
 /**
  * `npm run -s cli -- <command>`: the operator's command line. Every command calls the same
@@ -49,7 +50,11 @@ const USAGE = `usage: npm run -s cli -- <command> [options] [--json]
                                             URL, or a dumpdata .json file)
   keys list
   keys rotate                               new signing keys; the old ones stay published
-  keys retire KID                           stop publishing a rotated key`;
+  keys retire KID                           stop publishing a rotated key
+  scopes create --name N --description D    an API scope clients may be given; D is what the
+                                            consent page shows
+  scopes list                               API scopes and the built-in ones
+  scopes delete NAME                        refused while a client's scope holds it`;
 
 class UsageError extends Error {}
 
@@ -61,6 +66,7 @@ const COMMANDS: Record<string, string[]> = {
   'admin-tokens': ['create', 'list', 'revoke'],
   import: ['dot'],
   keys: ['list', 'rotate', 'retire'],
+  scopes: ['create', 'list', 'delete'],
 };
 
 // Validation errors name fields as the services do; an operator typed options.
@@ -80,6 +86,7 @@ const OPTION_NAMES: Record<string, string> = {
   clientUri: '--client-uri',
   username: '--username',
   email: '--email',
+  description: '--description',
 };
 
 function withOptionNames(err: ValidationError): ValidationError {
@@ -372,6 +379,31 @@ async function keysCommand(services: Services, sub: string | undefined, args: st
   }
 }
 
+async function scopesCommand(services: Services, sub: string | undefined, args: string[], out: Output): Promise<void> {
+  const { values, positionals } = parse(args, { name: { type: 'string' }, description: { type: 'string' } });
+  switch (sub) {
+    case 'create': {
+      if (positionals.length) throw new UsageError(`unexpected argument ${positionals[0]}`);
+      if (values.name === undefined) throw new UsageError('missing --name');
+      if (values.description === undefined) throw new UsageError('missing --description (the words the consent page shows)');
+      const scope = await services.admin.createScope(CLI_ACTOR, { name: values.name, description: values.description });
+      return out.print(`created scope ${scope.name}: ${scope.description}`, scopeJson(scope));
+    }
+    case 'list': {
+      if (positionals.length) throw new UsageError(`unexpected argument ${positionals[0]}`);
+      const all = await scopesWithBuiltIns(services.scopes);
+      const width = Math.max(...all.map((s) => s.name.length));
+      return out.print(all.map((s) => `${s.name.padEnd(width)}  ${s.built_in ? '[built-in] ' : ''}${s.description}`).join('\n'), all);
+    }
+    case 'delete': {
+      const scope = await services.admin.deleteScope(CLI_ACTOR, requireId(positionals, 'scope name'));
+      return out.print(`deleted scope ${scope.name}`, { name: scope.name, deleted: true });
+    }
+    default:
+      throw new UsageError(`unknown scopes command ${sub ?? '(none)'}`);
+  }
+}
+
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
@@ -419,6 +451,9 @@ export async function runCli(argv: string[]): Promise<number> {
         return 0;
       case 'import':
         await importCommand(services, sub, rest, out);
+        return 0;
+      case 'scopes':
+        await scopesCommand(services, sub, rest, out);
         return 0;
       case 'admin-tokens':
         await adminTokensCommand(services, sub, rest, out);
