@@ -33,7 +33,7 @@ export interface GatehouseApp {
 const stylesheet = fs.readFileSync(new URL('../interactions/public/gatehouse.css', import.meta.url));
 
 /** Where Gatehouse's own routes live; every other path is oidc-provider's. */
-const OWN_PREFIXES = ['/healthz', '/readyz', '/interaction/', '/logout', '/admin', '/userdata'];
+export const OWN_PREFIXES = ['/healthz', '/readyz', '/interaction/', '/logout', '/admin', '/userdata'];
 
 const keyFingerprint = (jwks: { keys: Array<{ kid?: string }> }) => jwks.keys.map((k) => k.kid).join(',');
 
@@ -99,7 +99,7 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
   app.use(errorResponses(views));
   app.use(knownMethodsOnly);
   if (services.metrics) app.use(metricsRoute(services.metrics, config.metrics.token));
-  if (config.compatPaths === 'dot') app.use(dotCompatPaths());
+  if (config.compatPaths) app.use(dotCompatPaths(config.compatPaths));
   app.use(async (ctx, next) => {
     if (ctx.path === '/assets/gatehouse.css' && (ctx.method === 'GET' || ctx.method === 'HEAD')) {
       ctx.type = 'text/css';

@@ -2,6 +2,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { LOG_LEVELS, type LogLevel } from './observability/logger.ts';
+import { parseCompatPaths, type CompatPaths } from './compat/dot-paths.ts';
 import { isBuiltInScope, SCOPE_TOKEN } from './scopes/names.ts';
 
 /**
@@ -31,8 +32,8 @@ export interface Config {
   apiScopes: string[];
   /** Where the embedded default keeps its files (SQLite database). */
   dataDir: string;
-  /** Another provider's URL layout to answer too ("dot": django-oauth-toolkit's /o/…). */
-  compatPaths: 'dot' | undefined;
+  /** Another provider's URL layout to answer too: django-oauth-toolkit's paths under a prefix (`dot` is /o). */
+  compatPaths: CompatPaths | undefined;
   /** Serving processes `npm start` runs (node:cluster); all state is in the stores. */
   workers: number;
   /** The largest /userdata document, in bytes of JSON. */
@@ -122,7 +123,17 @@ const envSchema = z.object({
   GATEHOUSE_DATA_DIR: z.string().min(1).default('./data'),
   GATEHOUSE_SQLITE_SYNCHRONOUS: z.enum(['normal', 'full'], 'must be normal or full').default('normal'),
   GATEHOUSE_WORKERS: z.coerce.number().int('must be a whole number').min(1, 'must be at least 1').max(256, 'must be at most 256').optional(),
-  GATEHOUSE_COMPAT_PATHS: z.enum(['dot'], 'must be "dot" (django-oauth-toolkit paths under /o/) or unset').optional(),
+  GATEHOUSE_COMPAT_PATHS: z
+    .string()
+    .transform((v, ctx) => {
+      try {
+        return parseCompatPaths(v.trim());
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        return z.NEVER;
+      }
+    })
+    .optional(),
   GATEHOUSE_USERDATA_MAX_BYTES: z.coerce.number().int('must be a whole number of bytes').min(2, 'must be at least 2 bytes').max(16 * 1024 * 1024, 'must be at most 16 MiB').default(64 * 1024),
   GATEHOUSE_KEYS_RELOAD_SECONDS: seconds.default(60),
   GATEHOUSE_ACCESS_TOKEN_TTL: seconds.default(60 * 60),
