@@ -50,6 +50,8 @@ test.before(async (t) => {
   const userId = await createUserDirectly(gh, 'alice', PASSWORD);
   const { accessToken } = await signInToApp(gh, { clientId: app.client.clientId, clientSecret: app.clientSecret! }, 'alice', PASSWORD, 'openid');
   const [grant] = await gh.services.grants.listForUser(userId);
+  // The app's /userdata document of alice, which the admin shows and clears.
+  await gh.services.userdata.write(userId, app.client.clientId, undefined, () => ({ theme: 'dark' }));
   const { apiKey } = await gh.services.admin.createApiKey(CLI_ACTOR, app.client.clientId, ['userdata:read'], 'a key');
   const { token } = await gh.services.admin.createAdminToken(CLI_ACTOR, 'deploy-bot');
   const views = createViews();
@@ -78,6 +80,7 @@ function concrete(path: string, ids: Ids): string {
     .replace(/\/api-keys\/:id/, `/api-keys/${ids.keyId}`)
     .replace(':keyId', ids.keyId)
     .replace(':grantId', encodeURIComponent(ids.grantId))
+    .replace(':clientId', encodeURIComponent(ids.clientId))
     .replace(':file', 'admin.js');
 }
 
