@@ -132,6 +132,13 @@ const ADMIN_FORMS: Record<string, AdminForm> = {
       return { url: `/admin/users/${sub}/grants/${grant!.grantId}/revoke`, fields: {} };
     },
   },
+  '/admin/users/:id/userdata/:clientId/clear': {
+    prepare: async (gh) => {
+      const [sub, clientId] = [await newUser(gh), await newClient(gh)];
+      await gh.services.userdata.write(sub, clientId, undefined, () => ({ kept: 'by the app' }));
+      return { url: `/admin/users/${sub}/userdata/${clientId}/clear`, fields: {} };
+    },
+  },
 };
 
 /** The admin sign-in form is public and has its own double-submit token (the gatehouse.csrf cookie). */
