@@ -27,7 +27,7 @@ interface Context {
 
 const test = anyTest as TestFn<Context>;
 
-const RUNS = { apiAuth: 200, apiClients: 300, apiUsers: 300, apiOther: 200, pageReads: 250, pageForms: 300, adminLogin: 150 };
+const RUNS = { apiAuth: 200, apiClients: 300, apiUsers: 300, apiUserdata: 100, apiOther: 200, pageReads: 250, pageForms: 300, adminLogin: 150 };
 const PASSWORD = 'correct horse battery staple';
 
 const cookieHeader = (agent: UserAgent) => [...(agent as unknown as { cookies: Map<string, string> }).cookies].map(([k, v]) => `${k}=${v}`).join('; ');
@@ -230,6 +230,23 @@ test.serial(`admin API users: ${RUNS.apiUsers} hostile creates, edits, passwords
     },
     { numRuns: RUNS.apiUsers, seed: 0x05e5 },
   );
+  // A user's /userdata documents: made-up users and apps are not found, and nothing is cleared.
+  await fuzz(
+    t,
+    'GET /admin/api/users/:id/userdata[/:client_id], DELETE …/userdata/:client_id',
+    fc.record({ op: fc.constantFrom('documents', 'document', 'clear-document'), id: nastyString().map((s) => pct(s) || 'x') }),
+    async ({ op, id }) => {
+      const req =
+        op === 'documents' ? apiRequest(t, 'GET', `/users/${id}/userdata`)
+        : op === 'document' ? apiRequest(t, 'GET', `/users/${userId}/userdata/${id}`)
+        : apiRequest(t, 'DELETE', `/users/${userId}/userdata/${id}`);
+      const a = await sendAndCompare(gh, req, [decodeURIComponentSafe(id)]);
+      if (a.status < 300) throw violation('a made-up id was found', req, a);
+      mustBeJsonError(a, req);
+      return a.status;
+    },
+    { numRuns: RUNS.apiUserdata, seed: 0xda7a },
+  );
   // The operator is still an enabled admin: nothing above locked them out.
   const me = await gh.services.accounts.get(adminId);
   t.true(me.isAdmin && !me.disabled);
@@ -278,12 +295,12 @@ test.serial(`admin API keys and audit: ${RUNS.apiOther} hostile API-key requests
 // ── The admin pages ─────────────────────────────────────────────────────────────────────────
 
 test.serial(`admin pages: ${RUNS.pageReads} nasty searches, ids and page numbers get a page or an HTML error page, with nothing unescaped`, async (t) => {
-  const { gh, session } = t.context;
+  const { gh, session, userId } = t.context;
   await fuzz(
     t,
     'GET /admin/… (signed in)',
     fc.record({
-      page: fc.constantFrom('/admin/clients?q=', '/admin/users?q=', '/admin/audit?before=', '/admin/clients/', '/admin/users/', '/admin/clients/@/delete', '/admin/assets/', '/admin/clients?notice=', '/admin/'),
+      page: fc.constantFrom('/admin/clients?q=', '/admin/users?q=', '/admin/audit?before=', '/admin/clients/', '/admin/users/', '/admin/clients/@/delete', `/admin/users/${userId}/userdata/@`, '/admin/assets/', '/admin/clients?notice=', '/admin/'),
       value: nastyString(),
       method: fc.oneof({ weight: 8, arbitrary: fc.constant('GET') }, { weight: 1, arbitrary: fc.constantFrom('PUT', 'DELETE', 'PATCH', 'HEAD') }),
     }),
@@ -313,6 +330,7 @@ test.serial(`admin forms: ${RUNS.pageForms} hostile form posts with the operator
     'new user': { path: '/admin/users', names: ['username', 'email', 'name', 'admin'] },
     'set password': { path: `/admin/users/${userId}/password`, names: ['password'] },
     'revoke unknown grant': { path: `/admin/users/${userId}/grants/@/revoke`, names: ['x'] },
+    'clear unknown userdata document': { path: `/admin/users/${userId}/userdata/@/clear`, names: ['x'] },
     'revoke unknown key': { path: `/admin/clients/${clientId}/api-keys/@/revoke`, names: ['x'] },
     'delete unknown client': { path: '/admin/clients/@/delete', names: ['x'] },
   };
