@@ -3,7 +3,9 @@ const DESCRIPTIONS: Record<string, string> = {
   openid: 'Know who you are: your Gatehouse account identifier',
   profile: 'Your name and username',
   email: 'Your email address and whether it is verified',
-  offline_access: 'Stay connected while you are away, until you revoke access',
+  // The app gets a refresh token that keeps working after the person leaves (see
+  // src/oidc/authorization-scope.ts): the page says so, since Allow is the consent to it.
+  offline_access: 'Keep access when you are not using it: the app stays connected until you take access back',
   read: 'Read data on your behalf',
   write: 'Change data on your behalf',
   // What a token with this scope reaches: /userdata/me, the token's own app's document only.

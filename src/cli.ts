@@ -24,11 +24,14 @@ const USAGE = `usage: npm run -s cli -- <command> [options] [--json]
                  --grant authorization_code|refresh_token|client_credentials (repeatable)
                  [--redirect-uri URI]… [--post-logout-redirect-uri URI]… [--origin URL]…
                  [--scope "openid profile email offline_access"]
+                 [--default-scope "openid profile"]  what a request without scope asks for
+                                            (default: the --scope; "" refuses such requests)
                  [--auth-method client_secret_basic|client_secret_post|none] [--require-pkce]
                  [--logo-uri URL] [--client-uri URL] [--skip-consent]
   clients list
   clients show ID
   clients update ID [any create option] [--no-require-pkce] [--disable | --enable]
+                 [--no-default-scope]       a request without scope asks for the --scope again
   clients delete ID
   clients rotate-secret ID
   users create --username U --email E [--name N] [--password-stdin] [--admin] [--email-verified]
@@ -78,6 +81,7 @@ const OPTION_NAMES: Record<string, string> = {
   postLogoutRedirectUris: '--post-logout-redirect-uri',
   allowedOrigins: '--origin',
   scope: '--scope',
+  defaultScope: '--default-scope',
   authMethod: '--auth-method',
   requirePkce: '--require-pkce',
   skipConsent: '--skip-consent',
@@ -106,6 +110,8 @@ const clientOptions = {
   'post-logout-redirect-uri': { type: 'string', multiple: true },
   origin: { type: 'string', multiple: true },
   scope: { type: 'string', multiple: true },
+  'default-scope': { type: 'string' },
+  'no-default-scope': { type: 'boolean' },
   'auth-method': { type: 'string' },
   'require-pkce': { type: 'boolean' },
   'no-require-pkce': { type: 'boolean' },
@@ -136,6 +142,7 @@ function clientInputFrom(values: Record<string, unknown>) {
     postLogoutRedirectUris: list('post-logout-redirect-uri'),
     allowedOrigins: list('origin'),
     scope: list('scope')?.flatMap((s) => s.split(/\s+/)).filter(Boolean),
+    defaultScope: values['no-default-scope'] ? null : typeof values['default-scope'] === 'string' ? values['default-scope'].split(/\s+/).filter(Boolean) : undefined,
     authMethod: values['auth-method'],
     requirePkce: values['require-pkce'] ? true : values['no-require-pkce'] ? false : undefined,
     skipConsent: values['skip-consent'] ? true : values['no-skip-consent'] ? false : undefined,
@@ -154,6 +161,7 @@ function clientText(client: Client, clientSecret?: string | null): string {
     `grant types:   ${client.grantTypes.join(' ')}`,
     `auth method:   ${client.authMethod}`,
     `scope:         ${client.scope.join(' ')}`,
+    `default scope: ${client.defaultScope === null ? `${client.scope.join(' ')} (the scope)` : client.defaultScope.length ? client.defaultScope.join(' ') : 'none: a request must name its scope'}`,
     `require PKCE:  ${client.type === 'public' ? 'yes (public client)' : client.requirePkce ? 'yes' : 'no'}`,
   ];
   if (client.redirectUris.length) lines.push(`redirect URIs: ${client.redirectUris.join(' ')}`);

@@ -9,6 +9,7 @@ import type { Views } from '../interactions/views.ts';
 import { findLatestGrantId } from '../adapters/knex.ts';
 import { CachedLockCheck, CREDENTIAL_THROTTLE, LoginThrottle } from './accounts/throttle.ts';
 import { guardStore } from './stores/availability.ts';
+import { settleAuthorizationScope } from './oidc/authorization-scope.ts';
 
 export interface ProviderDeps {
   config: Config;
@@ -54,8 +55,11 @@ export function createProvider(deps: ProviderDeps): Provider {
     // HS256 only serves clients imported from django-oauth-toolkit that keep their plain secret.
     enabledJWA: { idTokenSigningAlgValues: ['RS256', 'PS256', 'ES256', 'HS256'] },
     extraClientMetadata: {
-      properties: ['gatehouse:allowed_origins', 'gatehouse:require_pkce', 'gatehouse:stored_secret', 'gatehouse:skip_consent'],
+      properties: ['gatehouse:allowed_origins', 'gatehouse:require_pkce', 'gatehouse:stored_secret', 'gatehouse:skip_consent', 'gatehouse:default_scope'],
     },
+    // A request without scope gets the client's default; offline_access survives without
+    // prompt=consent. See oidc/authorization-scope.ts.
+    extraParams: { scope: settleAuthorizationScope },
     pkce: {
       // PKCE (S256 only in oidc-provider 9) for public clients always, for others on request.
       required: (_ctx, client) => client.clientAuthMethod === 'none' || client['gatehouse:require_pkce'] === true,

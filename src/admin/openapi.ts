@@ -30,6 +30,10 @@ export function openApiDocument(issuer: string) {
             post_logout_redirect_uris: { type: 'array', items: { type: 'string', format: 'uri' } },
             allowed_origins: { type: 'array', items: { type: 'string' }, description: 'browser origins allowed CORS on /token and /userinfo' },
             scope: { type: 'string' },
+            default_scope: {
+              type: ['string', 'null'],
+              description: 'what an authorization request without scope asks for, within scope; null: all of scope; "": no default (such requests get invalid_scope)',
+            },
             token_endpoint_auth_method: { enum: ['client_secret_basic', 'client_secret_post', 'none'] },
             require_pkce: { type: 'boolean' },
             skip_consent: { type: 'boolean', description: 'first-party app: no consent page' },

@@ -78,13 +78,17 @@ interface ClientForm {
   postLogoutRedirectUris: string;
   allowedOrigins: string;
   scope: string;
+  /** Empty: the scope above. */
+  defaultScope: string;
+  /** No default: a request without scope is refused (invalid_scope). */
+  noDefaultScope: boolean;
   authMethod: string;
   requirePkce: boolean;
   skipConsent: boolean;
   logoUri: string;
   clientUri: string;
 }
-const CLIENT_FORM_FIELDS = new Set<string>(['name', 'type', 'grantTypes', 'redirectUris', 'postLogoutRedirectUris', 'allowedOrigins', 'scope', 'authMethod', 'requirePkce', 'skipConsent', 'logoUri', 'clientUri']);
+const CLIENT_FORM_FIELDS = new Set<string>(['name', 'type', 'grantTypes', 'redirectUris', 'postLogoutRedirectUris', 'allowedOrigins', 'scope', 'defaultScope', 'authMethod', 'requirePkce', 'skipConsent', 'logoUri', 'clientUri']);
 const NEW_CLIENT_FORM: ClientForm = {
   name: '',
   type: 'confidential',
@@ -93,6 +97,8 @@ const NEW_CLIENT_FORM: ClientForm = {
   postLogoutRedirectUris: '',
   allowedOrigins: '',
   scope: '',
+  defaultScope: '',
+  noDefaultScope: false,
   authMethod: '',
   requirePkce: false,
   skipConsent: false,
@@ -120,6 +126,8 @@ const clientFormFromBody = (body: Record<string, unknown>): ClientForm => ({
   postLogoutRedirectUris: text(body.postLogoutRedirectUris),
   allowedOrigins: text(body.allowedOrigins),
   scope: text(body.scope),
+  defaultScope: text(body.defaultScope),
+  noDefaultScope: checked(body.noDefaultScope),
   authMethod: text(body.authMethod),
   requirePkce: checked(body.requirePkce),
   skipConsent: checked(body.skipConsent),
@@ -135,6 +143,8 @@ const clientFormFromClient = (c: Client): ClientForm => ({
   postLogoutRedirectUris: c.postLogoutRedirectUris.join('\n'),
   allowedOrigins: c.allowedOrigins.join('\n'),
   scope: c.scope.join(' '),
+  defaultScope: c.defaultScope?.join(' ') ?? '',
+  noDefaultScope: c.defaultScope?.length === 0,
   authMethod: c.authMethod,
   requirePkce: c.requirePkce,
   skipConsent: c.skipConsent,
@@ -151,6 +161,7 @@ const clientInput = (f: ClientForm): ClientSettingsInput => ({
   postLogoutRedirectUris: lines(f.postLogoutRedirectUris),
   allowedOrigins: lines(f.allowedOrigins),
   scope: words(f.scope),
+  defaultScope: f.noDefaultScope ? [] : words(f.defaultScope).length ? words(f.defaultScope) : null,
   // "Default for the type" leaves the choice to the rules.
   authMethod: f.authMethod || undefined,
   requirePkce: f.requirePkce,

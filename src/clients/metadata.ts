@@ -19,6 +19,8 @@ export function toClientMetadata(client: Client, clientSecret?: string | null) {
     post_logout_redirect_uris: client.postLogoutRedirectUris,
     allowed_origins: client.allowedOrigins,
     scope: client.scope.join(' '),
+    // null: a request that names no scope asks for the registered scope; "": it is refused.
+    default_scope: client.defaultScope === null ? null : client.defaultScope.join(' '),
     token_endpoint_auth_method: client.authMethod,
     require_pkce: client.requirePkce,
     skip_consent: client.skipConsent,
@@ -51,6 +53,7 @@ const METADATA_FIELDS: Record<string, keyof ClientSettingsInput | 'disabled'> = 
 export function withMetadataFieldNames(err: ValidationError): ValidationError {
   const names = Object.fromEntries(Object.entries(METADATA_FIELDS).map(([metadata, field]) => [field, metadata]));
   names.scope = 'scope';
+  names.defaultScope = 'default_scope';
   return new ValidationError(Object.fromEntries(Object.entries(err.fields).map(([field, why]) => [names[field] ?? field, why])), err.code);
 }
 
@@ -68,6 +71,7 @@ export function fromClientMetadata(body: Record<string, unknown>, { creating }: 
   for (const [key, value] of Object.entries(body)) {
     const field = METADATA_FIELDS[key];
     if (key === 'scope') input.scope = typeof value === 'string' ? value.split(/\s+/).filter(Boolean) : value;
+    else if (key === 'default_scope') input.defaultScope = typeof value === 'string' ? value.split(/\s+/).filter(Boolean) : value;
     else if (field) input[field] = value;
     else if (!READ_ONLY.has(key)) unknown.push(key);
   }

@@ -28,6 +28,12 @@ export interface ClientSettings {
   postLogoutRedirectUris: string[];
   allowedOrigins: string[];
   scope: string[];
+  /**
+   * What an authorization request that names no scope asks for (RFC 6749 §3.3: "a pre-defined
+   * default value"); always within `scope`. `null`: the registered scope itself. `[]`: no default,
+   * such requests are refused with invalid_scope.
+   */
+  defaultScope: string[] | null;
   authMethod: AuthMethod;
   requirePkce: boolean;
   /** First-party app: people are not asked to consent (django-oauth-toolkit's skip_authorization). */
@@ -77,6 +83,7 @@ const shape = z.object({
   postLogoutRedirectUris: list,
   allowedOrigins: list,
   scope: list,
+  defaultScope: list.nullable().optional(),
   authMethod: z.enum(AUTH_METHODS, `must be one of ${AUTH_METHODS.join(', ')}`).optional(),
   requirePkce: z.boolean('must be true or false').optional(),
   skipConsent: z.boolean('must be true or false').optional(),
@@ -159,6 +166,20 @@ export function checkClientSettings(input: ClientSettingsInput, apiScopes: reado
   const scope = s.scope.flatMap((v) => v.split(/\s+/)).filter(Boolean);
   const unknown = scope.filter((v) => !known.has(v));
   if (unknown.length) fields.scope = `unknown scope ${unknown.join(', ')}; known scopes are ${[...known].join(' ')}`;
+  const registered = scope.length ? [...new Set(scope)] : scopeForGrantTypes(s.grantTypes, apiScopes);
+
+  const defaults = s.defaultScope ? [...new Set(s.defaultScope.flatMap((v) => v.split(/\s+/)).filter(Boolean))] : null;
+  if (defaults && !fields.scope) {
+    const unknownDefaults = defaults.filter((v) => !known.has(v));
+    const unregistered = defaults.filter((v) => known.has(v) && !registered.includes(v));
+    if (unknownDefaults.length) {
+      fields.defaultScope = `unknown scope ${unknownDefaults.join(', ')}; known scopes are ${[...known].join(' ')}`;
+    } else if (unregistered.length) {
+      fields.defaultScope = `${unregistered.join(', ')} ${unregistered.length === 1 ? 'is' : 'are'} not in the client's scope (${registered.join(' ')}): the default must be part of what the client may ask`;
+    } else if (defaults.includes('offline_access') && !s.grantTypes.includes('refresh_token')) {
+      fields.defaultScope = 'offline_access needs the refresh_token grant';
+    }
+  }
 
   if (Object.keys(fields).length) throw new ValidationError(fields, 'invalid_client_metadata');
 
@@ -169,7 +190,8 @@ export function checkClientSettings(input: ClientSettingsInput, apiScopes: reado
     redirectUris: s.redirectUris,
     postLogoutRedirectUris: s.postLogoutRedirectUris,
     allowedOrigins: s.allowedOrigins,
-    scope: scope.length ? [...new Set(scope)] : defaultScope(s.grantTypes, apiScopes),
+    scope: registered,
+    defaultScope: defaults,
     authMethod,
     requirePkce: s.requirePkce ?? false,
     skipConsent: s.skipConsent ?? false,
@@ -180,10 +202,15 @@ export function checkClientSettings(input: ClientSettingsInput, apiScopes: reado
 }
 
 /** Without an explicit scope: sign-in scopes for sign-in clients, the API scopes for services. */
-function defaultScope(grantTypes: readonly string[], apiScopes: readonly string[]): string[] {
+function scopeForGrantTypes(grantTypes: readonly string[], apiScopes: readonly string[]): string[] {
   const scope: string[] = [];
   if (grantTypes.includes('authorization_code')) scope.push('openid', 'profile', 'email');
   if (grantTypes.includes('refresh_token')) scope.push('offline_access');
   if (grantTypes.includes('client_credentials')) scope.push(...apiScopes);
   return scope;
+}
+
+/** What a request that names no scope asks for: the client's default, else its registered scope. */
+export function effectiveDefaultScope(settings: Pick<ClientSettings, 'scope' | 'defaultScope'>): string[] {
+  return settings.defaultScope ?? settings.scope;
 }

@@ -7,6 +7,7 @@ import {
   GRANT_TYPES,
   STORED_ID_TOKEN_ALGS,
   checkClientSettings,
+  effectiveDefaultScope,
   type ClientSettings,
   type ClientSettingsInput,
 } from './rules.ts';
@@ -36,6 +37,8 @@ const storedSettings = z.object({
   postLogoutRedirectUris: z.array(z.string()),
   allowedOrigins: z.array(z.string()),
   scope: z.array(z.string()),
+  // Rows written before default scopes existed follow their registered scope.
+  defaultScope: z.array(z.string()).nullable().default(null),
   authMethod: z.enum(AUTH_METHODS),
   requirePkce: z.boolean(),
   skipConsent: z.boolean().default(false),
@@ -230,6 +233,7 @@ export class ClientsService {
       token_endpoint_auth_method: c.authMethod,
       id_token_signed_response_alg: c.idTokenSignedResponseAlg,
       scope: c.scope.join(' '),
+      'gatehouse:default_scope': effectiveDefaultScope(c).join(' '),
       ...(c.logoUri ? { logo_uri: c.logoUri } : {}),
       ...(c.clientUri ? { client_uri: c.clientUri } : {}),
       'gatehouse:allowed_origins': c.allowedOrigins,
