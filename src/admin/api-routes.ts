@@ -8,6 +8,7 @@ import type { Services } from '../services.ts';
 import { servesPath } from './served-path.ts';
 import type { Actor } from './audit.ts';
 import { openApiDocument } from './openapi.ts';
+import { scopeJson, scopesWithBuiltIns } from '../scopes/representation.ts';
 import { apiKeyJson, appDocumentJson, auditJson, grantJson, userJson } from './representations.ts';
 
 // JSON only, parsed on these routes alone (never before the provider), small.
@@ -174,6 +175,23 @@ export function adminApiRoutes(services: Services): Router<State> {
   });
   router.delete('/users/:id/userdata/:clientId', async (ctx) => {
     await admin.clearUserDocument(ctx.state.actor, ctx.params.id!, ctx.params.clientId!);
+    ctx.status = 204;
+  });
+
+  // Scopes: the API scopes clients may hold, and the built-in ones (listed, never changed).
+  router.get('/scopes', async (ctx) => {
+    ctx.body = await scopesWithBuiltIns(services.scopes);
+  });
+  router.post('/scopes', jsonBody, async (ctx) => {
+    const body = objectBody(ctx);
+    const unknown = Object.keys(body).filter((k) => k !== 'name' && k !== 'description');
+    if (unknown.length) throw new ValidationError(Object.fromEntries(unknown.map((k) => [k, 'is not a scope field (name, description)'])));
+    const scope = await admin.createScope(ctx.state.actor, body);
+    ctx.status = 201;
+    ctx.body = scopeJson(scope);
+  });
+  router.delete('/scopes/:name', async (ctx) => {
+    await admin.deleteScope(ctx.state.actor, ctx.params.name!);
     ctx.status = 204;
   });
 

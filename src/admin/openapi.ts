@@ -11,7 +11,7 @@ export function openApiDocument(issuer: string) {
     info: {
       title: 'Gatehouse admin API',
       version: '1',
-      description: 'Manage clients, users, API keys, grants and read the audit log. Authenticate with an admin API token (`npm run -s cli -- admin-tokens create --name N`).',
+      description: 'Manage clients, users, API keys, grants and scopes, and read the audit log. Authenticate with an admin API token (`npm run -s cli -- admin-tokens create --name N`).',
     },
     servers: [{ url: `${issuer.replace(/\/$/, '')}/admin/api` }],
     security: [{ adminToken: [] }],
@@ -110,6 +110,16 @@ export function openApiDocument(issuer: string) {
             bytes: { type: 'integer', description: 'size of the JSON document' },
           },
         },
+        Scope: {
+          type: 'object',
+          required: ['name', 'description'],
+          properties: {
+            name: { type: 'string', maxLength: 100, description: 'printable ASCII without spaces, quotes or backslashes (RFC 6749 scope-token), e.g. invoices:read' },
+            description: { type: 'string', maxLength: 200, description: 'what the consent page shows for it' },
+            built_in: { type: 'boolean', readOnly: true, description: 'openid profile email offline_access userdata: listed, never created or deleted' },
+            created_at: { type: ['string', 'null'], format: 'date-time', readOnly: true },
+          },
+        },
         AuditEntry: {
           type: 'object',
           properties: { id: { type: 'integer' }, at: { type: 'string' }, actor: { type: 'string' }, action: { type: 'string' }, target: { type: 'string' }, details: { type: 'object' }, address: { type: ['string', 'null'] } },
@@ -173,6 +183,14 @@ export function openApiDocument(issuer: string) {
           responses: { '200': { description: 'Document', ...json({ allOf: [ref('AppDocument'), { type: 'object', properties: { document: { type: 'object' } } }] }) }, ...errors },
         },
         delete: { summary: "Clear one app's document of a user (the app then reads {} at the next version)", responses: { '204': { description: 'Cleared' }, ...errors } },
+      },
+      '/scopes': {
+        get: { summary: 'List the scopes: the built-in ones, then the API scopes', responses: { '200': { description: 'Scopes', ...json({ type: 'array', items: ref('Scope') }) }, '401': error } },
+        post: { summary: 'Create an API scope; every process serves it at once', requestBody: { required: true, ...json(ref('Scope')) }, responses: { '201': { description: 'Created', ...json(ref('Scope')) }, ...errors } },
+      },
+      '/scopes/{name}': {
+        parameters: [idParam('name', 'scope name (percent-encoded)')],
+        delete: { summary: 'Delete an API scope; refused (409 scope_in_use, naming them) while a client holds it', responses: { '204': { description: 'Deleted' }, '409': error, ...errors } },
       },
       '/audit': {
         get: {

@@ -18,6 +18,8 @@ import type { Actor, AuditEntry } from './audit.ts';
 import type { AppDocument } from './operations.ts';
 import { UNASSIGNED_OWNER } from '../userdata/service.ts';
 import { AdminSessions, csrfMatches, type AdminSession } from './sessions.ts';
+import { ScopeInUseError } from '../scopes/service.ts';
+import { scopesWithBuiltIns } from '../scopes/representation.ts';
 
 /** The operator signed in to this request, set once the session is checked. */
 interface Operator {
@@ -54,6 +56,8 @@ const NOTICES: Record<string, string> = {
   'password-set': 'The password is set.',
   'grant-revoked': 'The app’s access is revoked: its tokens stop working.',
   'userdata-cleared': 'The app’s document is cleared: the app now reads {}.',
+  'scope-created': 'The scope is created: clients may be given it now, on every Gatehouse process.',
+  'scope-deleted': 'The scope is deleted.',
 };
 
 const GRANT_TYPE_CHOICES = [
@@ -649,6 +653,50 @@ export function adminPageRoutes(services: Services, views: Views): Router {
     const user = await accounts.get(ctx.params.id!);
     await admin.clearUserDocument(operatorOf(ctx).actor, user.id, ctx.params.clientId!);
     seeOther(ctx, `${userSummary(user).href}?notice=userdata-cleared#userdata`);
+  });
+
+  // Scopes: the built-in ones listed, API scopes created and deleted here.
+  const scopesPage = async (
+    ctx: Koa.Context,
+    extra: { form?: { name: string; description: string }; errors?: Record<string, string>; inUse?: ScopeInUseError } = {},
+    status = 200,
+  ) => {
+    const scopes = (await scopesWithBuiltIns(services.scopes)).map((s) => ({
+      name: s.name,
+      description: s.description,
+      builtIn: s.built_in,
+      created: s.created_at ? when(new Date(s.created_at)) : '',
+      deleteHref: `/admin/scopes/${encodeURIComponent(s.name)}/delete`,
+    }));
+    const inUse = extra.inUse && {
+      scope: extra.inUse.scope,
+      clients: extra.inUse.clients.map((c) => ({ ...c, href: `/admin/clients/${encodeURIComponent(c.clientId)}` })),
+    };
+    page(ctx, 'scopes.njk', { title: 'Scopes', section: 'scopes', scopes, form: extra.form ?? { name: '', description: '' }, errors: extra.errors ?? {}, inUse }, status);
+  };
+
+  router.get('/scopes', (ctx) => scopesPage(ctx));
+
+  router.post('/scopes', async (ctx) => {
+    const body = formFields(ctx);
+    const form = { name: text(body.name), description: text(body.description) };
+    try {
+      await admin.createScope(operatorOf(ctx).actor, form);
+      seeOther(ctx, '/admin/scopes?notice=scope-created');
+    } catch (err) {
+      if (err instanceof ValidationError) return scopesPage(ctx, { form, errors: err.fields }, 400);
+      throw err;
+    }
+  });
+
+  router.post('/scopes/:name/delete', async (ctx) => {
+    try {
+      await admin.deleteScope(operatorOf(ctx).actor, ctx.params.name!);
+      seeOther(ctx, '/admin/scopes?notice=scope-deleted');
+    } catch (err) {
+      if (err instanceof ScopeInUseError) return scopesPage(ctx, { inUse: err }, 409);
+      throw err;
+    }
   });
 
   /** Today's names of the clients and users a page of entries targets (gone ones have none). */
