@@ -55,6 +55,7 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
       stores: services.stores,
       adapters: services.adapters,
       clients: services.clients,
+      throttle: services.throttle,
       jwks,
       apiScopes,
       cookieKeys,
@@ -116,7 +117,7 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
       bearerLogoutRoutes(current, services.grants, services.db),
       adminApiRoutes(services),
       adminPageRoutes(services, views),
-      userdataRoutes({ provider: current, db: services.db, accounts: services.accounts, apiKeys: services.apiKeys, userdata: services.userdata, maxBytes: config.userdataMaxBytes }),
+      userdataRoutes({ provider: current, db: services.db, throttle: services.throttle, accounts: services.accounts, apiKeys: services.apiKeys, userdata: services.userdata, maxBytes: config.userdataMaxBytes }),
     ].flatMap((router) => [router.routes(), router.allowedMethods()]) as Koa.Middleware[],
   );
   // Protocol requests (token, introspection, userinfo, discovery…) go straight to the provider

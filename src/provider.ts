@@ -7,7 +7,7 @@ import { BUILT_IN_SCOPES } from './scopes/names.ts';
 import { registerClientCredentialsGrant } from './grants/client-credentials.ts';
 import type { Views } from '../interactions/views.ts';
 import { findLatestGrantId } from '../adapters/knex.ts';
-import { CachedLockCheck, CREDENTIAL_THROTTLE, LoginThrottle } from './accounts/throttle.ts';
+import { CREDENTIAL_THROTTLE, LoginThrottle } from './accounts/throttle.ts';
 import { guardStore } from './stores/availability.ts';
 import { settleAuthorizationScope } from './oidc/authorization-scope.ts';
 
@@ -16,6 +16,8 @@ export interface ProviderDeps {
   stores: Stores;
   adapters: AdapterFactory;
   clients: ClientsService;
+  /** The process's one throttle: its lock answers are dropped by message when a lock changes. */
+  throttle: LoginThrottle;
   jwks: { keys: object[] };
   /** The API scopes (rows of the scopes table) this provider serves; it is rebuilt when they change. */
   apiScopes: readonly string[];
@@ -175,8 +177,8 @@ export function createProvider(deps: ProviderDeps): Provider {
   // for comparing a presented secret against what the client metadata carries. Wrong secrets
   // are counted per client_id and per address (shared counters, as for sign-in); while either
   // is locked, no secret is checked at all, so the answer says nothing about the secret.
-  const throttle = new LoginThrottle(deps.stores.db);
-  const lockCheck = new CachedLockCheck(throttle);
+  const { throttle } = deps;
+  const lockCheck = throttle.locks;
   provider.Client.prototype.compareClientSecret = async function compareClientSecret(this: { clientId: string; 'gatehouse:stored_secret'?: unknown }, presented: string) {
     const ctx = Provider.ctx;
     const subjects = LoginThrottle.clientSubjects(this.clientId, ctx?.ip ?? 'unknown');

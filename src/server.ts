@@ -3,6 +3,8 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createApp, type GatehouseApp } from './app.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { openServices, prepareStores, type Services } from './services.ts';
+import { relayInvalidationsToWorkers } from './cache/invalidation.ts';
+import { KEYS_TOPIC } from './keys/service.ts';
 import { sweepExpiredPayloads } from '../adapters/knex.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { HttpMetrics, serveClusterMetrics } from './observability/metrics.ts';
@@ -27,7 +29,7 @@ const SHUTDOWN_GRACE_MS = 25_000;
 export async function startGatehouse(config: Config, { logDestination }: { logDestination?: DestinationStream } = {}): Promise<RunningGatehouse> {
   const log = createLogger(config.logLevel, logDestination);
   const metrics = config.metrics.enabled ? new HttpMetrics() : undefined;
-  const services = await openServices(config, { log, metrics });
+  const services = await openServices(config, { log, metrics, listen: true });
   const gatehouse = await createApp(services);
   const { app } = gatehouse;
   app.on('error', (err: Error) => {
@@ -52,13 +54,15 @@ export async function startGatehouse(config: Config, { logDestination }: { logDe
     sweepExpiredPayloads(services.db).catch((err: Error) => log.warn({ detail: err.message }, 'sweeping expired tokens failed; retrying in a minute'));
   }, SWEEP_INTERVAL_MS);
   sweeper.unref();
-  // Keys rotated by the CLI (or another process) are picked up within keysReloadSeconds.
-  const keyReloader = setInterval(() => {
+  // Keys rotated or retired anywhere (the admin, the CLI, another host) are reloaded as soon as
+  // the message arrives; the poll every keysReloadSeconds only bounds a message that got lost.
+  const reloadKeys = () =>
     gatehouse.reloadSigningKeys().then(
       (changed) => changed && log.info({ event: 'keys.reloaded' }, 'signing keys changed; now serving the new set'),
       (err: Error) => log.warn({ detail: err.message }, 'could not reload signing keys; retrying'),
     );
-  }, config.keysReloadSeconds * 1000);
+  const unsubscribeKeys = services.invalidations.subscribe(KEYS_TOPIC, reloadKeys);
+  const keyReloader = setInterval(reloadKeys, config.keysReloadSeconds * 1000);
   keyReloader.unref();
 
   const address = server.address();
@@ -71,6 +75,7 @@ export async function startGatehouse(config: Config, { logDestination }: { logDe
     async stop() {
       clearInterval(sweeper);
       clearInterval(keyReloader);
+      unsubscribeKeys();
       // Stop accepting and let requests in flight finish. Their answers, and any arriving on a
       // connection already open, close the connection when sent: a kept-alive client (a load
       // balancer's pool) must not hold the process open until its idle timeout. A request that
@@ -151,6 +156,8 @@ async function main(): Promise<void> {
   }
   const log = createLogger(config.logLevel);
   if (config.metrics.enabled) serveClusterMetrics();
+  // A change made in one worker, another host or the CLI reaches every worker (cache/cluster.ts).
+  relayInvalidationsToWorkers(config, log);
   let stopping = false;
   let ready = 0;
   const fork = () => cluster.fork().on('listening', () => ++ready === config.workers && announce(config, config.workers, log));

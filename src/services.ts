@@ -60,10 +60,20 @@ export interface Observability {
   metrics?: HttpMetrics | undefined;
 }
 
+export interface OpenOptions extends Observability {
+  migrate?: boolean;
+  /**
+   * Set by a process that serves requests: it must hear the changes other processes make (see
+   * cache/invalidation.ts). The CLI only tells, and opens no connection to listen.
+   */
+  listen?: boolean;
+}
+
 /** Opens the stores and the services over them. Without a logger (the CLI), only warnings reach stderr. */
-export async function openServices(config: Config, { migrate = true, log = createQuietLogger(), metrics }: { migrate?: boolean } & Observability = {}): Promise<Services> {
+export async function openServices(config: Config, { migrate = true, log = createQuietLogger(), metrics, listen = false }: OpenOptions = {}): Promise<Services> {
   const db = openDatabase(config.database, log);
   let redis: Awaited<ReturnType<typeof connectRedis>> | undefined;
+  let invalidations: Invalidations | undefined;
   try {
     if (migrate) {
       await migrateWhenReachable(db).catch((err) => {
@@ -75,14 +85,14 @@ export async function openServices(config: Config, { migrate = true, log = creat
     if (config.redisUrl) redis = await connectRedis(config.redisUrl, config.redisOptions);
     const sqlite = config.database.client === 'sqlite' ? new SqliteStatements(config.database.filename, config.database.synchronous) : undefined;
     const stores: Stores = { db, ...(sqlite ? { sqlite } : {}), ...(redis ? { redis: { client: redis, prefix: config.redisPrefix } } : {}) };
-    const invalidations = openInvalidations();
+    invalidations = openInvalidations(config, { db, redis, log, listen });
     const settings = new SettingsStore(db);
     const secretKey = await loadClientSecretKey(settings);
     const scopes = new ScopesService(db, invalidations);
-    const clients = new ClientsService(db, secretKey, () => scopes.names());
+    const clients = new ClientsService(db, secretKey, () => scopes.names(), invalidations);
     const apiKeys = new ApiKeysService(db, secretKey, async (clientId) => Boolean(await db('clients').first('client_id').where({ client_id: clientId })));
     const userdata = new UserdataService(db, config.userdataMaxBytes);
-    const keys = new KeysService(db);
+    const keys = new KeysService(db, invalidations);
     const userById = sqlite?.db.prepare('select * from users where id = ?');
     const accounts = new AccountsService(
       db,
@@ -92,7 +102,7 @@ export async function openServices(config: Config, { migrate = true, log = creat
       },
       userById ? async (id) => userById.get(id) : undefined,
     );
-    const throttle = new LoginThrottle(db);
+    const throttle = new LoginThrottle(db, invalidations);
     const adapters = createAdapterFactory(stores, clients);
     const grants = new GrantsService(db, adapters);
     const adminTokens = new AdminTokensService(db, secretKey);
@@ -100,13 +110,14 @@ export async function openServices(config: Config, { migrate = true, log = creat
     const audit = new AuditLog(db, events);
     const admin = new AdminOperations(clients, accounts, apiKeys, grants, keys, adminTokens, audit, userdata, scopes);
     const close = async () => {
-      await invalidations.close();
+      await invalidations!.close();
       redis?.disconnect();
       sqlite?.close();
       await db.destroy();
     };
     return { config, db, stores, settings, clients, scopes, keys, accounts, throttle, apiKeys, userdata, adapters, grants, adminTokens, audit, admin, log, events, metrics, invalidations, close };
   } catch (err) {
+    await invalidations?.close();
     redis?.disconnect();
     await db.destroy();
     throw err;

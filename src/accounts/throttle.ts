@@ -1,5 +1,13 @@
 import type { Knex } from 'knex';
+import { localInvalidations, type Invalidations } from '../cache/invalidation.ts';
 import { usernameKey } from './service.ts';
+
+/**
+ * The invalidation topic of locks; the key is the subject (`client:ID`, `addr:IP` …). Published
+ * when a subject becomes locked or a lock is cleared, so every process's CachedLockCheck forgets
+ * what it remembered of that subject.
+ */
+export const LOCKS_TOPIC = 'locks';
 
 /**
  * Slows and then locks sign-in after repeated failures, per username and per client address,
@@ -42,10 +50,17 @@ export interface ThrottleState {
 }
 
 export class LoginThrottle {
+  /** "Is it locked?" for every client authentication and bearer credential, shared by all of them. */
+  readonly locks: CachedLockCheck;
+
   constructor(
     private readonly db: Knex,
+    private readonly invalidations: Invalidations = localInvalidations(),
     private readonly settings = LOGIN_THROTTLE,
-  ) {}
+  ) {
+    this.locks = new CachedLockCheck(this);
+    invalidations.subscribe(LOCKS_TOPIC, (subject) => this.locks.forgetSubject(subject));
+  }
 
   /** Counters are keyed as accounts are looked up, so no other spelling of a name gets a fresh count. */
   static subjects(username: string, address: string): { username: string; address: string } {
@@ -89,7 +104,8 @@ export class LoginThrottle {
    * Counts one failure, starting a new window when the last one is over, and locks the subject
    * when the count reaches `lockAfter`. One statement: concurrent failures (other processes
    * included) are each counted, and SQLite never has to turn a read into a write transaction,
-   * which fails at once (SQLITE_BUSY) when another connection wrote in between.
+   * which fails at once (SQLITE_BUSY) when another connection wrote in between. A failure that
+   * leaves the subject locked tells every process at once.
    */
   async recordFailure(subject: string, lockAfter: number): Promise<void> {
     const now = Date.now();
@@ -99,29 +115,43 @@ export class LoginThrottle {
     // PostgreSQL what the parameters are (SQLite accepts them as they are).
     const stale = 'login_failures.window_started_at < cast(? as bigint)';
     const failures = `case when ${stale} then 1 else login_failures.failures + 1 end`;
-    await this.db.raw(
+    const result = await this.db.raw(
       `insert into login_failures (subject, failures, window_started_at, locked_until) values (?, 1, cast(? as bigint), cast(? as bigint))
        on conflict (subject) do update set
          failures = ${failures},
          window_started_at = case when ${stale} then cast(? as bigint) else login_failures.window_started_at end,
-         locked_until = case when ${failures} >= cast(? as integer) then cast(? as bigint) else null end`,
+         locked_until = case when ${failures} >= cast(? as integer) then cast(? as bigint) else null end
+       returning locked_until`,
       [subject, now, lockAfter <= 1 ? lockedUntil : null, windowOver, windowOver, now, windowOver, lockAfter, lockedUntil],
     );
+    if (returnedRows(result).some((row) => row.locked_until !== null)) await this.invalidations.publish(LOCKS_TOPIC, subject);
   }
 
   async clear(subject: string): Promise<void> {
-    await this.db('login_failures').where({ subject }).delete();
+    const result = await this.db.raw('delete from login_failures where subject = ? returning locked_until', [subject]);
+    // Only a lock needs telling: a plain count is never remembered (a successful sign-in clears one).
+    if (returnedRows(result).some((row) => row.locked_until !== null && Number(row.locked_until) > Date.now())) {
+      await this.invalidations.publish(LOCKS_TOPIC, subject);
+    }
   }
+}
+
+/** Rows of a raw `… returning` statement: an array from SQLite, `{ rows }` from PostgreSQL. */
+function returnedRows(result: unknown): Array<{ locked_until: unknown }> {
+  return (Array.isArray(result) ? result : ((result as { rows?: unknown[] }).rows ?? [])) as Array<{ locked_until: unknown }>;
 }
 
 /**
  * "Is this client or address locked?" for every client authentication, answered from memory
  * for up to `rememberMs` once the database said no: a token request would otherwise pay a
- * database read before its real work. A failure in this process forgets the answer at once;
- * a lock set by another process applies here within `rememberMs`.
+ * database read before its real work. A failure in this process forgets the answer at once; a
+ * lock set by another process is published (LOCKS_TOPIC) and forgotten here as it arrives,
+ * `rememberMs` bounding a lost message.
  */
 export class CachedLockCheck {
-  private readonly unlocked = new Map<string, number>();
+  private readonly unlocked = new Map<string, { until: number; username: string; address: string }>();
+  /** Counts forgetting, so that an answer read before a lock was published is not kept after it. */
+  private forgotten = 0;
 
   constructor(
     private readonly throttle: LoginThrottle,
@@ -132,17 +162,28 @@ export class CachedLockCheck {
   async lockedForSeconds(subjects: { username: string; address: string }): Promise<number> {
     const key = `${subjects.username}\n${subjects.address}`;
     const now = Date.now();
-    if ((this.unlocked.get(key) ?? 0) > now) return 0;
+    if ((this.unlocked.get(key)?.until ?? 0) > now) return 0;
+    const forgottenBefore = this.forgotten;
     const { lockedForSeconds } = await this.throttle.state(subjects);
-    if (lockedForSeconds === 0) {
+    if (lockedForSeconds === 0 && this.forgotten === forgottenBefore) {
       if (this.unlocked.size >= this.maxEntries) this.unlocked.clear();
-      this.unlocked.set(key, now + this.rememberMs);
+      this.unlocked.set(key, { until: now + this.rememberMs, ...subjects });
     }
     return lockedForSeconds;
   }
 
   forget(subjects: { username: string; address: string }): void {
+    this.forgotten++;
     this.unlocked.delete(`${subjects.username}\n${subjects.address}`);
+  }
+
+  /** Forgets every answer that involved `subject` (all of them without one). */
+  forgetSubject(subject: string | undefined): void {
+    this.forgotten++;
+    if (subject === undefined) return this.unlocked.clear();
+    for (const [key, entry] of this.unlocked) {
+      if (entry.username === subject || entry.address === subject) this.unlocked.delete(key);
+    }
   }
 }
 
@@ -159,7 +200,7 @@ export class AddressThrottledCredential {
     private readonly subjectOf: (address: string) => string,
     private readonly lockAfter: number,
   ) {
-    this.locks = new CachedLockCheck(throttle);
+    this.locks = throttle.locks;
   }
 
   async verify<T>(address: string, verify: () => Promise<T | undefined>, locked: (seconds: number) => Error): Promise<T | undefined> {

@@ -11,10 +11,16 @@ import {
   type ClientSettings,
   type ClientSettingsInput,
 } from './rules.ts';
+import type { Invalidations } from '../cache/invalidation.ts';
 import { checkClientSecret, generateClientId, generateClientSecret, hashClientSecret, plainClientSecret, storePlainClientSecret } from './secrets.ts';
 
-/** How long a process may serve a client as it read it; see ClientsService.cache. */
+/**
+ * How long a process may serve a client as it read it, should the message about a change to it
+ * be lost; see ClientsService.cache.
+ */
 export const CLIENT_CACHE_MS = 500;
+/** The invalidation topic of client metadata; the key is the client_id. */
+export const CLIENTS_TOPIC = 'clients';
 const MAX_CACHED_CLIENTS = 10_000;
 
 export interface Client extends ClientSettings {
@@ -78,18 +84,28 @@ export function settingsColumn(s: ClientSettings): string {
 export class ClientsService {
   /**
    * oidc-provider reads a client on every request (sometimes twice). Reads are kept for a
-   * moment; a change made here drops its entry at once, and a change made by another process
-   * (the CLI, another worker) is seen within `cacheMs`.
+   * moment. A change, made by any process (the CLI, another worker, another host), is published
+   * and every process drops its entry before the change's answer is sent (see
+   * cache/invalidation.ts); `cacheMs` only bounds how long a lost message could leave it.
    */
   private readonly cache = new Map<string, { metadata: Record<string, unknown>; until: number }>();
+  /** Counts invalidations, so that a read started before one is not kept after it. */
+  private invalidated = 0;
 
   constructor(
     private readonly db: Knex,
     private readonly secretKey: Buffer,
     /** The API scopes a client may hold now (the scopes service's list). */
     private readonly knownScopes: () => Promise<readonly string[]>,
+    private readonly invalidations: Invalidations,
     private readonly cacheMs = CLIENT_CACHE_MS,
-  ) {}
+  ) {
+    invalidations.subscribe(CLIENTS_TOPIC, (clientId) => {
+      this.invalidated++;
+      if (clientId === undefined) this.cache.clear();
+      else this.cache.delete(clientId);
+    });
+  }
 
   async create(input: ClientSettingsInput): Promise<ClientWithSecret> {
     const settings = checkClientSettings(input, await this.knownScopes());
@@ -153,7 +169,7 @@ export class ClientsService {
         disabled: disabled ?? current.disabled,
         updated_at: Date.now(),
       });
-    this.cache.delete(clientId);
+    await this.changed(clientId);
     return { client: await this.get(clientId), clientSecret };
   }
 
@@ -164,8 +180,8 @@ export class ClientsService {
       await trx('userdata').where({ client_id: clientId }).delete();
       return trx('clients').where({ client_id: clientId }).delete();
     });
-    this.cache.delete(clientId);
     if (!removed) throw new NotFoundError(`client ${clientId}`);
+    await this.changed(clientId);
   }
 
   /** A new secret; the old one stops working with the next request. */
@@ -179,7 +195,7 @@ export class ClientsService {
     // An HS256 client's secret is its HMAC key, so it stays plain (see secrets.ts).
     const stored = plainClientSecret(row.secret_hash ?? '') !== undefined ? storePlainClientSecret(clientSecret) : hashClientSecret(clientSecret, this.secretKey);
     await this.db('clients').where({ client_id: clientId }).update({ secret_hash: stored, updated_at: Date.now() });
-    this.cache.delete(clientId);
+    await this.changed(clientId);
     return { client: await this.get(clientId), clientSecret };
   }
 
@@ -191,7 +207,7 @@ export class ClientsService {
     const { matches, shouldRehash } = await checkClientSecret(stored, presented, this.secretKey);
     if (matches && shouldRehash) {
       await this.db('clients').where({ client_id: clientId, secret_hash: stored }).update({ secret_hash: hashClientSecret(presented, this.secretKey) });
-      this.cache.delete(clientId);
+      await this.changed(clientId);
     }
     return matches;
   }
@@ -205,15 +221,22 @@ export class ClientsService {
     const now = Date.now();
     const cached = this.cache.get(clientId);
     if (cached && cached.until > now) return cached.metadata;
+    const invalidatedBefore = this.invalidated;
     const metadata = await this.readProviderMetadata(clientId);
-    // Unknown ids are not kept: anyone can send random ones.
-    if (metadata && this.cacheMs > 0) {
+    // Unknown ids are not kept: anyone can send random ones (so a new client needs no message).
+    // Nor is a read that a change overtook: it may hold the state from before the change.
+    if (metadata && this.cacheMs > 0 && this.invalidated === invalidatedBefore) {
       if (this.cache.size >= MAX_CACHED_CLIENTS) this.cache.clear();
       this.cache.set(clientId, { metadata, until: now + this.cacheMs });
     } else {
       this.cache.delete(clientId);
     }
     return metadata;
+  }
+
+  /** Every process (this one first) drops what it keeps of the client; never fails the change. */
+  private async changed(clientId: string): Promise<void> {
+    await this.invalidations.publish(CLIENTS_TOPIC, clientId);
   }
 
   private async readProviderMetadata(clientId: string): Promise<Record<string, unknown> | undefined> {

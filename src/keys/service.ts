@@ -2,6 +2,7 @@ import { generateKeyPairSync, randomBytes, type JsonWebKey } from 'node:crypto';
 import type { Knex } from 'knex';
 import { z } from 'zod';
 import { NotFoundError, ValidationError } from '../errors.ts';
+import type { Invalidations } from '../cache/invalidation.ts';
 
 /**
  * Signing keys. Each rotation adds one key per algorithm; the newest active key of an
@@ -10,6 +11,11 @@ import { NotFoundError, ValidationError } from '../errors.ts';
  */
 
 export const SIGNING_ALGS = ['RS256', 'ES256'] as const;
+/**
+ * The invalidation topic of the signing keys (no key): every serving process reloads its keys
+ * when it hears it, and polls every GATEHOUSE_KEYS_RELOAD_SECONDS should a message be lost.
+ */
+export const KEYS_TOPIC = 'keys';
 type SigningAlg = (typeof SIGNING_ALGS)[number];
 
 export interface SigningKey {
@@ -46,7 +52,10 @@ function generateJwk(alg: SigningAlg): JsonWebKey & { kid: string; alg: string; 
 }
 
 export class KeysService {
-  constructor(private readonly db: Knex) {}
+  constructor(
+    private readonly db: Knex,
+    private readonly invalidations: Invalidations,
+  ) {}
 
   /** Makes sure every algorithm has an active key (first start). */
   async ensureSigningKeys(): Promise<void> {
@@ -62,6 +71,8 @@ export class KeysService {
       await trx('signing_keys').where({ status: 'active' }).update({ status: 'rotated', rotated_at: Date.now() });
       for (const alg of SIGNING_ALGS) await this.insert(alg, trx);
     });
+    // Resolves once this host's processes serve the new keys (other hosts: as their message arrives).
+    await this.invalidations.publish(KEYS_TOPIC);
     return this.list();
   }
 
@@ -71,6 +82,7 @@ export class KeysService {
     if (!row) throw new NotFoundError(`signing key ${kid}`);
     if (row.status === 'active') throw new ValidationError({ kid: 'an active key signs new tokens; rotate first, then retire it' });
     await this.db('signing_keys').where({ kid }).delete();
+    await this.invalidations.publish(KEYS_TOPIC);
   }
 
   async list(): Promise<SigningKey[]> {
