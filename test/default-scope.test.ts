@@ -10,6 +10,7 @@ import { CLI_ACTOR } from '../src/admin/audit.ts';
 import { callbackParams, createUserDirectly, oidc, REDIRECT_URI, relyingParty, startLoopbackGatehouse, type RegisteredClient } from './support/relying-party.ts';
 import { isConsentPage, isLoginPage, UserAgent, type Page } from './support/user-agent.ts';
 import { scopesOnConsent } from './support/seeds.ts';
+import { ProxiedUserAgent, walk } from './support/conformance.ts';
 
 const test = anyTest as TestFn<{ gh: TestGatehouse; tutorial: RegisteredClient; narrowed: RegisteredClient; strict: RegisteredClient; noRefresh: RegisteredClient }>;
 
@@ -155,4 +156,36 @@ test.serial('the default follows the registered scope when the operator changes 
   const { consent, landed } = await signInAndAllow(agent, `${gh.config.issuer}/authorize?response_type=code&client_id=${tutorial.clientId}&redirect_uri=${TUTORIAL_CALLBACK}`, 'carol');
   t.deepEqual(scopesOnConsent(consent?.html), ['read']);
   t.truthy(new URL(landed.url).searchParams.get('code'));
+});
+
+// Where Gatehouse serves POSTed authorization requests (https behind its trusted proxy, see
+// src/provider.ts), the scope is read from the form body as oidc-provider reads it.
+test('a POSTed authorization request without scope asks for the default; one with offline_access keeps it (https issuer behind the trusted proxy)', async (t) => {
+  const publicOrigin = 'https://id.example.com';
+  const gh = await startLoopbackGatehouse({ env: { GATEHOUSE_TRUST_PROXY: 'true', GATEHOUSE_ISSUER: publicOrigin } });
+  try {
+    await createUserDirectly(gh, 'dana', PASSWORD);
+    const { client, clientSecret } = await gh.services.admin.createClient(CLI_ACTOR, {
+      name: 'Posting app', type: 'confidential', grantTypes: ['authorization_code', 'refresh_token'], redirectUris: [REDIRECT_URI], scope: ['openid', 'profile', 'offline_access'], defaultScope: ['profile'],
+    });
+    const post = async (fields: Record<string, string>) => {
+      const agent = new ProxiedUserAgent([REDIRECT_URI], publicOrigin, gh.url.replace('localhost', '127.0.0.1'));
+      const body = new URLSearchParams({ response_type: 'code', client_id: client.clientId, redirect_uri: REDIRECT_URI, state: 'posted', ...fields });
+      const first = await agent.open(`${publicOrigin}/authorize`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body });
+      const walked = await walk(agent, first, 'dana', PASSWORD);
+      const code = new URL(walked.page.url).searchParams.get('code');
+      const res = await fetch(`${gh.url}/token`, {
+        method: 'POST',
+        headers: { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'id.example.com', authorization: `Basic ${Buffer.from(`${client.clientId}:${clientSecret}`).toString('base64')}` },
+        body: new URLSearchParams({ grant_type: 'authorization_code', code: code ?? '', redirect_uri: REDIRECT_URI }),
+      });
+      return { walked, token: (await res.json()) as Record<string, string> };
+    };
+    const scopeless = await post({});
+    t.is(scopeless.token.scope, 'profile', JSON.stringify(scopeless.token));
+    const offline = await post({ scope: 'openid offline_access' });
+    t.deepEqual(offline.token.scope?.split(' ').sort(), ['offline_access', 'openid'], JSON.stringify(offline.token));
+  } finally {
+    await gh.close();
+  }
 });
