@@ -8,6 +8,8 @@ import { checkClientSettings, USER_SCOPES, type ClientSettings, type GrantType }
 import { hashClientSecret, storePlainClientSecret } from '../../clients/secrets.ts';
 import { ValidationError } from '../../errors.ts';
 import type { Services } from '../../services.ts';
+import { isBuiltInScope, scopeNameProblem } from '../../scopes/names.ts';
+import { seedDescription } from '../../scopes/service.ts';
 import { loadClientSecretKey } from '../../settings/store.ts';
 import { readDotSource, type DotApplication, type DotData, type DotUser } from './source.ts';
 
@@ -151,7 +153,7 @@ interface PlannedClient {
   notes: string[];
 }
 
-function planClient(app: DotApplication, services: Services, secretKey: Buffer): PlannedClient | { refused: string[] } {
+function planClient(app: DotApplication, siteScopes: readonly string[], secretKey: Buffer): PlannedClient | { refused: string[] } {
   const notes: string[] = [];
   const mapping = GRANT_MAPPING[app.grantType];
   if (!mapping) return { refused: [`unknown grant type "${app.grantType}"`] };
@@ -163,7 +165,7 @@ function planClient(app: DotApplication, services: Services, secretKey: Buffer):
   const checkUris = (field: 'redirectUris' | 'postLogoutRedirectUris' | 'allowedOrigins', values: string[]) =>
     values.filter((uri) => {
       try {
-        checkClientSettings({ name: 'x', type: 'public', grantTypes: ['authorization_code'], redirectUris: ['https://example.com/'], [field]: [uri] }, services.config.apiScopes);
+        checkClientSettings({ name: 'x', type: 'public', grantTypes: ['authorization_code'], redirectUris: ['https://example.com/'], [field]: [uri] }, siteScopes);
         return true;
       } catch (err) {
         notes.push(`${field === 'redirectUris' ? 'redirect URI' : field === 'allowedOrigins' ? 'allowed origin' : 'post-logout redirect URI'} refused: ${(err as ValidationError).fields?.[field] ?? (err as Error).message}`);
@@ -180,9 +182,9 @@ function planClient(app: DotApplication, services: Services, secretKey: Buffer):
   const name = app.name.trim() || app.clientId;
   if (!app.name.trim()) notes.push('had no name: named after its client_id');
 
-  // Scopes: sign-in scopes with the authorization code grant, and every configured API scope
-  // (DOT keeps scopes site-wide, so any application could ask for any of them).
-  const scope = [...(grantTypes.includes('authorization_code') ? ['openid', 'profile', 'email', 'offline_access'] : []), ...services.config.apiScopes];
+  // Scopes: sign-in scopes with the authorization code grant, and every API scope of the DOT
+  // site (DOT keeps scopes site-wide, so any application could ask for any of them).
+  const scope = [...(grantTypes.includes('authorization_code') ? ['openid', 'profile', 'email', 'offline_access'] : []), ...siteScopes];
 
   let storedSecret: string | null = null;
   let idTokenSignedResponseAlg: ClientSettings['idTokenSignedResponseAlg'] = 'RS256';
@@ -227,7 +229,7 @@ function planClient(app: DotApplication, services: Services, secretKey: Buffer):
         // DOT required PKCE of public clients only when configured; we always do (OAuth 2.1).
         requirePkce: false,
       },
-      services.config.apiScopes,
+      siteScopes,
       { keepsPlainSecret: idTokenSignedResponseAlg === 'HS256' },
     );
     return { settings, storedSecret, notes };
@@ -237,11 +239,11 @@ function planClient(app: DotApplication, services: Services, secretKey: Buffer):
 }
 
 
-async function importClients(trx: Knex, data: DotData, services: Services, secretKey: Buffer, dryRun: boolean): Promise<{ reports: ClientReport[]; refreshable: Set<number> }> {
+async function importClients(trx: Knex, data: DotData, siteScopes: readonly string[], secretKey: Buffer, dryRun: boolean): Promise<{ reports: ClientReport[]; refreshable: Set<number> }> {
   const reports: ClientReport[] = [];
   const refreshable = new Set<number>();
   for (const app of data.applications) {
-    const plan = planClient(app, services, secretKey);
+    const plan = planClient(app, siteScopes, secretKey);
     const report: ClientReport = { client_id: app.clientId, name: app.name.trim() || app.clientId, outcome: 'imported', notes: [] };
     reports.push(report);
     if ('refused' in plan) {
@@ -274,12 +276,12 @@ async function importClients(trx: Knex, data: DotData, services: Services, secre
 
 // ---- refresh tokens -------------------------------------------------------------------------
 
-async function importRefreshTokens(trx: Knex, data: DotData, services: Services, users: UserReport[], refreshable: Set<number>, dryRun: boolean): Promise<ImportReport['refresh_tokens']> {
+async function importRefreshTokens(trx: Knex, data: DotData, services: Services, siteScopes: readonly string[], users: UserReport[], refreshable: Set<number>, dryRun: boolean): Promise<ImportReport['refresh_tokens']> {
   const result: ImportReport['refresh_tokens'] = { imported: 0, already_present: 0, not_imported: [], notes: [] };
   const usersById = new Map(data.users.map((u) => [u.id, u]));
   const userOutcome = new Map(users.map((u) => [u.sub, u.outcome]));
   const appsById = new Map(data.applications.map((a) => [a.id, a]));
-  const known = new Set<string>([...USER_SCOPES, ...services.config.apiScopes]);
+  const known = new Set<string>([...USER_SCOPES, ...siteScopes]);
   const grants = new KnexAdapter(trx, 'Grant');
   const refreshTokens = new KnexAdapter(trx, 'RefreshToken');
   const now = Math.floor(Date.now() / 1000);
@@ -311,7 +313,7 @@ async function importRefreshTokens(trx: Knex, data: DotData, services: Services,
     const unknown = scopes.filter((s) => !known.has(s));
     const scope = scopes.filter((s) => known.has(s)).join(' ');
     if (!scope) {
-      skip(`its scope "${rt.scope}" has no scope Gatehouse knows (add API scopes to GATEHOUSE_API_SCOPES)`);
+      skip(`its scope "${rt.scope}" has no scope Gatehouse can hold`);
       continue;
     }
     const tokenSha256 = createHash('sha256').update(rt.token).digest('hex');
@@ -320,7 +322,7 @@ async function importRefreshTokens(trx: Knex, data: DotData, services: Services,
       result.already_present++;
       continue;
     }
-    if (unknown.length) result.notes.push(`refresh token ${rt.id}: scope ${unknown.join(' ')} dropped (not configured in Gatehouse)`);
+    if (unknown.length) result.notes.push(`refresh token ${rt.id}: scope ${unknown.join(' ')} dropped (not a name Gatehouse can hold)`);
     result.imported++;
     if (dryRun) continue;
     await trx('dot_imported_refresh_tokens').insert({ token_sha256: tokenSha256, imported_at: Date.now() });
@@ -337,6 +339,30 @@ async function importRefreshTokens(trx: Knex, data: DotData, services: Services,
   return result;
 }
 
+// ---- scopes ---------------------------------------------------------------------------------
+
+/**
+ * The DOT site's API scopes: GATEHOUSE_API_SCOPES as the operator states them for the import,
+ * and every scope DOT's tokens carry. Those Gatehouse does not have yet are created, in the
+ * import's transaction, with the words the consent page showed for them before.
+ */
+async function importScopes(trx: Knex, data: DotData, services: Services, dryRun: boolean): Promise<{ siteScopes: string[]; created: string[]; notes: string[] }> {
+  const notes: string[] = [];
+  const candidates = [...new Set([...services.config.apiScopes, ...data.scopesInUse])].filter((s) => !isBuiltInScope(s));
+  const siteScopes = candidates.filter((name) => {
+    const problem = scopeNameProblem(name);
+    if (problem) notes.push(`DOT scope "${name.slice(0, 100)}" cannot be a Gatehouse scope (${problem}): not given to any client`);
+    return !problem;
+  });
+  const existing = new Set((await trx('scopes').whereIn('name', siteScopes).select('name')).map((r) => String(r.name)));
+  const created = siteScopes.filter((name) => !existing.has(name));
+  if (!dryRun) await services.scopes.ensure(created, seedDescription, trx);
+  if (created.length) {
+    notes.push(`scope${created.length === 1 ? '' : 's'} ${created.join(' ')} ${dryRun ? 'would be' : created.length === 1 ? 'was' : 'were'} created (imported from django-oauth-toolkit; see npm run -s cli -- scopes list)`);
+  }
+  return { siteScopes, created, notes };
+}
+
 // ---- the run --------------------------------------------------------------------------------
 
 const count = (entries: ReportEntry[]) => {
@@ -348,15 +374,14 @@ const count = (entries: ReportEntry[]) => {
 export async function importFromDot(services: Services, source: string, { dryRun }: { dryRun: boolean }): Promise<ImportReport> {
   const secretKey = await loadClientSecretKey(services.settings);
   const data = await readDotSource(source);
+  let createdScopes: string[] = [];
   const run = async (trx: Knex) => {
+    const scopes = await importScopes(trx, data, services, dryRun);
+    createdScopes = scopes.created;
     const users = await importUsers(trx, data, dryRun);
-    const { reports: clients, refreshable } = await importClients(trx, data, services, secretKey, dryRun);
-    const refresh_tokens = await importRefreshTokens(trx, data, services, users, refreshable, dryRun);
-    const notes: string[] = [];
-    const unknownScopes = data.scopesInUse.filter((s) => ![...USER_SCOPES, ...services.config.apiScopes].includes(s));
-    if (unknownScopes.length) {
-      notes.push(`DOT tokens used scope(s) ${unknownScopes.join(' ')}, which Gatehouse does not know: add them to GATEHOUSE_API_SCOPES and import again to give them to the clients`);
-    }
+    const { reports: clients, refreshable } = await importClients(trx, data, scopes.siteScopes, secretKey, dryRun);
+    const refresh_tokens = await importRefreshTokens(trx, data, services, scopes.siteScopes, users, refreshable, dryRun);
+    const notes: string[] = [...scopes.notes];
     notes.push('access tokens and authorization codes are not imported: apps get new ones by refreshing or signing in again');
     return { source, dry_run: dryRun, users, clients, refresh_tokens, notes, summary: { users: count(users), clients: count(clients) } };
   };
@@ -374,6 +399,11 @@ export async function importFromDot(services: Services, source: string, { dryRun
     return report!;
   }
   const report = await services.db.transaction(run);
-  await services.audit.record({ label: 'cli' }, 'import.dot', `source:${source.replace(/\/\/[^@/]*@/, '//***@')}`, { summary: { ...report.summary, signed_in_apps_carried_over: report.refresh_tokens.imported } });
+  // Committed: every process serves the new scopes now (the clients holding them are new too).
+  if (createdScopes.length) await services.scopes.announceChange();
+  await services.audit.record({ label: 'cli' }, 'import.dot', `source:${source.replace(/\/\/[^@/]*@/, '//***@')}`, {
+    summary: { ...report.summary, signed_in_apps_carried_over: report.refresh_tokens.imported },
+    ...(createdScopes.length ? { scopes_created: createdScopes } : {}),
+  });
   return report;
 }
