@@ -9,7 +9,7 @@ import { isBuiltInScope, scopeNameProblem } from './names.ts';
  */
 
 /** How long a process may use the list as it read it; a change anywhere drops it at once by message. */
-export const SCOPES_CACHE_MS = 5_000;
+export const SCOPES_CACHE_MS = 30_000;
 /** After a failed read, how long the last list is served before the database is asked again. */
 const RETRY_AFTER_FAILURE_MS = 1_000;
 export const INVALIDATION_TOPIC = 'scopes';
