@@ -1,3 +1,6 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError, loadConfig } from './config.ts';
 import { GatehouseError, ValidationError } from './errors.ts';
@@ -6,6 +9,7 @@ import type { Client } from './clients/service.ts';
 import { toClientMetadata } from './clients/metadata.ts';
 import type { User } from './accounts/service.ts';
 import { readPassword } from './cli-password.ts';
+import { asksForHelp, didYouMean, explainParseError, usageFor } from './cli-usage.ts';
 import { CLI_ACTOR } from './admin/audit.ts';
 import { importFromDot, type ImportReport } from './importers/dot/import.ts';
 import { DotSourceError } from './importers/dot/source.ts';
@@ -124,11 +128,14 @@ const clientOptions = {
   enable: { type: 'boolean' },
 } satisfies ParseArgsConfig['options'];
 
-function parse<O extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: O) {
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+function parse<O extends Options>(args: string[], options: O) {
+  const every = { ...options, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } satisfies Options;
   try {
-    return parseArgs({ args, options: { ...options, json: { type: 'boolean' } }, allowPositionals: true, strict: true });
+    return parseArgs({ args, options: every, allowPositionals: true, strict: true });
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    throw new UsageError(explainParseError(err, Object.keys(every)));
   }
 }
 
@@ -291,8 +298,10 @@ async function usersCommand(services: Services, sub: string | undefined, args: s
   }
 }
 
+const apiKeyOptions = { client: { type: 'string' }, scope: { type: 'string', multiple: true }, name: { type: 'string' } } satisfies Options;
+
 async function apiKeysCommand(services: Services, sub: string | undefined, args: string[], out: Output): Promise<void> {
-  const { values, positionals } = parse(args, { client: { type: 'string' }, scope: { type: 'string', multiple: true }, name: { type: 'string' } });
+  const { values, positionals } = parse(args, apiKeyOptions);
   switch (sub) {
     case 'create': {
       if (!values.client) throw new UsageError('missing --client');
@@ -317,8 +326,10 @@ async function apiKeysCommand(services: Services, sub: string | undefined, args:
   }
 }
 
+const adminTokenOptions = { name: { type: 'string' } } satisfies Options;
+
 async function adminTokensCommand(services: Services, sub: string | undefined, args: string[], out: Output): Promise<void> {
-  const { values, positionals } = parse(args, { name: { type: 'string' } });
+  const { values, positionals } = parse(args, adminTokenOptions);
   const json = adminTokenJson;
   switch (sub) {
     case 'create': {
@@ -352,12 +363,15 @@ function importReportText(r: ImportReport): string {
   return lines.join('\n');
 }
 
-async function importCommand(services: Services, sub: string | undefined, args: string[], out: Output): Promise<void> {
-  const { values, positionals } = parse(args, { from: { type: 'string' }, 'dry-run': { type: 'boolean' } });
+const importOptions = { from: { type: 'string' }, 'dry-run': { type: 'boolean' } } satisfies Options;
+
+async function importCommand(services: Services, sub: string | undefined, args: string[], out: Output, planNote?: string): Promise<void> {
+  const { values, positionals } = parse(args, importOptions);
   if (sub !== 'dot') throw new UsageError(`unknown import source ${sub ?? '(none)'}: only "dot" (django-oauth-toolkit) is supported`);
   if (positionals.length) throw new UsageError(`unexpected argument ${positionals[0]}`);
   if (!values.from) throw new UsageError('missing --from (a DOT SQLite file, a postgres:// URL, or a dumpdata .json file)');
   const report = await importFromDot(services, values.from, { dryRun: Boolean(values['dry-run']) });
+  if (planNote) report.notes.push(planNote);
   out.print(importReportText(report), report);
 }
 
@@ -387,8 +401,10 @@ async function keysCommand(services: Services, sub: string | undefined, args: st
   }
 }
 
+const scopeOptions = { name: { type: 'string' }, description: { type: 'string' } } satisfies Options;
+
 async function scopesCommand(services: Services, sub: string | undefined, args: string[], out: Output): Promise<void> {
-  const { values, positionals } = parse(args, { name: { type: 'string' }, description: { type: 'string' } });
+  const { values, positionals } = parse(args, scopeOptions);
   switch (sub) {
     case 'create': {
       if (positionals.length) throw new UsageError(`unexpected argument ${positionals[0]}`);
@@ -412,6 +428,18 @@ async function scopesCommand(services: Services, sub: string | undefined, args: 
   }
 }
 
+/** The options each command takes (besides --json and --help): checked before the database is opened. */
+const COMMAND_OPTIONS: Record<string, Options> = {
+  migrate: {},
+  clients: clientOptions,
+  users: userOptions,
+  'api-keys': apiKeyOptions,
+  'admin-tokens': adminTokenOptions,
+  import: importOptions,
+  keys: {},
+  scopes: scopeOptions,
+};
+
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
@@ -432,24 +460,47 @@ export async function runCli(argv: string[]): Promise<number> {
   };
 
   const [command, sub, ...rest] = argv;
-  if (!command || command === 'help' || command === '--help') {
-    process.stdout.write(`${USAGE}\n`);
-    return command ? 0 : 2;
+  if (!command) {
+    process.stderr.write(`${USAGE}\n`);
+    return 2;
+  }
+  // `help`, `help clients create`, `--help`, `clients --help`, `clients create -h`: the usage of
+  // what was named, on stdout.
+  if (command === 'help' || asksForHelp(argv)) {
+    const [named, namedSub] = (command === 'help' ? argv.slice(1) : argv).filter((a) => !a.startsWith('-'));
+    process.stdout.write(`${usageFor(USAGE, named, namedSub)}\n`);
+    return 0;
   }
 
   let services: Services | undefined;
+  let scratch: string | undefined;
   try {
     // Known commands are checked before the database is opened, so a typo says so.
     const subcommands = COMMANDS[command];
-    if (!subcommands) throw new UsageError(`unknown command ${command}`);
+    if (!subcommands) throw new UsageError(`unknown command ${command}${didYouMean(command, Object.keys(COMMANDS))}`);
     if (subcommands.length && !subcommands.includes(sub ?? '')) {
-      throw new UsageError(sub ? `unknown ${command} command ${sub}` : `${command} needs a command: ${subcommands.join(', ')}`);
+      throw new UsageError(sub ? `unknown ${command} command ${sub}${didYouMean(sub, subcommands)}` : `${command} needs a command: ${subcommands.join(', ')}`);
     }
-    const config = loadConfig();
-    services = await openServices(config);
+    const options = COMMAND_OPTIONS[command];
+    const given = options && parse(subcommands.length ? rest : argv.slice(1), options);
+    if (!subcommands.length && given?.positionals.length) throw new UsageError(`unexpected argument ${given.positionals[0]}`);
+    let config = loadConfig();
+    // A dry run writes nothing, not even the embedded database's file: when there is none yet,
+    // it plans against an empty database in a scratch directory, removed afterwards.
+    let planNote: string | undefined;
+    if (command === 'import' && rest.includes('--dry-run') && config.database.client === 'sqlite' && !fs.existsSync(config.database.filename)) {
+      planNote = `the database ${config.database.filename} does not exist yet: planned against an empty one, and it was not created`;
+      scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-dry-run-'));
+      config = { ...config, database: { ...config.database, filename: path.join(scratch, 'gatehouse.sqlite3') } };
+    }
+    let applied: string[] = [];
+    services = await openServices(config, { migrated: (names) => (applied = names.map((n) => n.replace(/\.(ts|js)$/, ''))) });
     switch (command) {
       case 'migrate':
-        out.print('database is up to date', { migrated: true });
+        out.print(
+          applied.length ? `applied ${applied.length} migration${applied.length === 1 ? '' : 's'}:\n${applied.map((n) => `  ${n}`).join('\n')}` : 'database is already up to date',
+          { migrated: true, applied },
+        );
         return 0;
       case 'clients':
         await clientsCommand(services, sub, rest, out);
@@ -458,7 +509,7 @@ export async function runCli(argv: string[]): Promise<number> {
         await keysCommand(services, sub, rest, out);
         return 0;
       case 'import':
-        await importCommand(services, sub, rest, out);
+        await importCommand(services, sub, rest, out, planNote);
         return 0;
       case 'scopes':
         await scopesCommand(services, sub, rest, out);
@@ -476,7 +527,13 @@ export async function runCli(argv: string[]): Promise<number> {
         throw new UsageError(`unknown command ${command}`);
     }
   } catch (err) {
-    if (err instanceof UsageError) return fail('usage', `${err.message} (see: npm run -s cli -- help)`, 2);
+    if (err instanceof UsageError) {
+      // The message, then the usage of the command (or of everything, for an unknown command).
+      fail('usage', err.message, 2);
+      const known = COMMANDS[command];
+      if (!json) process.stderr.write(`\n${usageFor(USAGE, known ? command : undefined, known?.includes(sub ?? '') ? sub : undefined)}\n`);
+      return 2;
+    }
     if (err instanceof ConfigError) return fail('invalid_configuration', err.message, 2);
     if (err instanceof ValidationError) return fail(err.code, withOptionNames(err).description, 1);
     if (err instanceof GatehouseError) return fail(err.code, err.description, 1);
@@ -484,6 +541,7 @@ export async function runCli(argv: string[]): Promise<number> {
     return fail('server_error', (err as Error).message, 1);
   } finally {
     await services?.close();
+    if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
   }
 }
 

@@ -88,6 +88,8 @@ export function openDatabase(database: DatabaseConfig, log?: Logger): Knex {
   return knex(knexConfig(database, log));
 }
 
-export async function migrateToLatest(db: Knex): Promise<void> {
-  await db.migrate.latest();
+/** Applies the migrations not applied yet; returns their names (…_initial.ts), oldest first. */
+export async function migrateToLatest(db: Knex): Promise<string[]> {
+  const [, applied] = (await db.migrate.latest()) as [number, string[]];
+  return applied;
 }

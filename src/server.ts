@@ -106,13 +106,31 @@ function readConfigOrExit(): Config {
   }
 }
 
+/** Why Gatehouse could not start, in one line an operator can act on. */
+export function startupFailure(err: unknown, config: Config): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  // A worker's listen fails in the cluster primary and reads "bind EADDRINUSE null:3300".
+  if (code === 'EADDRINUSE') return `gatehouse: port ${config.port} is already in use`;
+  if (code === 'EACCES') return `gatehouse: port ${config.port} needs privileges this user does not have; choose a PORT above 1023`;
+  return `gatehouse: could not start: ${(err as Error).message}`;
+}
+
+/** What a worker tells the primary before it exits at start-up, so that the host says it once. */
+const STARTUP_FAILED = 'gatehouse:startup-failed';
+
 /** One serving process: listens, and stops cleanly on SIGTERM/SIGINT (requests in flight finish). */
 async function serve(config: Config): Promise<RunningGatehouse> {
   let running: RunningGatehouse;
   try {
     running = await startGatehouse(config);
   } catch (err) {
-    console.error(`gatehouse: could not start: ${(err as Error).message}`);
+    const reason = startupFailure(err, config);
+    if (cluster.isWorker && process.connected) {
+      // Every worker fails alike (a busy port): the primary prints the first reason only.
+      process.send!({ gatehouse: STARTUP_FAILED, reason }, undefined, {}, () => process.exit(1));
+      return new Promise<never>(() => {});
+    }
+    console.error(reason);
     process.exit(1);
   }
   const shutdown = (signal: NodeJS.Signals) => {
@@ -162,23 +180,39 @@ async function main(): Promise<void> {
   let ready = 0;
   const fork = () => cluster.fork().on('listening', () => ++ready === config.workers && announce(config, config.workers, log));
   for (let i = 0; i < config.workers; i++) fork();
+  let failure: string | undefined;
+  cluster.on('message', (_worker, message: { gatehouse?: unknown; reason?: unknown }) => {
+    if (message?.gatehouse === STARTUP_FAILED && typeof message.reason === 'string') failure ??= message.reason;
+  });
+  /**
+   * Stops every worker and exits once all are gone. A worker is gone when it has exited and its
+   * IPC channel closed (node:cluster then drops it from cluster.workers), so what it sent has
+   * arrived; and no worker still starting writes to the channel of a primary that left (EPIPE).
+   */
+  const stopAll = (exitCode: number, last?: () => void) => {
+    stopping = true;
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM');
+    const gone = () => {
+      if (Object.keys(cluster.workers ?? {}).length) return;
+      last?.();
+      process.exit(exitCode);
+    };
+    cluster.on('exit', gone);
+    cluster.on('disconnect', gone);
+    gone();
+  };
   cluster.on('exit', (worker, code, signal) => {
     if (stopping) return;
-    // A worker that dies unexpectedly is replaced; one that fails at start-up stops everything.
+    // A worker that dies unexpectedly is replaced; one that fails at start-up stops everything,
+    // saying why in one line.
     if (code === 1 && !signal && ready < config.workers) {
-      log.fatal('a worker could not start; stopping');
-      process.exit(1);
+      stopAll(1, () => console.error(failure ?? 'gatehouse: a worker could not start; stopping'));
+      return;
     }
     log.error({ worker_pid: worker.process.pid, exit: signal ?? code }, 'a worker exited; starting another');
     fork();
   });
-  const stop = () => {
-    stopping = true;
-    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM');
-    const exited = () => Object.keys(cluster.workers ?? {}).length === 0 && process.exit(0);
-    cluster.on('exit', exited);
-    exited();
-  };
+  const stop = () => stopAll(0);
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
 }

@@ -62,6 +62,8 @@ export interface Observability {
 
 export interface OpenOptions extends Observability {
   migrate?: boolean;
+  /** Told the names of the migrations this opening applied (none when the schema was up to date). */
+  migrated?: (applied: string[]) => void;
   /**
    * Set by a process that serves requests: it must hear the changes other processes make (see
    * cache/invalidation.ts). The CLI only tells, and opens no connection to listen.
@@ -70,17 +72,19 @@ export interface OpenOptions extends Observability {
 }
 
 /** Opens the stores and the services over them. Without a logger (the CLI), only warnings reach stderr. */
-export async function openServices(config: Config, { migrate = true, log = createQuietLogger(), metrics, listen = false }: OpenOptions = {}): Promise<Services> {
+export async function openServices(config: Config, { migrate = true, migrated, log = createQuietLogger(), metrics, listen = false }: OpenOptions = {}): Promise<Services> {
   const db = openDatabase(config.database, log);
   let redis: Awaited<ReturnType<typeof connectRedis>> | undefined;
   let invalidations: Invalidations | undefined;
   try {
     if (migrate) {
-      await migrateWhenReachable(db).catch((err) => {
+      // Not inside migrated?.(…): an optional call skips evaluating its arguments when absent.
+      const applied = await migrateWhenReachable(db).catch((err) => {
         if (!isConnectionError(err)) throw err;
         const where = config.database.client === 'pg' ? redactUrl(config.database.connectionString) : config.database.filename;
         throw new Error(`the database at ${where} is unreachable (${(err as Error).message})`);
       });
+      migrated?.(applied);
     }
     if (config.redisUrl) redis = await connectRedis(config.redisUrl, config.redisOptions);
     const sqlite = config.database.client === 'sqlite' ? new SqliteStatements(config.database.filename, config.database.synchronous) : undefined;
@@ -133,7 +137,7 @@ const START_ATTEMPTS = 3;
  * starting beside Gatehouse (a container, a busy host) may take a few seconds to accept its first
  * connection. Requests later fail fast instead (503).
  */
-async function migrateWhenReachable(db: Knex): Promise<void> {
+async function migrateWhenReachable(db: Knex): Promise<string[]> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await migrateToLatest(db);

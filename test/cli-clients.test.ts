@@ -384,5 +384,5 @@ test('an unknown command is refused, naming the command', async (t) => {
   const res = await runCli(['client', 'list'], rejected.env);
   t.is(res.code, 2);
   t.is(res.stdout, '');
-  t.regex(errorLines(res.stderr)[0]!, /^error: unknown command client \(see: npm run -s cli -- help\)$/);
+  t.regex(errorLines(res.stderr)[0]!, /^error: unknown command client \(did you mean clients\?\)$/);
 });

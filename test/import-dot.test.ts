@@ -52,7 +52,8 @@ interface Context {
   second: ImportReport;
   contentsAfterFirst: TableContents;
   contentsAfterSecond: TableContents;
-  dryRun: { report: ImportReport; counts: Record<string, number> };
+  /** Dry runs from dot17.sqlite3: where no database exists yet, then on a migrated, empty one. */
+  dryRun: { report: ImportReport; createdBeside: string[]; onExisting: ImportReport; counts: Record<string, number> };
   dumpdata: ImportedDatabase;
   postgres: ImportedDatabase | { error: string };
   /** Imported from dot-hashed.dumpdata.json (DOT ≥ 2.4 hashed secrets); no compat paths. */
@@ -202,11 +203,15 @@ test.before(async (t) => {
     const database = await freshDatabase('sqlite');
     const env = { ...ENV, DATABASE_URL: database.url, GATEHOUSE_ISSUER: 'http://localhost:3999' };
     const report = await importDot(env, sqliteSource, '--dry-run');
+    const createdBeside = fs.readdirSync(path.dirname(database.url.slice('sqlite:'.length)));
+    const migrated = await runCli(['migrate'], env);
+    if (migrated.code !== 0) throw new Error(migrated.stderr);
+    const onExisting = await importDot(env, sqliteSource, '--dry-run');
     const db = sqliteKnex(database.url);
     try {
       const counts: Record<string, number> = {};
       for (const table of ['users', 'clients', 'oidc_payloads']) counts[table] = Number((await db(table).count({ n: '*' }))[0]!.n);
-      return { report, counts };
+      return { report, createdBeside, onExisting, counts };
     } finally {
       await db.destroy();
     }
@@ -616,11 +621,20 @@ test('a second import of the same database changes nothing', async (t) => {
   }
 });
 
-test('a dry run on a fresh database writes nothing and reports the same plan as the real run', async (t) => {
+test('a dry run where no database exists yet creates no database file, and reports the plan of the real run, saying it planned against an empty one', async (t) => {
   const { dryRun, first } = t.context;
   t.true(dryRun.report.dry_run);
+  t.deepEqual(dryRun.createdBeside, [], 'nothing was created where the database would be');
+  const planned = dryRun.report.notes.filter((n) => /does not exist yet: planned against an empty one, and it was not created$/.test(n));
+  t.is(planned.length, 1, dryRun.report.notes.join('\n'));
+  t.deepEqual(withoutSource({ ...dryRun.report, notes: dryRun.report.notes.filter((n) => !planned.includes(n)) }), withoutSource(first.report));
+});
+
+test('a dry run on an existing, empty database writes nothing and reports the same plan as the real run', async (t) => {
+  const { dryRun, first } = t.context;
+  t.true(dryRun.onExisting.dry_run);
   t.deepEqual(dryRun.counts, { users: 0, clients: 0, oidc_payloads: 0 });
-  t.deepEqual(withoutSource(dryRun.report), withoutSource(first.report));
+  t.deepEqual(withoutSource(dryRun.onExisting), withoutSource(first.report));
 });
 
 test('importing again keeps what changed in Gatehouse since: upgraded password hashes and rotated secrets', async (t) => {
