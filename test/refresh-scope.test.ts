@@ -10,7 +10,7 @@ import { authorizationRequest, createUserDirectly, oauthError, oidc, redeem, RED
 import { isConsentPage, isLoginPage, UserAgent, type Page } from './support/user-agent.ts';
 import { scopesOnConsent } from './support/seeds.ts';
 
-const test = anyTest as TestFn<{ gh: TestGatehouse; flask: RegisteredClient; firstParty: RegisteredClient; noRefresh: RegisteredClient }>;
+const test = anyTest as TestFn<{ gh: TestGatehouse; flask: RegisteredClient; firstParty: RegisteredClient; noRefresh: RegisteredClient; notRegistered: RegisteredClient }>;
 
 const PASSWORD = 'refresh-scope-correct-horse';
 /** What Authlib's client_kwargs carry in the Flask guide's app, and send again with every refresh. */
@@ -28,6 +28,7 @@ test.before(async (t) => {
     flask: await app('Flask app', { grantTypes: ['authorization_code', 'refresh_token'], authMethod: 'client_secret_post', scope: AUTHLIB_SCOPE.split(' ') }),
     firstParty: await app('First-party app', { grantTypes: ['authorization_code', 'refresh_token'], scope: AUTHLIB_SCOPE.split(' '), skipConsent: true }),
     noRefresh: await app('No refresh', { grantTypes: ['authorization_code'], scope: AUTHLIB_SCOPE.split(' ') }),
+    notRegistered: await app('Online only', { grantTypes: ['authorization_code', 'refresh_token'], scope: ['openid', 'profile', 'email'] }),
   };
 });
 
@@ -146,4 +147,15 @@ test.serial('an app without the refresh_token grant asking for offline_access ge
   const tokens = await redeem(rp, landed, pending);
   t.is(tokens.scope, 'openid profile email');
   t.is(tokens.refresh_token, undefined);
+});
+
+test.serial('an app registered without offline_access does not get it by asking, and its refresh cannot ask for it', async (t) => {
+  const { gh, notRegistered } = t.context;
+  const rp = await relyingParty(gh, notRegistered, 'basic');
+  const pending = await authorizationRequest(rp, { scope: AUTHLIB_SCOPE });
+  const { consent, landed } = await signIn(pending.url, 'bob');
+  t.deepEqual(scopesOnConsent(consent?.html), ['openid', 'profile', 'email']);
+  const tokens = await redeem(rp, landed, pending);
+  t.is(tokens.scope, 'openid profile email');
+  t.is(await oauthError(oidc.refreshTokenGrant(rp, tokens.refresh_token!, { scope: AUTHLIB_SCOPE })), 'invalid_scope');
 });

@@ -27,7 +27,10 @@ export async function settleAuthorizationScope(ctx: KoaContextWithOIDC, value: s
 
   const refreshAllowed = client.grantTypeAllowed('refresh_token');
   const codeFlow = typeof params.response_type !== 'string' || params.response_type.split(' ').includes('code');
-  if (asked.includes('offline_access') && refreshAllowed && codeFlow && !scope.includes('offline_access')) {
+  // oidc-provider checks the client's registered scope only after dropping offline_access, so
+  // that check is made here: a client registered without it still does not get it.
+  const registered = typeof client.scope !== 'string' || client.scope.split(' ').includes('offline_access');
+  if (asked.includes('offline_access') && refreshAllowed && codeFlow && registered && !scope.includes('offline_access')) {
     scope.push('offline_access');
   }
 
