@@ -27,6 +27,8 @@ interface Ids {
   userId: string;
   keyId: string;
   grantId: string;
+  /** A scope no client holds: a forged delete would succeed, and show. */
+  scope: string;
 }
 
 interface Context {
@@ -54,10 +56,11 @@ test.before(async (t) => {
   await gh.services.userdata.write(userId, app.client.clientId, undefined, () => ({ theme: 'dark' }));
   const { apiKey } = await gh.services.admin.createApiKey(CLI_ACTOR, app.client.clientId, ['userdata:read'], 'a key');
   const { token } = await gh.services.admin.createAdminToken(CLI_ACTOR, 'deploy-bot');
+  const scope = await gh.services.admin.createScope(CLI_ACTOR, { name: 'victim:read', description: 'A scope nobody holds' });
   const views = createViews();
   t.context = {
     gh,
-    ids: { clientId: app.client.clientId, userId, keyId: apiKey.id, grantId: grant!.grantId },
+    ids: { clientId: app.client.clientId, userId, keyId: apiKey.id, grantId: grant!.grantId, scope: scope.name },
     adminToken: token,
     personToken: accessToken,
     pages: routesOf(adminPageRoutes(gh.services, views)),
@@ -81,10 +84,11 @@ function concrete(path: string, ids: Ids): string {
     .replace(':keyId', ids.keyId)
     .replace(':grantId', encodeURIComponent(ids.grantId))
     .replace(':clientId', encodeURIComponent(ids.clientId))
+    .replace(/\/scopes\/:name/, `/scopes/${encodeURIComponent(ids.scope)}`)
     .replace(':file', 'admin.js');
 }
 
-const FORM = { name: 'pwned', type: 'confidential', grantTypes: 'client_credentials', username: 'pwned', email: 'pwned@example.com', password: 'pwned-password-1', admin: 'yes', scopes: 'userdata:write' };
+const FORM = { name: 'pwned', description: 'pwned', type: 'confidential', grantTypes: 'client_credentials', username: 'pwned', email: 'pwned@example.com', password: 'pwned-password-1', admin: 'yes', scopes: 'userdata:write' };
 const JSON_BODY = {
   client_name: 'pwned',
   grant_types: ['client_credentials'],

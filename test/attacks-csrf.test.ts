@@ -139,6 +139,13 @@ const ADMIN_FORMS: Record<string, AdminForm> = {
       return { url: `/admin/users/${sub}/userdata/${clientId}/clear`, fields: {} };
     },
   },
+  '/admin/scopes': { prepare: async () => ({ url: '/admin/scopes', fields: { name: name('forged:scope'), description: 'Made by a forger' } }) },
+  '/admin/scopes/:name/delete': {
+    prepare: async (gh) => {
+      const scope = await gh.services.admin.createScope(CLI_ACTOR, { name: name('victim:scope'), description: 'Nobody holds it' });
+      return { url: `/admin/scopes/${encodeURIComponent(scope.name)}/delete`, fields: {} };
+    },
+  },
 };
 
 /** The admin sign-in form is public and has its own double-submit token (the gatehouse.csrf cookie). */

@@ -27,7 +27,7 @@ interface Context {
 
 const test = anyTest as TestFn<Context>;
 
-const RUNS = { apiAuth: 200, apiClients: 300, apiUsers: 300, apiUserdata: 100, apiOther: 200, pageReads: 250, pageForms: 300, adminLogin: 150 };
+const RUNS = { apiAuth: 200, apiClients: 300, apiUsers: 300, apiUserdata: 100, apiOther: 200, apiScopes: 150, pageReads: 250, pageForms: 300, adminLogin: 150 };
 const PASSWORD = 'correct horse battery staple';
 
 const cookieHeader = (agent: UserAgent) => [...(agent as unknown as { cookies: Map<string, string> }).cookies].map(([k, v]) => `${k}=${v}`).join('; ');
@@ -292,6 +292,39 @@ test.serial(`admin API keys and audit: ${RUNS.apiOther} hostile API-key requests
   await stillUp(t, gh);
 });
 
+test.serial(`admin API scopes: ${RUNS.apiScopes} hostile scope creates and deletes are refused with a JSON error naming the field and save nothing`, async (t) => {
+  const { gh } = t.context;
+  await fuzz(
+    t,
+    'POST|GET /admin/api/scopes, DELETE /admin/api/scopes/:name',
+    fc.record({
+      op: fc.constantFrom('create', 'create', 'create', 'delete-unknown', 'delete-built-in', 'list'),
+      body: hostileJsonBody({ name: fc.oneof(nastyString(), fc.constantFrom('openid', 'read', 'orders:read', 'a b', 'x'.repeat(101))), description: nastyString() }),
+      id: nastyString().map((s) => pct(s) || 'x'),
+      builtIn: fc.constantFrom('openid', 'profile', 'email', 'offline_access', 'userdata'),
+    }),
+    async ({ op, body, id, builtIn }) => {
+      const req =
+        op === 'create' ? apiRequest(t, 'POST', '/scopes', body)
+        : op === 'delete-unknown' ? apiRequest(t, 'DELETE', `/scopes/${id}`)
+        : op === 'delete-built-in' ? apiRequest(t, 'DELETE', `/scopes/${builtIn}`)
+        : apiRequest(t, 'GET', '/scopes');
+      const a = await sendAndCompare(gh, req, [body.text, decodeURIComponentSafe(id)]);
+      if (a.status < 300) {
+        if (op === 'delete-unknown' || op === 'delete-built-in') throw violation('a made-up or built-in scope was deleted', req, a);
+        if (op === 'list' && !Array.isArray(a.json)) throw violation('the list is not a list', req, a);
+        if (op === 'create') {
+          if (typeof a.json?.name !== 'string') throw violation('no scope in the answer', req, a);
+          await send(gh, apiRequest(t, 'DELETE', `/scopes/${encodeURIComponent(a.json.name)}`)); // keep the list small
+        }
+      } else mustBeJsonError(a, req);
+      return a.status;
+    },
+    { numRuns: RUNS.apiScopes, seed: 0x5c0e },
+  );
+  await stillUp(t, gh);
+});
+
 // ── The admin pages ─────────────────────────────────────────────────────────────────────────
 
 test.serial(`admin pages: ${RUNS.pageReads} nasty searches, ids and page numbers get a page or an HTML error page, with nothing unescaped`, async (t) => {
@@ -300,7 +333,7 @@ test.serial(`admin pages: ${RUNS.pageReads} nasty searches, ids and page numbers
     t,
     'GET /admin/… (signed in)',
     fc.record({
-      page: fc.constantFrom('/admin/clients?q=', '/admin/users?q=', '/admin/audit?before=', '/admin/clients/', '/admin/users/', '/admin/clients/@/delete', `/admin/users/${userId}/userdata/@`, '/admin/assets/', '/admin/clients?notice=', '/admin/'),
+      page: fc.constantFrom('/admin/clients?q=', '/admin/users?q=', '/admin/audit?before=', '/admin/clients/', '/admin/users/', '/admin/clients/@/delete', `/admin/users/${userId}/userdata/@`, '/admin/assets/', '/admin/clients?notice=', '/admin/scopes?notice=', '/admin/'),
       value: nastyString(),
       method: fc.oneof({ weight: 8, arbitrary: fc.constant('GET') }, { weight: 1, arbitrary: fc.constantFrom('PUT', 'DELETE', 'PATCH', 'HEAD') }),
     }),
@@ -333,6 +366,8 @@ test.serial(`admin forms: ${RUNS.pageForms} hostile form posts with the operator
     'clear unknown userdata document': { path: `/admin/users/${userId}/userdata/@/clear`, names: ['x'] },
     'revoke unknown key': { path: `/admin/clients/${clientId}/api-keys/@/revoke`, names: ['x'] },
     'delete unknown client': { path: '/admin/clients/@/delete', names: ['x'] },
+    'new scope': { path: '/admin/scopes', names: ['name', 'description'] },
+    'delete unknown scope': { path: '/admin/scopes/@/delete', names: ['x'] },
   };
   await fuzz(
     t,

@@ -34,16 +34,17 @@ export async function postForm(agent: UserAgent, url: string, fields: Record<str
  */
 export async function snapshot(gh: TestGatehouse): Promise<string> {
   const db = gh.services.db;
-  const [clients, users, apiKeys, adminTokens, grants, userdata, audit] = await Promise.all([
+  const [clients, users, apiKeys, adminTokens, grants, userdata, scopes, audit] = await Promise.all([
     db('clients').select('*').orderBy('client_id'),
     db('users').select('*').orderBy('id'),
     db('api_keys').select('*').orderBy('id'),
     db('admin_tokens').select('id', 'name', 'secret_hash', 'created_at', 'revoked_at').orderBy('id'),
     db('oidc_payloads').select('id', 'payload').where({ model: 'Grant' }).orderBy('id'),
     db('userdata').select('*').orderBy(['sub', 'client_id']),
+    db('scopes').select('*').orderBy('name'),
     db('audit_log').count({ n: '*' }).first(),
   ]);
-  return JSON.stringify({ clients, users, apiKeys, adminTokens, grants, userdata, audit });
+  return JSON.stringify({ clients, users, apiKeys, adminTokens, grants, userdata, scopes, audit });
 }
 
 /**

@@ -219,7 +219,7 @@ const TRANSIENT_MODELS = new Set(['Interaction', 'Session', 'ReplayDetection', '
  */
 export async function snapshot(db: Knex): Promise<Record<string, string[]>> {
   const out: Record<string, string[]> = {};
-  for (const table of ['clients', 'users', 'api_keys', 'userdata', 'admin_tokens', 'audit_log', 'signing_keys', 'settings']) {
+  for (const table of ['clients', 'users', 'api_keys', 'userdata', 'admin_tokens', 'audit_log', 'signing_keys', 'settings', 'scopes', 'scope_seeds']) {
     const rows = await db(table).select('*');
     // A key or token in use records when (to the minute): use is not a change.
     out[table] = rows.map(({ last_used_at: _used, ...r }) => JSON.stringify(r)).sort();
