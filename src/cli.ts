@@ -32,6 +32,7 @@ const USAGE = `usage: npm run -s cli -- <command> [options] [--json]
                                             (default: the --scope; "" refuses such requests)
                  [--auth-method client_secret_basic|client_secret_post|none] [--require-pkce]
                  [--logo-uri URL] [--client-uri URL] [--skip-consent]
+                 [--allow-insecure-redirect]   plain-http redirect URIs on any host (unsafe)
   clients list
   clients show ID
   clients update ID [any create option] [--no-require-pkce] [--disable | --enable]
@@ -89,6 +90,7 @@ const OPTION_NAMES: Record<string, string> = {
   authMethod: '--auth-method',
   requirePkce: '--require-pkce',
   skipConsent: '--skip-consent',
+  allowInsecureRedirect: '--allow-insecure-redirect',
   idTokenSignedResponseAlg: '--id-token-alg',
   logoUri: '--logo-uri',
   clientUri: '--client-uri',
@@ -121,6 +123,8 @@ const clientOptions = {
   'no-require-pkce': { type: 'boolean' },
   'skip-consent': { type: 'boolean' },
   'no-skip-consent': { type: 'boolean' },
+  'allow-insecure-redirect': { type: 'boolean' },
+  'no-allow-insecure-redirect': { type: 'boolean' },
   'logo-uri': { type: 'string' },
   'client-uri': { type: 'string' },
   'id-token-alg': { type: 'string' },
@@ -153,6 +157,7 @@ function clientInputFrom(values: Record<string, unknown>) {
     authMethod: values['auth-method'],
     requirePkce: values['require-pkce'] ? true : values['no-require-pkce'] ? false : undefined,
     skipConsent: values['skip-consent'] ? true : values['no-skip-consent'] ? false : undefined,
+    allowInsecureRedirect: values['allow-insecure-redirect'] ? true : values['no-allow-insecure-redirect'] ? false : undefined,
     logoUri: values['logo-uri'],
     clientUri: values['client-uri'],
     idTokenSignedResponseAlg: values['id-token-alg'],

@@ -37,6 +37,7 @@ export function openApiDocument(issuer: string) {
             token_endpoint_auth_method: { enum: ['client_secret_basic', 'client_secret_post', 'none'] },
             require_pkce: { type: 'boolean' },
             skip_consent: { type: 'boolean', description: 'first-party app: no consent page' },
+            allow_insecure_redirect: { type: 'boolean', description: 'accept plain-http redirect URIs on any host (off: https, or http on loopback only)' },
             id_token_signed_response_alg: { enum: ['RS256', 'ES256', 'PS256'] },
             logo_uri: { type: ['string', 'null'], format: 'uri' },
             client_uri: { type: ['string', 'null'], format: 'uri' },

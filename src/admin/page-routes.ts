@@ -89,10 +89,11 @@ interface ClientForm {
   authMethod: string;
   requirePkce: boolean;
   skipConsent: boolean;
+  allowInsecureRedirect: boolean;
   logoUri: string;
   clientUri: string;
 }
-const CLIENT_FORM_FIELDS = new Set<string>(['name', 'type', 'grantTypes', 'redirectUris', 'postLogoutRedirectUris', 'allowedOrigins', 'scope', 'defaultScope', 'authMethod', 'requirePkce', 'skipConsent', 'logoUri', 'clientUri']);
+const CLIENT_FORM_FIELDS = new Set<string>(['name', 'type', 'grantTypes', 'redirectUris', 'postLogoutRedirectUris', 'allowedOrigins', 'scope', 'defaultScope', 'authMethod', 'requirePkce', 'skipConsent', 'allowInsecureRedirect', 'logoUri', 'clientUri']);
 const NEW_CLIENT_FORM: ClientForm = {
   name: '',
   type: 'confidential',
@@ -106,6 +107,7 @@ const NEW_CLIENT_FORM: ClientForm = {
   authMethod: '',
   requirePkce: false,
   skipConsent: false,
+  allowInsecureRedirect: false,
   logoUri: '',
   clientUri: '',
 };
@@ -135,6 +137,7 @@ const clientFormFromBody = (body: Record<string, unknown>): ClientForm => ({
   authMethod: text(body.authMethod),
   requirePkce: checked(body.requirePkce),
   skipConsent: checked(body.skipConsent),
+  allowInsecureRedirect: checked(body.allowInsecureRedirect),
   logoUri: text(body.logoUri),
   clientUri: text(body.clientUri),
 });
@@ -152,6 +155,7 @@ const clientFormFromClient = (c: Client): ClientForm => ({
   authMethod: c.authMethod,
   requirePkce: c.requirePkce,
   skipConsent: c.skipConsent,
+  allowInsecureRedirect: c.allowInsecureRedirect,
   logoUri: c.logoUri ?? '',
   clientUri: c.clientUri ?? '',
 });
@@ -170,6 +174,7 @@ const clientInput = (f: ClientForm): ClientSettingsInput => ({
   authMethod: f.authMethod || undefined,
   requirePkce: f.requirePkce,
   skipConsent: f.skipConsent,
+  allowInsecureRedirect: f.allowInsecureRedirect,
   logoUri: f.logoUri,
   clientUri: f.clientUri,
 });

@@ -38,6 +38,11 @@ export interface ClientSettings {
   requirePkce: boolean;
   /** First-party app: people are not asked to consent (django-oauth-toolkit's skip_authorization). */
   skipConsent: boolean;
+  /**
+   * The operator accepts plain-http redirect URIs on hosts other than loopback (an old tutorial's
+   * consumer, a lab network). Off by default: RFC 9700 §4.1 wants codes sent over TLS only.
+   */
+  allowInsecureRedirect: boolean;
   idTokenSignedResponseAlg: (typeof STORED_ID_TOKEN_ALGS)[number];
   logoUri: string | null;
   clientUri: string | null;
@@ -48,7 +53,7 @@ export type ClientSettingsInput = Partial<Record<keyof ClientSettings, unknown>>
 
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 
-function checkUri(value: string, { allowPath }: { allowPath: boolean }): string | null {
+function checkUri(value: string, { allowPath, allowHttp = false }: { allowPath: boolean; allowHttp?: boolean }): string | null {
   let url: URL;
   try {
     url = new URL(value);
@@ -56,8 +61,8 @@ function checkUri(value: string, { allowPath }: { allowPath: boolean }): string 
     return `"${value}" is not an absolute URI`;
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') return `"${value}" must use https`;
-  if (url.protocol === 'http:' && !LOOPBACK_HOSTS.has(url.hostname)) {
-    return `"${value}" must use https (http is allowed only for localhost, 127.0.0.1 and [::1])`;
+  if (url.protocol === 'http:' && !LOOPBACK_HOSTS.has(url.hostname) && !allowHttp) {
+    return `"${value}" must use https (http is allowed only for localhost, 127.0.0.1 and [::1], or for any host with --allow-insecure-redirect)`;
   }
   if (value.includes('#')) return `"${value}" must not contain a fragment`;
   if (url.username || url.password) return `"${value}" must not contain credentials`;
@@ -87,6 +92,7 @@ const shape = z.object({
   authMethod: z.enum(AUTH_METHODS, `must be one of ${AUTH_METHODS.join(', ')}`).optional(),
   requirePkce: z.boolean('must be true or false').optional(),
   skipConsent: z.boolean('must be true or false').optional(),
+  allowInsecureRedirect: z.boolean('must be true or false').optional(),
   idTokenSignedResponseAlg: z.enum(ID_TOKEN_ALGS, `must be one of ${ID_TOKEN_ALGS.join(', ')}`).optional(),
   logoUri: optionalUri.optional(),
   clientUri: optionalUri.optional(),
@@ -146,12 +152,14 @@ export function checkClientSettings(input: ClientSettingsInput, apiScopes: reado
     fields.redirectUris = 'the authorization code grant needs at least one redirect URI';
   }
 
-  for (const [field, uris, allowPath] of [
-    ['redirectUris', s.redirectUris, true],
-    ['postLogoutRedirectUris', s.postLogoutRedirectUris, true],
-    ['allowedOrigins', s.allowedOrigins, false],
+  // Only where the browser is sent back to: origins and logos stay https.
+  const allowHttp = s.allowInsecureRedirect ?? false;
+  for (const [field, uris, allowPath, allowHttpHere] of [
+    ['redirectUris', s.redirectUris, true, allowHttp],
+    ['postLogoutRedirectUris', s.postLogoutRedirectUris, true, allowHttp],
+    ['allowedOrigins', s.allowedOrigins, false, false],
   ] as const) {
-    const problem = uris.map((uri) => checkUri(uri, { allowPath })).find(Boolean);
+    const problem = uris.map((uri) => checkUri(uri, { allowPath, allowHttp: allowHttpHere })).find(Boolean);
     if (problem) fields[field] = problem;
   }
   for (const field of ['logoUri', 'clientUri'] as const) {
@@ -195,6 +203,7 @@ export function checkClientSettings(input: ClientSettingsInput, apiScopes: reado
     authMethod,
     requirePkce: s.requirePkce ?? false,
     skipConsent: s.skipConsent ?? false,
+    allowInsecureRedirect: allowHttp,
     idTokenSignedResponseAlg: s.idTokenSignedResponseAlg ?? 'RS256',
     logoUri: s.logoUri ?? null,
     clientUri: s.clientUri ?? null,

@@ -48,6 +48,7 @@ const storedSettings = z.object({
   authMethod: z.enum(AUTH_METHODS),
   requirePkce: z.boolean(),
   skipConsent: z.boolean().default(false),
+  allowInsecureRedirect: z.boolean().default(false),
   idTokenSignedResponseAlg: z.enum(STORED_ID_TOKEN_ALGS),
   logoUri: z.string().nullable(),
   clientUri: z.string().nullable(),
