@@ -107,8 +107,8 @@ const symmetricReasons: Record<string, string> = {
 };
 
 /**
- * Checks and normalises client settings. `apiScopes` are the configured API scopes; throws
- * ValidationError naming every field at fault.
+ * Checks and normalises client settings. `apiScopes` are the API scopes there are now (rows of
+ * the scopes table: ScopesService.names); throws ValidationError naming every field at fault.
  */
 export function checkClientSettings(input: ClientSettingsInput, apiScopes: readonly string[], { keepsPlainSecret = false } = {}): ClientSettings {
   const fields: Record<string, string> = {};
