@@ -1,8 +1,7 @@
-import fs from 'node:fs';
 import anyTest, { type TestFn } from 'ava';
 import type { Browser, BrowserContext, Page, Response } from 'playwright-core';
 import { CLI_ACTOR } from '../src/admin/audit.ts';
-import { chromiumAvailable, launchBrowser } from './support/browser.ts';
+import { chromiumAvailable, launchBrowser, screenshotForDocs } from './support/browser.ts';
 import { startTestGatehouse, type TestGatehouse } from './support/gatehouse.ts';
 import { createUser, createUserDirectly } from './support/relying-party.ts';
 
@@ -15,7 +14,6 @@ test.before(async (t) => {
   const gh = await startTestGatehouse();
   // The operator, made the way an operator bootstraps Gatehouse: with the CLI.
   await createUser(gh, OPERATOR.username, OPERATOR.password, ['--admin']);
-  fs.mkdirSync('docs', { recursive: true });
   const browser = await launchBrowser();
   // Most tests act as one operator, signed in once (the tests run one after the other).
   const operator = await signIn(gh, browser);
@@ -99,7 +97,7 @@ test.serial('an operator creates a service client, copies its secret once, and t
     await page.click('#copy-secret');
     t.is(await page.evaluate(() => navigator.clipboard.readText()), secret);
     t.is(await page.locator('#copy-secret').textContent(), 'Copied');
-    await page.screenshot({ path: 'docs/admin-client-secret.png' });
+    await screenshotForDocs(page, 'admin-client-secret');
 
     const issued = await clientCredentialsToken(gh, clientId, secret);
     t.is(issued.status, 200, JSON.stringify(issued.body));
@@ -160,7 +158,7 @@ test.serial('a typo in a redirect URI is shown next to that field, what was type
     t.is(await page.inputValue('#redirectUris'), 'https://app.example.com/cb\nhtps//app.example.com/cb');
     t.is(await page.inputValue('#name'), 'Team Wiki (renamed)');
     await error.scrollIntoViewIfNeeded();
-    await page.screenshot({ path: 'docs/admin-client-edit-error.png' });
+    await screenshotForDocs(page, 'admin-client-edit-error');
 
     const after = await gh.services.clients.get(wiki.clientId);
     t.deepEqual(after, before);
@@ -314,7 +312,7 @@ test.serial('an operator creates a user, sees and revokes their authorized apps,
     await page.click('nav >> text=Users');
     t.regex((await page.locator(`tr[data-user-id="${lin.id}"]`).textContent())!, /lin[\s\S]*Lin Wei[\s\S]*disabled/);
     t.regex((await page.locator(`tr[data-user-id]`).allTextContents()).join(' '), /root[\s\S]*admin/);
-    await page.screenshot({ path: 'docs/admin-users.png' });
+    await screenshotForDocs(page, 'admin-users');
     await page.fill('input[name="q"]', 'LIN@');
     await page.click('button:has-text("Search")');
     t.is(await page.locator('tr[data-user-id]').count(), 1);
@@ -357,7 +355,7 @@ test.serial('the audit log lists the changes made in the pages, newest first, wi
     t.regex(row, /user\.disable\s*lin\s*user:/, 'the target by name, then its id');
     t.regex(row, /(127\.0\.0\.1|::1)\s*$/, 'from where');
     t.false((await page.content()).includes('secret_hash'));
-    await page.screenshot({ path: 'docs/admin-audit.png', fullPage: true });
+    await screenshotForDocs(page, 'admin-audit', { fullPage: true });
 
     // Paging: the entries before the newest.
     const newestId = await page.locator('#audit tr[data-audit-id]').first().getAttribute('data-audit-id');
@@ -365,7 +363,7 @@ test.serial('the audit log lists the changes made in the pages, newest first, wi
     t.is(await page.locator('#audit tr[data-action]').first().getAttribute('data-action'), actions[1]!);
 
     await page.click('nav >> text=Clients');
-    await page.screenshot({ path: 'docs/admin-clients.png' });
+    await screenshotForDocs(page, 'admin-clients');
   } finally {
     await page.close();
   }

@@ -1,8 +1,7 @@
-import fs from 'node:fs';
 import http from 'node:http';
 import anyTest, { type TestFn } from 'ava';
 import type { Browser } from 'playwright-core';
-import { chromiumAvailable, launchBrowser } from './support/browser.ts';
+import { chromiumAvailable, launchBrowser, screenshotForDocs } from './support/browser.ts';
 import { freePort, startTestGatehouse, type TestGatehouse } from './support/gatehouse.ts';
 import { createClient, createUser, oidc, relyingParty } from './support/relying-party.ts';
 
@@ -56,8 +55,7 @@ test('a person signs in and consents by clicking in a real browser, and the app 
     t.regex(consent, /Allow Team Wiki\?/);
     t.regex(consent, /Your email address/);
     t.regex(consent, /Your name and username/);
-    fs.mkdirSync('docs', { recursive: true });
-    await page.screenshot({ path: 'docs/consent.png' });
+    await screenshotForDocs(page, 'consent');
     await page.click('button[name="decision"][value="allow"]');
 
     await page.waitForURL((u) => u.href.startsWith(redirectUri));
@@ -85,7 +83,7 @@ test('our pages cannot be framed and send no referrer', async (t) => {
     t.is(headers['x-frame-options'], 'DENY');
     t.regex(headers['content-security-policy']!, /frame-ancestors 'none'/);
     t.is(headers['referrer-policy'], 'no-referrer');
-    await page.screenshot({ path: 'docs/login.png' });
+    await screenshotForDocs(page, 'login');
   } finally {
     await page.close();
   }
