@@ -53,17 +53,20 @@ async function deploy(name: string, kind: DatabaseKind, { hosts, workers, redis 
 }
 
 test.before(async (t) => {
-  const [cluster, hostsWithRedis, hostsOverPostgres] = await Promise.all([
-    deploy('two workers over SQLite', 'sqlite', { hosts: 1, workers: 2, redis: false }),
-    deploy('two hosts over PostgreSQL and Redis', 'pg', { hosts: 2, workers: 1, redis: true }),
-    deploy('two hosts over PostgreSQL alone', 'pg', { hosts: 2, workers: 1, redis: false }),
-  ]);
-  t.context = { cluster, hostsWithRedis, hostsOverPostgres };
+  // One after the other: seven processes starting at once on two shared cores can take longer
+  // than a process is given to become ready.
+  // Kept as they start, so that the after hook stops them even if a later one fails to.
+  const started: Partial<typeof t.context> = {};
+  t.context = started as typeof t.context;
+  started.cluster = await deploy('two workers over SQLite', 'sqlite', { hosts: 1, workers: 2, redis: false });
+  started.hostsWithRedis = await deploy('two hosts over PostgreSQL and Redis', 'pg', { hosts: 2, workers: 1, redis: true });
+  started.hostsOverPostgres = await deploy('two hosts over PostgreSQL alone', 'pg', { hosts: 2, workers: 1, redis: false });
 });
 
 test.after.always(async (t) => {
   await Promise.all(
-    Object.values(t.context ?? {}).map(async (d: Deployment) => {
+    Object.values(t.context ?? {}).map(async (d: Deployment | undefined) => {
+      if (!d) return;
       await Promise.all(d.processes.map((p) => p.stop()));
       await d.database.drop();
     }),
@@ -75,11 +78,6 @@ interface Client {
   secret: string;
 }
 
-async function createClient(d: Deployment): Promise<Client> {
-  const created = await runCli(['clients', 'create', '--json', '--name', 'Service', '--type', 'confidential', '--grant', 'client_credentials', '--scope', 'read'], d.env);
-  if (created.code !== 0) throw new Error(created.stderr);
-  return { id: created.json().client_id, secret: created.json().client_secret };
-}
 
 /** A distinct made-up address per request, so no address is ever locked for the failures below. */
 let addresses = 0;
@@ -88,9 +86,9 @@ const nextAddress = () => {
   return `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`;
 };
 
-function tokenRequest(url: string, client: Client, secret = client.secret): Promise<Answer> {
+function tokenRequest(url: string, client: Client, secret = client.secret, from = nextAddress()): Promise<Answer> {
   return call(url, 'POST', '/token', {
-    headers: { authorization: basicAuth(client.id, secret), 'content-type': 'application/x-www-form-urlencoded', 'x-forwarded-for': nextAddress() },
+    headers: { authorization: basicAuth(client.id, secret), 'content-type': 'application/x-www-form-urlencoded', 'x-forwarded-for': from },
     body: 'grant_type=client_credentials',
   });
 }
@@ -101,22 +99,28 @@ const adminCall = (d: Deployment, method: string, path: string, body?: unknown) 
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
 
+async function createClient(d: Deployment): Promise<Client> {
+  const created = await adminCall(d, 'POST', '/clients', { client_name: 'Service', grant_types: ['client_credentials'], scope: 'read' });
+  if (created.status !== 201) throw new Error(created.text);
+  return { id: created.json.client_id, secret: created.json.client_secret };
+}
+
 /**
  * Runs `change` while every process keeps reading the client (one request at a time, spread
  * over them), so each holds a fresh copy in its cache when the change lands: without a message
  * some would still serve that copy for up to half a second. Stops at the first request that the
  * change refused (`refused`), so it adds at most one wrong secret to the client's count.
  */
-async function whileEveryProcessServes<T>(d: Deployment, client: Client, change: () => Promise<T>): Promise<T> {
+async function whileEveryProcessServes<T>(d: Deployment, client: Client, change: () => Promise<T>, request = (url: string) => tokenRequest(url, client)): Promise<T> {
   let done = false;
   const warm = (async () => {
     for (let i = 0; !done; i++) {
-      const answer = await tokenRequest(d.urls[i % d.urls.length]!, client);
+      const answer = await request(d.urls[i % d.urls.length]!);
       if (answer.status !== 200) return;
     }
   })();
   // Every process has it cached before the change starts.
-  for (const url of d.urls) for (let i = 0; i < 4; i++) await tokenRequest(url, client);
+  for (const url of d.urls) for (let i = 0; i < 4; i++) await request(url);
   try {
     return await change();
   } finally {
@@ -217,6 +221,30 @@ async function disableWithCli(t: ExecutionContext, d: Deployment) {
   await disabledClientRefusedEverywhere(t, d, client);
 }
 
+/**
+ * Each process remembers "not locked" for a (client, address) pair for a second; the service
+ * asks from one address all along, so every process remembers it when the lock lands. The wrong
+ * secrets all go to the first host: the others learn of the lock only by message.
+ */
+async function lockReachesEveryProcess(t: ExecutionContext, d: Deployment) {
+  const client = await createClient(d);
+  const service = nextAddress();
+  const fromService = (url: string) => tokenRequest(url, client, client.secret, service);
+  const guesses = await whileEveryProcessServes(d, client, () => Promise.all(Array.from({ length: 20 }, () => tokenRequest(d.urls[0]!, client, 'a wrong guess'))), fromService);
+  t.deepEqual(
+    guesses.map((a) => a.status),
+    guesses.map(() => 401),
+  );
+  const since = outputLengths(d);
+  const answers = await rightAway(d, 100, fromService);
+  t.deepEqual(
+    answers.map((a) => [a.status, a.json?.error]),
+    answers.map(() => [429, 'invalid_client']),
+    'the right secret is refused everywhere while the client is locked',
+  );
+  t.is((await pidsThatAnswered(d, since, '/token', answers.length)).size, expectedPids(d));
+}
+
 async function kidsServed(d: Deployment, requests: number): Promise<{ kids: string[][]; pids: number }> {
   const since = outputLengths(d);
   const answers = await rightAway(d, requests, (url) => call(url, 'GET', '/jwks'));
@@ -248,4 +276,5 @@ for (const deployment of ['cluster', 'hostsWithRedis', 'hostsOverPostgres'] as c
   test.serial(`${where}: an operator disables a client in the admin API and no process gives it a token after the answer`, (t) => disableInAdminApi(t, on(t)));
   test.serial(`${where}: an operator disables a client with the CLI and no process gives it a token once the CLI is done`, (t) => disableWithCli(t, on(t)));
   test.serial(`${where}: a key rotation and a retirement with the CLI are served by every process at once`, (t) => keyRotationServedEverywhere(t, on(t)));
+  test.serial(`${where}: 20 wrong secrets lock a client on every process at once, even for an address each had just let through`, (t) => lockReachesEveryProcess(t, on(t)));
 }

@@ -40,11 +40,15 @@ export function listenOnRedis(url: string, options: RedisOptions, prefix: string
   });
   let subscribedBefore = false;
   let down = false;
-  subscriber.on('error', (err: Error) => {
-    if (down) return;
+  let closed = false;
+  const lost = (detail: string) => {
+    if (down || closed) return;
     down = true;
-    log.warn({ detail: err.message }, 'lost the Redis connection that hears changes from other Gatehouse processes; reconnecting (caches keep their short TTL meanwhile)');
-  });
+    log.warn({ detail }, 'lost the Redis connection that hears changes from other Gatehouse processes; reconnecting (caches keep their short TTL meanwhile)');
+  };
+  subscriber.on('error', (err: Error) => lost(err.message));
+  // A connection Redis closed cleanly (a restart, a proxy) reports no error.
+  subscriber.on('close', () => subscribedBefore && lost('the connection closed'));
   subscriber.on('ready', () => {
     subscriber.subscribe(channel).then(
       () => {
@@ -68,6 +72,7 @@ export function listenOnRedis(url: string, options: RedisOptions, prefix: string
   subscriber.connect().catch(() => undefined);
   return {
     async close() {
+      closed = true;
       subscriber.disconnect();
     },
   };
