@@ -23,7 +23,9 @@ import { scopeJson, scopesWithBuiltIns } from './scopes/representation.ts';
 
 const USAGE = `usage: npm run -s cli -- <command> [options] [--json]
 
-  migrate                                   apply database migrations
+  help [COMMAND [SUBCOMMAND]]               this text, or one command's (so does --help or -h
+                                            after any command)
+  migrate                                   apply database migrations; names what it applied
   clients create --name N --type confidential|public
                  --grant authorization_code|refresh_token|client_credentials (repeatable)
                  [--redirect-uri URI]… [--post-logout-redirect-uri URI]… [--origin URL]…
@@ -31,11 +33,11 @@ const USAGE = `usage: npm run -s cli -- <command> [options] [--json]
                  [--default-scope "openid profile"]  what a request without scope asks for
                                             (default: the --scope; "" refuses such requests)
                  [--auth-method client_secret_basic|client_secret_post|none] [--require-pkce]
-                 [--logo-uri URL] [--client-uri URL] [--skip-consent]
+                 [--logo-uri URL] [--client-uri URL] [--skip-consent] [--id-token-alg RS256|ES256|PS256]
                  [--allow-insecure-redirect]   plain-http redirect URIs on any host (unsafe)
   clients list
   clients show ID
-  clients update ID [any create option] [--no-require-pkce] [--disable | --enable]
+  clients update ID [any create option] [--no-require-pkce] [--no-skip-consent] [--disable | --enable]
                  [--no-default-scope]       a request without scope asks for the --scope again
   clients delete ID
   clients rotate-secret ID
