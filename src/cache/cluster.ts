@@ -74,6 +74,13 @@ export class WorkerChannel implements Channel {
 export class PrimaryRelay implements Listening {
   private readonly relayed = new RecentIds<true>();
   private readonly pending = new Map<string, { origin: Worker; left: Set<number>; timer: NodeJS.Timeout }>();
+  /**
+   * Workers that serve requests. A worker still starting is handed changes too, but not waited
+   * for: until its services are open it has nothing cached and cannot answer, and after that
+   * it reads everything fresh.
+   */
+  private readonly serving = new Set<number>();
+  private readonly onListening = (worker: Worker) => void this.serving.add(worker.id);
 
   private readonly onMessage = (worker: Worker, raw: IpcMessage) => {
     if (raw?.gatehouse === DELIVERED && typeof raw.id === 'string') return this.confirmed(raw.id, worker.id);
@@ -81,7 +88,7 @@ export class PrimaryRelay implements Listening {
     const message = parseMessage(raw.message);
     if (!message) return;
     this.relayed.add(message.id, true);
-    const left = new Set(this.handToWorkers(message, worker).map((w) => w.id));
+    const left = new Set(this.handToWorkers(message, worker).map((w) => w.id).filter((id) => this.serving.has(id)));
     if (left.size === 0) return this.answer(worker, message.id);
     const timer = setTimeout(() => {
       this.log.warn({ topic: message.topic, workers: [...(this.pending.get(message.id)?.left ?? [])] }, `a worker did not confirm a change within ${RELAY_TIMEOUT_MS} ms; its cache lets go of it when its short TTL ends`);
@@ -92,6 +99,7 @@ export class PrimaryRelay implements Listening {
   };
 
   private readonly onExit = (worker: Worker) => {
+    this.serving.delete(worker.id);
     for (const id of [...this.pending.keys()]) this.confirmed(id, worker.id);
   };
 
@@ -107,6 +115,7 @@ export class PrimaryRelay implements Listening {
 
   constructor(private readonly log: Logger) {
     cluster.on('message', this.onMessage);
+    cluster.on('listening', this.onListening);
     cluster.on('exit', this.onExit);
   }
 
@@ -137,6 +146,7 @@ export class PrimaryRelay implements Listening {
 
   async close(): Promise<void> {
     cluster.off('message', this.onMessage);
+    cluster.off('listening', this.onListening);
     cluster.off('exit', this.onExit);
     for (const { timer } of this.pending.values()) clearTimeout(timer);
     this.pending.clear();
