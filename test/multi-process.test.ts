@@ -105,7 +105,7 @@ test.serial('a revocation on one process is seen by the other', async (t) => {
   t.deepEqual((await post(b, '/introspect', client, { token: issued.body.access_token })).body, { active: false });
 });
 
-test.serial('a client edited with the CLI is seen by both processes within the documented half second', async (t) => {
+test.serial('a client edited with the CLI is seen by both processes, by message, well within the half-second cache', async (t) => {
   const { a, b, client, env } = t.context;
   // Both processes have just read the client (and may keep it for CLIENT_CACHE_MS).
   for (const on of [a, b]) t.is((await post(on, '/token', client, { grant_type: 'client_credentials' })).body.scope, 'read write');
