@@ -30,7 +30,20 @@ export async function startGatehouse(config: Config, { logDestination }: { logDe
   const log = createLogger(config.logLevel, logDestination);
   const metrics = config.metrics.enabled ? new HttpMetrics() : undefined;
   const services = await openServices(config, { log, metrics, listen: true });
+  // Keys rotated or retired anywhere (the admin, the CLI, another host) are reloaded as soon as
+  // the message arrives; the poll every keysReloadSeconds only bounds a message that got lost.
+  // Subscribed before the app first reads the keys, so a rotation landing meanwhile is not missed.
+  let started: GatehouseApp | undefined;
+  let keysChangedWhileStarting = false;
+  const reloadKeys = () =>
+    started!.reloadSigningKeys().then(
+      (changed) => changed && log.info({ event: 'keys.reloaded' }, 'signing keys changed; now serving the new set'),
+      (err: Error) => log.warn({ detail: err.message }, 'could not reload signing keys; retrying'),
+    );
+  const unsubscribeKeys = services.invalidations.subscribe(KEYS_TOPIC, () => (started ? reloadKeys() : void (keysChangedWhileStarting = true)));
   const gatehouse = await createApp(services);
+  started = gatehouse;
+  if (keysChangedWhileStarting) await reloadKeys();
   const { app } = gatehouse;
   app.on('error', (err: Error) => {
     // The error itself (message, stack): never request bodies or headers, which carry secrets.
@@ -54,14 +67,6 @@ export async function startGatehouse(config: Config, { logDestination }: { logDe
     sweepExpiredPayloads(services.db).catch((err: Error) => log.warn({ detail: err.message }, 'sweeping expired tokens failed; retrying in a minute'));
   }, SWEEP_INTERVAL_MS);
   sweeper.unref();
-  // Keys rotated or retired anywhere (the admin, the CLI, another host) are reloaded as soon as
-  // the message arrives; the poll every keysReloadSeconds only bounds a message that got lost.
-  const reloadKeys = () =>
-    gatehouse.reloadSigningKeys().then(
-      (changed) => changed && log.info({ event: 'keys.reloaded' }, 'signing keys changed; now serving the new set'),
-      (err: Error) => log.warn({ detail: err.message }, 'could not reload signing keys; retrying'),
-    );
-  const unsubscribeKeys = services.invalidations.subscribe(KEYS_TOPIC, reloadKeys);
   const keyReloader = setInterval(reloadKeys, config.keysReloadSeconds * 1000);
   keyReloader.unref();
 
