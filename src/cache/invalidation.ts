@@ -149,7 +149,7 @@ export interface InvalidationsOptions {
 export function openInvalidations(config: Config, { db, redis, log = createQuietLogger(), listen = false }: InvalidationsOptions): Invalidations {
   const shared = sharedChannel(config, db, redis);
   const worker = cluster.isWorker && process.send ? new WorkerChannel() : undefined;
-  const invalidations = new ProcessInvalidations([...(worker ? [worker] : []), ...(shared ? [shared] : [])], log);
+  const invalidations = new ProcessInvalidations(worker ? [worker, shared] : [shared], log);
   if (worker) invalidations.listenWith(worker.listen(invalidations));
   else if (listen) invalidations.listenWith(listenToOtherProcesses(config, invalidations.receiver, log));
   return invalidations;
