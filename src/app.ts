@@ -45,8 +45,6 @@ const keyFingerprint = (jwks: { keys: Array<{ kid?: string }> }) => jwks.keys.ma
 export async function createApp(services: Services): Promise<GatehouseApp> {
   const { config } = services;
   await services.keys.ensureSigningKeys();
-  // GATEHOUSE_API_SCOPES seeds the scopes table (each name once); the table is the truth.
-  await services.scopes.seed(config.apiScopes);
   const views = createViews();
   const cookieKeys = await loadCookieKeys(services.settings, config.cookieKeys);
   const buildProvider = (jwks: { keys: object[] }, apiScopes: readonly string[]) => {

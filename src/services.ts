@@ -93,6 +93,10 @@ export async function openServices(config: Config, { migrate = true, migrated, l
     const settings = new SettingsStore(db);
     const secretKey = await loadClientSecretKey(settings);
     const scopes = new ScopesService(db, invalidations);
+    // GATEHOUSE_API_SCOPES seeds the scopes table (each name once; the table is the truth) wherever
+    // the schema is brought up to date: a server, and a CLI run before any server started, so
+    // `clients create --scope "read write"` on a fresh database finds the scopes it names.
+    if (migrate) await scopes.seed(config.apiScopes);
     const clients = new ClientsService(db, secretKey, () => scopes.names(), invalidations);
     const apiKeys = new ApiKeysService(db, secretKey, async (clientId) => Boolean(await db('clients').first('client_id').where({ client_id: clientId })));
     const userdata = new UserdataService(db, config.userdataMaxBytes);
