@@ -5,7 +5,7 @@
  * Scope field left empty.
  */
 import test from 'ava';
-import { followAuthorizationLink, registerApp, seedServer, send, type SeedServer } from './support/seeds.ts';
+import { followAuthorizationLink, postmanTokenRequest, registerApp, seedServer, type SeedServer } from './support/seeds.ts';
 
 const POSTMAN_CALLBACK = 'https://www.getpostman.com/oauth2/callback';
 
@@ -27,27 +27,13 @@ test("Postman's authorization code flow with Basic client auth and no scope gets
   t.truthy(landing.code, `came back with a code, not ${landing.url.search}`);
 
   // Access Token URL, Client Authentication: "Send as Basic Auth header".
-  const token = await send(`${server.origin}/o/token/`, {
-    method: 'POST',
-    headers: {
-      Authorization: `Basic ${Buffer.from(`${app.clientId}:${app.clientSecret}`).toString('base64')}`,
-      'Content-Type': 'application/x-www-form-urlencoded',
-    },
-    body: new URLSearchParams({ grant_type: 'authorization_code', code: landing.code!, redirect_uri: POSTMAN_CALLBACK }).toString(),
-  });
+  const token = await postmanTokenRequest(`${server.origin}/o/token/`, app, { grant_type: 'authorization_code', code: landing.code!, redirect_uri: POSTMAN_CALLBACK });
   t.is(token.status, 200, JSON.stringify(token.body));
   t.is(token.body.token_type, 'Bearer');
   t.is(typeof token.body.access_token, 'string');
   t.truthy(token.body.scope, 'the token carries the app\'s default scope');
 
   // "Select Use This Token": the API checks it with Gatehouse.
-  const introspection = await send(`${server.origin}/o/introspect/`, {
-    method: 'POST',
-    headers: {
-      Authorization: `Basic ${Buffer.from(`${app.clientId}:${app.clientSecret}`).toString('base64')}`,
-      'Content-Type': 'application/x-www-form-urlencoded',
-    },
-    body: new URLSearchParams({ token: token.body.access_token }).toString(),
-  });
+  const introspection = await postmanTokenRequest(`${server.origin}/o/introspect/`, app, { token: token.body.access_token });
   t.like(introspection.body, { active: true, client_id: app.clientId, scope: token.body.scope });
 });

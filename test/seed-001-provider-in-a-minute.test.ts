@@ -6,7 +6,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import test from 'ava';
-import { followAuthorizationLink, registerApp, seedServer, send, type SeedServer } from './support/seeds.ts';
+import { basicAsToolsWriteIt, followAuthorizationLink, postmanTokenRequest, registerApp, seedServer, type SeedServer } from './support/seeds.ts';
 import type { RegisteredClient } from './support/relying-party.ts';
 
 const POSTMAN_CALLBACK = 'https://oauth.pstmn.io/v1/callback';
@@ -26,7 +26,7 @@ test.before(async () => {
 });
 test.after.always(async () => server?.gh.close());
 
-const basic = () => `Basic ${Buffer.from(`${app.clientId}:${app.clientSecret}`).toString('base64')}`;
+const basic = () => basicAsToolsWriteIt(app);
 
 test("Postman's code flow with PKCE, then its Refresh button, work at DOT's URLs", async (t) => {
   const verifier = randomBytes(32).toString('base64url');
@@ -42,11 +42,7 @@ test("Postman's code flow with PKCE, then its Refresh button, work at DOT's URLs
   const landing = await followAuthorizationLink(authUrl.href, POSTMAN_CALLBACK);
   t.truthy(landing.code, `came back with a code, not ${landing.url.search}`);
 
-  const token = await send(`${server.origin}/o/token/`, {
-    method: 'POST',
-    headers: { Authorization: basic(), 'Content-Type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ grant_type: 'authorization_code', code: landing.code!, redirect_uri: POSTMAN_CALLBACK, code_verifier: verifier }).toString(),
-  });
+  const token = await postmanTokenRequest(`${server.origin}/o/token/`, app, { grant_type: 'authorization_code', code: landing.code!, redirect_uri: POSTMAN_CALLBACK, code_verifier: verifier });
   t.is(token.status, 200, JSON.stringify(token.body));
   // "your access token, the token type, its lifetime and the Refresh Token"
   t.is(token.body.token_type, 'Bearer');
@@ -54,11 +50,7 @@ test("Postman's code flow with PKCE, then its Refresh button, work at DOT's URLs
   t.is(typeof token.body.refresh_token, 'string');
 
   // "Refresh the token": the access and refresh token change their values.
-  const refreshed = await send(`${server.origin}/o/token/`, {
-    method: 'POST',
-    headers: { Authorization: basic(), 'Content-Type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: token.body.refresh_token }).toString(),
-  });
+  const refreshed = await postmanTokenRequest(`${server.origin}/o/token/`, app, { grant_type: 'refresh_token', refresh_token: token.body.refresh_token });
   t.is(refreshed.status, 200, JSON.stringify(refreshed.body));
   t.not(refreshed.body.access_token, token.body.access_token);
   t.not(refreshed.body.refresh_token, token.body.refresh_token);
@@ -68,11 +60,7 @@ test('a code redeemed without its PKCE verifier is refused, as the tutorial warn
   const challenge = createHash('sha256').update(randomBytes(32).toString('base64url')).digest('base64url');
   const authUrl = `${server.origin}/o/authorize/?${new URLSearchParams({ response_type: 'code', client_id: app.clientId, redirect_uri: POSTMAN_CALLBACK, code_challenge: challenge, code_challenge_method: 'S256' })}`;
   const landing = await followAuthorizationLink(authUrl, POSTMAN_CALLBACK);
-  const token = await send(`${server.origin}/o/token/`, {
-    method: 'POST',
-    headers: { Authorization: basic(), 'Content-Type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ grant_type: 'authorization_code', code: landing.code!, redirect_uri: POSTMAN_CALLBACK }).toString(),
-  });
+  const token = await postmanTokenRequest(`${server.origin}/o/token/`, app, { grant_type: 'authorization_code', code: landing.code!, redirect_uri: POSTMAN_CALLBACK });
   t.is(token.status, 400);
   t.true(['invalid_request', 'invalid_grant'].includes(token.body.error), JSON.stringify(token.body));
 });

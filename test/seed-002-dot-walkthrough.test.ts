@@ -4,7 +4,7 @@
  * body, then a service's client credentials with a Basic header made by hand in Python.
  */
 import test from 'ava';
-import { curlData, followAuthorizationLink, registerApp, scopesOnConsent, seedServer, send, type SeedServer } from './support/seeds.ts';
+import { basicAsToolsWriteIt, curlData, followAuthorizationLink, registerApp, scopesOnConsent, seedServer, send, type SeedServer } from './support/seeds.ts';
 
 const CALLBACK = 'http://127.0.0.1:8000/noexist/callback';
 
@@ -71,12 +71,12 @@ test('the walkthrough\'s scope-less authorization link, curl token exchange and 
 test('the walkthrough\'s client credentials request, with its hand-made Basic header and Cache-Control, gets "read write"', async (t) => {
   const service = await registerApp(server, ['--name', 'backend', '--type', 'confidential', '--grant', 'client_credentials']);
   // base64.b64encode("{0}:{1}".format(client_id, secret).encode("utf-8")), as the seed's Python does.
-  const credential = Buffer.from(`${service.clientId}:${service.clientSecret}`, 'utf8').toString('base64');
+  const authorization = basicAsToolsWriteIt(service);
 
   const answer = await send(`${server.origin}/oauth/token/`, {
     method: 'POST',
     headers: {
-      Authorization: `Basic ${credential}`,
+      Authorization: authorization,
       'Cache-Control': 'no-cache',
       'Content-Type': 'application/x-www-form-urlencoded',
     },

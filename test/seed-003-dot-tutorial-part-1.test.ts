@@ -6,7 +6,7 @@
  */
 import test from 'ava';
 import { runCli } from './support/cli.ts';
-import { followAuthorizationLink, registerApp, seedServer, send, type SeedServer } from './support/seeds.ts';
+import { followAuthorizationLink, postmanTokenRequest, registerApp, seedServer, type SeedServer } from './support/seeds.ts';
 
 const TUTORIAL_EXCHANGE = 'http://django-oauth-toolkit.herokuapp.com/consumer/exchange/';
 
@@ -41,14 +41,7 @@ for (const [title, redirectUri, extra] of [
     t.truthy(landing.code, `came back with a code, not ${landing.url.search}`);
 
     // "Fill the form with the missing data and click Submit"
-    const token = await send(`${server.origin}/o/token/`, {
-      method: 'POST',
-      headers: {
-        Authorization: `Basic ${Buffer.from(`${app.clientId}:${app.clientSecret}`).toString('base64')}`,
-        'Content-Type': 'application/x-www-form-urlencoded',
-      },
-      body: new URLSearchParams({ grant_type: 'authorization_code', code: landing.code!, redirect_uri: redirectUri }).toString(),
-    });
+    const token = await postmanTokenRequest(`${server.origin}/o/token/`, app, { grant_type: 'authorization_code', code: landing.code!, redirect_uri: redirectUri });
     t.is(token.status, 200, JSON.stringify(token.body));
     t.is(token.body.token_type, 'Bearer');
     t.true(token.body.expires_in > 0);

@@ -74,6 +74,20 @@ export async function send(url: string, init: { method?: string; headers?: Recor
   return { status: res.status, headers: res.headers, body };
 }
 
+/**
+ * The Basic header as the seeds' tools build it: Postman and the walkthrough's Python join id and
+ * secret with ":" and base64 them, without the form-encoding RFC 6749 §2.3.1 asks for.
+ */
+export const basicAsToolsWriteIt = (app: RegisteredClient): string => `Basic ${Buffer.from(`${app.clientId}:${app.clientSecret}`, 'utf8').toString('base64')}`;
+
+/** A token-endpoint POST as Postman sends it: the client in a Basic header, the fields form-encoded. */
+export const postmanTokenRequest = (url: string, app: RegisteredClient, fields: Record<string, string>): Promise<JsonAnswer> =>
+  send(url, {
+    method: 'POST',
+    headers: { Authorization: basicAsToolsWriteIt(app), 'Content-Type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams(fields).toString(),
+  });
+
 /** `curl -d a=b -d c=d` as curl sends it: fields joined with & and not re-encoded. */
 export const curlData = (fields: Array<[string, string]>): string => fields.map(([k, v]) => `${k}=${v}`).join('&');
 
