@@ -69,7 +69,8 @@ test.serial('the only enabled admin cannot be disabled or lose the admin flag, t
   const after = await gh.services.accounts.get(only.id);
   t.true(after.isAdmin, 'still an admin');
   t.false(after.disabled, 'still enabled');
-  t.false((await gh.services.audit.list({ limit: 20 })).some((e) => e.target === `user:${only.id}` && e.action !== 'user.create'), 'a refused change is not audited');
+  const audited = (await gh.services.audit.list({ limit: 20 })).filter((e) => e.target === `user:${only.id}`);
+  t.deepEqual(audited.map((e) => e.action), [], 'a refused change is not audited');
 });
 
 test.serial('with a second enabled admin, either can be disabled or demoted, and then the other is the last', async (t) => {
@@ -105,7 +106,7 @@ test.serial('two operators demoting the last two admins at the same moment leave
       const api = gh === pg ? adminApi(pg, token) : t.context.api;
       for (let round = 0; round < 10; round++) {
         await gh.services.db('users').update({ is_admin: false });
-        const pair = await Promise.all([0, 1].map(async () => (await gh.services.accounts.create({ username: `race-${tag()}`, email: `race-${tag()}@example.com`, isAdmin: true })).id));
+        const pair = await Promise.all([0, 1].map(async () => (await gh.services.accounts.create({ username: `race-${tag()}`, email: `r${tag()}@example.com`, isAdmin: true })).id));
         const answers = await Promise.all(pair.map((id, i) => api('PATCH', `/users/${id}`, { body: i === 0 ? { admin: false } : { disabled: true } })));
         const where = `${gh.config.database.client}, round ${round}`;
         t.deepEqual(answers.map((a) => a.status).sort(), [200, 409], `${where}: ${answers.map((a) => a.text).join(' | ')}`);

@@ -76,7 +76,8 @@ function checkPassword(password: string): void {
 export class LastAdminError extends GatehouseError {
   override name = 'LastAdminError';
   constructor(what: 'disable' | 'demote') {
-    super(409, 'last_admin', `this is the only enabled admin: ${what === 'disable' ? 'disabling them' : 'removing their admin flag'} would leave nobody who can run Gatehouse; make another user an admin first`);
+    const change = what === 'disable' ? 'disabling them' : 'removing their admin flag';
+    super(409, 'last_admin', `this is the only enabled admin: ${change} would leave nobody who can run Gatehouse; make another user an admin first`);
   }
 }
 

@@ -46,9 +46,8 @@ const NULL_MEANS_EMPTY = new Set(['logoUri', 'clientUri']);
  */
 export function changedSettings(current: Client, submitted: ClientChanges): ClientChanges {
   const before = settingsOf(current) as Record<string, unknown>;
-  return Object.fromEntries(
-    Object.entries(submitted).filter(([k, v]) => v !== undefined && JSON.stringify(v === null && NULL_MEANS_EMPTY.has(k) ? '' : v) !== JSON.stringify(before[k])),
-  );
+  const same = (k: string, v: unknown) => JSON.stringify(v === null && NULL_MEANS_EMPTY.has(k) ? '' : v) === JSON.stringify(before[k]);
+  return Object.fromEntries(Object.entries(submitted).filter(([k, v]) => v !== undefined && !same(k, v)));
 }
 
 /** Locking yourself out is never what was meant; another operator can do it. */

@@ -137,7 +137,12 @@ export interface UserForm {
 }
 export const NEW_USER_FORM: UserForm = { username: '', email: '', name: '', admin: false };
 /** The new-user form; the password is read apart (it is never sent back to the browser). */
-export const userFormFromBody = (body: Record<string, unknown>): UserForm => ({ username: text(body.username), email: text(body.email).trim(), name: text(body.name), admin: checked(body.admin) });
+export const userFormFromBody = (body: Record<string, unknown>): UserForm => ({
+  username: text(body.username),
+  email: text(body.email).trim(),
+  name: text(body.name),
+  admin: checked(body.admin),
+});
 
 export const scopeFormFromBody = (body: Record<string, unknown>) => ({ name: text(body.name), description: text(body.description) });
 

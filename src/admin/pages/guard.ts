@@ -71,10 +71,13 @@ export async function signedIn(ctx: Koa.Context, cookie: AdminSessionCookie, acc
  * Every page but the public ones (sign-in, assets) needs a signed-in operator; every POST the
  * session's CSRF token.
  */
-export function requireOperator(
-  router: Router,
-  { cookie, accounts, views, publicPaths }: { cookie: AdminSessionCookie; accounts: Pick<AccountsService, 'findActive'>; views: Views; publicPaths: ReadonlySet<string> },
-): void {
+interface GuardOptions {
+  cookie: AdminSessionCookie;
+  accounts: Pick<AccountsService, 'findActive'>;
+  views: Views;
+  publicPaths: ReadonlySet<string>;
+}
+export function requireOperator(router: Router, { cookie, accounts, views, publicPaths }: GuardOptions): void {
   router.use(async (ctx, next) => {
     if (publicPaths.has(ctx.path)) return next();
     const operator = await signedIn(ctx, cookie, accounts);
