@@ -6,9 +6,20 @@ export interface Views {
   render(template: string, context: Record<string, unknown>): string;
 }
 
+/** Template names under this prefix are the admin's, kept beside its code in src/admin/views. */
+const ADMIN_PREFIX = 'admin/';
+
 export function createViews(): Views {
   const root = fileURLToPath(new URL('./views', import.meta.url));
-  const env = new nunjucks.Environment(new nunjucks.FileSystemLoader(root, { noCache: false }), {
+  const adminRoot = fileURLToPath(new URL('../src/admin/views', import.meta.url));
+  const interactionViews = new nunjucks.FileSystemLoader(root, { noCache: false });
+  const adminViews = new nunjucks.FileSystemLoader(adminRoot, { noCache: false });
+  // "admin/NAME" is looked up in src/admin/views only, every other name here only: the two
+  // folders both have a layout.njk, an error.njk and a login.njk.
+  const byPrefix: nunjucks.ILoader = {
+    getSource: (name) => (name.startsWith(ADMIN_PREFIX) ? adminViews.getSource(name.slice(ADMIN_PREFIX.length)) : interactionViews.getSource(name)),
+  };
+  const env = new nunjucks.Environment(byPrefix, {
     autoescape: true,
     throwOnUndefined: false,
   });

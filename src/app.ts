@@ -13,7 +13,7 @@ import { createProvider } from './provider.ts';
 import { securityHeaders } from './security-headers.ts';
 import { userdataRoutes } from './userdata/routes.ts';
 import { adminApiRoutes } from './admin/api-routes.ts';
-import { adminPageRoutes } from './admin/page-routes.ts';
+import { adminPageRoutes } from './admin/pages/index.ts';
 import { loadCookieKeys, type Services } from './services.ts';
 import { isConnectionError } from './stores/availability.ts';
 import { dotCompatPaths } from './compat/dot-paths.ts';
@@ -108,13 +108,15 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
     }
     await next();
   });
+  // Each route module gets the services it uses, never the database.
+  const { admin, clients, accounts, apiKeys, adminTokens, audit, scopes, throttle, adminSessions } = services;
   const ownRoutes: Koa.Middleware = compose(
     [
       healthRoutes(services),
       interactionRoutes({ provider: current, accounts: services.accounts, throttle: services.throttle, scopes: services.scopes, views }),
       bearerLogoutRoutes(current, services.grants, services.db),
-      adminApiRoutes(services),
-      adminPageRoutes(services, views),
+      adminApiRoutes({ config, admin, clients, accounts, apiKeys, adminTokens, audit, scopes, throttle }),
+      adminPageRoutes({ admin, clients, accounts, apiKeys, audit, scopes, throttle, adminSessions }, views),
       userdataRoutes({ provider: current, db: services.db, throttle: services.throttle, accounts: services.accounts, apiKeys: services.apiKeys, userdata: services.userdata, maxBytes: config.userdataMaxBytes }),
     ].flatMap((router) => [router.routes(), router.allowedMethods()]) as Koa.Middleware[],
   );

@@ -15,6 +15,7 @@ import { GrantsService } from './grants/service.ts';
 import { AuditLog } from './admin/audit.ts';
 import { AdminOperations } from './admin/operations.ts';
 import { AdminTokensService } from './admin/tokens.ts';
+import { AdminSessionsService } from './admin/sessions.ts';
 import { connectRedis, redactUrl } from './stores/redis.ts';
 import { SqliteStatements } from '../adapters/sqlite.ts';
 import { isConnectionError } from './stores/availability.ts';
@@ -43,6 +44,8 @@ export interface Services {
   adapters: AdapterFactory;
   grants: GrantsService;
   adminTokens: AdminTokensService;
+  /** Operators signed in to the admin pages (database rows; the pages keep the cookie). */
+  adminSessions: AdminSessionsService;
   audit: AuditLog;
   /** Every operator change, audited: what the CLI, admin pages and admin API call. */
   admin: AdminOperations;
@@ -114,6 +117,7 @@ export async function openServices(config: Config, { migrate = true, migrated, l
     const adapters = createAdapterFactory(stores, clients);
     const grants = new GrantsService(db, adapters);
     const adminTokens = new AdminTokensService(db, secretKey);
+    const adminSessions = new AdminSessionsService(db);
     const events = new SecurityEvents(log, metrics);
     const audit = new AuditLog(db, events);
     const admin = new AdminOperations(clients, accounts, apiKeys, grants, keys, adminTokens, audit, userdata, scopes);
@@ -123,7 +127,7 @@ export async function openServices(config: Config, { migrate = true, migrated, l
       sqlite?.close();
       await db.destroy();
     };
-    return { config, db, stores, settings, clients, scopes, keys, accounts, throttle, apiKeys, userdata, adapters, grants, adminTokens, audit, admin, log, events, metrics, invalidations, close };
+    return { config, db, stores, settings, clients, scopes, keys, accounts, throttle, apiKeys, userdata, adapters, grants, adminTokens, adminSessions, audit, admin, log, events, metrics, invalidations, close };
   } catch (err) {
     await invalidations?.close();
     redis?.disconnect();

@@ -48,6 +48,9 @@ async function cli(t: ExecutionContext<Context>, gh: TestGatehouse, args: string
 test.before(async (t) => {
   const gh = await startTestGatehouse();
   const secrets = new Map<string, string>();
+  // An enabled admin who stays one: Gatehouse never disables or demotes its last enabled admin
+  // (test/admin-last-admin.test.ts), and the tests here disable and demote the users they make.
+  await gh.services.accounts.create({ username: 'standing-operator', email: 'standing-operator@example.com', isAdmin: true });
 
   const created = await cli(t, gh, ['admin-tokens', 'create', '--name', 'ci', '--json']);
   const { token, id: tokenId } = created.json();

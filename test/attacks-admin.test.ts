@@ -12,7 +12,7 @@ import anyTest, { type ExecutionContext, type TestFn } from 'ava';
 import { createViews } from '../interactions/views.ts';
 import { adminApiRoutes } from '../src/admin/api-routes.ts';
 import { CLI_ACTOR } from '../src/admin/audit.ts';
-import { adminPageRoutes } from '../src/admin/page-routes.ts';
+import { adminPageRoutes } from '../src/admin/pages/index.ts';
 import type { TestGatehouse } from './support/gatehouse.ts';
 import { createUserDirectly, REDIRECT_URI, startLoopbackGatehouse } from './support/relying-party.ts';
 import { UserAgent } from './support/user-agent.ts';

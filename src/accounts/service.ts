@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
 import { z } from 'zod';
-import { NotFoundError, ValidationError } from '../errors.ts';
+import { GatehouseError, NotFoundError, ValidationError } from '../errors.ts';
 import { decoyHash, hashPassword, MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, needsRehash, verifyPassword } from './passwords.ts';
 
 export interface User {
@@ -72,6 +72,15 @@ function checkPassword(password: string): void {
 }
 
 /** Called when a user is disabled: everything issued to them stops working. */
+/** Gatehouse keeps at least one enabled admin: refused, 409, when a change would leave none. */
+export class LastAdminError extends GatehouseError {
+  override name = 'LastAdminError';
+  constructor(what: 'disable' | 'demote') {
+    const change = what === 'disable' ? 'disabling them' : 'removing their admin flag';
+    super(409, 'last_admin', `this is the only enabled admin: ${change} would leave nobody who can run Gatehouse; make another user an admin first`);
+  }
+}
+
 export type RevokeUserArtifacts = (userId: string) => Promise<void>;
 
 /** The one owner of the users table: rules, password hashing, sign-in checks. */
@@ -173,17 +182,37 @@ export class AccountsService {
     return this.get(id);
   }
 
+  /** Refused (LastAdminError) when it would disable the last enabled admin. */
   async setDisabled(id: string, disabled: boolean): Promise<User> {
     await this.get(id);
-    await this.db('users').where({ id }).update({ disabled, updated_at: Date.now() });
+    await this.changeKeepingAnAdmin(id, { disabled }, disabled);
     if (disabled) await this.revokeUserArtifacts(id);
     return this.get(id);
   }
 
+  /** Refused (LastAdminError) when it would take the admin flag from the last enabled admin. */
   async setAdmin(id: string, isAdmin: boolean): Promise<User> {
     await this.get(id);
-    await this.db('users').where({ id }).update({ is_admin: isAdmin, updated_at: Date.now() });
+    await this.changeKeepingAnAdmin(id, { is_admin: isAdmin }, !isAdmin);
     return this.get(id);
+  }
+
+  /**
+   * Writes `change` to user `id`; when `endsAdmin` (the change disables or demotes), first
+   * checks that another enabled admin remains, so nobody is left who can sign in to the admin.
+   * The enabled admins' rows are locked for the check (PostgreSQL; SQLite runs one write
+   * transaction at a time), so two operators demoting the last two admins at once cannot both
+   * succeed.
+   */
+  private async changeKeepingAnAdmin(id: string, change: { disabled?: boolean; is_admin?: boolean }, endsAdmin: boolean): Promise<void> {
+    await this.db.transaction(async (trx) => {
+      if (endsAdmin) {
+        const query = trx('users').select('id').where({ is_admin: true, disabled: false });
+        const admins = (await (this.db.client.config.client === 'pg' ? query.forUpdate() : query)).map((r: { id: string }) => String(r.id));
+        if (admins.includes(id) && admins.length === 1) throw new LastAdminError(change.disabled ? 'disable' : 'demote');
+      }
+      await trx('users').where({ id }).update({ ...change, updated_at: Date.now() });
+    });
   }
 
   async update(id: string, changes: { email?: unknown; name?: unknown; emailVerified?: boolean }): Promise<User> {

@@ -4,7 +4,13 @@ import { koaBody } from 'koa-body';
 import { GatehouseError, LockedOutError, ValidationError } from '../errors.ts';
 import { AddressThrottledCredential, CREDENTIAL_THROTTLE, LoginThrottle } from '../accounts/throttle.ts';
 import { fromClientMetadata, toClientMetadata, withMetadataFieldNames } from '../clients/metadata.ts';
-import type { Services } from '../services.ts';
+import type { AccountsService } from '../accounts/service.ts';
+import type { ApiKeysService } from '../apikeys/service.ts';
+import type { ClientsService } from '../clients/service.ts';
+import type { ScopesService } from '../scopes/service.ts';
+import type { AuditLog } from './audit.ts';
+import type { AdminOperations } from './operations.ts';
+import type { AdminTokensService } from './tokens.ts';
 import { servesPath } from './served-path.ts';
 import type { Actor } from './audit.ts';
 import { openApiDocument } from './openapi.ts';
@@ -30,9 +36,22 @@ const optionalBoolean = (body: Record<string, unknown>, key: string): boolean | 
   return v;
 };
 
+/** What the admin API uses (never the database: storage is the services' business). */
+export interface AdminApiServices {
+  config: { issuer: string };
+  admin: AdminOperations;
+  clients: ClientsService;
+  accounts: AccountsService;
+  apiKeys: ApiKeysService;
+  adminTokens: AdminTokensService;
+  audit: AuditLog;
+  scopes: ScopesService;
+  throttle: LoginThrottle;
+}
+
 /** The admin API under /admin/api: the same audited operations as the pages and the CLI. */
-export function adminApiRoutes(services: Services): Router<State> {
-  const { admin, clients, accounts, apiKeys, grants, audit } = services;
+export function adminApiRoutes(services: AdminApiServices): Router<State> {
+  const { admin, clients, accounts, apiKeys, adminTokens, audit, scopes } = services;
   const router = new Router<State>({ prefix: '/admin/api' });
   const tokenGuard = new AddressThrottledCredential(services.throttle, LoginThrottle.adminTokenSubject, CREDENTIAL_THROTTLE.lockAdminTokenAddressAfter);
 
@@ -44,7 +63,7 @@ export function adminApiRoutes(services: Services): Router<State> {
     ctx.set('cache-control', 'no-store');
     const match = /^Bearer ([\x21-\x7E]+)$/i.exec(ctx.get('authorization'));
     // Wrong tokens are counted per address, as API keys are; while it is locked none is checked.
-    const token = match ? await tokenGuard.verify(ctx.ip, () => services.adminTokens.verify(match[1]!), (seconds) => new LockedOutError('admin tokens', seconds)) : undefined;
+    const token = match ? await tokenGuard.verify(ctx.ip, () => adminTokens.verify(match[1]!), (seconds) => new LockedOutError('admin tokens', seconds)) : undefined;
     if (!token) {
       ctx.set('www-authenticate', 'Bearer realm="gatehouse-admin"');
       throw new GatehouseError(401, 'invalid_token', 'send an admin API token: Authorization: Bearer gha_…');
@@ -62,9 +81,8 @@ export function adminApiRoutes(services: Services): Router<State> {
     }
   });
   router.get('/clients', async (ctx) => {
-    const search = typeof ctx.query.search === 'string' ? ctx.query.search.toLowerCase() : '';
-    const all = await clients.list();
-    ctx.body = all.filter((c) => !search || c.name.toLowerCase().includes(search) || c.clientId.toLowerCase().includes(search)).map((c) => toClientMetadata(c));
+    const found = await admin.searchClients(typeof ctx.query.search === 'string' ? ctx.query.search : undefined);
+    ctx.body = found.clients.map((c) => toClientMetadata(c));
   });
   const clientInput = (ctx: Koa.Context, creating: boolean) => {
     const { input, unknown } = fromClientMetadata(objectBody(ctx), { creating });
@@ -156,9 +174,7 @@ export function adminApiRoutes(services: Services): Router<State> {
     ctx.status = 204;
   });
   router.get('/users/:id/grants', async (ctx) => {
-    await accounts.get(ctx.params.id!);
-    const names = new Map((await clients.list()).map((c) => [c.clientId, c.name]));
-    ctx.body = (await grants.listForUser(ctx.params.id!)).map((g) => grantJson(g, names.get(g.clientId) ?? ''));
+    ctx.body = (await admin.userGrants(ctx.params.id!)).map((g) => grantJson(g, g.clientName ?? ''));
   });
   router.delete('/users/:id/grants/:grantId', async (ctx) => {
     await admin.revokeUserGrant(ctx.state.actor, ctx.params.id!, ctx.params.grantId!);
@@ -180,7 +196,7 @@ export function adminApiRoutes(services: Services): Router<State> {
 
   // Scopes: the API scopes clients may hold, and the built-in ones (listed, never changed).
   router.get('/scopes', async (ctx) => {
-    ctx.body = await scopesWithBuiltIns(services.scopes);
+    ctx.body = await scopesWithBuiltIns(scopes);
   });
   router.post('/scopes', jsonBody, async (ctx) => {
     const body = objectBody(ctx);

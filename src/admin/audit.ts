@@ -5,6 +5,8 @@ import type { SecurityEvents } from '../observability/security-events.ts';
 export interface Actor {
   label: string;
   address?: string | undefined;
+  /** The operator's own user, when a person signed in to the admin pages acts (not a token or the CLI). */
+  userId?: string | undefined;
 }
 
 export const CLI_ACTOR: Actor = { label: 'cli' };

@@ -159,7 +159,11 @@ export function openApiDocument(issuer: string) {
       '/users/{id}': {
         parameters: [idParam('id', 'user id (sub)')],
         get: { summary: 'Show a user', responses: { '200': { description: 'User', ...json(ref('User')) }, ...errors } },
-        patch: { summary: 'Change a user (disable revokes their sessions and tokens)', requestBody: { required: true, ...json(ref('UserChanges')) }, responses: { '200': { description: 'User', ...json(ref('User')) }, ...errors } },
+        patch: {
+          summary: 'Change a user (disable revokes their sessions and tokens); disabling or demoting the last enabled admin is refused (409 last_admin)',
+          requestBody: { required: true, ...json(ref('UserChanges')) },
+          responses: { '200': { description: 'User', ...json(ref('User')) }, '409': error, ...errors },
+        },
       },
       '/users/{id}/password': {
         parameters: [idParam('id', 'user id (sub)')],

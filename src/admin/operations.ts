@@ -1,17 +1,57 @@
 import type { AccountsService, User } from '../accounts/service.ts';
 import type { ApiKeysService } from '../apikeys/service.ts';
 import type { ClientSettingsInput } from '../clients/rules.ts';
-import type { ClientsService, ClientWithSecret } from '../clients/service.ts';
-import type { GrantsService } from '../grants/service.ts';
+import type { Client, ClientsService, ClientWithSecret } from '../clients/service.ts';
+import type { GrantsService, UserGrant } from '../grants/service.ts';
 import type { KeysService } from '../keys/service.ts';
 import type { StoredDocument, UserdataService, UserDocument } from '../userdata/service.ts';
-import { NotFoundError } from '../errors.ts';
+import { GatehouseError, NotFoundError } from '../errors.ts';
 import type { Scope, ScopesService } from '../scopes/service.ts';
 import type { Actor, AuditLog } from './audit.ts';
 import type { AdminTokensService } from './tokens.ts';
 
 /** A stored /userdata document as the admin lists it. */
 export type AppDocument = StoredDocument & { clientName: string | null };
+
+/** A user's grant as the admin lists it; `clientName` is null once the client is deleted. */
+export type NamedGrant = UserGrant & { clientName: string | null };
+
+type ClientChanges = ClientSettingsInput & { disabled?: boolean };
+
+/** A client's settings as an update would give them, to tell which of an update's fields change. */
+const settingsOf = (c: Client): Required<ClientChanges> => ({
+  name: c.name,
+  type: c.type,
+  grantTypes: c.grantTypes,
+  redirectUris: c.redirectUris,
+  postLogoutRedirectUris: c.postLogoutRedirectUris,
+  allowedOrigins: c.allowedOrigins,
+  scope: c.scope,
+  defaultScope: c.defaultScope,
+  authMethod: c.authMethod,
+  requirePkce: c.requirePkce,
+  skipConsent: c.skipConsent,
+  allowInsecureRedirect: c.allowInsecureRedirect,
+  idTokenSignedResponseAlg: c.idTokenSignedResponseAlg,
+  // No logo and an empty one are the same setting.
+  logoUri: c.logoUri ?? '',
+  clientUri: c.clientUri ?? '',
+  disabled: c.disabled,
+});
+const NULL_MEANS_EMPTY = new Set(['logoUri', 'clientUri']);
+
+/**
+ * Only the fields of `submitted` whose value differs from the client's, so an update changes
+ * and audits exactly those (a form sends every field, changed or not).
+ */
+export function changedSettings(current: Client, submitted: ClientChanges): ClientChanges {
+  const before = settingsOf(current) as Record<string, unknown>;
+  const same = (k: string, v: unknown) => JSON.stringify(v === null && NULL_MEANS_EMPTY.has(k) ? '' : v) === JSON.stringify(before[k]);
+  return Object.fromEntries(Object.entries(submitted).filter(([k, v]) => v !== undefined && !same(k, v)));
+}
+
+/** Locking yourself out is never what was meant; another operator can do it. */
+const NOT_YOURSELF = 'You cannot disable yourself or remove your own admin flag. Ask another operator.';
 
 /**
  * Every change an operator can make, from the CLI, the admin pages or the admin API: the same
@@ -36,11 +76,25 @@ export class AdminOperations {
     return created;
   }
 
-  async updateClient(actor: Actor, clientId: string, changes: ClientSettingsInput & { disabled?: boolean }): Promise<ClientWithSecret> {
+  /**
+   * Applies the fields of `submitted` that differ from the client's (`changed` names them; none:
+   * nothing is written or audited).
+   */
+  async updateClient(actor: Actor, clientId: string, submitted: ClientChanges): Promise<ClientWithSecret & { changed: string[] }> {
+    const current = await this.clients.get(clientId);
+    const changes = changedSettings(current, submitted);
+    const changed = Object.keys(changes);
+    if (changed.length === 0) return { client: current, clientSecret: null, changed };
     const updated = await this.clients.update(clientId, changes);
-    const changed = Object.keys(changes).filter((k) => changes[k as keyof typeof changes] !== undefined);
     await this.audit.record(actor, 'client.update', `client:${clientId}`, { fields: changed });
-    return updated;
+    return { ...updated, changed };
+  }
+
+  /** The clients whose name or client_id contains `search` (any case), and how many there are in all. */
+  async searchClients(search?: string): Promise<{ clients: Client[]; total: number }> {
+    const needle = search?.trim().toLowerCase() ?? '';
+    const all = await this.clients.list();
+    return { clients: all.filter((c) => !needle || c.name.toLowerCase().includes(needle) || c.clientId.toLowerCase().includes(needle)), total: all.length };
   }
 
   async deleteClient(actor: Actor, clientId: string): Promise<void> {
@@ -73,13 +127,17 @@ export class AdminOperations {
     return user;
   }
 
+  /** Refused for the operator's own account, and for the last enabled admin (LastAdminError). */
   async setUserDisabled(actor: Actor, id: string, disabled: boolean): Promise<User> {
+    if (disabled && actor.userId === id) throw new GatehouseError(400, 'invalid_request', NOT_YOURSELF);
     const user = await this.accounts.setDisabled(id, disabled);
     await this.audit.record(actor, disabled ? 'user.disable' : 'user.enable', `user:${id}`);
     return user;
   }
 
+  /** Removing the flag is refused for the operator's own account, and for the last enabled admin (LastAdminError). */
   async setUserAdmin(actor: Actor, id: string, isAdmin: boolean): Promise<User> {
+    if (!isAdmin && actor.userId === id) throw new GatehouseError(400, 'invalid_request', NOT_YOURSELF);
     const user = await this.accounts.setAdmin(id, isAdmin);
     await this.audit.record(actor, isAdmin ? 'user.grant_admin' : 'user.remove_admin', `user:${id}`);
     return user;
@@ -88,6 +146,13 @@ export class AdminOperations {
   async revokeUserGrant(actor: Actor, sub: string, grantId: string): Promise<void> {
     await this.grants.revokeForUser(sub, grantId);
     await this.audit.record(actor, 'grant.revoke', `grant:${grantId}`, { user: sub });
+  }
+
+  /** A user's live grants, each with its client's name. */
+  async userGrants(sub: string): Promise<NamedGrant[]> {
+    await this.accounts.get(sub);
+    const names = await this.clientNames();
+    return (await this.grants.listForUser(sub)).map((g) => ({ ...g, clientName: names.get(g.clientId) ?? null }));
   }
 
   /** A user's /userdata documents, one per app; `clientName` is null for a deleted client or the unassigned owner. */

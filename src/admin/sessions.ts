@@ -1,12 +1,12 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Knex } from 'knex';
-import type Koa from 'koa';
 
 /**
  * Operators signed in to the admin pages. Sessions live in the database, so any process serves
  * them; the browser holds only a random id in a signed cookie, and the table holds only the
  * SHA-256 of that id (a copy of the table opens no session), the user, the session's own CSRF
- * token and two timestamps.
+ * token and two timestamps. This service owns the table; the cookie is the pages' business
+ * (pages/guard.ts).
  */
 export const ADMIN_SESSION = {
   cookie: 'gatehouse.admin',
@@ -33,57 +33,52 @@ const COOKIE_VALUE = /^[\w-]{43}$/;
 const randomToken = () => randomBytes(32).toString('base64url');
 const storedId = (cookieValue: string) => createHash('sha256').update(cookieValue).digest('hex');
 
-export class AdminSessions {
+export class AdminSessionsService {
   constructor(
     private readonly db: Knex,
     private readonly limits: Limits = ADMIN_SESSION,
+    private readonly now: () => number = Date.now,
   ) {}
 
   /**
-   * Signs `userId` in: always a new session id (a session the browser already had is ended,
-   * so an id planted before sign-in is worth nothing), with its own CSRF token.
+   * Signs `userId` in: always a new session id (the session `previous` names, one the browser
+   * already had, is ended, so an id planted before sign-in is worth nothing), with its own CSRF
+   * token. Returns the value for the browser's cookie.
    */
-  async create(ctx: Koa.Context, userId: string): Promise<AdminSession> {
-    await this.end(ctx);
-    const now = Date.now();
+  async start(userId: string, previous?: string): Promise<{ cookieValue: string; session: AdminSession }> {
+    if (previous !== undefined) await this.end(previous);
+    const now = this.now();
     await this.db('admin_sessions')
       .where('last_seen_at', '<', now - this.limits.idleMs)
       .orWhere('created_at', '<', now - this.limits.absoluteMs)
       .delete();
-    const id = randomToken();
+    const cookieValue = randomToken();
     const session = { userId, csrf: randomToken(), createdAt: new Date(now), lastSeenAt: new Date(now) };
-    await this.db('admin_sessions').insert({ id: storedId(id), user_id: userId, csrf: session.csrf, created_at: now, last_seen_at: now });
-    ctx.cookies.set(ADMIN_SESSION.cookie, id, { ...cookieOptions(ctx), maxAge: this.limits.absoluteMs });
-    return session;
+    await this.db('admin_sessions').insert({ id: storedId(cookieValue), user_id: userId, csrf: session.csrf, created_at: now, last_seen_at: now });
+    return { cookieValue, session };
   }
 
-  /** The live session the request's cookie names, or undefined; an expired one is ended here. */
-  async current(ctx: Koa.Context): Promise<AdminSession | undefined> {
-    const id = ctx.cookies.get(ADMIN_SESSION.cookie, { signed: true });
-    if (!id || !COOKIE_VALUE.test(id)) return undefined;
-    const row = await this.db('admin_sessions').where({ id: storedId(id) }).first();
-    if (!row) {
-      clearCookie(ctx);
-      return undefined;
-    }
-    const now = Date.now();
+  /** The live session a cookie value names, or undefined; an expired one is ended here. */
+  async find(cookieValue: string): Promise<AdminSession | undefined> {
+    if (!COOKIE_VALUE.test(cookieValue)) return undefined;
+    const row = await this.db('admin_sessions').where({ id: storedId(cookieValue) }).first();
+    if (!row) return undefined;
+    const now = this.now();
     const createdAt = Number(row.created_at);
     const lastSeenAt = Number(row.last_seen_at);
     if (now - lastSeenAt > this.limits.idleMs || now - createdAt > this.limits.absoluteMs) {
-      await this.end(ctx);
+      await this.end(cookieValue);
       return undefined;
     }
     if (now - lastSeenAt >= this.limits.touchEveryMs) {
-      await this.db('admin_sessions').where({ id: storedId(id) }).update({ last_seen_at: now });
+      await this.db('admin_sessions').where({ id: storedId(cookieValue) }).update({ last_seen_at: now });
     }
     return { userId: String(row.user_id), csrf: String(row.csrf), createdAt: new Date(createdAt), lastSeenAt: new Date(now) };
   }
 
   /** Signs out: the session row is gone, so the cookie is worthless even if a copy survives. */
-  async end(ctx: Koa.Context): Promise<void> {
-    const id = ctx.cookies.get(ADMIN_SESSION.cookie, { signed: true });
-    if (id && COOKIE_VALUE.test(id)) await this.db('admin_sessions').where({ id: storedId(id) }).delete();
-    if (ctx.cookies.get(ADMIN_SESSION.cookie)) clearCookie(ctx);
+  async end(cookieValue: string): Promise<void> {
+    if (COOKIE_VALUE.test(cookieValue)) await this.db('admin_sessions').where({ id: storedId(cookieValue) }).delete();
   }
 }
 
@@ -94,12 +89,4 @@ export function csrfMatches(session: AdminSession, submitted: unknown): boolean 
   // bytes, and timingSafeEqual throws on buffers of different lengths.
   const [given, expected] = [Buffer.from(submitted), Buffer.from(session.csrf)];
   return given.length === expected.length && timingSafeEqual(given, expected);
-}
-
-function cookieOptions(ctx: Koa.Context) {
-  return { signed: true, httpOnly: true, sameSite: 'strict' as const, secure: ctx.secure, path: ADMIN_SESSION.path, overwrite: true };
-}
-
-function clearCookie(ctx: Koa.Context): void {
-  ctx.cookies.set(ADMIN_SESSION.cookie, '', cookieOptions(ctx)); // an empty value expires it
 }

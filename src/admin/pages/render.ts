@@ -1,0 +1,86 @@
+import type Router from '@koa/router';
+import type Koa from 'koa';
+import type { Views } from '../../../interactions/views.ts';
+import { GatehouseError } from '../../errors.ts';
+import { isConnectionError } from '../../stores/availability.ts';
+import type { Operator } from './guard.ts';
+
+/** What the redirect after a change says; a fixed list, so a link cannot put words on the page. */
+const NOTICES: Record<string, string> = {
+  'client-saved': 'The client is saved.',
+  'client-unchanged': 'Nothing changed.',
+  'client-disabled': 'The client is disabled: it gets no tokens, and its API keys stop working.',
+  'client-enabled': 'The client is enabled.',
+  'client-deleted': 'The client is deleted, with its API keys and the /userdata documents it kept.',
+  'key-revoked': 'The API key is revoked.',
+  'user-created': 'The user is created.',
+  'user-disabled': 'The user is disabled: they cannot sign in, and their sessions and tokens are revoked.',
+  'user-enabled': 'The user is enabled.',
+  'admin-granted': 'The user is now an admin.',
+  'admin-removed': 'The user is no longer an admin.',
+  'password-set': 'The password is set.',
+  'grant-revoked': 'The app’s access is revoked: its tokens stop working.',
+  'userdata-cleared': 'The app’s document is cleared: the app now reads {}.',
+  'scope-created': 'The scope is created: clients may be given it now, on every Gatehouse process.',
+  'scope-deleted': 'The scope is deleted.',
+};
+
+const ERROR_TITLES: Record<number, string> = {
+  400: 'That did not work',
+  403: 'Not allowed',
+  404: 'Not found',
+  409: 'That did not work',
+  413: 'Too much to send',
+  429: 'Too many attempts',
+  503: 'Gatehouse is briefly unavailable',
+};
+
+/** Renders admin/`template` with the notice the address names and the signed-in operator. */
+export function page(views: Views, ctx: Koa.Context, template: string, context: Record<string, unknown>, status = 200): void {
+  const operator = ctx.state.operator as Operator | undefined;
+  const key = ctx.query.notice;
+  const notice = typeof key === 'string' && Object.hasOwn(NOTICES, key) ? NOTICES[key] : undefined;
+  ctx.status = status;
+  ctx.type = 'html';
+  ctx.body = views.render(`admin/${template}`, {
+    notice,
+    ...(operator ? { operator: { username: operator.user.username, id: operator.user.id }, csrf: operator.session.csrf } : {}),
+    ...context,
+  });
+}
+
+export function seeOther(ctx: Koa.Context, location: string): void {
+  ctx.status = 303;
+  ctx.redirect(location);
+}
+
+/** What every page module renders with. */
+export type Render = (ctx: Koa.Context, template: string, context: Record<string, unknown>, status?: number) => void;
+
+export const renderWith = (views: Views): Render => (ctx, template, context, status) => page(views, ctx, template, context, status);
+
+/** Errors become pages: the status and what went wrong, never a stack trace. */
+export function errorPages(router: Router, views: Views): void {
+  router.use(async (ctx, next) => {
+    ctx.set('cache-control', 'no-store');
+    try {
+      await next();
+    } catch (err) {
+      let status = 500;
+      let description = 'An unexpected error occurred. Try again; if it keeps happening, the server log says more.';
+      if (err instanceof GatehouseError) {
+        status = err.status;
+        description = err.description;
+      } else if (isConnectionError(err)) {
+        status = 503;
+        description = 'A store Gatehouse needs is unreachable. Try again shortly.';
+        ctx.set('retry-after', '5');
+      } else {
+        const e = err as { status?: number; expose?: boolean; message?: string };
+        if (e.status && e.status >= 400 && e.status < 500 && e.expose) [status, description] = [e.status, String(e.message)];
+        else ctx.app.emit('error', err, ctx);
+      }
+      page(views, ctx, 'error.njk', { title: ERROR_TITLES[status] ?? 'Something went wrong', status, description }, status);
+    }
+  });
+}
