@@ -2,7 +2,7 @@ import type { AccountsService, User } from '../accounts/service.ts';
 import type { ApiKeysService } from '../apikeys/service.ts';
 import type { ClientSettingsInput } from '../clients/rules.ts';
 import type { ClientsService, ClientWithSecret } from '../clients/service.ts';
-import type { GrantsService } from '../grants/service.ts';
+import type { GrantsService } from '../oidc/index.ts';
 import type { KeysService } from '../keys/service.ts';
 import type { StoredDocument, UserdataService, UserDocument } from '../userdata/service.ts';
 import { NotFoundError } from '../errors.ts';
