@@ -69,7 +69,7 @@ export function accessTokenVerifier(provider: () => Provider): AccessTokenVerifi
 
 /** The URL the request was sent to, as a DPoP proof names it (htu: no query, no fragment). */
 function requestUrl(ctx: Koa.Context): string {
-  const url = new URL(ctx.originalUrl, ctx.origin);
+  const url = new URL(ctx.originalUrl, `${ctx.protocol}://${ctx.host}`);
   url.search = '';
   url.hash = '';
   return url.href;
