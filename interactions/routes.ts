@@ -1,7 +1,7 @@
 import Router from '@koa/router';
 import type Koa from 'koa';
 import { koaBody } from 'koa-body';
-import { errors, type InteractionResults, type Provider } from 'oidc-provider';
+import type { InteractionResults, Interactions, MissingConsent } from '../src/oidc/index.ts';
 import type { AccountsService } from '../src/accounts/service.ts';
 import type { LoginThrottle } from '../src/accounts/throttle.ts';
 import type { ScopesService } from '../src/scopes/service.ts';
@@ -12,8 +12,8 @@ import { describeScope } from './scopes.ts';
 import type { Views } from './views.ts';
 
 export interface InteractionDeps {
-  /** The provider serving now (it is rebuilt when signing keys change). */
-  provider: () => Provider;
+  /** oidc-provider's interactions (through the provider serving now: it is rebuilt when signing keys change). */
+  interactions: Interactions;
   accounts: AccountsService;
   throttle: LoginThrottle;
   /** The API scopes' stored descriptions, for the consent page. */
@@ -45,7 +45,7 @@ function formFields(ctx: Koa.Context): Record<string, unknown> {
 }
 
 /** The login and consent pages oidc-provider sends people to, at /interaction/:uid. */
-export function interactionRoutes({ provider: currentProvider, accounts, throttle, scopes, views }: InteractionDeps): Router {
+export function interactionRoutes({ interactions, accounts, throttle, scopes, views }: InteractionDeps): Router {
   const router = new Router({ prefix: '/interaction' });
 
   const page = (ctx: Koa.Context, template: string, context: Record<string, unknown>, status = 200) => {
@@ -55,7 +55,7 @@ export function interactionRoutes({ provider: currentProvider, accounts, throttl
   };
 
   const clientView = async (clientId: unknown) => {
-    const client = typeof clientId === 'string' ? await currentProvider().Client.find(clientId) : undefined;
+    const client = await interactions.client(clientId);
     return {
       name: client?.clientName ?? 'An application',
       logoUri: client?.logoUri,
@@ -69,10 +69,10 @@ export function interactionRoutes({ provider: currentProvider, accounts, throttl
     try {
       await next();
     } catch (err) {
-      if (err instanceof errors.SessionNotFound || err instanceof errors.InvalidRequest) {
+      if (interactions.isStale(err)) {
         page(ctx, 'error.njk', {
           title: 'This sign-in has expired',
-          error: err.message,
+          error: (err as Error).message,
           description: 'The sign-in took too long or was already finished. Go back to the application and start again.',
         }, 400);
         return;
@@ -82,13 +82,13 @@ export function interactionRoutes({ provider: currentProvider, accounts, throttl
   });
 
   const finish = async (ctx: Koa.Context, result: InteractionResults, merge: boolean) => {
-    const returnTo = await currentProvider().interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: merge });
+    const returnTo = await interactions.finish(ctx, result, { mergeWithLastSubmission: merge });
     ctx.status = 303;
     ctx.redirect(returnTo);
   };
 
   router.get('/:uid', async (ctx) => {
-    const { uid, prompt, params } = await currentProvider().interactionDetails(ctx.req, ctx.res);
+    const { uid, prompt, params } = await interactions.details(ctx);
     const client = await clientView(params.client_id);
     if (prompt.name === 'login') {
       return page(ctx, 'login.njk', { title: 'Sign in', uid, client, username: typeof params.login_hint === 'string' ? params.login_hint : '' });
@@ -100,7 +100,7 @@ export function interactionRoutes({ provider: currentProvider, accounts, throttl
   });
 
   router.post('/:uid/login', formBody, async (ctx) => {
-    const { uid, prompt, params } = await currentProvider().interactionDetails(ctx.req, ctx.res);
+    const { uid, prompt, params } = await interactions.details(ctx);
     const client = await clientView(params.client_id);
     const body = formFields(ctx);
     const username = typeof body.username === 'string' ? body.username.trim() : '';
@@ -120,7 +120,7 @@ export function interactionRoutes({ provider: currentProvider, accounts, throttl
   });
 
   router.post('/:uid/consent', formBody, async (ctx) => {
-    const details = await currentProvider().interactionDetails(ctx.req, ctx.res);
+    const details = await interactions.details(ctx);
     const body = formFields(ctx);
     const { prompt, params, session } = details;
     if (!csrfValid(ctx, body.csrf)) {
@@ -140,17 +140,7 @@ export function interactionRoutes({ provider: currentProvider, accounts, throttl
       return finish(ctx, { error: 'access_denied', error_description: 'the user denied the request' }, false);
     }
 
-    const grant = details.grantId
-      ? await currentProvider().Grant.find(details.grantId)
-      : new (currentProvider().Grant)({ accountId: session.accountId, clientId: String(params.client_id) });
-    if (!grant) throw new errors.SessionNotFound('grant not found');
-    const missing = prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
-    if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
-    if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
-    for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) {
-      grant.addResourceScope(indicator, scopes.join(' '));
-    }
-    const grantId = await grant.save();
+    const grantId = await interactions.grantConsent(details, prompt.details as MissingConsent);
     await finish(ctx, { consent: details.grantId ? {} : { grantId } }, true);
   });
 

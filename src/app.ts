@@ -1,15 +1,12 @@
 import fs from 'node:fs';
 import Koa from 'koa';
 import compose from 'koa-compose';
-import mount from 'koa-mount';
-import type Provider from 'oidc-provider';
 import { createViews, type Views } from '../interactions/views.ts';
 import { interactionRoutes } from '../interactions/routes.ts';
-import { findAccountIn } from './accounts/claims.ts';
 import { GatehouseError, LockedOutError } from './errors.ts';
 import { healthRoutes } from './health/routes.ts';
 import { bearerLogoutRoutes } from './logout/routes.ts';
-import { createProvider } from './provider.ts';
+import { createProvider, findAccountIn, mount, oidcBoundary, type Provider } from './oidc/index.ts';
 import { securityHeaders } from './security-headers.ts';
 import { userdataRoutes } from './userdata/routes.ts';
 import { adminApiRoutes } from './admin/api-routes.ts';
@@ -69,6 +66,7 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
   let provider = buildProvider(jwks, apiScopes);
   let mounted = mount(provider);
   const current = () => provider;
+  const oidc = oidcBoundary(current, services.grants);
   // oidc-provider's configuration is fixed at construction: other keys or scopes need a new
   // provider. Requests in flight finish on the old one; all state lives in the stores.
   const rebuild = () => {
@@ -113,11 +111,11 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
   const ownRoutes: Koa.Middleware = compose(
     [
       healthRoutes(services),
-      interactionRoutes({ provider: current, accounts: services.accounts, throttle: services.throttle, scopes: services.scopes, views }),
-      bearerLogoutRoutes(current, services.grants, services.db),
+      interactionRoutes({ interactions: oidc.interactions, accounts: services.accounts, throttle: services.throttle, scopes: services.scopes, views }),
+      bearerLogoutRoutes(oidc),
       adminApiRoutes({ config, admin, clients, accounts, apiKeys, adminTokens, audit, scopes, throttle }),
       adminPageRoutes({ admin, clients, accounts, apiKeys, audit, scopes, throttle, adminSessions }, views),
-      userdataRoutes({ provider: current, db: services.db, throttle: services.throttle, accounts: services.accounts, apiKeys: services.apiKeys, userdata: services.userdata, maxBytes: config.userdataMaxBytes }),
+      userdataRoutes({ verifyAccessToken: oidc.verifyAccessToken, db: services.db, throttle: services.throttle, accounts: services.accounts, apiKeys: services.apiKeys, userdata: services.userdata, maxBytes: config.userdataMaxBytes }),
     ].flatMap((router) => [router.routes(), router.allowedMethods()]) as Koa.Middleware[],
   );
   // Protocol requests (token, introspection, userinfo, discovery…) go straight to the provider

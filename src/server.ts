@@ -5,7 +5,7 @@ import { ConfigError, loadConfig, type Config } from './config.ts';
 import { openServices, prepareStores, type Services } from './services.ts';
 import { relayInvalidationsToWorkers } from './cache/invalidation.ts';
 import { KEYS_TOPIC } from './keys/service.ts';
-import { sweepExpiredPayloads } from '../adapters/knex.ts';
+import { sweepExpiredPayloads } from './oidc/index.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { HttpMetrics, serveClusterMetrics } from './observability/metrics.ts';
 import type { DestinationStream } from 'pino';

@@ -7,11 +7,8 @@ import { AccountsService } from './accounts/service.ts';
 import { LoginThrottle } from './accounts/throttle.ts';
 import { ApiKeysService } from './apikeys/service.ts';
 import { UserdataService } from './userdata/service.ts';
-import { deleteAccountPayloads } from '../adapters/knex.ts';
-import { deleteRedisAccountArtifacts } from '../adapters/redis.ts';
 import { createAdapterFactory, type Stores } from '../adapters/index.ts';
-import type { AdapterFactory } from 'oidc-provider';
-import { GrantsService } from './grants/service.ts';
+import { GrantsService } from './oidc/index.ts';
 import { AuditLog } from './admin/audit.ts';
 import { AdminOperations } from './admin/operations.ts';
 import { AdminTokensService } from './admin/tokens.ts';
@@ -41,7 +38,7 @@ export interface Services {
   apiKeys: ApiKeysService;
   userdata: UserdataService;
   /** The one adapter factory: oidc-provider's storage, also used to revoke grants outside a request. */
-  adapters: AdapterFactory;
+  adapters: ReturnType<typeof createAdapterFactory>;
   grants: GrantsService;
   adminTokens: AdminTokensService;
   /** Operators signed in to the admin pages (database rows; the pages keep the cookie). */
@@ -105,17 +102,10 @@ export async function openServices(config: Config, { migrate = true, migrated, l
     const userdata = new UserdataService(db, config.userdataMaxBytes);
     const keys = new KeysService(db, invalidations);
     const userById = sqlite?.db.prepare('select * from users where id = ?');
-    const accounts = new AccountsService(
-      db,
-      async (userId) => {
-        await deleteAccountPayloads(db, userId);
-        if (redis) await deleteRedisAccountArtifacts(redis, config.redisPrefix, userId);
-      },
-      userById ? async (id) => userById.get(id) : undefined,
-    );
-    const throttle = new LoginThrottle(db, invalidations);
     const adapters = createAdapterFactory(stores, clients);
-    const grants = new GrantsService(db, adapters);
+    const grants = new GrantsService(stores, adapters);
+    const accounts = new AccountsService(db, (userId) => grants.revokeUser(userId), userById ? async (id) => userById.get(id) : undefined);
+    const throttle = new LoginThrottle(db, invalidations);
     const adminTokens = new AdminTokensService(db, secretKey);
     const adminSessions = new AdminSessionsService(db);
     const events = new SecurityEvents(log, metrics);

@@ -317,7 +317,7 @@ test('oidcc-ensure-request-with-acr-values-succeeds: acr_values="1 2" succeeds (
 });
 
 // Served where Gatehouse runs in production: https behind its trusted TLS proxy (see
-// src/provider.ts: oidc-provider's POST support needs SameSite=None, hence Secure, cookies).
+// src/oidc/provider.ts: oidc-provider's POST support needs SameSite=None, hence Secure, cookies).
 test('oidcc-ensure-post-request-succeeds: the authorization request sent as a POSTed form succeeds (https issuer behind the trusted proxy)', async (t) => {
   const publicOrigin = 'https://id.example.com';
   const gh = await startLoopbackGatehouse({ env: { GATEHOUSE_TRUST_PROXY: 'true', GATEHOUSE_ISSUER: publicOrigin } });

@@ -159,7 +159,7 @@ test.serial('the default follows the registered scope when the operator changes 
 });
 
 // Where Gatehouse serves POSTed authorization requests (https behind its trusted proxy, see
-// src/provider.ts), the scope is read from the form body as oidc-provider reads it.
+// src/oidc/provider.ts), the scope is read from the form body as oidc-provider reads it.
 test('a POSTed authorization request without scope asks for the default; one with offline_access keeps it (https issuer behind the trusted proxy)', async (t) => {
   const publicOrigin = 'https://id.example.com';
   const gh = await startLoopbackGatehouse({ env: { GATEHOUSE_TRUST_PROXY: 'true', GATEHOUSE_ISSUER: publicOrigin } });

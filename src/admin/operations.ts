@@ -2,7 +2,7 @@ import type { AccountsService, User } from '../accounts/service.ts';
 import type { ApiKeysService } from '../apikeys/service.ts';
 import type { ClientSettingsInput } from '../clients/rules.ts';
 import type { Client, ClientsService, ClientWithSecret } from '../clients/service.ts';
-import type { GrantsService, UserGrant } from '../grants/service.ts';
+import type { GrantsService, UserGrant } from '../oidc/index.ts';
 import type { KeysService } from '../keys/service.ts';
 import type { StoredDocument, UserdataService, UserDocument } from '../userdata/service.ts';
 import { GatehouseError, NotFoundError } from '../errors.ts';

@@ -1,6 +1,6 @@
 import type { User } from '../accounts/service.ts';
 import type { ApiKey } from '../apikeys/service.ts';
-import type { UserGrant } from '../grants/service.ts';
+import type { UserGrant } from '../oidc/index.ts';
 import type { AuditEntry } from './audit.ts';
 import type { AppDocument } from './operations.ts';
 import type { AdminToken } from './tokens.ts';

@@ -27,7 +27,7 @@ const DOT_ENDPOINTS: ReadonlyArray<readonly [string, string]> = [
 
 /**
  * The first path segments Gatehouse and oidc-provider serve (src/app.ts OWN_PREFIXES, the routes
- * in src/provider.ts and oidc-provider's defaults for features it may turn on): a prefix there
+ * in src/oidc/provider.ts and oidc-provider's defaults for features it may turn on): a prefix there
  * would hide them, or they it.
  */
 export const RESERVED_SEGMENTS: ReadonlySet<string> = new Set([

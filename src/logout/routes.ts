@@ -1,28 +1,23 @@
 import Router from '@koa/router';
-import type { Knex } from 'knex';
-import type Provider from 'oidc-provider';
 import { GatehouseError } from '../errors.ts';
-import { revokeGrantForBearerLogout } from '../grants/revocation.ts';
-import type { GrantsService } from '../grants/service.ts';
+import type { Oidc } from '../oidc/index.ts';
 
-/** POST /logout with Authorization: Bearer <access token>. */
-export function bearerLogoutRoutes(provider: () => Provider, grants: GrantsService, db: Knex): Router {
+/**
+ * POST /logout with Authorization: Bearer <access token> (or DPoP with its proof), for apps that
+ * sign a user out from their backend: the token's grant is revoked (access and refresh tokens),
+ * and the user's Gatehouse sessions forget that client; a session left with no client is ended.
+ */
+export function bearerLogoutRoutes(oidc: Pick<Oidc, 'verifyAccessToken' | 'revokeGrant' | 'endSessions'>): Router {
   const router = new Router();
   router.post('/logout', async (ctx) => {
     ctx.set('cache-control', 'no-store');
-    const match = /^Bearer ([\x21-\x7E]+)$/i.exec(ctx.get('authorization'));
-    if (!match) {
+    if (!/^(Bearer|DPoP) ([\x21-\x7E]+)$/i.test(ctx.get('authorization'))) {
       ctx.set('www-authenticate', 'Bearer realm="gatehouse"');
       throw new GatehouseError(401, 'invalid_token', 'send the access token as Authorization: Bearer <token>');
     }
-    try {
-      await revokeGrantForBearerLogout(provider(), grants, db, match[1]!);
-    } catch (err) {
-      if (err instanceof GatehouseError && err.status === 401) {
-        ctx.set('www-authenticate', 'Bearer realm="gatehouse", error="invalid_token"');
-      }
-      throw err;
-    }
+    const token = await oidc.verifyAccessToken(ctx);
+    await oidc.revokeGrant(token.grantId);
+    await oidc.endSessions(token.accountId, token.clientId);
     ctx.status = 204;
   });
   // Any other method gets the JSON error of Gatehouse's routes, not the router's plain-text 405.

@@ -1,5 +1,5 @@
 import type Koa from 'koa';
-import type Provider from 'oidc-provider';
+import type { Provider } from '../oidc/index.ts';
 import type { Logger } from './logger.ts';
 import type { HttpMetrics } from './metrics.ts';
 

@@ -1,22 +1,11 @@
-import { errors } from 'oidc-provider';
+import { StoreUnavailableError } from '../oidc/internals.ts';
 
 /**
- * A store (the database or Redis) could not be reached. Raised from the adapters so that
- * oidc-provider answers 503 temporarily_unavailable (JSON for APIs, our error page for
- * browsers) instead of a 500, and from our own routes through the same classifier.
+ * StoreUnavailableError: a store (the database or Redis) could not be reached, raised from the
+ * adapters so that oidc-provider answers 503 (it subclasses oidc-provider's error: see
+ * src/oidc/internals.ts), and from our own routes through the same classifier.
  */
-export class StoreUnavailableError extends errors.OIDCProviderError {
-  readonly store: string;
-
-  constructor(store: 'database' | 'redis', cause?: unknown) {
-    super(503, 'temporarily_unavailable', { cause });
-    this.store = store;
-    this.expose = true;
-    // Never send the browser on to the client with a half-finished request.
-    this.allow_redirect = false;
-    this.error_description = `the ${store} is unreachable; try again shortly`;
-  }
-}
+export { StoreUnavailableError };
 
 // SQLITE_BUSY: the file stayed locked by another writer past busy_timeout (5 s); like a store
 // that cannot be reached, the answer is "try again shortly" (503), not a server error.

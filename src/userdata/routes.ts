@@ -1,17 +1,17 @@
 import Router from '@koa/router';
 import type Koa from 'koa';
 import type { Knex } from 'knex';
-import type Provider from 'oidc-provider';
 import type { AccountsService } from '../accounts/service.ts';
 import type { ApiKeysService } from '../apikeys/service.ts';
 import { AddressThrottledCredential, CREDENTIAL_THROTTLE, LoginThrottle } from '../accounts/throttle.ts';
 import { GatehouseError, LockedOutError } from '../errors.ts';
-import { hasLiveGrant } from './access.ts';
+import { hasLiveGrant, type AccessTokenVerifier } from '../oidc/index.ts';
 import { applyMergePatch, type Json } from './merge-patch.ts';
 import type { Precondition, UserdataService, UserDocument } from './service.ts';
 
 export interface UserdataDeps {
-  provider: () => Provider;
+  /** Checks a user's access token as oidc-provider does (src/oidc/). */
+  verifyAccessToken: AccessTokenVerifier;
   db: Knex;
   accounts: AccountsService;
   apiKeys: ApiKeysService;
@@ -37,22 +37,13 @@ const forbidden = () => new GatehouseError(403, 'forbidden', "this client may no
  */
 async function authorize(ctx: Koa.Context, deps: UserdataDeps, sub: string): Promise<Caller> {
   if (sub === 'me') {
-    const match = /^Bearer ([\x21-\x7E]+)$/i.exec(ctx.get('authorization'));
-    if (!match) {
+    if (!/^(Bearer|DPoP) ([\x21-\x7E]+)$/i.test(ctx.get('authorization'))) {
       ctx.set('www-authenticate', 'Bearer realm="gatehouse", scope="userdata"');
       throw new GatehouseError(401, 'invalid_token', '/userdata/me needs Authorization: Bearer <access token with the userdata scope>');
     }
-    const token = await deps.provider().AccessToken.find(match[1]!);
-    if (!token || token.isExpired || !token.accountId) {
-      ctx.set('www-authenticate', 'Bearer realm="gatehouse", error="invalid_token"');
-      throw new GatehouseError(401, 'invalid_token', 'the access token is invalid, expired or revoked');
-    }
-    if (!(token.scope ?? '').split(' ').includes('userdata')) {
-      ctx.set('www-authenticate', 'Bearer realm="gatehouse", error="insufficient_scope", scope="userdata"');
-      throw new GatehouseError(403, 'insufficient_scope', 'the access token was not granted the userdata scope');
-    }
+    const token = await deps.verifyAccessToken(ctx, { scope: 'userdata' });
     if (!(await deps.accounts.findActive(token.accountId))) throw new GatehouseError(403, 'forbidden', 'this user is disabled');
-    return { sub: token.accountId, clientId: token.clientId!, canRead: true, canWrite: true };
+    return { sub: token.accountId, clientId: token.clientId, canRead: true, canWrite: true };
   }
 
   const presented = ctx.get('x-api-key');

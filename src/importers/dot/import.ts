@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import type { Knex } from 'knex';
-import { KnexAdapter } from '../../../adapters/knex.ts';
 import { isDjangoHash, isUnusableDjangoPassword } from '../../accounts/django-hashers.ts';
 import { usernameKey } from '../../accounts/service.ts';
 import { settingsColumn } from '../../clients/service.ts';
@@ -9,6 +8,7 @@ import { hashClientSecret, storePlainClientSecret } from '../../clients/secrets.
 import { ValidationError } from '../../errors.ts';
 import type { Services } from '../../services.ts';
 import { isBuiltInScope, scopeNameProblem } from '../../scopes/names.ts';
+import { importRefreshToken } from '../../oidc/index.ts';
 import { seedDescription } from '../../scopes/service.ts';
 import { loadClientSecretKey } from '../../settings/store.ts';
 import { readDotSource, type DotApplication, type DotData, type DotUser } from './source.ts';
@@ -282,10 +282,7 @@ async function importRefreshTokens(trx: Knex, data: DotData, services: Services,
   const userOutcome = new Map(users.map((u) => [u.sub, u.outcome]));
   const appsById = new Map(data.applications.map((a) => [a.id, a]));
   const known = new Set<string>([...USER_SCOPES, ...siteScopes]);
-  const grants = new KnexAdapter(trx, 'Grant');
-  const refreshTokens = new KnexAdapter(trx, 'RefreshToken');
-  const now = Math.floor(Date.now() / 1000);
-  const { refreshToken: refreshTtl, grant: grantTtl } = services.config.lifetimes;
+  const { refreshToken, grant } = services.config.lifetimes;
 
   for (const rt of data.refreshTokens) {
     if (rt.revoked) continue; // used or revoked in DOT: nothing to carry over
@@ -326,15 +323,7 @@ async function importRefreshTokens(trx: Knex, data: DotData, services: Services,
     result.imported++;
     if (dryRun) continue;
     await trx('dot_imported_refresh_tokens').insert({ token_sha256: tokenSha256, imported_at: Date.now() });
-    const grantId = `dot-rt-${rt.id}`;
-    const accountId = String(user.id);
-    await grants.upsert(grantId, { jti: grantId, kind: 'Grant', iat: now, exp: now + grantTtl, accountId, clientId: app.clientId, openid: { scope } }, grantTtl);
-    const ttl = Math.min(refreshTtl, grantTtl);
-    await refreshTokens.upsert(
-      rt.token,
-      { jti: rt.token, kind: 'RefreshToken', iat: now, exp: now + ttl, iiat: now, rotations: 0, accountId, clientId: app.clientId, grantId, scope, gty: 'authorization_code', expiresWithSession: false },
-      ttl,
-    );
+    await importRefreshToken(trx, { token: rt.token, grantId: `dot-rt-${rt.id}`, accountId: String(user.id), clientId: app.clientId, scope, lifetimes: { grant, refreshToken } });
   }
   return result;
 }

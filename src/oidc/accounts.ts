@@ -1,5 +1,5 @@
 import type { Account, FindAccount } from 'oidc-provider';
-import type { AccountsService, User } from './service.ts';
+import type { AccountsService, User } from '../accounts/service.ts';
 
 /** The claims of a user, by scope; oidc-provider filters them to what was granted. */
 export function claimsOf(user: User): Record<string, unknown> {

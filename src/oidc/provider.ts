@@ -1,15 +1,16 @@
-import Provider, { errors, type AdapterFactory, type Configuration, type FindAccount, type KoaContextWithOIDC } from 'oidc-provider';
-import type { Stores } from '../adapters/index.ts';
-import type { ClientsService } from './clients/service.ts';
-import type { Config } from './config.ts';
-import { clientsNamingUnknownScopes } from './oidc/client-scopes.ts';
-import { BUILT_IN_SCOPES } from './scopes/names.ts';
-import { registerClientCredentialsGrant } from './grants/client-credentials.ts';
-import type { Views } from '../interactions/views.ts';
-import { findLatestGrantId } from '../adapters/knex.ts';
-import { CREDENTIAL_THROTTLE, LoginThrottle } from './accounts/throttle.ts';
-import { guardStore } from './stores/availability.ts';
-import { settleAuthorizationScope } from './oidc/authorization-scope.ts';
+import Provider, { type AdapterFactory, type Configuration, type FindAccount, type KoaContextWithOIDC } from 'oidc-provider';
+import type { Stores } from '../../adapters/index.ts';
+import type { ClientsService } from '../clients/service.ts';
+import type { Config } from '../config.ts';
+import { clientsNamingUnknownScopes } from './client-scopes.ts';
+import { BUILT_IN_SCOPES } from '../scopes/names.ts';
+import { applyClientCredentialsScopeRules } from './client-credentials.ts';
+import type { Views } from '../../interactions/views.ts';
+import { findLatestGrantId } from './artifacts.ts';
+import type { LoginThrottle } from '../accounts/throttle.ts';
+import { settleAuthorizationScope } from './authorization-scope.ts';
+import { authenticateClientsWithStoredSecrets } from './client-auth.ts';
+import { revokeWhenConsumeLosesRace } from './internals.ts';
 
 export interface ProviderDeps {
   config: Config;
@@ -77,10 +78,13 @@ export function createProvider(deps: ProviderDeps): Provider {
       // confidential client may; a public client only its own tokens. A refresh token is only
       // ever the client's own business (no resource server receives one): another client
       // holding it learns only active: false.
+      // A token whose client is disabled or deleted is inactive (oidc-provider would look the
+      // client up afterwards, for pairwise subjects, and fail on a missing one).
       introspection: {
         enabled: true,
-        allowedPolicy: async (_ctx, client, token) =>
-          token.clientId === client.clientId || (client.clientAuthMethod !== 'none' && token.kind !== 'RefreshToken'),
+        allowedPolicy: async (ctx, client, token) =>
+          (token.clientId === client.clientId || (client.clientAuthMethod !== 'none' && token.kind !== 'RefreshToken')) &&
+          (token.clientId === client.clientId || !token.clientId || (await ctx.oidc.provider.Client.find(token.clientId)) !== undefined),
       },
       // RFC 7009: a client revokes only tokens issued to it.
       revocation: {
@@ -173,36 +177,8 @@ export function createProvider(deps: ProviderDeps): Provider {
     if (ctx.status === 503 && !ctx.response.get('retry-after')) ctx.set('retry-after', '5');
   });
 
-  // Stored secrets are hashes (see clients/secrets.ts); this is oidc-provider's supported hook
-  // for comparing a presented secret against what the client metadata carries. Wrong secrets
-  // are counted per client_id and per address (shared counters, as for sign-in); while either
-  // is locked, no secret is checked at all, so the answer says nothing about the secret.
-  const { throttle } = deps;
-  const lockCheck = throttle.locks;
-  provider.Client.prototype.compareClientSecret = async function compareClientSecret(this: { clientId: string; 'gatehouse:stored_secret'?: unknown }, presented: string) {
-    const ctx = Provider.ctx;
-    const subjects = LoginThrottle.clientSubjects(this.clientId, ctx?.ip ?? 'unknown');
-    // Guarded: an unreachable database is a 503 here too, not a 500 from oidc-provider.
-    const lockedForSeconds = await guardStore('database', () => lockCheck.lockedForSeconds(subjects));
-    if (lockedForSeconds > 0) {
-      const minutes = Math.ceil(lockedForSeconds / 60);
-      const locked = new errors.InvalidClient(
-        `too many failed client authentications: this client (or this address) is locked for ${minutes} minute${minutes === 1 ? '' : 's'}; try again later`,
-      );
-      locked.status = locked.statusCode = 429;
-      ctx?.set('retry-after', String(lockedForSeconds));
-      throw locked;
-    }
-    const stored = this['gatehouse:stored_secret'];
-    const matches = typeof stored === 'string' && (await clients.verifySecret(this.clientId, stored, presented));
-    if (!matches) {
-      lockCheck.forget(subjects);
-      await guardStore('database', () => throttle.recordFailure(subjects.username, CREDENTIAL_THROTTLE.lockClientAfter));
-      await guardStore('database', () => throttle.recordFailure(subjects.address, CREDENTIAL_THROTTLE.lockClientAddressAfter));
-    }
-    return matches;
-  };
-
-  registerClientCredentialsGrant(provider);
+  authenticateClientsWithStoredSecrets(provider, clients, deps.throttle);
+  applyClientCredentialsScopeRules(provider);
+  revokeWhenConsumeLosesRace(provider);
   return provider;
 }

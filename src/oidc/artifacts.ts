@@ -1,0 +1,124 @@
+import type { Knex } from 'knex';
+import { KnexAdapter } from '../../adapters/knex.ts';
+import { nowInSeconds } from '../../adapters/payload-row.ts';
+import { importedGrantPayload, importedRefreshTokenPayload } from './internals.ts';
+
+/**
+ * The queries over oidc-provider's stored artifacts that are not the adapter contract: a user's
+ * grants and sessions, a client's grants, sweeping, importing. Beside the adapters (which own the
+ * table's layout), this is the one module that reads `oidc_payloads` by its indexed columns or
+ * parses a stored payload; the rest of Gatehouse asks src/oidc/ (GrantsService) instead.
+ */
+
+const TABLE = 'oidc_payloads';
+
+const unexpired = (w: Knex.QueryBuilder) => w.whereNull('expires_at').orWhere('expires_at', '>', nowInSeconds());
+
+/**
+ * Deletes expired rows in small batches, so a sweep never holds a long lock that would
+ * stall token requests. Returns how many rows it removed.
+ */
+export async function sweepExpiredPayloads(db: Knex, batchSize = 1000): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const now = nowInSeconds();
+    const expired = db(TABLE).select('model', 'id').where('expires_at', '<=', now).limit(batchSize);
+    const removed = await db(TABLE).whereIn(['model', 'id'], expired).delete();
+    total += removed;
+    if (removed < batchSize) return total;
+  }
+}
+
+/** Ids of one model's stored artifacts that belong to a user (by the indexed account_id column). */
+export async function findAccountPayloadIds(db: Knex, model: string, accountId: string): Promise<string[]> {
+  const rows = await db(TABLE).select('id').where({ account_id: accountId, model });
+  return rows.map((r: { id: string }) => r.id);
+}
+
+/** Ids of a client's unexpired Grants (by the indexed client_id column). */
+export async function findClientGrantIds(db: Knex, clientId: string): Promise<string[]> {
+  const rows = await db(TABLE).select('id').where({ client_id: clientId, model: 'Grant' });
+  return rows.map((r: { id: string }) => r.id);
+}
+
+/** The newest unexpired Grant of a user for a client: consent remembered across sessions. */
+export async function findLatestGrantId(db: Knex, accountId: string, clientId: string): Promise<string | undefined> {
+  const row = await db(TABLE)
+    .select('id')
+    .where({ account_id: accountId, model: 'Grant', client_id: clientId })
+    .andWhere(unexpired)
+    .orderBy('expires_at', 'desc')
+    .first();
+  return row?.id;
+}
+
+/** Deletes every artifact a user holds in the database (sessions, grants, codes, tokens): the user is disabled. */
+export async function deleteAccountPayloads(db: Knex, accountId: string): Promise<void> {
+  await db(TABLE).where({ account_id: accountId }).delete();
+}
+
+/** Deletes every artifact issued to a client that the database holds (grants, refresh tokens, codes …). */
+export async function deleteClientPayloads(db: Knex, clientId: string): Promise<void> {
+  await db(TABLE).where({ client_id: clientId }).delete();
+}
+
+/**
+ * Has the user a live grant with this client: did they sign in to the app and allow it, and
+ * not revoke that since? That is what lets the app's key reach its own document of the user; no
+ * scope is needed, as the document is the app's own data (the userdata scope is what a token
+ * needs for /userdata/me). Indexed columns only.
+ */
+export async function hasLiveGrant(db: Knex, sub: string, clientId: string): Promise<boolean> {
+  const row = await db(TABLE).first('id').where({ account_id: sub, model: 'Grant', client_id: clientId }).andWhere(unexpired);
+  return row !== undefined;
+}
+
+export interface StoredGrant {
+  grantId: string;
+  clientId: string;
+  scope: string;
+  createdAt: Date;
+  expiresAt: Date | null;
+}
+
+/** A user's unexpired Grants, newest first, read from their stored payloads. */
+export async function listLiveGrants(db: Knex, sub: string): Promise<StoredGrant[]> {
+  const rows = await db(TABLE).select('id', 'client_id', 'payload', 'expires_at').where({ account_id: sub, model: 'Grant' }).andWhere(unexpired);
+  return rows
+    .map((r: { id: string; client_id: string; payload: string; expires_at: number | string | null }) => {
+      const payload = JSON.parse(r.payload) as { iat?: number; openid?: { scope?: string } };
+      return {
+        grantId: r.id,
+        clientId: r.client_id,
+        scope: payload.openid?.scope ?? '',
+        createdAt: new Date((payload.iat ?? 0) * 1000),
+        expiresAt: r.expires_at === null ? null : new Date(Number(r.expires_at) * 1000),
+      };
+    })
+    .sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime());
+}
+
+export interface ImportedRefreshToken {
+  /** The token's value as the app holds it (it keeps working unchanged). */
+  token: string;
+  /** A stable id for the grant the token is given, so a repeated import writes the same row. */
+  grantId: string;
+  accountId: string;
+  clientId: string;
+  scope: string;
+  lifetimes: { grant: number; refreshToken: number };
+}
+
+/**
+ * Stores a refresh token issued by another server (the DOT importer) as oidc-provider would
+ * have: a Grant holding its scope, and a RefreshToken of that grant, as if issued by the
+ * authorization code grant now. Written through the database adapter inside the caller's
+ * transaction; the payload shapes are oidc-provider's (see internals.ts).
+ */
+export async function importRefreshToken(trx: Knex, imported: ImportedRefreshToken): Promise<void> {
+  const now = nowInSeconds();
+  const grantTtl = imported.lifetimes.grant;
+  const ttl = Math.min(imported.lifetimes.refreshToken, grantTtl);
+  await new KnexAdapter(trx, 'Grant').upsert(imported.grantId, importedGrantPayload({ ...imported, now, expiresIn: grantTtl }), grantTtl);
+  await new KnexAdapter(trx, 'RefreshToken').upsert(imported.token, importedRefreshTokenPayload({ ...imported, now, expiresIn: ttl }), ttl);
+}

@@ -1,0 +1,37 @@
+import Provider from 'oidc-provider';
+import { CREDENTIAL_THROTTLE, LoginThrottle } from '../accounts/throttle.ts';
+import type { ClientsService } from '../clients/service.ts';
+import { guardStore } from '../stores/availability.ts';
+import { installClientSecretCheck, lockedClientError } from './internals.ts';
+
+/**
+ * Client authentication with a secret. Stored secrets are hashes (see clients/secrets.ts);
+ * oidc-provider's compareClientSecret is the supported place to compare a presented secret
+ * against what the client metadata carries. Wrong secrets are counted per client_id and per
+ * address (shared counters, as for sign-in); while either is locked, no secret is checked at
+ * all, so the answer (429 invalid_client with Retry-After) says nothing about the secret.
+ */
+export function authenticateClientsWithStoredSecrets(provider: Provider, clients: ClientsService, throttle: LoginThrottle): void {
+  const lockCheck = throttle.locks;
+  installClientSecretCheck(provider, async (client, presented) => {
+    const ctx = Provider.ctx;
+    const subjects = LoginThrottle.clientSubjects(client.clientId, ctx?.ip ?? 'unknown');
+    // Guarded: an unreachable database is a 503 here too, not a 500 from oidc-provider.
+    const lockedForSeconds = await guardStore('database', () => lockCheck.lockedForSeconds(subjects));
+    if (lockedForSeconds > 0) {
+      const minutes = Math.ceil(lockedForSeconds / 60);
+      ctx?.set('retry-after', String(lockedForSeconds));
+      throw lockedClientError(
+        `too many failed client authentications: this client (or this address) is locked for ${minutes} minute${minutes === 1 ? '' : 's'}; try again later`,
+      );
+    }
+    const stored = client['gatehouse:stored_secret'];
+    const matches = typeof stored === 'string' && (await clients.verifySecret(client.clientId, stored, presented));
+    if (!matches) {
+      lockCheck.forget(subjects);
+      await guardStore('database', () => throttle.recordFailure(subjects.username, CREDENTIAL_THROTTLE.lockClientAfter));
+      await guardStore('database', () => throttle.recordFailure(subjects.address, CREDENTIAL_THROTTLE.lockClientAddressAfter));
+    }
+    return matches;
+  });
+}

@@ -1,0 +1,64 @@
+import type Koa from 'koa';
+import { errors, type InteractionResults, type Provider } from 'oidc-provider';
+
+export type { InteractionResults };
+
+/** The interaction oidc-provider sent the browser to: which step, for which request. */
+export interface InteractionState {
+  uid: string;
+  prompt: { name: string; details: Record<string, unknown> };
+  params: Record<string, unknown>;
+  session?: { accountId: string } | undefined;
+  grantId?: string | undefined;
+}
+
+/** What oidc-provider asks the consent step to grant (prompt.details of the consent prompt). */
+export interface MissingConsent {
+  missingOIDCScope?: string[];
+  missingOIDCClaims?: string[];
+  missingResourceScopes?: Record<string, string[]>;
+}
+
+/** What the sign-in and consent pages ask of oidc-provider. */
+export interface Interactions {
+  /** The current interaction of the browser; throws an error `isStale` recognises when there is none. */
+  details(ctx: Koa.Context): Promise<InteractionState>;
+  /** Finishes the step; returns where to send the browser. */
+  finish(ctx: Koa.Context, result: InteractionResults, options: { mergeWithLastSubmission: boolean }): Promise<string>;
+  /** A client's display metadata (undefined for an unknown or disabled client). */
+  client(clientId: unknown): Promise<{ clientName?: string | undefined; logoUri?: string | undefined; clientUri?: string | undefined } | undefined>;
+  /** Records the user's consent to what is missing, in the interaction's grant or a new one; returns the grant id. */
+  grantConsent(state: InteractionState, missing: MissingConsent): Promise<string>;
+  /** The interaction expired or was already finished (the cookie is gone, the link is stale). */
+  isStale(err: unknown): boolean;
+}
+
+export function interactionsOf(provider: () => Provider): Interactions {
+  return {
+    async details(ctx) {
+      return (await provider().interactionDetails(ctx.req, ctx.res)) as unknown as InteractionState;
+    },
+    finish(ctx, result, options) {
+      return provider().interactionResult(ctx.req, ctx.res, result, options);
+    },
+    async client(clientId) {
+      return typeof clientId === 'string' ? provider().Client.find(clientId) : undefined;
+    },
+    async grantConsent(state, missing) {
+      const current = provider();
+      const grant = state.grantId
+        ? await current.Grant.find(state.grantId)
+        : new current.Grant({ accountId: state.session!.accountId, clientId: String(state.params.client_id) });
+      if (!grant) throw new errors.SessionNotFound('grant not found');
+      if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
+      if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
+      for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) {
+        grant.addResourceScope(indicator, scopes.join(' '));
+      }
+      return grant.save();
+    },
+    isStale(err) {
+      return err instanceof errors.SessionNotFound || err instanceof errors.InvalidRequest;
+    },
+  };
+}

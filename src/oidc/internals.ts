@@ -1,0 +1,259 @@
+/**
+ * Every place Gatehouse reaches past oidc-provider's documented configuration into how it works
+ * inside. Each reach says what it assumes; test/oidc-internals.test.ts checks each assumption
+ * against the installed oidc-provider, so an upgrade that breaks one fails there first.
+ *
+ * Written against oidc-provider 9.13.3. Everything else in src/oidc/ uses documented
+ * configuration, hooks, models and events only.
+ */
+import Provider, { errors, type AdapterPayload, type KoaContextWithOIDC } from 'oidc-provider';
+import type Koa from 'koa';
+// Deep imports (the package has no "exports" map, so these paths resolve): see each use below.
+import { getValidateAccessToken, loadAccessTokenClient, loadAccessTokenGrant } from 'oidc-provider/lib/shared/access_token.js';
+import revokeGrantAsProviderDoes from 'oidc-provider/lib/helpers/revoke.js';
+import instance from 'oidc-provider/lib/helpers/weak_cache.js';
+
+export const UPSTREAM_VERSION = '9.13.3';
+
+// ---- client authentication ------------------------------------------------------------------
+
+/**
+ * Assumes: for client_secret_basic and client_secret_post, oidc-provider's client
+ * authentication (lib/shared/client_auth.js) awaits `client.compareClientSecret(presented)` on
+ * the Client model's prototype, refuses the client when it resolves falsy, and lets an error it
+ * throws propagate unchanged. The documented way to compare against hashed stored secrets.
+ */
+export function installClientSecretCheck(provider: Provider, check: (client: ClientWithStoredSecret, presented: string) => Promise<boolean>): void {
+  provider.Client.prototype.compareClientSecret = async function compareClientSecret(this: ClientWithStoredSecret, presented: string) {
+    return check(this, presented);
+  };
+}
+
+export interface ClientWithStoredSecret {
+  clientId: string;
+  'gatehouse:stored_secret'?: unknown;
+}
+
+/**
+ * The answer to a client whose secret is not checked because it is locked: invalid_client
+ * (what the token endpoint says about any refused client) with status 429.
+ *
+ * Assumes: oidc-provider's error handler (lib/shared/error_handler.js) answers with the thrown
+ * error's `statusCode` (falling back to `status`), its `error` and its `error_description`, and
+ * that `expose` is true for OIDCProviderError subclasses.
+ */
+export function lockedClientError(description: string): errors.InvalidClient {
+  const locked = new errors.InvalidClient(description);
+  locked.status = locked.statusCode = 429;
+  return locked;
+}
+
+// ---- store outages ----------------------------------------------------------------------------
+
+/**
+ * A store (the database or Redis) could not be reached. Raised from the adapters so that
+ * oidc-provider answers 503 temporarily_unavailable (JSON for APIs, our error page for
+ * browsers) instead of a 500, and from our own routes through the same classifier.
+ *
+ * Assumes: OIDCProviderError's constructor takes (status, error, options with cause); the error
+ * handler renders any OIDCProviderError with its status; and the authorization endpoint's error
+ * handler (lib/shared/authorization_error_handler.js) redirects an error to the client's
+ * redirect_uri unless the error carries `allow_redirect === false`.
+ */
+export class StoreUnavailableError extends errors.OIDCProviderError {
+  readonly store: string;
+
+  constructor(store: 'database' | 'redis', cause?: unknown) {
+    super(503, 'temporarily_unavailable', { cause });
+    this.store = store;
+    this.expose = true;
+    // Never send the browser on to the client with a half-finished request.
+    this.allow_redirect = false;
+    this.error_description = `the ${store} is unreachable; try again shortly`;
+  }
+}
+
+// ---- consuming codes and refresh tokens -------------------------------------------------------
+
+/**
+ * A second redemption of a code (or a rotated refresh token) revokes the grant's tokens; the
+ * adapters' atomic consume makes the loser of a race fail as well, but from `consume()`, which
+ * oidc-provider calls after its own `consumed` check, so its revoke is skipped. The models'
+ * consume is wrapped so that the loser revokes as a sequential second redemption does.
+ *
+ * Assumes: oidc-provider's grant handlers (lib/helpers/grant_source.js consumeGrantSource)
+ * call `source.consume()` on the AuthorizationCode and RefreshToken models' prototypes (one
+ * class per provider instance) after checking `source.consumed`, revoking with
+ * lib/helpers/revoke.js (ctx, grantId) when it was set; and that `Provider.ctx` is the current
+ * request's context while a grant handler runs.
+ */
+export function revokeWhenConsumeLosesRace(provider: Provider): void {
+  for (const Model of [provider.AuthorizationCode, provider.RefreshToken] as Array<{ prototype: { consume(): Promise<void>; grantId?: string } }>) {
+    const upstream = Model.prototype.consume;
+    Model.prototype.consume = async function consume(this: { consume(): Promise<void>; grantId?: string }) {
+      try {
+        await upstream.call(this);
+      } catch (err) {
+        const ctx = Provider.ctx;
+        if (err instanceof errors.InvalidGrant && ctx?.oidc && this.grantId) await revokeGrantAsProviderDoes(ctx, this.grantId);
+        throw err;
+      }
+    };
+  }
+}
+
+// ---- grant types ------------------------------------------------------------------------------
+
+type GrantHandler = (ctx: KoaContextWithOIDC) => Promise<void>;
+
+/**
+ * Puts our rules in front of one of oidc-provider's own grant handlers, keeping the handler
+ * (DPoP, mTLS binding, resource indicators, authorization_details) and its parameters.
+ *
+ * Assumes: the provider's internal state (lib/helpers/weak_cache.js) holds `grantTypeHandlers`,
+ * a Map from grant_type to the handler the token endpoint (lib/actions/token.js) calls with
+ * ctx, filled at construction for every enabled built-in grant.
+ */
+export function guardGrantHandler(provider: Provider, grantType: string, guard: (ctx: KoaContextWithOIDC) => Promise<void> | void): void {
+  const handlers = (instance(provider) as { grantTypeHandlers: Map<string, GrantHandler> }).grantTypeHandlers;
+  const upstream = handlers.get(grantType);
+  if (!upstream) throw new Error(`oidc-provider registered no ${grantType} handler`);
+  handlers.set(grantType, async (ctx) => {
+    await guard(ctx);
+    await upstream(ctx);
+  });
+}
+
+// ---- access tokens at Gatehouse's own routes --------------------------------------------------
+
+/** What the checks leave on the context: the entities oidc-provider's own checks loaded. */
+export interface CheckedAccessToken {
+  accountId?: string;
+  clientId?: string;
+  grantId?: string;
+  scope?: string;
+  aud?: unknown;
+  scopes: Set<string>;
+}
+
+const OWN_ROUTE = 'gatehouse:resource';
+const resourceContexts = new WeakMap<Provider, new (ctx: Koa.Context, url: string) => { route: string }>();
+
+/**
+ * Checks the access token of a request to one of Gatehouse's own routes with oidc-provider's own
+ * pieces, in the order its userinfo endpoint (lib/actions/userinfo.js) uses them: the token is
+ * found unexpired, a DPoP proof is checked (signature, htm, htu, ath, replay) and must match a
+ * DPoP-bound token, an mTLS-bound token needs its certificate; `between` runs next (audience and
+ * scope); then the token's client must still be found (a disabled or deleted client is not) and
+ * its grant still live and matching.
+ *
+ * Assumes: lib/shared/access_token.js exports getValidateAccessToken, loadAccessTokenClient and
+ * loadAccessTokenGrant as Koa middleware over `ctx.oidc` (an instance of `provider.OIDCContext`
+ * built from the Koa ctx), leaving the token at ctx.oidc.entities.AccessToken; and DPoP's htu
+ * check (lib/helpers/validate_dpop.js) compares the proof's htu with
+ * `ctx.oidc.urlFor(ctx.oidc.route)`, which here is the URL the request was sent to.
+ */
+export async function checkAccessTokenAsProviderDoes(provider: Provider, ctx: Koa.Context, requestUrl: string, between: (token: CheckedAccessToken) => void): Promise<CheckedAccessToken> {
+  let ResourceContext = resourceContexts.get(provider);
+  if (!ResourceContext) {
+    const Base = provider.OIDCContext as unknown as new (ctx: Koa.Context) => { route: string; urlFor(name: string, opt?: object): string };
+    ResourceContext = class extends Base {
+      constructor(
+        ctx: Koa.Context,
+        private readonly requestUrl: string,
+      ) {
+        super(ctx);
+        this.route = OWN_ROUTE;
+      }
+      override urlFor(name: string, opt?: object): string {
+        return name === OWN_ROUTE ? this.requestUrl : super.urlFor(name, opt);
+      }
+    };
+    resourceContexts.set(provider, ResourceContext);
+  }
+  const withOidc = ctx as Koa.Context & { oidc: { entities: { AccessToken?: CheckedAccessToken } } };
+  withOidc.oidc = new ResourceContext(ctx, requestUrl) as unknown as typeof withOidc.oidc;
+  const done = async () => {};
+  await validateAccessToken(ctx, done);
+  const token = withOidc.oidc.entities.AccessToken!;
+  between(token);
+  await loadAccessTokenClient(ctx, done);
+  await loadAccessTokenGrant(ctx, done);
+  return token;
+}
+
+const validateAccessToken = getValidateAccessToken();
+
+// ---- sessions ---------------------------------------------------------------------------------
+
+interface StoredSession {
+  authorizations?: Record<string, unknown>;
+  exp?: number;
+  save(ttl?: number): Promise<unknown>;
+  destroy(): Promise<void>;
+}
+
+/**
+ * Makes a stored session forget a client (the user signed out of that app from its backend);
+ * a session left with no client is ended.
+ *
+ * Assumes: a Session keeps one entry per client it signed in to under `authorizations`, keyed by
+ * client_id (what `session.grantIdFor(clientId)` and RP-initiated logout read), and
+ * `save(ttl)` stores it for ttl more seconds.
+ */
+export async function forgetClientInSession(session: StoredSession, clientId: string): Promise<void> {
+  if (!session.authorizations?.[clientId]) return;
+  delete session.authorizations[clientId];
+  if (Object.keys(session.authorizations).length === 0) {
+    await session.destroy();
+  } else {
+    const remaining = Math.max(1, (session.exp ?? 0) - Math.floor(Date.now() / 1000));
+    await session.save(remaining);
+  }
+}
+
+// ---- imported refresh tokens ------------------------------------------------------------------
+
+interface ImportedArtifact {
+  token: string;
+  grantId: string;
+  accountId: string;
+  clientId: string;
+  scope: string;
+  now: number;
+  expiresIn: number;
+}
+
+/**
+ * The stored payload of a Grant holding an OIDC scope, as oidc-provider saves one.
+ *
+ * Assumes: the Grant model is stored as { jti, kind: 'Grant', iat, exp, accountId, clientId,
+ * openid: { scope } } and read back into a Grant whose getOIDCScope() is that scope.
+ */
+export function importedGrantPayload(a: ImportedArtifact): AdapterPayload {
+  return { jti: a.grantId, kind: 'Grant', iat: a.now, exp: a.now + a.expiresIn, accountId: a.accountId, clientId: a.clientId, openid: { scope: a.scope } };
+}
+
+/**
+ * The stored payload of an opaque refresh token issued by the authorization code grant.
+ *
+ * Assumes: an opaque RefreshToken is stored under its own value as id with { jti, kind, iat, exp,
+ * iiat, rotations, accountId, clientId, grantId, scope, gty, expiresWithSession }, and the
+ * refresh_token grant accepts such a token (gty authorization_code, no session binding).
+ */
+export function importedRefreshTokenPayload(a: ImportedArtifact): AdapterPayload {
+  return {
+    jti: a.token,
+    kind: 'RefreshToken',
+    iat: a.now,
+    exp: a.now + a.expiresIn,
+    iiat: a.now,
+    rotations: 0,
+    accountId: a.accountId,
+    clientId: a.clientId,
+    grantId: a.grantId,
+    scope: a.scope,
+    gty: 'authorization_code',
+    expiresWithSession: false,
+  };
+}

@@ -1,0 +1,17 @@
+// Types for the oidc-provider modules src/oidc/internals.ts imports by path (the package ships
+// no types for them). Only what internals.ts uses; checked by test/oidc-internals.test.ts.
+declare module 'oidc-provider/lib/shared/access_token.js' {
+  type Middleware = (ctx: unknown, next: () => Promise<void>) => Promise<void>;
+  export function getValidateAccessToken(options?: { afterFind?: (ctx: unknown, token: unknown) => unknown }): Middleware;
+  export const loadAccessTokenClient: Middleware;
+  export const loadAccessTokenAccount: Middleware;
+  export const loadAccessTokenGrant: Middleware;
+}
+
+declare module 'oidc-provider/lib/helpers/revoke.js' {
+  export default function revoke(ctx: unknown, grantId: string): Promise<void>;
+}
+
+declare module 'oidc-provider/lib/helpers/weak_cache.js' {
+  export default function instance(provider: object): Record<string, unknown>;
+}
