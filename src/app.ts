@@ -115,7 +115,7 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
       bearerLogoutRoutes(oidc),
       adminApiRoutes({ config, admin, clients, accounts, apiKeys, adminTokens, audit, scopes, throttle }),
       adminPageRoutes({ admin, clients, accounts, apiKeys, audit, scopes, throttle, adminSessions }, views),
-      userdataRoutes({ verifyAccessToken: oidc.verifyAccessToken, db: services.db, throttle: services.throttle, accounts: services.accounts, apiKeys: services.apiKeys, userdata: services.userdata, maxBytes: config.userdataMaxBytes }),
+      userdataRoutes({ verifyAccessToken: oidc.verifyAccessToken, hasLiveGrant: oidc.hasLiveGrant, throttle: services.throttle, accounts: services.accounts, apiKeys: services.apiKeys, userdata: services.userdata, maxBytes: config.userdataMaxBytes }),
     ].flatMap((router) => [router.routes(), router.allowedMethods()]) as Koa.Middleware[],
   );
   // Protocol requests (token, introspection, userinfo, discovery…) go straight to the provider

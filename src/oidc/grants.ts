@@ -2,7 +2,7 @@ import type { AdapterFactory, Provider } from 'oidc-provider';
 import { deleteRedisAccountArtifacts } from '../../adapters/redis.ts';
 import type { Stores } from '../../adapters/index.ts';
 import { NotFoundError } from '../errors.ts';
-import { deleteAccountPayloads, deleteClientPayloads, findAccountPayloadIds, findClientGrantIds, listLiveGrants, type StoredGrant } from './artifacts.ts';
+import { deleteAccountPayloads, deleteClientPayloads, findAccountPayloadIds, findClientGrantIds, hasLiveGrant, listLiveGrants, type StoredGrant } from './artifacts.ts';
 import { forgetClientInSession } from './internals.ts';
 
 export type UserGrant = StoredGrant;
@@ -21,6 +21,11 @@ export class GrantsService {
   /** A user's live grants, newest first. */
   async grantsOf(sub: string): Promise<UserGrant[]> {
     return listLiveGrants(this.stores.db, sub);
+  }
+
+  /** Whether the user has signed in to the client and allowed it, and that grant still lives. */
+  async hasLiveGrant(sub: string, clientId: string): Promise<boolean> {
+    return hasLiveGrant(this.stores.db, sub, clientId);
   }
 
   /** The same as grantsOf (the name the admin and its tests use). */

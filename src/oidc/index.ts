@@ -28,6 +28,7 @@ export function mount(provider: Provider): Koa.Middleware {
 export interface Oidc {
   verifyAccessToken: AccessTokenVerifier;
   grantsOf(sub: string): Promise<UserGrant[]>;
+  hasLiveGrant(sub: string, clientId: string): Promise<boolean>;
   revokeGrant(grantId: string): Promise<void>;
   revokeClient(clientId: string): Promise<void>;
   revokeUser(sub: string): Promise<void>;
@@ -40,6 +41,7 @@ export function oidcBoundary(provider: () => Provider, grants: GrantsService): O
   return {
     verifyAccessToken: accessTokenVerifier(provider),
     grantsOf: (sub) => grants.grantsOf(sub),
+    hasLiveGrant: (sub, clientId) => grants.hasLiveGrant(sub, clientId),
     revokeGrant: (grantId) => grants.revokeGrant(grantId),
     revokeClient: (clientId) => grants.revokeClient(clientId),
     revokeUser: (sub) => grants.revokeUser(sub),

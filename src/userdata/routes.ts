@@ -1,24 +1,24 @@
 import Router from '@koa/router';
 import type Koa from 'koa';
-import type { Knex } from 'knex';
 import type { AccountsService } from '../accounts/service.ts';
 import type { ApiKeysService } from '../apikeys/service.ts';
 import { AddressThrottledCredential, CREDENTIAL_THROTTLE, LoginThrottle } from '../accounts/throttle.ts';
 import { GatehouseError, LockedOutError } from '../errors.ts';
-import { hasLiveGrant, type AccessTokenVerifier } from '../oidc/index.ts';
+import type { AccessTokenVerifier } from '../oidc/index.ts';
 import { applyMergePatch, type Json } from './merge-patch.ts';
 import type { Precondition, UserdataService, UserDocument } from './service.ts';
 
 export interface UserdataDeps {
   /** Checks a user's access token as oidc-provider does (src/oidc/). */
   verifyAccessToken: AccessTokenVerifier;
-  db: Knex;
+  /** Whether the user signed in to the client and that grant still lives (src/oidc/). */
+  hasLiveGrant(sub: string, clientId: string): Promise<boolean>;
   accounts: AccountsService;
   apiKeys: ApiKeysService;
   userdata: UserdataService;
   maxBytes: number;
-  /** Counts wrong API keys per address; made over `db` when not given. */
-  throttle?: LoginThrottle;
+  /** Counts wrong API keys per address. */
+  throttle: LoginThrottle;
   apiKeyGuard?: AddressThrottledCredential;
 }
 
@@ -61,7 +61,7 @@ async function authorize(ctx: Koa.Context, deps: UserdataDeps, sub: string): Pro
   // The same answer whether the user does not exist, never signed in to this client, or is
   // disabled: a client learns nothing about users it may not see.
   const user = await deps.accounts.findActive(sub);
-  if (!user || !(await hasLiveGrant(deps.db, sub, key.clientId))) throw forbidden();
+  if (!user || !(await deps.hasLiveGrant(sub, key.clientId))) throw forbidden();
   return { sub, clientId: key.clientId, canRead, canWrite };
 }
 
@@ -127,8 +127,7 @@ function respond(ctx: Koa.Context, doc: UserDocument, status = 200) {
 
 /** GET | PUT | PATCH | DELETE /userdata/:sub (X-API-Key) and /userdata/me (Bearer). */
 export function userdataRoutes(given: UserdataDeps): Router {
-  const throttle = given.throttle ?? new LoginThrottle(given.db);
-  const deps: UserdataDeps = { ...given, apiKeyGuard: new AddressThrottledCredential(throttle, LoginThrottle.apiKeySubject, CREDENTIAL_THROTTLE.lockApiKeyAddressAfter) };
+  const deps: UserdataDeps = { ...given, apiKeyGuard: new AddressThrottledCredential(given.throttle, LoginThrottle.apiKeySubject, CREDENTIAL_THROTTLE.lockApiKeyAddressAfter) };
   const router = new Router({ prefix: '/userdata' });
   const sub = (ctx: Koa.Context) => {
     const value = String(ctx.params.sub);
