@@ -110,7 +110,10 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
   const { admin, clients, accounts, apiKeys, adminTokens, audit, scopes, throttle, adminSessions } = services;
   const ownRoutes: Koa.Middleware = compose(
     [
-      healthRoutes(services),
+      healthRoutes({
+        database: () => services.db.raw('select 1'),
+        ...(services.stores.redis ? { redis: () => services.stores.redis!.client.ping() } : {}),
+      }),
       interactionRoutes({ interactions: oidc.interactions, accounts: services.accounts, throttle: services.throttle, scopes: services.scopes, views }),
       bearerLogoutRoutes(oidc),
       adminApiRoutes({ config, admin, clients, accounts, apiKeys, adminTokens, audit, scopes, throttle }),
