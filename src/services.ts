@@ -98,13 +98,12 @@ export async function openServices(config: Config, { migrate = true, migrated, l
     // `clients create --scope "read write"` on a fresh database finds the scopes it names.
     if (migrate) await scopes.seed(config.apiScopes);
     const clients = new ClientsService(db, secretKey, () => scopes.names(), invalidations);
-    const apiKeys = new ApiKeysService(db, secretKey, async (clientId) => Boolean(await db('clients').first('client_id').where({ client_id: clientId })));
+    const apiKeys = new ApiKeysService(db, secretKey, (clientId) => clients.exists(clientId));
     const userdata = new UserdataService(db, config.userdataMaxBytes);
     const keys = new KeysService(db, invalidations);
-    const userById = sqlite?.db.prepare('select * from users where id = ?');
     const adapters = createAdapterFactory(stores, clients);
     const grants = new GrantsService(stores, adapters);
-    const accounts = new AccountsService(db, (userId) => grants.revokeUser(userId), userById ? async (id) => userById.get(id) : undefined);
+    const accounts = new AccountsService(db, (userId) => grants.revokeUser(userId), sqlite?.db);
     const throttle = new LoginThrottle(db, invalidations);
     const adminTokens = new AdminTokensService(db, secretKey);
     const adminSessions = new AdminSessionsService(db);

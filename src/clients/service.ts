@@ -131,6 +131,10 @@ export class ClientsService {
     return rows.map((row) => toClient(clientRow.parse(row)));
   }
 
+  async exists(clientId: string): Promise<boolean> {
+    return (await this.db('clients').first('client_id').where({ client_id: clientId })) !== undefined;
+  }
+
   async get(clientId: string): Promise<Client> {
     const row = await this.findRow(clientId);
     if (!row) throw new NotFoundError(`client ${clientId}`);
