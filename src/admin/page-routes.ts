@@ -8,7 +8,7 @@ import type { User } from '../accounts/service.ts';
 import { signInWithPassword } from '../accounts/sign-in.ts';
 import { securityReporter } from '../observability/request-log.ts';
 import { API_KEY_SCOPES, type ApiKey } from '../apikeys/service.ts';
-import { GRANT_TYPES, type ClientSettingsInput } from '../clients/rules.ts';
+import type { GRANT_TYPES, ClientSettingsInput } from '../clients/rules.ts';
 import type { Client } from '../clients/service.ts';
 import { GatehouseError, NotFoundError, ValidationError } from '../errors.ts';
 import type { Services } from '../services.ts';
