@@ -39,7 +39,7 @@ export interface ProfileSummary {
 
 function shortUrl(url: string): string {
   if (!url) return '';
-  let p = url.startsWith('file://') ? url.slice('file://'.length) : url;
+  const p = url.startsWith('file://') ? url.slice('file://'.length) : url;
   for (const root of [getCodeRoot(), ROOT]) if (p.startsWith(`${root}/`)) return p.slice(root.length + 1);
   return p;
 }

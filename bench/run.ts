@@ -283,7 +283,7 @@ function buildChecks(): Check[] {
   const cfg = (key: string) => report.configs.find((c) => c.key === key);
   const ratioCheck = (what: string, key: string, workload: WorkloadKey, threshold: number) => {
     const row = cfg(key)?.rows.find((r) => r.workload === workload);
-    if (!row || !row.a.length || !row.b.length) return checks.push({ what, target: `≥ ${threshold}×`, value: 'not measured', pass: undefined });
+    if (!row?.a.length || !row.b.length) return checks.push({ what, target: `≥ ${threshold}×`, value: 'not measured', pass: undefined });
     const ratio = ratioOf(row);
     const bad = badCount([...row.a, ...row.b]);
     const clean = bad.errors === 0 && bad.non2xx === 0 && row.problems.length === 0;

@@ -24,15 +24,15 @@ export function usageFor(usage: string, command?: string, sub?: string): string 
     else if (/^ {3,}\S/.test(line) && entries.length) entries.at(-1)!.push(line);
     else entries.push([]);
   }
-  const ofCommand = entries.filter((e) => e.length && new RegExp(`^ {2}${escape(command)}( |$)`).test(e[0]!));
-  const ofSub = sub ? ofCommand.filter((e) => new RegExp(`^ {2}${escape(command)} (.*\\| )?${escape(sub)}( |$)`).test(e[0]!)) : [];
+  const ofCommand = entries.filter((e) => e.length && new RegExp(`^ {2}${escapeRegExp(command)}( |$)`).test(e[0]!));
+  const ofSub = sub ? ofCommand.filter((e) => new RegExp(`^ {2}${escapeRegExp(command)} (.*\\| )?${escapeRegExp(sub)}( |$)`).test(e[0]!)) : [];
   const chosen = ofSub.length ? ofSub : ofCommand;
   if (!chosen.length) return usage;
   const what = ofSub.length ? `${command} ${sub}` : `${command}${ofCommand.length > 1 ? ' <command>' : ''}`;
   return [`usage: npm run -s cli -- ${what} [options] [--json]`, '', ...chosen.flat()].join('\n');
 }
 
-const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /** " (did you mean X?)" when one candidate is close to `word` (a typo, a plural, a prefix), else "". */
 export function didYouMean(word: string, candidates: Iterable<string>): string {

@@ -40,7 +40,10 @@ export async function startGatehouse(config: Config, { logDestination }: { logDe
       (changed) => changed && log.info({ event: 'keys.reloaded' }, 'signing keys changed; now serving the new set'),
       (err: Error) => log.warn({ detail: err.message }, 'could not reload signing keys; retrying'),
     );
-  const unsubscribeKeys = services.invalidations.subscribe(KEYS_TOPIC, () => (started ? reloadKeys() : void (keysChangedWhileStarting = true)));
+  const unsubscribeKeys = services.invalidations.subscribe(KEYS_TOPIC, () => {
+    if (started) return reloadKeys();
+    keysChangedWhileStarting = true;
+  });
   const gatehouse = await createApp(services);
   started = gatehouse;
   if (keysChangedWhileStarting) await reloadKeys();

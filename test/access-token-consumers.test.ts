@@ -1,7 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
 import type { TestGatehouse } from './support/gatehouse.ts';
-import { authorizationRequest, createUserDirectly, oidc, REDIRECT_URI, relyingParty, signInAndAllow, startLoopbackGatehouse, type RegisteredClient } from './support/relying-party.ts';
+import {
+  authorizationRequest,
+  createUserDirectly,
+  oidc,
+  REDIRECT_URI,
+  relyingParty,
+  signInAndAllow,
+  startLoopbackGatehouse,
+  type RegisteredClient,
+} from './support/relying-party.ts';
 import { runCli } from './support/cli.ts';
 import { UserAgent } from './support/user-agent.ts';
 
@@ -51,13 +60,24 @@ async function signIn(t: ExecutionContext<Context>, rp: oidc.Configuration, opti
   const { username, agent } = await person(t.context.gh);
   const pending = await authorizationRequest(rp, { scope: 'openid userdata' });
   const landed = await signInAndAllow(agent, pending.url, username, PASSWORD);
-  const tokens = await oidc.authorizationCodeGrant(rp, new URL(landed.url), { pkceCodeVerifier: pending.verifier, expectedState: pending.state, expectedNonce: pending.nonce }, undefined, options);
+  const tokens = await oidc.authorizationCodeGrant(
+    rp,
+    new URL(landed.url),
+    { pkceCodeVerifier: pending.verifier, expectedState: pending.state, expectedNonce: pending.nonce },
+    undefined,
+    options,
+  );
   return { agent, username, tokens };
 }
 
 const basic = (c: RegisteredClient) => `Basic ${Buffer.from(`${encodeURIComponent(c.clientId)}:${encodeURIComponent(c.clientSecret!)}`).toString('base64')}`;
 
-async function status(gh: TestGatehouse, method: string, path: string, authorization: string): Promise<{ status: number; body: string; challenge: string | null }> {
+async function status(
+  gh: TestGatehouse,
+  method: string,
+  path: string,
+  authorization: string,
+): Promise<{ status: number; body: string; challenge: string | null }> {
   const res = await fetch(`${gh.config.issuer}${path}`, { method, headers: { authorization } });
   return { status: res.status, body: await res.text(), challenge: res.headers.get('www-authenticate') };
 }
@@ -79,7 +99,10 @@ test('a DPoP-bound access token is refused as a plain Bearer token at /userdata/
   t.is(tokens.token_type, 'dpop');
   const at = tokens.access_token;
 
-  for (const [method, path] of [['GET', '/userdata/me'], ['POST', '/logout']] as const) {
+  for (const [method, path] of [
+    ['GET', '/userdata/me'],
+    ['POST', '/logout'],
+  ] as const) {
     const plain = await status(gh, method, path, `Bearer ${at}`);
     t.is(plain.status, 401, `${method} ${path}: ${plain.body}`);
     t.is(JSON.parse(plain.body).error, 'invalid_token');
@@ -95,7 +118,9 @@ test('a DPoP-bound access token is refused as a plain Bearer token at /userdata/
   t.deepEqual(await read.json(), {});
   const logout = await oidc.fetchProtectedResource(rp, at, new URL(`${gh.config.issuer}/logout`), 'POST', undefined, undefined, { DPoP });
   t.is(logout.status, 204, await logout.clone().text());
-  const after = await t.throwsAsync(oidc.fetchProtectedResource(rp, at, new URL(`${gh.config.issuer}/userdata/me`), 'GET', undefined, undefined, { DPoP }), { instanceOf: oidc.WWWAuthenticateChallengeError });
+  const after = await t.throwsAsync(oidc.fetchProtectedResource(rp, at, new URL(`${gh.config.issuer}/userdata/me`), 'GET', undefined, undefined, { DPoP }), {
+    instanceOf: oidc.WWWAuthenticateChallengeError,
+  });
   t.is(after?.status, 401, 'signed out: the token is revoked');
 });
 
@@ -129,10 +154,17 @@ for (const how of ['disabled', 'deleted'] as const) {
     t.is((await status(gh, 'GET', '/userdata/me', `Bearer ${at}`)).status, 200, 'works before');
     t.true((await introspect(t, at)).body.active);
 
-    const changed = await runCli(how === 'disabled' ? ['clients', 'update', client.clientId, '--disable', '--json'] : ['clients', 'delete', client.clientId, '--json'], gh.env);
+    const changed = await runCli(
+      how === 'disabled' ? ['clients', 'update', client.clientId, '--disable', '--json'] : ['clients', 'delete', client.clientId, '--json'],
+      gh.env,
+    );
     t.is(changed.code, 0, changed.stderr);
 
-    for (const [method, path] of [['GET', '/userinfo'], ['GET', '/userdata/me'], ['POST', '/logout']] as const) {
+    for (const [method, path] of [
+      ['GET', '/userinfo'],
+      ['GET', '/userdata/me'],
+      ['POST', '/logout'],
+    ] as const) {
       const res = await status(gh, method, path, `Bearer ${at}`);
       t.is(res.status, 401, `${method} ${path}: ${res.body}`);
       t.regex(res.challenge ?? '', /invalid_token/);
@@ -190,7 +222,11 @@ test('two redemptions of one code racing each other leave no token of that code 
     if (won.length === 1 && answers.some((a) => a.status !== 200)) bothAnswered++;
     for (const { body } of won) {
       t.is((await status(gh, 'GET', '/userinfo', `Bearer ${body.access_token}`)).status, 401, `round ${round}: the access token still works at /userinfo`);
-      t.is((await status(gh, 'GET', '/userdata/me', `Bearer ${body.access_token}`)).status, 401, `round ${round}: the access token still works at /userdata/me`);
+      t.is(
+        (await status(gh, 'GET', '/userdata/me', `Bearer ${body.access_token}`)).status,
+        401,
+        `round ${round}: the access token still works at /userdata/me`,
+      );
       t.deepEqual((await introspect(t, body.access_token!)).body, { active: false }, `round ${round}: the access token introspects as active`);
       if (body.refresh_token) {
         const refreshed = await fetch(`${gh.config.issuer}/token`, {

@@ -60,7 +60,7 @@ function isInvalidGrant(err: unknown): boolean {
 }
 
 /** Registers the whole adapter contract for one store. `label` prefixes every test title. */
-export function adapterContract(label: string, factory: StoreFactory): void {
+function adapterContract(label: string, factory: StoreFactory): void {
   let store: ContractStore;
   test.before(async () => {
     store = await factory();
@@ -376,7 +376,13 @@ async function knexFixture(kind: DatabaseKind) {
   const database = await createTestDatabase(kind);
   const db = openDatabase(loadConfig({ DATABASE_URL: database.url }).database);
   await migrateToLatest(db);
-  return { db, close: async () => (await db.destroy(), await database.drop()) };
+  return {
+    db,
+    close: async () => {
+      await db.destroy();
+      await database.drop();
+    },
+  };
 }
 
 /** Runs `work` and returns the SQL (with bindings) it sent to the database. */

@@ -53,7 +53,11 @@ function isLastAdminApiError(t: ExecutionContext<Context>, res: ApiResponse, doi
 function isLastAdminCliError(t: ExecutionContext<Context>, res: CliResult, doing: string) {
   t.is(res.code, 1, `${doing}: ${res.stderr}`);
   // The CLI's own line, after whatever warnings the libraries it loads print.
-  const line = res.stderr.split('\n').filter((l) => l.startsWith('{')).at(-1) ?? res.stderr;
+  const line =
+    res.stderr
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .at(-1) ?? res.stderr;
   t.like(JSON.parse(line), { error: 'last_admin' }, doing);
 }
 
@@ -70,7 +74,11 @@ test.serial('the only enabled admin cannot be disabled or lose the admin flag, t
   t.true(after.isAdmin, 'still an admin');
   t.false(after.disabled, 'still enabled');
   const audited = (await gh.services.audit.list({ limit: 20 })).filter((e) => e.target === `user:${only.id}`);
-  t.deepEqual(audited.map((e) => e.action), [], 'a refused change is not audited');
+  t.deepEqual(
+    audited.map((e) => e.action),
+    [],
+    'a refused change is not audited',
+  );
 });
 
 test.serial('with a second enabled admin, either can be disabled or demoted, and then the other is the last', async (t) => {
@@ -106,7 +114,9 @@ test.serial('two operators demoting the last two admins at the same moment leave
       const api = gh === pg ? adminApi(pg, token) : t.context.api;
       for (let round = 0; round < 10; round++) {
         await gh.services.db('users').update({ is_admin: false });
-        const pair = await Promise.all([0, 1].map(async () => (await gh.services.accounts.create({ username: `race-${tag()}`, email: `r${tag()}@example.com`, isAdmin: true })).id));
+        const pair = await Promise.all(
+          [0, 1].map(async () => (await gh.services.accounts.create({ username: `race-${tag()}`, email: `r${tag()}@example.com`, isAdmin: true })).id),
+        );
         const answers = await Promise.all(pair.map((id, i) => api('PATCH', `/users/${id}`, { body: i === 0 ? { admin: false } : { disabled: true } })));
         const where = `${gh.config.database.client}, round ${round}`;
         t.deepEqual(answers.map((a) => a.status).sort(), [200, 409], `${where}: ${answers.map((a) => a.text).join(' | ')}`);
@@ -153,7 +163,10 @@ test.serial('an update through the admin API or the CLI audits only the fields i
     body: { client_name: 'Audited (renamed)', grant_types: ['authorization_code'], redirect_uris: ['https://app.example.com/cb'], scope: 'openid profile' },
   });
   t.is(renamed.status, 200, renamed.text);
-  t.deepEqual((await updates()).map((e) => e.details), [{ fields: ['name'] }]);
+  t.deepEqual(
+    (await updates()).map((e) => e.details),
+    [{ fields: ['name'] }],
+  );
 
   const same = await api('PATCH', `/clients/${id}`, { body: { client_name: 'Audited (renamed)', scope: 'openid profile' } });
   t.is(same.status, 200, same.text);
@@ -168,7 +181,7 @@ test.serial('an update through the admin API or the CLI audits only the fields i
   t.deepEqual((await updates())[0]!.details, { fields: ['redirectUris'] });
 });
 
-test.serial('client search and a user\'s grants with client names come from one place: the API answers what the pages show', async (t) => {
+test.serial("client search and a user's grants with client names come from one place: the API answers what the pages show", async (t) => {
   const { gh, api } = t.context;
   const family = tag();
   const a = await gh.services.admin.createClient(CLI_ACTOR, { name: `Billing ${family}`, type: 'confidential', grantTypes: ['client_credentials'] });

@@ -113,7 +113,10 @@ async function page(gh: TestGatehouse, agent: UserAgent, method: string, path: s
 
 let calls = 0;
 /** A fresh address (10.0.0.0/8) for each API call. */
-const nextAddress = () => (++calls, `10.${(calls >> 16) & 255}.${(calls >> 8) & 255}.${calls & 255}`);
+const nextAddress = () => {
+  calls++;
+  return `10.${(calls >> 16) & 255}.${(calls >> 8) & 255}.${calls & 255}`;
+};
 
 async function api(gh: TestGatehouse, method: string, path: string, headers: Record<string, string>) {
   const init: RequestInit = { method, headers: { accept: 'application/json', 'x-forwarded-for': nextAddress(), ...headers } };

@@ -65,7 +65,10 @@ test('a process hears each change once, even when two paths bring it, and publis
   const seen: Array<string | undefined> = [];
   let reloaded = false;
   invalidations.subscribe('clients', (key) => void seen.push(key));
-  invalidations.subscribe('keys', () => new Promise<void>((resolve) => setImmediate(() => ((reloaded = true), resolve()))));
+  invalidations.subscribe('keys', () => new Promise<void>((resolve) => setImmediate(() => {
+          reloaded = true;
+          resolve();
+        })));
   const message = newMessage('clients', 'abc');
   invalidations.receiver.receive(message);
   invalidations.receiver.receive(message);

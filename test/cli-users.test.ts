@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import anyTest, { type TestFn } from 'ava';
 import { runCli } from './support/cli.ts';
 import type { TestGatehouse } from './support/gatehouse.ts';
-import { authorizationRequest, callbackParams, oidc, REDIRECT_URI, relyingParty, signInAndAllow, startLoopbackGatehouse } from './support/relying-party.ts';
+import { authorizationRequest, callbackParams, type oidc, REDIRECT_URI, relyingParty, signInAndAllow, startLoopbackGatehouse } from './support/relying-party.ts';
 import { isLoginPage, UserAgent } from './support/user-agent.ts';
 
 interface Context {

@@ -152,10 +152,10 @@ async function killUnderLoad(t: ExecutionContext, kind: DatabaseKind) {
       try {
         const rows: Array<{ payload: string }> = await pg('oidc_payloads').select('payload');
         t.true(rows.length > 0);
-        t.notThrows(() => rows.forEach((r) => JSON.parse(r.payload)), 'every payload row reads back as JSON');
+        t.notThrows(() => rows.forEach((r) => void JSON.parse(r.payload)), 'every payload row reads back as JSON');
         const userdata: Array<{ document: string }> = await pg('userdata').select('document');
         t.is(userdata.length, docs.length);
-        t.notThrows(() => userdata.forEach((r) => JSON.parse(r.document)));
+        t.notThrows(() => userdata.forEach((r) => void JSON.parse(r.document)));
         t.is(Number((await pg('users').count({ n: '*' }))[0]!.n), seeded.users.length);
         t.is(Number((await pg('clients').count({ n: '*' }))[0]!.n), 1);
       } finally {

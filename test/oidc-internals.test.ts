@@ -25,7 +25,14 @@ const upstream = (file: string) => readFileSync(path.join(root, file), 'utf8');
 
 // A bare provider (in-memory storage) with one client, for the model-level checks.
 const provider = new Provider('http://localhost:9', {
-  clients: [{ client_id: 'app', client_secret: 'secret', redirect_uris: ['http://localhost:9/cb'], grant_types: ['authorization_code', 'refresh_token', 'client_credentials'] }],
+  clients: [
+    {
+      client_id: 'app',
+      client_secret: 'secret',
+      redirect_uris: ['http://localhost:9/cb'],
+      grant_types: ['authorization_code', 'refresh_token', 'client_credentials'],
+    },
+  ],
   features: { clientCredentials: { enabled: true }, devInteractions: { enabled: false } },
   scopes: ['openid', 'offline_access', 'read'],
 });
@@ -63,7 +70,10 @@ test('a store outage subclasses OIDCProviderError with status 503, and allow_red
 
 test('a grant source is checked for consumed (revoking then) before consume() is called, with the revoke helper taking (ctx, grantId)', (t) => {
   const source = upstream('lib/helpers/grant_source.js');
-  t.regex(source, /if \(source\.consumed\) \{\s*await revoke\(ctx, source\.grantId\);\s*throw new InvalidGrant\(`\$\{label\} already consumed`\);\s*\}\s*await source\.consume\(\);/);
+  t.regex(
+    source,
+    /if \(source\.consumed\) \{\s*await revoke\(ctx, source\.grantId\);\s*throw new InvalidGrant\(`\$\{label\} already consumed`\);\s*\}\s*await source\.consume\(\);/,
+  );
   t.regex(upstream('lib/actions/grants/authorization_code.js'), /consumeGrantSource\(ctx, code, 'authorization code'\)/);
   t.regex(upstream('lib/helpers/grant_refresh_token.js') + upstream('lib/actions/grants/refresh_token.js'), /consumeGrantSource|refreshToken\.consume\(\)/);
   t.is(typeof revoke, 'function');
@@ -83,7 +93,10 @@ test('the provider state holds grantTypeHandlers, a Map with the built-in client
   const handlers = (instance(provider) as { grantTypeHandlers?: unknown }).grantTypeHandlers;
   t.true(handlers instanceof Map);
   t.is(typeof (handlers as Map<string, unknown>).get('client_credentials'), 'function');
-  t.regex(upstream('lib/actions/token.js'), /const \{ grantTypeHandlers \} = instance\(ctx\.oidc\.provider\);\s*await grantTypeHandlers\.get\(grantType\)\(ctx\);/);
+  t.regex(
+    upstream('lib/actions/token.js'),
+    /const \{ grantTypeHandlers \} = instance\(ctx\.oidc\.provider\);\s*await grantTypeHandlers\.get\(grantType\)\(ctx\);/,
+  );
   t.regex(upstream('lib/actions/grants/client_credentials.js'), /validateClientScope\(ctx\)/);
 });
 
@@ -122,7 +135,15 @@ test('a session keeps its clients under authorizations, which grantIdFor reads; 
 
 test('imported Grant and RefreshToken payloads read back as oidc-provider models of that grant and scope', async (t) => {
   const now = Math.floor(Date.now() / 1000);
-  const artifact = { token: 'imported-refresh-token-value-0123456789abcdef', grantId: 'dot-rt-1', accountId: 'u1', clientId: 'app', scope: 'openid read', now, expiresIn: 600 };
+  const artifact = {
+    token: 'imported-refresh-token-value-0123456789abcdef',
+    grantId: 'dot-rt-1',
+    accountId: 'u1',
+    clientId: 'app',
+    scope: 'openid read',
+    now,
+    expiresIn: 600,
+  };
   await provider.Grant.adapter.upsert(artifact.grantId, importedGrantPayload(artifact), 600);
   await provider.RefreshToken.adapter.upsert(artifact.token, importedRefreshTokenPayload(artifact), 600);
   const grant = await provider.Grant.find(artifact.grantId);

@@ -68,7 +68,7 @@ for (const [kind, label] of databases) {
       answers.filter((a) => a.status !== 200).map((a) => `${a.status} ${a.text}`).join('\n'),
     );
     // Every answer is a document holding at least its own field.
-    answers.forEach((a, i) => t.is(a.json?.[`k${i}`], i));
+    for (const [i, a] of answers.entries()) t.is(a.json?.[`k${i}`], i);
 
     const final = await userdata(gh, sub, { key });
     t.is(final.status, 200);

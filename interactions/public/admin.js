@@ -12,7 +12,8 @@
     if (!button) return;
     const source = document.getElementById(button.dataset.copy);
     if (!source) return;
-    const label = button.dataset.label || (button.dataset.label = button.textContent);
+    if (!button.dataset.label) button.dataset.label = button.textContent;
+    const label = button.dataset.label;
     const say = function (text) {
       button.textContent = text;
       setTimeout(function () { button.textContent = label; }, 2500);

@@ -180,7 +180,10 @@ export class CachedLockCheck {
   /** Forgets every answer that involved `subject` (all of them without one). */
   forgetSubject(subject: string | undefined): void {
     this.forgotten++;
-    if (subject === undefined) return this.unlocked.clear();
+    if (subject === undefined) {
+      this.unlocked.clear();
+      return;
+    }
     for (const [key, entry] of this.unlocked) {
       if (entry.username === subject || entry.address === subject) this.unlocked.delete(key);
     }

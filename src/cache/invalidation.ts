@@ -82,8 +82,8 @@ export class ProcessInvalidations implements Invalidations, Delivery {
   }
 
   subscribe(topic: string, handler: (key: string | undefined) => void): () => void {
-    let set = this.handlers.get(topic);
-    if (!set) this.handlers.set(topic, (set = new Set()));
+    const set = this.handlers.get(topic) ?? new Set<Handler>();
+    this.handlers.set(topic, set);
     // Each subscription is its own, even of the same function twice.
     const entry: Handler = (key) => handler(key);
     set.add(entry);

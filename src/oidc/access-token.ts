@@ -56,7 +56,11 @@ export function accessTokenVerifier(provider: () => Provider): AccessTokenVerifi
       if (err instanceof errors.InvalidToken) {
         challenge(', error="invalid_token"');
         const detail = (err as { error_detail?: string }).error_detail;
-        throw new GatehouseError(401, 'invalid_token', detail === 'failed jkt verification' ? `${INVALID}, or bound to a DPoP key: send it as Authorization: DPoP <token> with a DPoP proof` : INVALID);
+        throw new GatehouseError(
+          401,
+          'invalid_token',
+          detail === 'failed jkt verification' ? `${INVALID}, or bound to a DPoP key: send it as Authorization: DPoP <token> with a DPoP proof` : INVALID,
+        );
       }
       if (err instanceof errors.InvalidRequest) {
         challenge(', error="invalid_request"');

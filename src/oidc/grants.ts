@@ -2,7 +2,15 @@ import type { AdapterFactory, Provider } from 'oidc-provider';
 import { deleteRedisAccountArtifacts } from '../../adapters/redis.ts';
 import type { Stores } from '../../adapters/index.ts';
 import { NotFoundError } from '../errors.ts';
-import { deleteAccountPayloads, deleteClientPayloads, findAccountPayloadIds, findClientGrantIds, hasLiveGrant, listLiveGrants, type StoredGrant } from './artifacts.ts';
+import {
+  deleteAccountPayloads,
+  deleteClientPayloads,
+  findAccountPayloadIds,
+  findClientGrantIds,
+  hasLiveGrant,
+  listLiveGrants,
+  type StoredGrant,
+} from './artifacts.ts';
 import { forgetClientInSession } from './internals.ts';
 
 export type UserGrant = StoredGrant;

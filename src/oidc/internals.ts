@@ -153,7 +153,12 @@ const resourceContexts = new WeakMap<Provider, new (ctx: Koa.Context, url: strin
  * check (lib/helpers/validate_dpop.js) compares the proof's htu with
  * `ctx.oidc.urlFor(ctx.oidc.route)`, which here is the URL the request was sent to.
  */
-export async function checkAccessTokenAsProviderDoes(provider: Provider, ctx: Koa.Context, requestUrl: string, between: (token: CheckedAccessToken) => void): Promise<CheckedAccessToken> {
+export async function checkAccessTokenAsProviderDoes(
+  provider: Provider,
+  ctx: Koa.Context,
+  requestUrl: string,
+  between: (token: CheckedAccessToken) => void,
+): Promise<CheckedAccessToken> {
   let ResourceContext = resourceContexts.get(provider);
   if (!ResourceContext) {
     const Base = provider.OIDCContext as unknown as new (ctx: Koa.Context) => { route: string; urlFor(name: string, opt?: object): string };

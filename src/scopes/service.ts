@@ -113,6 +113,7 @@ export class ScopesService {
     if (input.description !== undefined && typeof input.description !== 'string') fields.description = 'must be a string';
     else if (!description) fields.description = 'is required: the consent page shows it to people asked to allow the scope';
     else if (description.length > DESCRIPTION_MAX) fields.description = `must be at most ${DESCRIPTION_MAX} characters`;
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it refuses
     else if (/[\x00-\x1F\x7F]/.test(description)) fields.description = 'must be one line of text';
     if (Object.keys(fields).length) throw new ValidationError(fields);
 

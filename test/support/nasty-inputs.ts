@@ -64,6 +64,7 @@ export const NASTY_STRINGS: readonly string[] = [
   // Template and expression injection
   '{{7*7}}',
   '{{constructor.constructor("return process")().exit()}}',
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a template placeholder is the attack here
   '${7*7}',
   '#{7*7}',
   '<%= 7*7 %>',

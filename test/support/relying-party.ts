@@ -1,7 +1,7 @@
 import * as oidc from 'openid-client';
 import { freePort, startTestGatehouse, type TestGatehouse } from './gatehouse.ts';
 import { runCli } from './cli.ts';
-import { UserAgent, type Page } from './user-agent.ts';
+import type { UserAgent, Page } from './user-agent.ts';
 
 export const REDIRECT_URI = 'http://127.0.0.1:8765/callback';
 export const POST_LOGOUT_URI = 'http://127.0.0.1:8765/signed-out';

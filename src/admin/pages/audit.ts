@@ -23,7 +23,9 @@ export function auditPages(router: Router, { audit, clients, accounts }: AuditPa
       for (const c of await clients.list()) names.set(`client:${c.clientId}`, c.name);
     }
     const userIds = [...new Set(entries.filter((e) => e.target.startsWith('user:')).map((e) => e.target.slice('user:'.length)))];
-    const users = await Promise.all(userIds.map((id) => accounts.get(id).catch((err: unknown) => (err instanceof NotFoundError ? undefined : Promise.reject(err)))));
+    const users = await Promise.all(
+      userIds.map((id) => accounts.get(id).catch((err: unknown) => (err instanceof NotFoundError ? undefined : Promise.reject(err)))),
+    );
     for (const u of users) if (u) names.set(`user:${u.id}`, u.username);
     return names;
   };

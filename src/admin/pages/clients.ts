@@ -77,19 +77,24 @@ export function clientPages(router: Router, { admin, clients, apiKeys }: ClientP
     status = 200,
   ) => {
     const errors = extra.errors ?? {};
-    page(ctx, 'client.njk', {
-      title: client.name,
-      section: 'clients',
-      client: clientSummary(client),
-      form: extra.form ?? clientFormFromClient(client),
-      errors,
-      otherErrors: otherErrors(errors),
-      apiKeys: (await apiKeys.list(client.clientId)).map(apiKeyView),
-      apiKeyScopes: API_KEY_SCOPES,
-      keyForm: extra.keyForm ?? { name: '', scopes: [] },
-      keyErrors: extra.keyErrors ?? {},
-      ...clientFormContext,
-    }, status);
+    page(
+      ctx,
+      'client.njk',
+      {
+        title: client.name,
+        section: 'clients',
+        client: clientSummary(client),
+        form: extra.form ?? clientFormFromClient(client),
+        errors,
+        otherErrors: otherErrors(errors),
+        apiKeys: (await apiKeys.list(client.clientId)).map(apiKeyView),
+        apiKeyScopes: API_KEY_SCOPES,
+        keyForm: extra.keyForm ?? { name: '', scopes: [] },
+        keyErrors: extra.keyErrors ?? {},
+        ...clientFormContext,
+      },
+      status,
+    );
   };
 
   router.get('/clients/:id', async (ctx) => {
@@ -117,7 +122,10 @@ export function clientPages(router: Router, { admin, clients, apiKeys }: ClientP
     secretPage(ctx, client, clientSecret, 'New client secret');
   });
 
-  for (const [action, disabled] of [['disable', true], ['enable', false]] as const) {
+  for (const [action, disabled] of [
+    ['disable', true],
+    ['enable', false],
+  ] as const) {
     router.post(`/clients/:id/${action}`, async (ctx) => {
       const { client } = await admin.updateClient(operatorOf(ctx).actor, ctx.params.id!, { disabled });
       seeOther(ctx, `${clientSummary(client).href}?notice=client-${action}d`);

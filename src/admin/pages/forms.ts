@@ -1,6 +1,6 @@
 import type Koa from 'koa';
 import { koaBody } from 'koa-body';
-import { GRANT_TYPES, type ClientSettingsInput } from '../../clients/rules.ts';
+import type { GRANT_TYPES, ClientSettingsInput } from '../../clients/rules.ts';
 import type { Client } from '../../clients/service.ts';
 
 /** The forms of the admin pages: what the person sees and types, and how it is read back. */
@@ -11,7 +11,11 @@ export const formBody = koaBody({ urlencoded: true, json: false, multipart: fals
 export const text = (v: unknown): string => (typeof v === 'string' ? v : '');
 export const choices = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : typeof v === 'string' ? [v] : []);
 export const checked = (v: unknown) => v === 'yes';
-const lines = (s: string) => s.split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
+const lines = (s: string) =>
+  s
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter(Boolean);
 const words = (s: string) => s.split(/\s+/).filter(Boolean);
 
 export function formFields(ctx: Koa.Context): Record<string, unknown> {
@@ -52,7 +56,22 @@ export interface ClientForm {
   logoUri: string;
   clientUri: string;
 }
-export const CLIENT_FORM_FIELDS = new Set<string>(['name', 'type', 'grantTypes', 'redirectUris', 'postLogoutRedirectUris', 'allowedOrigins', 'scope', 'defaultScope', 'authMethod', 'requirePkce', 'skipConsent', 'allowInsecureRedirect', 'logoUri', 'clientUri']);
+export const CLIENT_FORM_FIELDS = new Set<string>([
+  'name',
+  'type',
+  'grantTypes',
+  'redirectUris',
+  'postLogoutRedirectUris',
+  'allowedOrigins',
+  'scope',
+  'defaultScope',
+  'authMethod',
+  'requirePkce',
+  'skipConsent',
+  'allowInsecureRedirect',
+  'logoUri',
+  'clientUri',
+]);
 export const NEW_CLIENT_FORM: ClientForm = {
   name: '',
   type: 'confidential',

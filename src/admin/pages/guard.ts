@@ -84,11 +84,18 @@ export function requireOperator(router: Router, { cookie, accounts, views, publi
     if (!operator) return seeOther(ctx, '/admin/login');
     ctx.state.operator = operator;
     if (ctx.method === 'POST' && !csrfMatches(operator.session, formFields(ctx).csrf)) {
-      return page(views, ctx, 'error.njk', {
-        title: 'Not allowed',
-        status: 403,
-        description: 'This form did not come from your admin session (it may be from an old page, or from another site). Go back, reload the page and try again.',
-      }, 403);
+      return page(
+        views,
+        ctx,
+        'error.njk',
+        {
+          title: 'Not allowed',
+          status: 403,
+          description:
+            'This form did not come from your admin session (it may be from an old page, or from another site). Go back, reload the page and try again.',
+        },
+        403,
+      );
     }
     await next();
   });

@@ -57,7 +57,10 @@ export function seeOther(ctx: Koa.Context, location: string): void {
 /** What every page module renders with. */
 export type Render = (ctx: Koa.Context, template: string, context: Record<string, unknown>, status?: number) => void;
 
-export const renderWith = (views: Views): Render => (ctx, template, context, status) => page(views, ctx, template, context, status);
+export const renderWith =
+  (views: Views): Render =>
+  (ctx, template, context, status) =>
+    page(views, ctx, template, context, status);
 
 /** Errors become pages: the status and what went wrong, never a stack trace. */
 export function errorPages(router: Router, views: Views): void {

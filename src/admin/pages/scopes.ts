@@ -32,7 +32,12 @@ export function scopePages(router: Router, { admin, scopes }: ScopePagesServices
       scope: extra.inUse.scope,
       clients: extra.inUse.clients.map((c) => ({ ...c, href: clientHref(c.clientId) })),
     };
-    page(ctx, 'scopes.njk', { title: 'Scopes', section: 'scopes', scopes: shown, form: extra.form ?? { name: '', description: '' }, errors: extra.errors ?? {}, inUse }, status);
+    page(
+      ctx,
+      'scopes.njk',
+      { title: 'Scopes', section: 'scopes', scopes: shown, form: extra.form ?? { name: '', description: '' }, errors: extra.errors ?? {}, inUse },
+      status,
+    );
   };
 
   router.get('/scopes', (ctx) => scopesPage(ctx));

@@ -47,15 +47,20 @@ export function userPages(router: Router, { admin, accounts }: UserPagesServices
   });
 
   const userPage = async (ctx: Koa.Context, user: User, passwordErrors: Record<string, string> = {}, status = 200) => {
-    page(ctx, 'user.njk', {
-      title: user.username,
-      section: 'users',
-      user: userSummary(user),
-      self: user.id === operatorOf(ctx).user.id,
-      grants: (await admin.userGrants(user.id)).map(grantView),
-      documents: (await admin.userDocuments(user.id)).map((d) => appDocumentView(user, d)),
-      passwordErrors,
-    }, status);
+    page(
+      ctx,
+      'user.njk',
+      {
+        title: user.username,
+        section: 'users',
+        user: userSummary(user),
+        self: user.id === operatorOf(ctx).user.id,
+        grants: (await admin.userGrants(user.id)).map(grantView),
+        documents: (await admin.userDocuments(user.id)).map((d) => appDocumentView(user, d)),
+        passwordErrors,
+      },
+      status,
+    );
   };
 
   router.get('/users/:id', async (ctx) => {

@@ -5,7 +5,7 @@ import { usernameKey } from '../../accounts/service.ts';
 import { settingsColumn } from '../../clients/service.ts';
 import { checkClientSettings, USER_SCOPES, type ClientSettings, type GrantType } from '../../clients/rules.ts';
 import { hashClientSecret, storePlainClientSecret } from '../../clients/secrets.ts';
-import { ValidationError } from '../../errors.ts';
+import type { ValidationError } from '../../errors.ts';
 import type { Services } from '../../services.ts';
 import { isBuiltInScope, scopeNameProblem } from '../../scopes/names.ts';
 import { importRefreshToken } from '../../oidc/index.ts';
