@@ -31,7 +31,8 @@ export function routeName(ctx: Koa.Context): string {
   if (named) return named;
   const oidcRoute = (ctx as { oidc?: { route?: string } }).oidc?.route;
   if (oidcRoute) return oidcRoute;
-  const matched = (ctx as { _matchedRoute?: string | RegExp })._matchedRoute;
+  // @koa/router's documented context property: the pattern of the route that matched.
+  const matched = (ctx as { routerPath?: string | RegExp }).routerPath;
   if (typeof matched === 'string') return matched;
   return 'unmatched';
 }
