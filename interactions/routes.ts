@@ -6,6 +6,8 @@ import type { AccountsService } from '../src/accounts/service.ts';
 import type { LoginThrottle } from '../src/accounts/throttle.ts';
 import type { ScopesService } from '../src/scopes/service.ts';
 import { signInWithPassword } from '../src/accounts/sign-in.ts';
+import { asSentence } from '../src/errors.ts';
+import { interactionErrorPage, problemOf, respondWithPage, setProblemHeaders } from '../src/problem.ts';
 import { securityReporter } from '../src/observability/request-log.ts';
 import { csrfToken, csrfValid } from './csrf.ts';
 import { describeScope } from './scopes.ts';
@@ -69,15 +71,14 @@ export function interactionRoutes({ interactions, accounts, throttle, scopes, vi
     try {
       await next();
     } catch (err) {
-      if (interactions.isStale(err)) {
-        page(ctx, 'error.njk', {
-          title: 'This sign-in has expired',
-          error: (err as Error).message,
-          description: 'The sign-in took too long or was already finished. Go back to the application and start again.',
-        }, 400);
-        return;
-      }
-      throw err;
+      // Anything else is answered by the app's error handler, through the same error model.
+      if (!interactions.isStale(err)) throw err;
+      const problem = problemOf(err);
+      respondWithPage(ctx, problem, views.render('error.njk', {
+        ...interactionErrorPage(problem),
+        title: 'This sign-in has expired',
+        description: 'The sign-in took too long or was already finished. Go back to the application and start again.',
+      }));
     }
   });
 
@@ -113,8 +114,10 @@ export function interactionRoutes({ interactions, accounts, throttle, scopes, vi
 
     const result = await signInWithPassword(accounts, throttle, username, password, ctx.ip, securityReporter(ctx));
     if (!result.ok) {
-      if (result.retryAfterSeconds) ctx.set('retry-after', String(result.retryAfterSeconds));
-      return again(result.status, result.message);
+      // Shown on the form itself, as a sentence; the status and Retry-After from the error model.
+      const problem = problemOf(result.refused);
+      setProblemHeaders(ctx, problem);
+      return again(problem.status, asSentence(problem.description));
     }
     await finish(ctx, { login: { accountId: result.user.id, amr: ['pwd'] } }, false);
   });
