@@ -170,9 +170,10 @@ function errorResponses(views: Views): Koa.Middleware {
       if (err instanceof GatehouseError) {
         // A wrong API key, admin token or access token on our own routes, or one refused unchecked
         // because its address is locked after too many.
-        const fields = { path: ctx.path.slice(0, 200), error: problem.code, ip: ctx.ip };
-        if (problem.status === 401) securityReporter(ctx)('authentication.failed', fields);
-        if (problem.status === 429) securityReporter(ctx)('authentication.locked', fields);
+        // (ctx.ip only then: the socket of a request answered early may be gone already.)
+        const fields = () => ({ path: ctx.path.slice(0, 200), error: problem.code, ip: ctx.ip });
+        if (problem.status === 401) securityReporter(ctx)('authentication.failed', fields());
+        if (problem.status === 429) securityReporter(ctx)('authentication.locked', fields());
       } else if (isUnexpected(problem)) {
         (ctx.state as RequestState).log?.error({ err }, 'unexpected error');
       }
