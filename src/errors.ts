@@ -1,7 +1,8 @@
 /**
  * The one error type of Gatehouse's own routes and services. Routes never format errors
- * themselves: the error middleware in app.ts maps this to
- * {"error": code, "error_description": description} with `status`.
+ * themselves: the error model (src/problem.ts) maps this, like any other error, to a problem that
+ * the JSON routes answer as {"error": code, "error_description": description} with `status`,
+ * and the pages show on their error page.
  */
 export class GatehouseError extends Error {
   override name = 'GatehouseError';
