@@ -6,6 +6,8 @@ import type { AccountsService } from '../src/accounts/service.ts';
 import type { LoginThrottle } from '../src/accounts/throttle.ts';
 import type { ScopesService } from '../src/scopes/service.ts';
 import { signInWithPassword } from '../src/accounts/sign-in.ts';
+import { asSentence, GatehouseError } from '../src/errors.ts';
+import { interactionErrorPage, problemOf, respondWithPage, setProblemHeaders, type Problem } from '../src/problem.ts';
 import { securityReporter } from '../src/observability/request-log.ts';
 import { csrfToken, csrfValid } from './csrf.ts';
 import { describeScope } from './scopes.ts';
@@ -54,6 +56,10 @@ export function interactionRoutes({ interactions, accounts, throttle, scopes, vi
     ctx.body = views.render(template, { csrf: csrfToken(ctx), ...context });
   };
 
+  // The error page of the interactions, for a problem of the one error model (src/problem.ts).
+  const errorPage = (ctx: Koa.Context, problem: Problem, wording?: { title: string; description: string }) =>
+    respondWithPage(ctx, problem, views.render('error.njk', { csrf: csrfToken(ctx), ...interactionErrorPage(problem), ...wording }));
+
   const clientView = async (clientId: unknown) => {
     const client = await interactions.client(clientId);
     return {
@@ -69,15 +75,12 @@ export function interactionRoutes({ interactions, accounts, throttle, scopes, vi
     try {
       await next();
     } catch (err) {
-      if (interactions.isStale(err)) {
-        page(ctx, 'error.njk', {
-          title: 'This sign-in has expired',
-          error: (err as Error).message,
-          description: 'The sign-in took too long or was already finished. Go back to the application and start again.',
-        }, 400);
-        return;
-      }
-      throw err;
+      // Anything else is answered by the app's error handler, through the same error model.
+      if (!interactions.isStale(err)) throw err;
+      errorPage(ctx, problemOf(err), {
+        title: 'This sign-in has expired',
+        description: 'The sign-in took too long or was already finished. Go back to the application and start again.',
+      });
     }
   });
 
@@ -96,7 +99,7 @@ export function interactionRoutes({ interactions, accounts, throttle, scopes, vi
     if (prompt.name === 'consent') {
       return page(ctx, 'consent.njk', { title: `Allow ${client.name}?`, uid, client, scopes: scopesToShow(prompt.details, params, await scopes.descriptions()) });
     }
-    return page(ctx, 'error.njk', { title: 'Something went wrong', error: 'unsupported_interaction', description: `Gatehouse cannot handle the "${prompt.name}" step.` }, 400);
+    return errorPage(ctx, problemOf(new GatehouseError(400, 'unsupported_interaction', `Gatehouse cannot handle the "${prompt.name}" step.`)));
   });
 
   router.post('/:uid/login', formBody, async (ctx) => {
@@ -113,8 +116,10 @@ export function interactionRoutes({ interactions, accounts, throttle, scopes, vi
 
     const result = await signInWithPassword(accounts, throttle, username, password, ctx.ip, securityReporter(ctx));
     if (!result.ok) {
-      if (result.retryAfterSeconds) ctx.set('retry-after', String(result.retryAfterSeconds));
-      return again(result.status, result.message);
+      // Shown on the form itself, as a sentence; the status and Retry-After from the error model.
+      const problem = problemOf(result.refused);
+      setProblemHeaders(ctx, problem);
+      return again(problem.status, asSentence(problem.description));
     }
     await finish(ctx, { login: { accountId: result.user.id, amr: ['pwd'] } }, false);
   });
@@ -134,7 +139,7 @@ export function interactionRoutes({ interactions, accounts, throttle, scopes, vi
       }, 403);
     }
     if (prompt.name !== 'consent' || !session?.accountId) {
-      return page(ctx, 'error.njk', { title: 'Something went wrong', error: 'invalid_request', description: 'There is nothing to allow here.' }, 400);
+      return errorPage(ctx, problemOf(new GatehouseError(400, 'invalid_request', 'There is nothing to allow here.')));
     }
     if (body.decision !== 'allow') {
       return finish(ctx, { error: 'access_denied', error_description: 'the user denied the request' }, false);
@@ -148,8 +153,8 @@ export function interactionRoutes({ interactions, accounts, throttle, scopes, vi
   // router's plain text.
   router.all(['/:uid', '/:uid/login', '/:uid/consent'], async (ctx, next) => {
     if (ctx.method === 'OPTIONS') return next();
-    ctx.set('allow', /\/(login|consent)\/?$/.test(ctx.path) ? 'POST' : 'GET, HEAD');
-    page(ctx, 'error.njk', { title: 'Something went wrong', error: 'method_not_allowed', description: 'This address only shows the sign-in page and takes its forms. Go back to the application and start again.' }, 405);
+    const refused = problemOf(new GatehouseError(405, 'method_not_allowed', 'This address only shows the sign-in page and takes its forms. Go back to the application and start again.'));
+    errorPage(ctx, { ...refused, headers: { allow: /\/(login|consent)\/?$/.test(ctx.path) ? 'POST' : 'GET, HEAD' } });
   });
 
   return router;

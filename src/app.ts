@@ -3,7 +3,7 @@ import Koa from 'koa';
 import compose from 'koa-compose';
 import { createViews, type Views } from '../interactions/views.ts';
 import { interactionRoutes } from '../interactions/routes.ts';
-import { GatehouseError, LockedOutError } from './errors.ts';
+import { GatehouseError } from './errors.ts';
 import { healthRoutes } from './health/routes.ts';
 import { bearerLogoutRoutes } from './logout/routes.ts';
 import { createProvider, findAccountIn, mount, oidcBoundary, type Provider } from './oidc/index.ts';
@@ -12,7 +12,7 @@ import { userdataRoutes } from './userdata/routes.ts';
 import { adminApiRoutes } from './admin/api-routes.ts';
 import { adminPageRoutes } from './admin/pages/index.ts';
 import { loadCookieKeys, type Services } from './services.ts';
-import { isConnectionError } from './stores/availability.ts';
+import { interactionErrorPage, isUnexpected, problemOf, respondWithJson, respondWithPage } from './problem.ts';
 import { dotCompatPaths } from './compat/dot-paths.ts';
 import { requestLog, securityReporter, type RequestState } from './observability/request-log.ts';
 import { metricsRoute } from './observability/metrics.ts';
@@ -161,43 +161,29 @@ const knownMethodsOnly: Koa.Middleware = (ctx, next) => {
 };
 
 /**
- * Maps errors on our own routes to {"error", "error_description"} (or our error page for a
- * browser on an interaction page): GatehouseError with its status, an unreachable store as 503,
- * anything unexpected as a 500 without details.
+ * Answers errors on our own routes through the one error model (src/problem.ts): JSON
+ * {"error", "error_description"}, or our error page for a browser on an interaction page.
  */
 function errorResponses(views: Views): Koa.Middleware {
   return async (ctx, next) => {
     try {
       await next();
     } catch (err) {
-      let status = 500;
-      let error = 'server_error';
-      let description = 'an unexpected error occurred';
+      const problem = problemOf(err);
       if (err instanceof GatehouseError) {
-        [status, error, description] = [err.status, err.code, err.description];
-        if (err instanceof LockedOutError) ctx.set('retry-after', String(err.retryAfterSeconds));
         // A wrong API key, admin token or access token on our own routes, or one refused unchecked
         // because its address is locked after too many.
-        if (status === 401) securityReporter(ctx)('authentication.failed', { path: ctx.path.slice(0, 200), error, ip: ctx.ip });
-        if (status === 429) securityReporter(ctx)('authentication.locked', { path: ctx.path.slice(0, 200), error, ip: ctx.ip });
-      } else if (isConnectionError(err)) {
-        [status, error, description] = [503, 'temporarily_unavailable', 'a store Gatehouse needs is unreachable; try again shortly'];
-        ctx.set('retry-after', '5');
-      } else {
-        const s = (err as { status?: number }).status;
-        if (s && s >= 400 && s < 500) [status, error, description] = [s, 'invalid_request', (err as Error).message];
-        else (ctx.state as RequestState).log?.error({ err }, 'unexpected error');
+        // (ctx.ip only then: the socket of a request answered early may be gone already.)
+        const fields = () => ({ path: ctx.path.slice(0, 200), error: problem.code, ip: ctx.ip });
+        if (problem.status === 401) securityReporter(ctx)('authentication.failed', fields());
+        if (problem.status === 429) securityReporter(ctx)('authentication.locked', fields());
+      } else if (isUnexpected(problem)) {
+        (ctx.state as RequestState).log?.error({ err }, 'unexpected error');
       }
-      ctx.status = status;
       if (ctx.path.startsWith('/interaction/') && ctx.accepts('json', 'html') === 'html') {
-        ctx.type = 'html';
-        ctx.body = views.render('error.njk', {
-          title: status === 503 ? 'Gatehouse is briefly unavailable' : 'Something went wrong',
-          error,
-          description,
-        });
+        respondWithPage(ctx, problem, views.render('error.njk', interactionErrorPage(problem)));
       } else {
-        ctx.body = { error, error_description: description };
+        respondWithJson(ctx, problem);
       }
     }
   };

@@ -11,6 +11,8 @@ import {
   importedGrantPayload,
   importedRefreshTokenPayload,
   lockedClientError,
+  PROVIDER_ERROR_EVENTS,
+  providerErrorFacts,
   StoreUnavailableError,
   UPSTREAM_VERSION,
 } from '../src/oidc/internals.ts';
@@ -157,4 +159,25 @@ test('imported Grant and RefreshToken payloads read back as oidc-provider models
   t.is(refresh!.scope, 'openid read');
   t.is(refresh!.gty, 'authorization_code');
   t.false(refresh!.expiresWithSession);
+});
+
+test('every endpoint of oidc-provider emits NAME.error when it answers an error, and PROVIDER_ERROR_EVENTS names each', (t) => {
+  const source = upstream('lib/helpers/initialize_app.js');
+  const named = new Set([...source.matchAll(/\berror\('([a-z_]+\.error)'\)/g)].map((m) => m[1]!));
+  named.add('authorization.error');
+  t.deepEqual([...PROVIDER_ERROR_EVENTS].sort(), [...named].sort());
+  t.regex(upstream('lib/shared/error_handler.js'), /provider\.emit\(eventName, ctx, err\);/);
+  t.regex(upstream('lib/shared/authorization_error_handler.js'), /provider\.emit\('authorization\.error', ctx, err\);/);
+});
+
+test('oidc-provider errors carry the facts the error model reads, and a locked client error carries its Retry-After', (t) => {
+  t.deepEqual(providerErrorFacts(new errors.InvalidGrant('grant request is invalid')), {
+    status: 400,
+    error: 'invalid_grant',
+    description: 'grant request is invalid',
+    expose: true,
+  });
+  t.like(providerErrorFacts(new errors.OIDCProviderError(500, 'server_error')), { status: 500, expose: false });
+  t.is(providerErrorFacts(new Error('not one of its errors')), undefined);
+  t.like(providerErrorFacts(lockedClientError('locked', 60)), { status: 429, error: 'invalid_client', retryAfterSeconds: 60 });
 });

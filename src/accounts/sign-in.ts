@@ -1,10 +1,12 @@
+import { GatehouseError, LOCKS, LockedOutError } from '../errors.ts';
 import type { AccountsService, User } from './service.ts';
 import { LOGIN_THROTTLE, LoginThrottle } from './throttle.ts';
 import type { ReportSecurityEvent } from '../observability/security-events.ts';
 
 export type SignInResult =
   | { ok: true; user: User }
-  | { ok: false; status: 401 | 429; message: string; retryAfterSeconds?: number };
+  /** Refused: a LockedOutError (429) while locked, else 401 with one generic description. */
+  | { ok: false; refused: GatehouseError };
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -27,13 +29,7 @@ export async function signInWithPassword(
   const who = { username: username.slice(0, 100), ip: address };
   if (state.lockedForSeconds > 0) {
     report('login.locked', { ...who, locked_for_seconds: state.lockedForSeconds });
-    const minutes = Math.ceil(state.lockedForSeconds / 60);
-    return {
-      ok: false,
-      status: 429,
-      message: `Too many failed sign-ins. Sign-in is locked for ${minutes} minute${minutes === 1 ? '' : 's'}; try again later.`,
-      retryAfterSeconds: state.lockedForSeconds,
-    };
+    return { ok: false, refused: new LockedOutError(LOCKS.signIn, state.lockedForSeconds) };
   }
   if (state.delayMs) await sleep(state.delayMs);
 
@@ -42,7 +38,7 @@ export async function signInWithPassword(
     await throttle.recordFailure(subjects.username, LOGIN_THROTTLE.lockUsernameAfter);
     await throttle.recordFailure(subjects.address, LOGIN_THROTTLE.lockAddressAfter);
     report('login.failed', who);
-    return { ok: false, status: 401, message: 'The username or password is not correct.' };
+    return { ok: false, refused: new GatehouseError(401, 'access_denied', 'the username or password is not correct') };
   }
   await throttle.clear(subjects.username);
   report('login.succeeded', { ...who, sub: user.id }, 'info');

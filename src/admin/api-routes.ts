@@ -1,7 +1,7 @@
 import Router from '@koa/router';
 import type Koa from 'koa';
 import { koaBody } from 'koa-body';
-import { GatehouseError, LockedOutError, ValidationError } from '../errors.ts';
+import { GatehouseError, LOCKS, LockedOutError, ValidationError } from '../errors.ts';
 import { AddressThrottledCredential, CREDENTIAL_THROTTLE, LoginThrottle } from '../accounts/throttle.ts';
 import { fromClientMetadata, toClientMetadata, withMetadataFieldNames } from '../clients/metadata.ts';
 import type { AccountsService } from '../accounts/service.ts';
@@ -63,7 +63,7 @@ export function adminApiRoutes(services: AdminApiServices): Router<State> {
     ctx.set('cache-control', 'no-store');
     const match = /^Bearer ([\x21-\x7E]+)$/i.exec(ctx.get('authorization'));
     // Wrong tokens are counted per address, as API keys are; while it is locked none is checked.
-    const token = match ? await tokenGuard.verify(ctx.ip, () => adminTokens.verify(match[1]!), (seconds) => new LockedOutError('admin tokens', seconds)) : undefined;
+    const token = match ? await tokenGuard.verify(ctx.ip, () => adminTokens.verify(match[1]!), (seconds) => new LockedOutError(LOCKS.adminTokens, seconds)) : undefined;
     if (!token) {
       ctx.set('www-authenticate', 'Bearer realm="gatehouse-admin"');
       throw new GatehouseError(401, 'invalid_token', 'send an admin API token: Authorization: Bearer gha_…');

@@ -2,6 +2,8 @@ import cluster from 'node:cluster';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type Koa from 'koa';
 import client from 'prom-client';
+import { GatehouseError } from '../errors.ts';
+import { problemOf, respondWithJson } from '../problem.ts';
 
 /**
  * Prometheus metrics, recorded only when the operator turns them on (GATEHOUSE_METRICS=true):
@@ -118,28 +120,22 @@ export function metricsRoute(metrics: HttpMetrics, token: string | undefined): K
     if (ctx.path !== '/metrics') return next();
     ctx.state.route = '/metrics';
     if (ctx.method !== 'GET' && ctx.method !== 'HEAD') {
-      ctx.status = 405;
-      ctx.set('allow', 'GET, HEAD');
-      ctx.body = { error: 'method_not_allowed', error_description: 'use GET /metrics' };
-      return;
+      return respondWithJson(ctx, { ...problemOf(new GatehouseError(405, 'method_not_allowed', 'use GET /metrics')), headers: { allow: 'GET, HEAD' } });
     }
     ctx.set('cache-control', 'no-store');
     if (expected) {
       const presented = /^Bearer (\S+)$/i.exec(ctx.get('authorization'))?.[1];
       if (!presented || !timingSafeEqual(digest(presented), expected)) {
-        ctx.status = 401;
-        ctx.set('www-authenticate', 'Bearer realm="gatehouse-metrics"');
-        ctx.body = { error: 'invalid_token', error_description: 'send the metrics token: Authorization: Bearer <GATEHOUSE_METRICS_TOKEN>' };
-        return;
+        // Answered here, not thrown: a scraper's refusal is not an authentication.failed event.
+        const refused = problemOf(new GatehouseError(401, 'invalid_token', 'send the metrics token: Authorization: Bearer <GATEHOUSE_METRICS_TOKEN>'));
+        return respondWithJson(ctx, { ...refused, headers: { 'www-authenticate': 'Bearer realm="gatehouse-metrics"' } });
       }
     }
     try {
       ctx.body = await exposition(metrics);
       ctx.type = metrics.registry.contentType;
     } catch {
-      ctx.status = 503;
-      ctx.set('retry-after', '5');
-      ctx.body = { error: 'temporarily_unavailable', error_description: 'metrics could not be collected from every worker; try again' };
+      respondWithJson(ctx, problemOf(new GatehouseError(503, 'temporarily_unavailable', 'metrics could not be collected from every worker; try again')));
     }
   };
 }

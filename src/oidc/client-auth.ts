@@ -1,6 +1,7 @@
 import Provider from 'oidc-provider';
 import { CREDENTIAL_THROTTLE, LoginThrottle } from '../accounts/throttle.ts';
 import type { ClientsService } from '../clients/service.ts';
+import { LOCKS, lockedDescription } from '../errors.ts';
 import { guardStore } from '../stores/availability.ts';
 import { installClientSecretCheck, lockedClientError } from './internals.ts';
 
@@ -18,13 +19,9 @@ export function authenticateClientsWithStoredSecrets(provider: Provider, clients
     const subjects = LoginThrottle.clientSubjects(client.clientId, ctx?.ip ?? 'unknown');
     // Guarded: an unreachable database is a 503 here too, not a 500 from oidc-provider.
     const lockedForSeconds = await guardStore('database', () => lockCheck.lockedForSeconds(subjects));
-    if (lockedForSeconds > 0) {
-      const minutes = Math.ceil(lockedForSeconds / 60);
-      ctx?.set('retry-after', String(lockedForSeconds));
-      throw lockedClientError(
-        `too many failed client authentications: this client (or this address) is locked for ${minutes} minute${minutes === 1 ? '' : 's'}; try again later`,
-      );
-    }
+    // Answered as oidc-provider answers any refused client (invalid_client), with status 429 and
+    // the one wording of a lock; the error model sets Retry-After from it.
+    if (lockedForSeconds > 0) throw lockedClientError(lockedDescription(LOCKS.clientAuthentication, lockedForSeconds), lockedForSeconds);
     const stored = client['gatehouse:stored_secret'];
     const matches = typeof stored === 'string' && (await clients.verifySecret(client.clientId, stored, presented));
     if (!matches) {

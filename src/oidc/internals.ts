@@ -42,10 +42,84 @@ export interface ClientWithStoredSecret {
  * error's `statusCode` (falling back to `status`), its `error` and its `error_description`, and
  * that `expose` is true for OIDCProviderError subclasses.
  */
-export function lockedClientError(description: string): errors.InvalidClient {
-  const locked = new errors.InvalidClient(description);
+export function lockedClientError(description: string, retryAfterSeconds?: number): errors.InvalidClient & { retryAfterSeconds?: number } {
+  const locked: errors.InvalidClient & { retryAfterSeconds?: number } = new errors.InvalidClient(description);
   locked.status = locked.statusCode = 429;
+  // Read by the error model (src/problem.ts providerProblem) for the Retry-After header.
+  if (retryAfterSeconds !== undefined) locked.retryAfterSeconds = retryAfterSeconds;
   return locked;
+}
+
+// ---- oidc-provider's errors, for the error model ---------------------------------------------
+
+/** What the error model needs of one of oidc-provider's errors. */
+export interface ProviderErrorFacts {
+  status: number;
+  error: string;
+  description: string | undefined;
+  /** oidc-provider's own judgement: true for the errors it answers to clients as they are. */
+  expose: boolean;
+  retryAfterSeconds?: number;
+}
+
+/**
+ * The facts of an error when it is one of oidc-provider's (raised by it, or by us as one of its
+ * classes); undefined for any other error.
+ *
+ * Assumes: every error oidc-provider answers with extends errors.OIDCProviderError and carries
+ * `statusCode` (or `status`), `error` (the OAuth code), `error_description` (meant for the client)
+ * and `expose`, as lib/helpers/errors.js defines them.
+ */
+export function providerErrorFacts(err: unknown): ProviderErrorFacts | undefined {
+  if (!(err instanceof errors.OIDCProviderError)) return undefined;
+  const e = err as errors.OIDCProviderError & { retryAfterSeconds?: unknown };
+  return {
+    status: e.statusCode || e.status || 500,
+    error: e.error,
+    description: e.error_description,
+    expose: e.expose === true,
+    ...(typeof e.retryAfterSeconds === 'number' ? { retryAfterSeconds: e.retryAfterSeconds } : {}),
+  };
+}
+
+/**
+ * The events each of oidc-provider's endpoints emits with (ctx, err) when it answers an error
+ * (other than server_error) itself, as JSON or through renderError.
+ *
+ * Assumes: lib/helpers/initialize_app.js mounts every route with error('NAME.error') (the error
+ * handler of lib/shared/error_handler.js, which emits NAME.error after setting the body, before
+ * the response is sent), and the authorization routes with lib/shared/authorization_error_handler.js,
+ * which emits authorization.error for exposed errors before answering. This list is every such name.
+ */
+export const PROVIDER_ERROR_EVENTS = [
+  'authorization.error',
+  'backchannel_authentication.error',
+  'challenge.error',
+  'code_verification.error',
+  'credential.error',
+  'device_authorization.error',
+  'device_resume.error',
+  'discovery.error',
+  'end_session.error',
+  'end_session_confirm.error',
+  'end_session_success.error',
+  'grant.error',
+  'introspection.error',
+  'jwks.error',
+  'openid_credential_issuer.error',
+  'pushed_authorization_request.error',
+  'registration_create.error',
+  'registration_delete.error',
+  'registration_read.error',
+  'registration_update.error',
+  'revocation.error',
+  'userinfo.error',
+] as const;
+
+/** Calls `listener` with the request and the error whenever an endpoint of oidc-provider answers an error. */
+export function onProviderErrorAnswer(provider: Provider, listener: (ctx: Koa.Context, err: unknown) => void): void {
+  const emitter = provider as unknown as NodeJS.EventEmitter;
+  for (const name of PROVIDER_ERROR_EVENTS) emitter.on(name, listener);
 }
 
 // ---- store outages ----------------------------------------------------------------------------

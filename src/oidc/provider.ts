@@ -10,7 +10,8 @@ import { findLatestGrantId } from './artifacts.ts';
 import type { LoginThrottle } from '../accounts/throttle.ts';
 import { settleAuthorizationScope } from './authorization-scope.ts';
 import { authenticateClientsWithStoredSecrets } from './client-auth.ts';
-import { revokeWhenConsumeLosesRace } from './internals.ts';
+import { onProviderErrorAnswer, revokeWhenConsumeLosesRace } from './internals.ts';
+import { interactionErrorPage, problemOf, respondWithPage, setProblemHeaders } from '../problem.ts';
 
 export interface ProviderDeps {
   config: Config;
@@ -158,24 +159,19 @@ export function createProvider(deps: ProviderDeps): Provider {
       await firstParty.save();
       return firstParty;
     },
-    renderError: async (ctx: KoaContextWithOIDC, out) => {
-      ctx.type = 'html';
-      ctx.body = views.render('error.njk', {
-        title: 'Something went wrong',
-        error: out.error,
-        description: out.error_description,
-      });
+    // oidc-provider's hook for its HTML error answers, rendered through Gatehouse's one error
+    // model (the same page, and the same rule for what is shown, as our own routes).
+    renderError: async (ctx: KoaContextWithOIDC, _out, err) => {
+      const problem = problemOf(err);
+      respondWithPage(ctx, problem, views.render('error.njk', interactionErrorPage(problem)));
     },
   };
 
   const provider = new Provider(config.issuer, configuration);
   provider.proxy = config.trustProxy;
-  // A store outage is answered 503 temporarily_unavailable (StoreUnavailableError); say when to
-  // retry, as Gatehouse's own routes do.
-  provider.use(async (ctx, next) => {
-    await next();
-    if (ctx.status === 503 && !ctx.response.get('retry-after')) ctx.set('retry-after', '5');
-  });
+  // oidc-provider writes its JSON error answers itself; their headers (Retry-After for a store
+  // outage or a locked client) come from the one error model, as on Gatehouse's own routes.
+  onProviderErrorAnswer(provider, (ctx, err) => setProblemHeaders(ctx, problemOf(err)));
 
   authenticateClientsWithStoredSecrets(provider, clients, deps.throttle);
   applyClientCredentialsScopeRules(provider);

@@ -3,7 +3,7 @@ import type Koa from 'koa';
 import type { AccountsService } from '../accounts/service.ts';
 import type { ApiKeysService } from '../apikeys/service.ts';
 import { AddressThrottledCredential, CREDENTIAL_THROTTLE, LoginThrottle } from '../accounts/throttle.ts';
-import { GatehouseError, LockedOutError } from '../errors.ts';
+import { GatehouseError, LOCKS, LockedOutError } from '../errors.ts';
 import type { AccessTokenVerifier } from '../oidc/index.ts';
 import { applyMergePatch, type Json } from './merge-patch.ts';
 import type { Precondition, UserdataService, UserDocument } from './service.ts';
@@ -50,7 +50,7 @@ async function authorize(ctx: Koa.Context, deps: UserdataDeps, sub: string): Pro
   if (!presented) throw new GatehouseError(401, 'invalid_api_key', 'send an API key in the X-API-Key header');
   // Wrong keys are counted per address; while it is locked no key is checked, so the answer
   // says nothing about the key.
-  const key = await deps.apiKeyGuard!.verify(ctx.ip, () => deps.apiKeys.verify(presented), (seconds) => new LockedOutError('API keys', seconds));
+  const key = await deps.apiKeyGuard!.verify(ctx.ip, () => deps.apiKeys.verify(presented), (seconds) => new LockedOutError(LOCKS.apiKeys, seconds));
   if (!key) throw new GatehouseError(401, 'invalid_api_key', 'the API key is unknown or revoked');
   const canRead = key.scopes.includes('userdata:read');
   const canWrite = key.scopes.includes('userdata:write');

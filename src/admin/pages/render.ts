@@ -1,8 +1,8 @@
 import type Router from '@koa/router';
 import type Koa from 'koa';
 import type { Views } from '../../../interactions/views.ts';
-import { GatehouseError } from '../../errors.ts';
-import { isConnectionError } from '../../stores/availability.ts';
+import { asSentence } from '../../errors.ts';
+import { isUnexpected, problemOf, setProblemHeaders, type Problem } from '../../problem.ts';
 import type { Operator } from './guard.ts';
 
 /** What the redirect after a change says; a fixed list, so a link cannot put words on the page. */
@@ -62,28 +62,30 @@ export const renderWith =
   (ctx, template, context, status) =>
     page(views, ctx, template, context, status);
 
-/** Errors become pages: the status and what went wrong, never a stack trace. */
+/** Errors become pages through the one error model: the status and what went wrong, never a stack trace. */
 export function errorPages(router: Router, views: Views): void {
   router.use(async (ctx, next) => {
     ctx.set('cache-control', 'no-store');
     try {
       await next();
     } catch (err) {
-      let status = 500;
-      let description = 'An unexpected error occurred. Try again; if it keeps happening, the server log says more.';
-      if (err instanceof GatehouseError) {
-        status = err.status;
-        description = err.description;
-      } else if (isConnectionError(err)) {
-        status = 503;
-        description = 'A store Gatehouse needs is unreachable. Try again shortly.';
-        ctx.set('retry-after', '5');
-      } else {
-        const e = err as { status?: number; expose?: boolean; message?: string };
-        if (e.status && e.status >= 400 && e.status < 500 && e.expose) [status, description] = [e.status, String(e.message)];
-        else ctx.app.emit('error', err, ctx);
-      }
-      page(views, ctx, 'error.njk', { title: ERROR_TITLES[status] ?? 'Something went wrong', status, description }, status);
+      const problem = problemOf(err);
+      if (isUnexpected(problem)) ctx.app.emit('error', err, ctx);
+      setProblemHeaders(ctx, problem);
+      page(
+        views,
+        ctx,
+        'error.njk',
+        { title: ERROR_TITLES[problem.status] ?? 'Something went wrong', status: problem.status, description: pageDescription(problem) },
+        problem.status,
+      );
     }
   });
+}
+
+/** What the admin error page says: the problem's description, as a sentence where it is ours. */
+function pageDescription(problem: Problem): string {
+  if (isUnexpected(problem)) return 'An unexpected error occurred. Try again; if it keeps happening, the server log says more.';
+  if (problem.code === 'temporarily_unavailable') return asSentence(problem.description);
+  return problem.description;
 }
