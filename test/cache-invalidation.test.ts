@@ -11,7 +11,7 @@ import { newMessage, type Channel, type InvalidationMessage, type Receiver } fro
 import { listenOnPostgres, PostgresChannel } from '../src/cache/postgres-channel.ts';
 import { listenOnRedis, RedisChannel } from '../src/cache/redis-channel.ts';
 import { createLogger } from '../src/observability/logger.ts';
-import { basicAuth } from './support/admin-api.ts';
+import { basicAuth } from './support/http.ts';
 import { runCli } from './support/cli.ts';
 import { call } from './support/faults.ts';
 import { createTestDatabase, REDIS_TEST_URL, startTestGatehouse } from './support/gatehouse.ts';

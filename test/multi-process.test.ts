@@ -7,6 +7,7 @@ import { REDIRECT_URI } from './support/relying-party.ts';
 import { UserAgent } from './support/user-agent.ts';
 import * as oidc from 'openid-client';
 import { CLIENT_CACHE_MS } from '../src/clients/service.ts';
+import { basicAuth } from './support/http.ts';
 
 /**
  * Two Gatehouse processes on two ports over one PostgreSQL and one Redis, as behind a load
@@ -21,7 +22,6 @@ const test = anyTest as TestFn<{
 }>;
 
 const PASSWORD = 'two-processes-one-truth';
-const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`;
 
 test.before(async (t) => {
   const db = await createTestDatabase('pg');
@@ -67,7 +67,7 @@ async function signIn(on: GatehouseProcess, clientId: string, agent = new UserAg
 }
 
 async function post(on: GatehouseProcess, path: string, client: { id: string; secret: string }, body: Record<string, string>) {
-  const res = await fetch(`${on.url}${path}`, { method: 'POST', headers: { authorization: basic(client.id, client.secret) }, body: new URLSearchParams(body) });
+  const res = await fetch(`${on.url}${path}`, { method: 'POST', headers: { authorization: basicAuth(client.id, client.secret) }, body: new URLSearchParams(body) });
   return { status: res.status, body: (await res.json().catch(() => ({}))) as Record<string, any> };
 }
 

@@ -6,7 +6,7 @@ import { openServices } from '../../src/services.ts';
 import { REDIRECT_URI } from './relying-party.ts';
 import { UserAgent, type Page } from './user-agent.ts';
 import { readAnswer } from './http-answer.ts';
-import { basicAuth } from './admin-api.ts';
+import { basicAuth } from './http.ts';
 
 /**
  * What the fault tests (kill -9, store restarts, SIGTERM) share: a seeded database, plain HTTP
