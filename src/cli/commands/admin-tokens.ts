@@ -1,10 +1,9 @@
+/** `admin-tokens create|list|revoke`: tokens for the admin API. */
 import type { Services } from '../../services.ts';
 import { CLI_ACTOR } from '../../admin/audit.ts';
 import { adminTokenJson } from '../../admin/representations.ts';
 import type { Command, Invocation } from '../command.ts';
 import { parse, requireId, UsageError, type Options } from '../options.ts';
-
-/** `admin-tokens create|list|revoke`: tokens for the admin API. */
 
 const adminTokenOptions = { name: { type: 'string' } } satisfies Options;
 

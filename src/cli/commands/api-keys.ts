@@ -1,10 +1,9 @@
+/** `api-keys create|list|revoke`: the keys an app uses for /userdata. */
 import type { Services } from '../../services.ts';
 import { CLI_ACTOR } from '../../admin/audit.ts';
 import { apiKeyJson } from '../../admin/representations.ts';
 import type { Command, Invocation } from '../command.ts';
 import { parse, requireId, UsageError, type Options } from '../options.ts';
-
-/** `api-keys create|list|revoke`: the keys an app uses for /userdata. */
 
 const apiKeyOptions = { client: { type: 'string' }, scope: { type: 'string', multiple: true }, name: { type: 'string' } } satisfies Options;
 

@@ -1,3 +1,4 @@
+/** `clients create|list|show|update|delete|rotate-secret`. */
 import type { Services } from '../../services.ts';
 import type { Client } from '../../clients/service.ts';
 import { toClientMetadata } from '../../clients/metadata.ts';
@@ -5,9 +6,7 @@ import { CLI_ACTOR } from '../../admin/audit.ts';
 import type { Command, Invocation } from '../command.ts';
 import { parse, requireId, UsageError, type Options } from '../options.ts';
 
-/** `clients create|list|show|update|delete|rotate-secret`. */
-
-export const clientOptions = {
+const clientOptions = {
   name: { type: 'string' },
   type: { type: 'string' },
   grant: { type: 'string', multiple: true },

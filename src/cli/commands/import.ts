@@ -1,3 +1,4 @@
+/** `import dot --from SOURCE [--dry-run]`: django-oauth-toolkit's applications, users and refresh tokens. */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -6,8 +7,6 @@ import type { Services } from '../../services.ts';
 import { importFromDot, type ImportReport } from '../../importers/dot/import.ts';
 import type { Command, Invocation, Preparation } from '../command.ts';
 import { parse, UsageError, type Options } from '../options.ts';
-
-/** `import dot --from SOURCE [--dry-run]`: django-oauth-toolkit's applications, users and refresh tokens. */
 
 function importReportText(r: ImportReport): string {
   const lines = [`${r.dry_run ? 'DRY RUN: nothing was written. ' : ''}Import from ${r.source}`, '', 'Users:'];

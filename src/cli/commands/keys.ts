@@ -1,9 +1,8 @@
+/** `keys list|rotate|retire`: the signing keys. */
 import type { Services } from '../../services.ts';
 import { CLI_ACTOR } from '../../admin/audit.ts';
 import type { Command, Invocation } from '../command.ts';
 import { parse, requireId, UsageError } from '../options.ts';
-
-/** `keys list|rotate|retire`: the signing keys. */
 
 async function run(services: Services, { sub, args, out }: Invocation): Promise<void> {
   const { positionals } = parse(args, {});

@@ -1,10 +1,9 @@
+/** `scopes create|list|delete`: the API scopes clients may be given. */
 import type { Services } from '../../services.ts';
 import { CLI_ACTOR } from '../../admin/audit.ts';
 import { scopeJson, scopesWithBuiltIns } from '../../scopes/representation.ts';
 import type { Command, Invocation } from '../command.ts';
 import { parse, requireId, UsageError, type Options } from '../options.ts';
-
-/** `scopes create|list|delete`: the API scopes clients may be given. */
 
 const scopeOptions = { name: { type: 'string' }, description: { type: 'string' } } satisfies Options;
 

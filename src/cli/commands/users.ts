@@ -1,3 +1,4 @@
+/** `users create|list|show|set-password|disable|enable|grant-admin|remove-admin`. */
 import type { Services } from '../../services.ts';
 import type { User } from '../../accounts/service.ts';
 import { CLI_ACTOR } from '../../admin/audit.ts';
@@ -5,8 +6,6 @@ import { userJson } from '../../admin/representations.ts';
 import type { Command, Invocation } from '../command.ts';
 import { parse, requireId, UsageError, type Options } from '../options.ts';
 import { readPassword } from '../password.ts';
-
-/** `users create|list|show|set-password|disable|enable|grant-admin|remove-admin`. */
 
 function userText(user: User): string {
   return [
