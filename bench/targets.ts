@@ -8,7 +8,8 @@ import { randomBytes } from 'node:crypto';
 import { createDatabase, dropRedisPrefix, PASSWORD, prepareGatehouse, REDIRECT_URI, REDIS_URL, seedGrowth, type BenchDatabase, type GatehouseFixture, type GrowthSize } from './gatehouse-setup.ts';
 import { freePort, sleep, spawnServer, totalRss, type ServerProcess } from './processes.ts';
 import type { SignInTarget } from './load.ts';
-import { basic, signIn } from './user-agent.ts';
+import { basicAuth } from '../test/support/http.ts';
+import { signIn } from './user-agent.ts';
 
 export interface Target {
   label: string;
@@ -44,7 +45,7 @@ export async function idleRss(server: ServerProcess): Promise<{ bytes: number; p
 export async function clientCredentialsToken(t: Target): Promise<string> {
   const res = await fetch(new URL(t.paths.token, t.server.url), {
     method: 'POST',
-    headers: { authorization: basic(t.cc.clientId, t.cc.clientSecret), ...form },
+    headers: { authorization: basicAuth(t.cc.clientId, t.cc.clientSecret), ...form },
     body: 'grant_type=client_credentials&scope=read+write',
   });
   const body = (await res.json()) as { access_token?: string };
@@ -55,7 +56,7 @@ export async function clientCredentialsToken(t: Target): Promise<string> {
 export async function introspect(t: Target, token: string): Promise<{ status: number; active: boolean }> {
   const res = await fetch(new URL(t.paths.introspect, t.server.url), {
     method: 'POST',
-    headers: { authorization: basic(t.cc.clientId, t.cc.clientSecret), ...form },
+    headers: { authorization: basicAuth(t.cc.clientId, t.cc.clientSecret), ...form },
     body: new URLSearchParams({ token }),
   });
   const body = (await res.json()) as { active?: boolean };

@@ -2,11 +2,9 @@
  * Complete sign-ins for the benchmark, by a person's browser over plain HTTP: the tests' own
  * UserAgent (cookies, redirects, forms), driven through either provider's pages.
  */
+import { basicAuth } from '../test/support/http.ts';
 import { UserAgent } from '../test/support/user-agent.ts';
 import { createHash, randomBytes } from 'node:crypto';
-
-export const basic = (id: string, secret: string) =>
-  `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
 
 /** How a provider's sign-in pages are filled in. */
 export interface SignInForms {
@@ -64,7 +62,7 @@ export async function signIn(issuer: string, forms: SignInForms, client: SignInC
 
   const res = await fetch(new URL(forms.tokenPath, issuer), {
     method: 'POST',
-    headers: { authorization: basic(client.clientId, client.clientSecret), 'content-type': 'application/x-www-form-urlencoded' },
+    headers: { authorization: basicAuth(client.clientId, client.clientSecret), 'content-type': 'application/x-www-form-urlencoded' },
     body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: client.redirectUri, code_verifier: verifier }),
   });
   const body = (await res.json()) as { access_token?: string; id_token?: string };

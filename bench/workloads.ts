@@ -4,7 +4,7 @@
  */
 import type { RequestSpec } from './load.ts';
 import { clientCredentialsToken, ensureIntrospectToken, ensureUserToken, introspect, userinfo, type Target } from './targets.ts';
-import { basic } from './user-agent.ts';
+import { basicAuth } from '../test/support/http.ts';
 
 export type WorkloadKey = 'cc' | 'introspect' | 'userinfo' | 'discovery' | 'userdata';
 
@@ -30,7 +30,7 @@ export const WORKLOADS: Workload[] = [
       return {
         method: 'POST',
         path: t.paths.token,
-        headers: { authorization: basic(t.cc.clientId, t.cc.clientSecret), 'content-type': form },
+        headers: { authorization: basicAuth(t.cc.clientId, t.cc.clientSecret), 'content-type': form },
         body: 'grant_type=client_credentials&scope=read+write',
       };
     },
@@ -52,7 +52,7 @@ export const WORKLOADS: Workload[] = [
       return {
         method: 'POST',
         path: t.paths.introspect,
-        headers: { authorization: basic(t.cc.clientId, t.cc.clientSecret), 'content-type': form },
+        headers: { authorization: basicAuth(t.cc.clientId, t.cc.clientSecret), 'content-type': form },
         body: new URLSearchParams({ token }).toString(),
       };
     },

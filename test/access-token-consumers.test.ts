@@ -12,6 +12,7 @@ import {
   type RegisteredClient,
 } from './support/relying-party.ts';
 import { runCli } from './support/cli.ts';
+import { basicAuth } from './support/http.ts';
 import { UserAgent } from './support/user-agent.ts';
 
 /**
@@ -70,7 +71,7 @@ async function signIn(t: ExecutionContext<Context>, rp: oidc.Configuration, opti
   return { agent, username, tokens };
 }
 
-const basic = (c: RegisteredClient) => `Basic ${Buffer.from(`${encodeURIComponent(c.clientId)}:${encodeURIComponent(c.clientSecret!)}`).toString('base64')}`;
+const basic = (c: RegisteredClient) => basicAuth(c.clientId, c.clientSecret!);
 
 async function status(
   gh: TestGatehouse,

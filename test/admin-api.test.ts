@@ -5,6 +5,7 @@ import { runCli } from './support/cli.ts';
 import { startTestGatehouse, type TestGatehouse } from './support/gatehouse.ts';
 import { authorizationRequest, oauthError, oidc, POST_LOGOUT_URI, redeem, REDIRECT_URI, relyingParty, signInAndAllow } from './support/relying-party.ts';
 import { UserAgent } from './support/user-agent.ts';
+import { rawBasicAuth } from './support/http.ts';
 
 /**
  * The admin API as a script uses it: an admin token made with the CLI, then JSON over real HTTP
@@ -225,7 +226,7 @@ test.serial('a garbage token is refused with 401 invalid_token', async (t) => {
     'a token with our prefix and nothing else': 'Bearer gha_',
     'the right id with a wrong secret': `Bearer ${wrongSecret}`,
     'the token cut short': `Bearer ${token.slice(0, -1)}`,
-    'the token in Basic': `Basic ${Buffer.from(`ci:${token}`).toString('base64')}`,
+    'the token in Basic': rawBasicAuth('ci', token),
     'an API-key-shaped token': `Bearer ghk_${tokenId}_${secretPart(token)}`,
   };
   for (const [what, authorization] of Object.entries(attempts)) {

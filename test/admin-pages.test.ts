@@ -4,6 +4,7 @@ import { CLI_ACTOR } from '../src/admin/audit.ts';
 import { chromiumAvailable, launchBrowser, screenshotForDocs } from './support/browser.ts';
 import { startTestGatehouse, type TestGatehouse } from './support/gatehouse.ts';
 import { createUser, createUserDirectly } from './support/relying-party.ts';
+import { basicAuth } from './support/http.ts';
 
 const test = anyTest as TestFn<{ gh: TestGatehouse; browser: Browser; operator: BrowserContext }>;
 
@@ -27,12 +28,11 @@ test.after.always(async (t) => {
   await t.context.gh?.close();
 });
 
-const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
 
 async function clientCredentialsToken(gh: TestGatehouse, clientId: string, clientSecret: string) {
   const res = await fetch(`${gh.url}/token`, {
     method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(clientId, clientSecret) },
+    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basicAuth(clientId, clientSecret) },
     body: new URLSearchParams({ grant_type: 'client_credentials' }),
   });
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };

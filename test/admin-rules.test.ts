@@ -2,9 +2,10 @@ import { randomBytes } from 'node:crypto';
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
 import { CLI_ACTOR } from '../src/admin/audit.ts';
 import { adminApi, type AdminApi, type ApiResponse } from './support/admin-api.ts';
-import { operatorAgent, postForm } from './support/attacks.ts';
+import { operatorAgent } from './support/attacks.ts';
 import { runCli, type CliResult } from './support/cli.ts';
 import { startTestGatehouse, type TestGatehouse } from './support/gatehouse.ts';
+import { postForm } from './support/http.ts';
 
 /**
  * The rules the admin applies hold whichever door an operator uses: the admin pages, the admin

@@ -16,8 +16,9 @@ import { adminPageRoutes } from '../src/admin/pages/index.ts';
 import type { TestGatehouse } from './support/gatehouse.ts';
 import { createUserDirectly, REDIRECT_URI, startLoopbackGatehouse } from './support/relying-party.ts';
 import { UserAgent } from './support/user-agent.ts';
-import { jar, operatorAgent, routesOf, snapshot } from './support/attacks.ts';
+import { operatorAgent, routesOf, snapshot } from './support/attacks.ts';
 import { signInToApp } from './support/userdata.ts';
+import { rawBasicAuth } from './support/http.ts';
 
 const PASSWORD = 'correct horse battery staple';
 const ROOT = { username: 'root', password: 'operator-at-the-gate-2026' };
@@ -188,8 +189,8 @@ test.serial('someone without a session is sent to the admin sign-in from every p
 test.serial('a made-up admin session cookie opens no page or form', async (t) => {
   await pagesRefuse(t, () => {
     const agent = new UserAgent();
-    jar(agent).set('gatehouse.admin', randomBytes(32).toString('base64url'));
-    jar(agent).set('gatehouse.admin.sig', randomBytes(20).toString('base64url'));
+    agent.setCookie('gatehouse.admin', randomBytes(32).toString('base64url'));
+    agent.setCookie('gatehouse.admin.sig', randomBytes(20).toString('base64url'));
     return agent;
   });
 });
@@ -209,12 +210,12 @@ for (const [what, demote] of [
     const session = await operatorAgent(gh, who.username, who.password);
     await demote(gh, user.id);
     // Every request carries the session's cookie and its CSRF token: only the admin check can refuse it.
-    const cookies = new Map(jar(session.agent));
+    const cookies = new Map(session.agent.cookieEntries());
     await pagesRefuse(
       t,
       () => {
         const agent = new UserAgent();
-        for (const [k, v] of cookies) jar(agent).set(k, v);
+        for (const [k, v] of cookies) agent.setCookie(k, v);
         return agent;
       },
       () => ({ csrf: session.csrf }),
@@ -232,7 +233,7 @@ test.serial('the admin API refuses every route with a made-up token, a malformed
     `Bearer ${randomBytes(32).toString('base64url')}`,
     `Bearer gha_${'A'.repeat(16)}_${'B'.repeat(43)}`,
     `Bearer gha_${id}_${randomBytes(32).toString('base64url')}`,
-    `Basic ${Buffer.from(`root:${ROOT.password}`).toString('base64')}`,
+    rawBasicAuth('root', ROOT.password),
     t.context.adminToken,
   ]) {
     await apiRefuses(t, { authorization });
@@ -254,6 +255,6 @@ test.serial("the admin API refuses every route with a person's access token", as
 test.serial("the admin API refuses every route with an operator's session cookie alone (so a forged cross-site request carries nothing it accepts)", async (t) => {
   const { gh } = t.context;
   const { agent } = await operatorAgent(gh, ROOT.username, ROOT.password);
-  const cookie = [...jar(agent)].map(([k, v]) => `${k}=${v}`).join('; ');
+  const cookie = agent.cookieHeader();
   await apiRefuses(t, { cookie });
 });

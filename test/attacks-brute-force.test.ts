@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import anyTest, { type TestFn } from 'ava';
 import { CREDENTIAL_THROTTLE } from '../src/accounts/throttle.ts';
-import { basicAuth } from './support/admin-api.ts';
+import { basicAuth } from './support/http.ts';
 import type { TestGatehouse } from './support/gatehouse.ts';
 import { startLoopbackGatehouse, REDIRECT_URI } from './support/relying-party.ts';
 import { createApiKeyWithCli, userdata, userWhoAuthorized } from './support/userdata.ts';

@@ -13,7 +13,7 @@
 import { randomBytes } from 'node:crypto';
 import anyTest, { type TestFn } from 'ava';
 import { CLI_ACTOR } from '../src/admin/audit.ts';
-import { basicAuth } from './support/admin-api.ts';
+import { basicAuth } from './support/http.ts';
 import type { TestGatehouse } from './support/gatehouse.ts';
 import {
   authorizationRequest,

@@ -22,8 +22,9 @@ import {
   signInAndAllow,
   startLoopbackGatehouse,
 } from './support/relying-party.ts';
-import { findForm, isConsentPage, isLoginPage, UserAgent, type Page } from './support/user-agent.ts';
-import { jar, operatorAgent, parseSetCookie, postForm, ProxiedAgent } from './support/attacks.ts';
+import { findForm, postForm } from './support/http.ts';
+import { isConsentPage, isLoginPage, UserAgent, type Page } from './support/user-agent.ts';
+import { operatorAgent, parseSetCookie, ProxiedAgent } from './support/attacks.ts';
 
 const PASSWORD = 'correct horse battery staple';
 const OPERATOR = { username: 'root', password: 'operator-at-the-gate-2026' };
@@ -233,20 +234,20 @@ test("a session cookie planted before sign-in is not adopted: the person's sessi
   const mallory = await createUserDirectly(gh, `mallory${Date.now()}`, PASSWORD).then(async (sub) => ({ sub, username: (await gh.services.accounts.get(sub)).username }));
   const attacker = new UserAgent([REDIRECT_URI]);
   await signInAndAllow(attacker, (await authorizationRequest(rp)).url, mallory.username, PASSWORD);
-  const planted = new Map([...jar(attacker)].filter(([name]) => name.startsWith('_session')));
+  const planted = new Map(attacker.cookieEntries().filter(([name]) => name.startsWith('_session')));
   t.truthy(planted.get('_session'), 'the attacker has a session cookie to plant');
 
   for (const plant of [planted, new Map([['_session', 'x'.repeat(43)]])]) {
     const victim = new UserAgent([REDIRECT_URI]);
-    for (const [name, value] of plant) jar(victim).set(name, value);
+    for (const [name, value] of plant) victim.setCookie(name, value);
     const pending = await authorizationRequest(rp, { prompt: 'login' });
     let page = await asBrowser(victim, await victim.open(pending.url));
     if (isLoginPage(page)) page = await asBrowser(victim, await victim.submit(page, /\/login$/, { username: 'alice', password: PASSWORD }));
     if (isConsentPage(page)) page = await victim.submit(page, /\/consent$/, { decision: 'allow' });
     const landed = page;
     t.is((await redeem(rp, landed, pending)).claims()!.sub, t.context.userId);
-    t.truthy(jar(victim).get('_session'));
-    t.not(jar(victim).get('_session'), plant.get('_session'), 'the planted session id was kept through sign-in');
+    t.truthy(victim.cookie('_session'));
+    t.not(victim.cookie('_session'), plant.get('_session'), 'the planted session id was kept through sign-in');
   }
 
   // Whatever the attacker's copy opens, it is not alice's sign-in.
@@ -260,28 +261,28 @@ test("a session cookie planted before sign-in is not adopted: the person's sessi
 test('an admin session cookie from before sign-in is not adopted, and the earlier session stops working', async (t) => {
   const { gh } = t.context;
   const first = await operatorAgent(gh, OPERATOR.username, OPERATOR.password);
-  const before = jar(first.agent).get('gatehouse.admin');
-  const beforeSig = jar(first.agent).get('gatehouse.admin.sig');
+  const before = first.agent.cookie('gatehouse.admin');
+  const beforeSig = first.agent.cookie('gatehouse.admin.sig');
   t.truthy(before);
   // The same browser signs in again (or someone who planted that cookie waits for it to).
-  const again = await postForm(first.agent, `${gh.url}/admin/login`, { csrf: jar(first.agent).get('gatehouse.csrf')!, ...OPERATOR });
+  const again = await postForm(first.agent, `${gh.url}/admin/login`, { csrf: first.agent.cookie('gatehouse.csrf')!, ...OPERATOR });
   t.is(again.status, 303);
   t.is(again.location, '/admin/clients');
-  t.truthy(jar(first.agent).get('gatehouse.admin'));
-  t.not(jar(first.agent).get('gatehouse.admin'), before);
+  t.truthy(first.agent.cookie('gatehouse.admin'));
+  t.not(first.agent.cookie('gatehouse.admin'), before);
 
   const holder = new UserAgent();
-  jar(holder).set('gatehouse.admin', before!);
-  jar(holder).set('gatehouse.admin.sig', beforeSig!);
+  holder.setCookie('gatehouse.admin', before!);
+  holder.setCookie('gatehouse.admin.sig', beforeSig!);
   const res = await holder.request(`${gh.url}/admin/clients`);
   t.is(res.status, 303, 'the session from before the sign-in still opens the admin');
   t.is(res.headers.get('location'), '/admin/login');
 
   // A made-up cookie is not adopted either.
   const planted = new UserAgent();
-  jar(planted).set('gatehouse.admin', 'A'.repeat(43));
+  planted.setCookie('gatehouse.admin', 'A'.repeat(43));
   await operatorAgent(gh, OPERATOR.username, OPERATOR.password, planted);
-  t.not(jar(planted).get('gatehouse.admin'), 'A'.repeat(43));
+  t.not(planted.cookie('gatehouse.admin'), 'A'.repeat(43));
 });
 
 // Cookie flags.

@@ -21,7 +21,7 @@ import {
   startLoopbackGatehouse,
   type PendingAuthorization,
 } from './support/relying-party.ts';
-import { basicAuth } from './support/admin-api.ts';
+import { basicAuth } from './support/http.ts';
 import { isLoginPage, UserAgent } from './support/user-agent.ts';
 
 const APP = 'https://app.example.com/oidc/callback';

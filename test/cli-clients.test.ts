@@ -5,6 +5,7 @@ import { loadConfig } from '../src/config.ts';
 import { openServices, type Services } from '../src/services.ts';
 import { runCli as spawnCli, type CliResult } from './support/cli.ts';
 import { createTestDatabase, startTestGatehouse, type TestDatabase, type TestGatehouse } from './support/gatehouse.ts';
+import { basicAuth } from './support/http.ts';
 
 /**
  * Every `clients` command as an operator runs it: a spawned CLI over the database of a running
@@ -52,13 +53,10 @@ test.after.always(async (t) => {
   await t.context.rejected?.database.drop();
 });
 
-const basic = (id: string, secret: string) =>
-  `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
-
 async function clientCredentials(gh: TestGatehouse, clientId: string, clientSecret: string, scope?: string) {
   const res = await fetch(`${gh.url}/token`, {
     method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(clientId, clientSecret) },
+    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basicAuth(clientId, clientSecret) },
     body: new URLSearchParams({ grant_type: 'client_credentials', ...(scope ? { scope } : {}) }),
   });
   return { status: res.status, body: (await res.json()) as Record<string, any> };

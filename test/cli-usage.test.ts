@@ -9,7 +9,7 @@ import path from 'node:path';
 import test from 'ava';
 import { runCli, type CliResult } from './support/cli.ts';
 import { inParallel } from './support/faults.ts';
-import { didYouMean, usageFor } from '../src/cli-usage.ts';
+import { didYouMean, usageFor } from '../src/cli/usage.ts';
 
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-cli-usage-'));
 /** No command here may create anything in it: help and usage errors never open the database. */

@@ -1,6 +1,7 @@
 import anyTest, { type TestFn } from 'ava';
 import { runCli } from './support/cli.ts';
 import { startTestGatehouse, type TestGatehouse } from './support/gatehouse.ts';
+import { basicAuth } from './support/http.ts';
 
 const test = anyTest as TestFn<{ gh: TestGatehouse; clientId: string; clientSecret: string }>;
 
@@ -16,9 +17,6 @@ test.after.always(async (t) => {
   await t.context.gh?.close();
 });
 
-const basic = (id: string, secret: string) =>
-  `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
-
 async function token(gh: TestGatehouse, body: Record<string, string>, headers: Record<string, string> = {}) {
   const res = await fetch(`${gh.url}/token`, {
     method: 'POST',
@@ -30,7 +28,7 @@ async function token(gh: TestGatehouse, body: Record<string, string>, headers: R
 
 test('a confidential service gets a token with HTTP Basic, carrying its API scopes', async (t) => {
   const { gh, clientId, clientSecret } = t.context;
-  const res = await token(gh, { grant_type: 'client_credentials' }, { authorization: basic(clientId, clientSecret) });
+  const res = await token(gh, { grant_type: 'client_credentials' }, { authorization: basicAuth(clientId, clientSecret) });
   t.is(res.status, 200);
   t.is(res.body.token_type, 'Bearer');
   t.is(res.body.scope, 'read write');
@@ -48,21 +46,21 @@ test('a confidential service gets a token with the secret in the POST body', asy
 
 test('a wrong secret is refused with 401 invalid_client', async (t) => {
   const { gh, clientId } = t.context;
-  const res = await token(gh, { grant_type: 'client_credentials' }, { authorization: basic(clientId, 'not-the-secret') });
+  const res = await token(gh, { grant_type: 'client_credentials' }, { authorization: basicAuth(clientId, 'not-the-secret') });
   t.is(res.status, 401);
   t.is(res.body.error, 'invalid_client');
 });
 
 test('an unknown client is refused with 401 invalid_client', async (t) => {
   const { gh } = t.context;
-  const res = await token(gh, { grant_type: 'client_credentials' }, { authorization: basic('no-such-client', 'whatever') });
+  const res = await token(gh, { grant_type: 'client_credentials' }, { authorization: basicAuth('no-such-client', 'whatever') });
   t.is(res.status, 401);
   t.is(res.body.error, 'invalid_client');
 });
 
 test('an unknown scope is refused with invalid_scope', async (t) => {
   const { gh, clientId, clientSecret } = t.context;
-  const res = await token(gh, { grant_type: 'client_credentials', scope: 'read admin' }, { authorization: basic(clientId, clientSecret) });
+  const res = await token(gh, { grant_type: 'client_credentials', scope: 'read admin' }, { authorization: basicAuth(clientId, clientSecret) });
   t.is(res.status, 400);
   t.is(res.body.error, 'invalid_scope');
   t.regex(res.body.error_description, /admin/);
@@ -70,14 +68,14 @@ test('an unknown scope is refused with invalid_scope', async (t) => {
 
 test('an OpenID scope is not handed out by the client credentials grant', async (t) => {
   const { gh, clientId, clientSecret } = t.context;
-  const res = await token(gh, { grant_type: 'client_credentials', scope: 'openid' }, { authorization: basic(clientId, clientSecret) });
+  const res = await token(gh, { grant_type: 'client_credentials', scope: 'openid' }, { authorization: basicAuth(clientId, clientSecret) });
   t.is(res.status, 400);
   t.is(res.body.error, 'invalid_scope');
 });
 
 test('the implicit and password grants are not served', async (t) => {
   const { gh, clientId, clientSecret } = t.context;
-  const res = await token(gh, { grant_type: 'password', username: 'a', password: 'b' }, { authorization: basic(clientId, clientSecret) });
+  const res = await token(gh, { grant_type: 'password', username: 'a', password: 'b' }, { authorization: basicAuth(clientId, clientSecret) });
   t.is(res.status, 400);
   t.is(res.body.error, 'unsupported_grant_type');
   const discovery = await (await fetch(`${gh.url}/.well-known/openid-configuration`)).json();
@@ -88,7 +86,7 @@ test('the implicit and password grants are not served', async (t) => {
 
 test('a token introspects as active until it is revoked, then as inactive', async (t) => {
   const { gh, clientId, clientSecret } = t.context;
-  const auth = { authorization: basic(clientId, clientSecret) };
+  const auth = { authorization: basicAuth(clientId, clientSecret) };
   const { body } = await token(gh, { grant_type: 'client_credentials' }, auth);
   const introspect = async () => {
     const res = await fetch(`${gh.url}/introspect`, { method: 'POST', headers: auth, body: new URLSearchParams({ token: body.access_token }) });
@@ -109,7 +107,7 @@ test('a token introspects as active until it is revoked, then as inactive', asyn
 test('a disabled client can no longer get tokens, and can again once enabled', async (t) => {
   const { gh } = t.context;
   const created = (await runCli(['clients', 'create', '--name', 'Paused', '--type', 'confidential', '--grant', 'client_credentials', '--json'], gh.env)).json();
-  const auth = { authorization: basic(created.client_id, created.client_secret) };
+  const auth = { authorization: basicAuth(created.client_id, created.client_secret) };
   t.is((await runCli(['clients', 'update', created.client_id, '--disable', '--json'], gh.env)).code, 0);
   t.is((await token(gh, { grant_type: 'client_credentials' }, auth)).status, 401);
   t.is((await runCli(['clients', 'update', created.client_id, '--enable', '--json'], gh.env)).code, 0);

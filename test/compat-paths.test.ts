@@ -10,7 +10,7 @@ import test from 'ava';
 import { ConfigError, loadConfig } from '../src/config.ts';
 import { OWN_PREFIXES } from '../src/app.ts';
 import { RESERVED_SEGMENTS } from '../src/compat/dot-paths.ts';
-import { basicAuth } from './support/admin-api.ts';
+import { basicAuth } from './support/http.ts';
 import type { TestGatehouse } from './support/gatehouse.ts';
 import { readAnswer, type RawAnswer } from './support/http-answer.ts';
 import { createClient, REDIRECT_URI, startLoopbackGatehouse, type RegisteredClient } from './support/relying-party.ts';

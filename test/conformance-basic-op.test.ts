@@ -20,6 +20,7 @@ import {
   type Json,
 } from './support/conformance.ts';
 import { isLoginPage, UserAgent } from './support/user-agent.ts';
+import { basicAuth } from './support/http.ts';
 
 /**
  * The OpenID Foundation's "Basic OP" certification plan (oidcc-basic-certification-test-plan),
@@ -337,7 +338,7 @@ test('oidcc-ensure-post-request-succeeds: the authorization request sent as a PO
     t.is(callback.get('state'), state);
     const res = await fetch(`${local}/token`, {
       method: 'POST',
-      headers: { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'id.example.com', authorization: `Basic ${Buffer.from(`${client.clientId}:${client.clientSecret}`).toString('base64')}` },
+      headers: { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'id.example.com', authorization: basicAuth(client.clientId, client.clientSecret!) },
       body: new URLSearchParams({ grant_type: 'authorization_code', code: callback.get('code') ?? '', redirect_uri: REDIRECT_URI }),
     });
     t.is(res.status, 200);

@@ -11,6 +11,7 @@ import { callbackParams, createUserDirectly, oidc, REDIRECT_URI, relyingParty, s
 import { isConsentPage, isLoginPage, UserAgent, type Page } from './support/user-agent.ts';
 import { scopesOnConsent } from './support/seeds.ts';
 import { ProxiedUserAgent, walk } from './support/conformance.ts';
+import { basicAuth } from './support/http.ts';
 
 const test = anyTest as TestFn<{ gh: TestGatehouse; tutorial: RegisteredClient; narrowed: RegisteredClient; strict: RegisteredClient; noRefresh: RegisteredClient }>;
 
@@ -176,7 +177,7 @@ test('a POSTed authorization request without scope asks for the default; one wit
       const code = new URL(walked.page.url).searchParams.get('code');
       const res = await fetch(`${gh.url}/token`, {
         method: 'POST',
-        headers: { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'id.example.com', authorization: `Basic ${Buffer.from(`${client.clientId}:${clientSecret}`).toString('base64')}` },
+        headers: { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'id.example.com', authorization: basicAuth(client.clientId, clientSecret!) },
         body: new URLSearchParams({ grant_type: 'authorization_code', code: code ?? '', redirect_uri: REDIRECT_URI }),
       });
       return { walked, token: (await res.json()) as Record<string, string> };

@@ -2,6 +2,7 @@ import anyTest, { type ExecutionContext, type TestFn } from 'ava';
 import { generateKid } from '../src/keys/service.ts';
 import { runCli } from './support/cli.ts';
 import { restartTestGatehouse, startTestGatehouse, type TestGatehouse } from './support/gatehouse.ts';
+import { basicAuth } from './support/http.ts';
 
 /** What a relying party configures itself from: discovery and the JWKS, over real HTTP. */
 
@@ -33,9 +34,6 @@ async function jwks(base: string): Promise<{ keys: Json[] }> {
 function listedUrls(doc: Json): [string, string][] {
   return Object.entries(doc).filter(([k, v]) => (k.endsWith('_endpoint') || k === 'jwks_uri') && typeof v === 'string') as [string, string][];
 }
-
-const basic = (id: string, secret: string) =>
-  `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
 
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k'];
 
@@ -176,7 +174,7 @@ test('a CORS request to /token from an origin the client registered is allowed, 
 async function clientCredentialsToken(t: ExecutionContext, gh: TestGatehouse, id: string, secret: string): Promise<string> {
   const res = await fetch(`${gh.url}/token`, {
     method: 'POST',
-    headers: { authorization: basic(id, secret) },
+    headers: { authorization: basicAuth(id, secret) },
     body: new URLSearchParams({ grant_type: 'client_credentials' }),
   });
   t.is(res.status, 200);
@@ -184,7 +182,7 @@ async function clientCredentialsToken(t: ExecutionContext, gh: TestGatehouse, id
 }
 
 async function introspect(gh: TestGatehouse, id: string, secret: string, token: string): Promise<Json> {
-  const res = await fetch(`${gh.url}/introspect`, { method: 'POST', headers: { authorization: basic(id, secret) }, body: new URLSearchParams({ token }) });
+  const res = await fetch(`${gh.url}/introspect`, { method: 'POST', headers: { authorization: basicAuth(id, secret) }, body: new URLSearchParams({ token }) });
   return (await res.json()) as Json;
 }
 

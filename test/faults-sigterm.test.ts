@@ -4,7 +4,7 @@ import * as oidc from 'openid-client';
 import { createTestDatabase, freePort } from './support/gatehouse.ts';
 import { exitCode, spawnGatehouse, type GatehouseProcess } from './support/processes.ts';
 import { REDIRECT_URI } from './support/relying-party.ts';
-import { findForm } from './support/user-agent.ts';
+import { findForm } from './support/http.ts';
 import { accepts, browserSignIn, PASSWORD, RawConnection, seed, waitFor } from './support/faults.ts';
 
 /**

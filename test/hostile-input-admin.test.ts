@@ -5,7 +5,8 @@ import { changedTables, formEncode, fuzz, headerValue, mustBeHtmlError, mustBeJs
 import { startTestGatehouse, type TestGatehouse } from './support/gatehouse.ts';
 import { CONTENT_TYPES, hostileJsonText, hugeString, nastyString } from './support/nasty-inputs.ts';
 import { REDIRECT_URI } from './support/relying-party.ts';
-import { findForm, UserAgent } from './support/user-agent.ts';
+import { findForm } from './support/http.ts';
+import { UserAgent } from './support/user-agent.ts';
 
 /**
  * Hostile input on the operators' side: the admin API with a real admin token, and the admin
@@ -30,7 +31,6 @@ const test = anyTest as TestFn<Context>;
 const RUNS = { apiAuth: 200, apiClients: 300, apiUsers: 300, apiUserdata: 100, apiOther: 200, apiScopes: 150, pageReads: 250, pageForms: 300, adminLogin: 150 };
 const PASSWORD = 'correct horse battery staple';
 
-const cookieHeader = (agent: UserAgent) => [...(agent as unknown as { cookies: Map<string, string> }).cookies].map(([k, v]) => `${k}=${v}`).join('; ');
 
 test.before(async (t) => {
   const gh = await startTestGatehouse({ env: { GATEHOUSE_TRUST_PROXY: 'true' } });
@@ -55,8 +55,8 @@ test.before(async (t) => {
     clientId: client.clientId,
     userId: victim.id,
     adminId: admin.id,
-    session: { cookie: cookieHeader(operator), csrf },
-    login: { cookie: cookieHeader(stranger), csrf: findForm(strangerPage, { action: /\/admin\/login$/ }).fields.get('csrf')! },
+    session: { cookie: operator.cookieHeader(), csrf },
+    login: { cookie: stranger.cookieHeader(), csrf: findForm(strangerPage, { action: /\/admin\/login$/ }).fields.get('csrf')! },
   };
 });
 

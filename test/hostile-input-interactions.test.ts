@@ -4,7 +4,8 @@ import { changedTables, formEncode, fuzz, headerValue, mustBeHtmlError, mustBeSa
 import type { TestGatehouse } from './support/gatehouse.ts';
 import { CONTENT_TYPES, hugeString, nastyString } from './support/nasty-inputs.ts';
 import { authorizationRequest, createUserDirectly, POST_LOGOUT_URI, REDIRECT_URI, relyingParty, startLoopbackGatehouse } from './support/relying-party.ts';
-import { findForm, isConsentPage, isLoginPage, UserAgent } from './support/user-agent.ts';
+import { findForm } from './support/http.ts';
+import { isConsentPage, isLoginPage, UserAgent } from './support/user-agent.ts';
 
 /**
  * Hostile input on the sign-in and consent pages (/interaction/…), with a real interaction:
@@ -25,7 +26,6 @@ const RUNS = { pages: 250, login: 300, consent: 250 };
 const PASSWORD = 'correct horse battery staple';
 
 /** The Cookie header the browser would send (UserAgent keeps them privately). */
-const cookieHeader = (agent: UserAgent) => [...(agent as unknown as { cookies: Map<string, string> }).cookies].map(([k, v]) => `${k}=${v}`).join('; ');
 
 test.before(async (t) => {
   // Behind a (pretend) proxy, so the fuzzed sign-ins come from addresses of their own and the
@@ -52,8 +52,8 @@ test.before(async (t) => {
   const uidOf = (target: string) => /\/interaction\/([^/]+)\//.exec(new URL(target).pathname)![1]!;
   t.context = {
     gh,
-    login: { uid: uidOf(loginForm.target), cookie: cookieHeader(atLogin.agent), csrf: loginForm.fields.get('csrf')! },
-    consent: { uid: uidOf(consentForm.target), cookie: cookieHeader(atConsent.agent), csrf: consentForm.fields.get('csrf')! },
+    login: { uid: uidOf(loginForm.target), cookie: atLogin.agent.cookieHeader(), csrf: loginForm.fields.get('csrf')! },
+    consent: { uid: uidOf(consentForm.target), cookie: atConsent.agent.cookieHeader(), csrf: consentForm.fields.get('csrf')! },
   };
 });
 

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
 import fc from 'fast-check';
-import { basicAuth } from './support/admin-api.ts';
+import { basicAuth, rawBasicAuth } from './support/http.ts';
 import { changedTables, formEncode, pct, fuzz, headerValue, mustBeJsonError, mustBeOidcError, mustBeRefusedMethod, mustBeSafe, send, snapshot, stillUp, summary, violation, type Encoding, type HostileRequest } from './support/fuzz.ts';
 import type { TestGatehouse } from './support/gatehouse.ts';
 import { CONTENT_TYPES, hugeString, METHODS, nastyString, UNKNOWN_METHODS } from './support/nasty-inputs.ts';
@@ -135,13 +135,13 @@ function applyAuth(auth: Auth, client: RegisteredClient, headers: Record<string,
       pairs.push(['client_id', client.clientId], ['client_secret', client.clientSecret!]);
       return true;
     case 'nasty-basic':
-      headers.authorization = headerValue(`Basic ${Buffer.from(`${auth.id}:${auth.secret}`).toString('base64')}`);
+      headers.authorization = headerValue(rawBasicAuth(auth.id, auth.secret));
       return false;
     case 'nasty-header':
       headers.authorization = headerValue(auth.header);
       return false;
     case 'wrong-secret':
-      headers.authorization = `Basic ${Buffer.from(`${client.clientId}:${client.clientSecret}${pct(auth.secret)}x`).toString('base64')}`;
+      headers.authorization = rawBasicAuth(client.clientId, `${client.clientSecret}${pct(auth.secret)}x`);
       return false;
     default:
       return false;

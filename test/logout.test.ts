@@ -15,7 +15,8 @@ import {
   startLoopbackGatehouse,
   signInAndAllow,
 } from './support/relying-party.ts';
-import { isConsentPage, isLoginPage, submitFormById, UserAgent } from './support/user-agent.ts';
+import { rawBasicAuth, submitFormById } from './support/http.ts';
+import { isConsentPage, isLoginPage, UserAgent } from './support/user-agent.ts';
 
 interface Context {
   gh: TestGatehouse;
@@ -180,7 +181,7 @@ test('POST /logout without an Authorization header gets 401', async (t) => {
   t.regex(res.headers.get('www-authenticate') ?? '', /^Bearer\b/);
   t.is(((await res.json()) as Record<string, unknown>).error, 'invalid_token');
 
-  const basic = await bearerLogout(gh, `Basic ${Buffer.from('a:b').toString('base64')}`);
+  const basic = await bearerLogout(gh, rawBasicAuth('a', 'b'));
   t.is(basic.status, 401);
 });
 

@@ -7,6 +7,8 @@ import { REDIRECT_URI } from './support/relying-party.ts';
 import { UserAgent } from './support/user-agent.ts';
 import * as oidc from 'openid-client';
 import { CLIENT_CACHE_MS } from '../src/clients/service.ts';
+import { basicAuth } from './support/http.ts';
+import { waitFor } from './support/wait.ts';
 
 /**
  * Two Gatehouse processes on two ports over one PostgreSQL and one Redis, as behind a load
@@ -21,7 +23,6 @@ const test = anyTest as TestFn<{
 }>;
 
 const PASSWORD = 'two-processes-one-truth';
-const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`;
 
 test.before(async (t) => {
   const db = await createTestDatabase('pg');
@@ -67,7 +68,7 @@ async function signIn(on: GatehouseProcess, clientId: string, agent = new UserAg
 }
 
 async function post(on: GatehouseProcess, path: string, client: { id: string; secret: string }, body: Record<string, string>) {
-  const res = await fetch(`${on.url}${path}`, { method: 'POST', headers: { authorization: basic(client.id, client.secret) }, body: new URLSearchParams(body) });
+  const res = await fetch(`${on.url}${path}`, { method: 'POST', headers: { authorization: basicAuth(client.id, client.secret) }, body: new URLSearchParams(body) });
   return { status: res.status, body: (await res.json().catch(() => ({}))) as Record<string, any> };
 }
 
@@ -118,7 +119,9 @@ test.serial('a client edited with the CLI is seen by both processes, by message,
   }
   t.true(Date.now() - edited < CLIENT_CACHE_MS + 1000, `seen after ${Date.now() - edited} ms`);
   t.is((await runCli(['clients', 'update', client.id, '--scope', 'openid profile read write'], env)).code, 0);
-  await new Promise((r) => setTimeout(r, CLIENT_CACHE_MS));
+  // Seen within the cache's lifetime at the latest: waited for, not slept.
+  const editedBack = Date.now();
+  for (const on of [a, b]) await waitFor(async () => (await scopeOn(on)) === 'read write', Math.max(0, editedBack + CLIENT_CACHE_MS - Date.now()));
   for (const on of [a, b]) t.is(await scopeOn(on), 'read write');
 });
 

@@ -2,6 +2,7 @@ import anyTest, { type TestFn } from 'ava';
 import knex, { type Knex } from 'knex';
 import { runCli } from './support/cli.ts';
 import { startTestGatehouse, type TestGatehouse } from './support/gatehouse.ts';
+import { basicAuth } from './support/http.ts';
 
 /** The client credentials story end to end with PostgreSQL as the database. */
 
@@ -25,9 +26,6 @@ test.after.always(async (t) => {
   await t.context.gh?.close();
 });
 
-const basic = (id: string, secret: string) =>
-  `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
-
 async function post(gh: TestGatehouse, path: string, body: Record<string, string>, headers: Record<string, string> = {}) {
   const res = await fetch(`${gh.url}${path}`, {
     method: 'POST',
@@ -48,7 +46,7 @@ test('the client the CLI created lives in PostgreSQL, its secret hashed', async 
 
 test('a service gets a token with HTTP Basic on PostgreSQL', async (t) => {
   const { gh, pg, clientId, clientSecret } = t.context;
-  const res = await post(gh, '/token', { grant_type: 'client_credentials' }, { authorization: basic(clientId, clientSecret) });
+  const res = await post(gh, '/token', { grant_type: 'client_credentials' }, { authorization: basicAuth(clientId, clientSecret) });
   t.is(res.status, 200, JSON.stringify(res.body));
   t.is(res.body.token_type, 'Bearer');
   t.is(res.body.scope, 'read write');
@@ -67,14 +65,14 @@ test('a service gets a token with the secret in the POST body on PostgreSQL', as
 
 test('a wrong secret is refused on PostgreSQL', async (t) => {
   const { gh, clientId } = t.context;
-  const res = await post(gh, '/token', { grant_type: 'client_credentials' }, { authorization: basic(clientId, 'wrong') });
+  const res = await post(gh, '/token', { grant_type: 'client_credentials' }, { authorization: basicAuth(clientId, 'wrong') });
   t.is(res.status, 401);
   t.is(res.body.error, 'invalid_client');
 });
 
 test('a token introspects as active, and as inactive once revoked, on PostgreSQL', async (t) => {
   const { gh, pg, clientId, clientSecret } = t.context;
-  const auth = { authorization: basic(clientId, clientSecret) };
+  const auth = { authorization: basicAuth(clientId, clientSecret) };
   const issued = await post(gh, '/token', { grant_type: 'client_credentials', scope: 'read' }, auth);
   t.is(issued.status, 200);
   const token = issued.body.access_token as string;

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import anyTest, { type TestFn } from 'ava';
-import { basicAuth } from './support/admin-api.ts';
+import { basicAuth } from './support/http.ts';
 import { runCli } from './support/cli.ts';
 import { createTestDatabase, freePort, REDIS_TEST_URL, type TestDatabase } from './support/gatehouse.ts';
 import { spawnGatehouse, type GatehouseProcess } from './support/processes.ts';

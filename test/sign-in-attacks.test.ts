@@ -17,7 +17,8 @@ import {
   signInAndAllow,
   type RegisteredClient,
 } from './support/relying-party.ts';
-import { isConsentPage, isLoginPage, submitTampered, UserAgent, type Page } from './support/user-agent.ts';
+import { submitTampered } from './support/http.ts';
+import { isConsentPage, isLoginPage, UserAgent, type Page } from './support/user-agent.ts';
 
 interface Context {
   gh: TestGatehouse;

@@ -4,8 +4,8 @@ import { runCli } from './support/cli.ts';
 import { createTestDatabase, freePort, POSTGRES_ADMIN_URL, startTestGatehouse } from './support/gatehouse.ts';
 import { exitCode, spawnGatehouse } from './support/processes.ts';
 import { startTcpProxy } from './support/tcp-proxy.ts';
+import { basicAuth } from './support/http.ts';
 
-const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`;
 
 async function eventually(check: () => Promise<boolean>, ms = 15_000): Promise<boolean> {
   const deadline = Date.now() + ms;
@@ -42,7 +42,7 @@ test('when Redis goes away, readiness and requests answer 503, and service resum
   try {
     const created = (await runCli(['clients', 'create', '--json', '--name', 'svc', '--type', 'confidential', '--grant', 'client_credentials'], gh.env)).json();
     const token = () =>
-      fetch(`${gh.url}/token`, { method: 'POST', headers: { authorization: basic(created.client_id, created.client_secret) }, body: new URLSearchParams({ grant_type: 'client_credentials' }) });
+      fetch(`${gh.url}/token`, { method: 'POST', headers: { authorization: basicAuth(created.client_id, created.client_secret) }, body: new URLSearchParams({ grant_type: 'client_credentials' }) });
     t.is((await token()).status, 200);
 
     await proxy.cut();
@@ -79,7 +79,7 @@ test('when PostgreSQL goes away, readiness and requests answer 503, and service 
   try {
     const created = (await runCli(['clients', 'create', '--json', '--name', 'svc', '--type', 'confidential', '--grant', 'client_credentials'], gh.env)).json();
     const token = () =>
-      fetch(`${gh.url}/token`, { method: 'POST', headers: { authorization: basic(created.client_id, created.client_secret) }, body: new URLSearchParams({ grant_type: 'client_credentials' }) });
+      fetch(`${gh.url}/token`, { method: 'POST', headers: { authorization: basicAuth(created.client_id, created.client_secret) }, body: new URLSearchParams({ grant_type: 'client_credentials' }) });
     t.is((await token()).status, 200);
 
     await proxy.cut();
@@ -109,7 +109,7 @@ test('while another program holds the SQLite file locked past the busy timeout, 
   const token = () =>
     fetch(`${gh.url}/token`, {
       method: 'POST',
-      headers: { authorization: `Basic ${Buffer.from(`${client.clientId}:${clientSecret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+      headers: { authorization: basicAuth(client.clientId, clientSecret!), 'content-type': 'application/x-www-form-urlencoded' },
       body: 'grant_type=client_credentials',
     });
   t.is((await token()).status, 200);

@@ -3,6 +3,7 @@ import { runCli } from './support/cli.ts';
 import { startTestGatehouse, type TestGatehouse } from './support/gatehouse.ts';
 import { REDIRECT_URI, type RegisteredClient } from './support/relying-party.ts';
 import { createApiKeyWithCli, sendOnOwnConnection, userdata, userWhoAuthorized, type Answer } from './support/userdata.ts';
+import { basicAuth } from './support/http.ts';
 
 /**
  * /userdata end to end over SQLite: an app (Notes) signs people in and keeps a JSON object per
@@ -390,7 +391,7 @@ test('a client credentials token cannot use /userdata/me', async (t) => {
     method: 'POST',
     headers: {
       'content-type': 'application/x-www-form-urlencoded',
-      authorization: `Basic ${Buffer.from(`${encodeURIComponent(service.clientId)}:${encodeURIComponent(service.clientSecret!)}`).toString('base64')}`,
+      authorization: basicAuth(service.clientId, service.clientSecret!),
     },
     body: Buffer.from(new URLSearchParams({ grant_type: 'client_credentials' }).toString()),
   });

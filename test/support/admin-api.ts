@@ -1,4 +1,5 @@
 import type { TestGatehouse } from './gatehouse.ts';
+import { basicAuth } from './http.ts';
 
 export interface ApiResponse {
   status: number;
@@ -42,10 +43,6 @@ export function adminApi(gh: TestGatehouse, defaultToken: string) {
 }
 
 export type AdminApi = ReturnType<typeof adminApi>;
-
-/** HTTP Basic credentials as RFC 6749 §2.3.1 spells them (form-encoded id and secret). */
-export const basicAuth = (id: string, secret: string) =>
-  `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
 
 /** POST /token with the client credentials grant and HTTP Basic: the status and OAuth body. */
 export async function clientCredentialsToken(gh: TestGatehouse, clientId: string, clientSecret: string): Promise<{ status: number; body: Record<string, any> }> {

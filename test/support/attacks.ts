@@ -1,17 +1,12 @@
 /**
- * Helpers for the attack tests (test/attacks-*.test.ts): an operator's browser over HTTP,
- * planting cookies as an attacker would, a browser behind a TLS-terminating proxy, a snapshot
- * of everything an operator can change (to show a refused request changed nothing), and the
- * routes a router serves.
+ * Helpers for the attack tests (test/attacks-*.test.ts): an operator's browser over HTTP, a
+ * browser behind a TLS-terminating proxy, a snapshot of everything an operator can change (to
+ * show a refused request changed nothing), and the routes a router serves.
  */
 import type Router from '@koa/router';
 import type { TestGatehouse } from './gatehouse.ts';
-import { findForm, UserAgent, type Page } from './user-agent.ts';
-
-/** The cookie jar of a UserAgent, as an attacker with access to the victim's browser sees it. */
-export function jar(agent: UserAgent): Map<string, string> {
-  return (agent as unknown as { cookies: Map<string, string> }).cookies;
-}
+import { findForm } from './http.ts';
+import { UserAgent, type Page } from './user-agent.ts';
 
 /** An operator signed in to /admin over HTTP, as a browser does it: the agent and the session's CSRF token. */
 export async function operatorAgent(gh: TestGatehouse, username: string, password: string, agent = new UserAgent()): Promise<{ agent: UserAgent; csrf: string; page: Page }> {
@@ -19,12 +14,6 @@ export async function operatorAgent(gh: TestGatehouse, username: string, passwor
   const page = await agent.submit(login, /\/admin\/login$/, { username, password });
   if (!page.url.endsWith('/admin/clients')) throw new Error(`admin sign-in failed: ${page.url} (${page.status})\n${page.html.slice(0, 500)}`);
   return { agent, csrf: findForm(page, { action: /\/admin\/logout$/ }).fields.get('csrf')!, page };
-}
-
-/** POSTs a form body (urlencoded) without following the answer's redirect. */
-export async function postForm(agent: UserAgent, url: string, fields: Record<string, string>): Promise<{ status: number; location: string | null; html: string }> {
-  const res = await agent.request(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(fields) });
-  return { status: res.status, location: res.headers.get('location'), html: await res.text() };
 }
 
 /**

@@ -13,7 +13,7 @@ export interface CliResult {
 /** Runs the CLI as an operator does (`npm run -s cli -- …`), in a child process. */
 export function runCli(args: string[], env: Record<string, string>, stdin?: string): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import=tsx', 'src/cli.ts', ...args], {
+    const child = spawn(process.execPath, ['--import=tsx', 'src/cli/index.ts', ...args], {
       cwd: root,
       env: { ...process.env, ...env },
       stdio: ['pipe', 'pipe', 'pipe'],

@@ -9,6 +9,7 @@ import type { ClientSettingsInput } from '../../src/clients/rules.ts';
 import type { TestGatehouse } from './gatehouse.ts';
 import type { RegisteredClient } from './relying-party.ts';
 import { isConsentPage, isLoginPage, UserAgent, type Page } from './user-agent.ts';
+import { basicAuth } from './http.ts';
 
 export type Json = Record<string, any>;
 
@@ -65,7 +66,7 @@ export async function tokenRequest(gh: TestGatehouse, client: RegisteredClient, 
   for (const [k, v] of Object.entries(params)) if (v !== undefined) body.set(k, v);
   const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
   if (auth === 'basic') {
-    headers.authorization = `Basic ${Buffer.from(`${encodeURIComponent(client.clientId)}:${encodeURIComponent(client.clientSecret!)}`).toString('base64')}`;
+    headers.authorization = basicAuth(client.clientId, client.clientSecret!);
   } else {
     body.set('client_id', client.clientId);
     if (auth === 'post') body.set('client_secret', client.clientSecret!);

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import knex, { type Knex } from 'knex';
+import { basicAuth } from './http.ts';
 
 /**
  * The django-oauth-toolkit fixtures (test/fixtures/dot, a copy of ../shared/fixtures/dot; see its README.md): what the
@@ -186,9 +187,6 @@ export const DOT_REFRESH_TOKENS = {
 // ---- HTTP as an app does it ------------------------------------------------------------------
 
 export type ClientAuth = 'basic' | 'post' | 'none';
-
-/** RFC 6749 §2.3.1: client_id and secret form-encoded, then base64. */
-export const basicAuth = (id: string, secret: string) => `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
 
 export interface TokenResponse {
   status: number;

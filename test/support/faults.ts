@@ -6,7 +6,8 @@ import { openServices } from '../../src/services.ts';
 import { REDIRECT_URI } from './relying-party.ts';
 import { UserAgent, type Page } from './user-agent.ts';
 import { readAnswer } from './http-answer.ts';
-import { basicAuth } from './admin-api.ts';
+import { basicAuth } from './http.ts';
+import { waitFor } from './wait.ts';
 
 /**
  * What the fault tests (kill -9, store restarts, SIGTERM) share: a seeded database, plain HTTP
@@ -169,15 +170,7 @@ export async function browserSignIn(
 export const redeemCode = (base: string, client: Seeded['client'], code: string, verifier: string, timeoutMs?: number) =>
   oauthPost(base, '/token', client, { grant_type: 'authorization_code', code, redirect_uri: REDIRECT_URI, code_verifier: verifier }, timeoutMs);
 
-/** Polls `check` until it holds or `ms` pass; true if it held. */
-export async function waitFor(check: () => boolean | Promise<boolean>, ms: number, every = 50): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await Promise.resolve(check()).catch(() => false)) return true;
-    await new Promise((r) => setTimeout(r, every));
-  }
-  return Boolean(await Promise.resolve(check()).catch(() => false));
-}
+export { waitFor };
 
 /** Runs `work` over `items` with at most `concurrency` at once. */
 export async function inParallel<T, R>(items: T[], concurrency: number, work: (item: T) => Promise<R>): Promise<R[]> {

@@ -2,6 +2,8 @@
  * A person's browser, over plain HTTP: keeps cookies, follows redirects on our server, stops
  * when sent to the application's redirect URI, and fills in forms by their field names.
  */
+import { findForm, FORM_CONTENT_TYPE } from './http.ts';
+
 export interface Page {
   url: string;
   status: number;
@@ -22,9 +24,29 @@ export class UserAgent {
     return [...this.cookies.values()];
   }
 
+  /** The value of the cookie `name` this browser holds, if it holds one. */
+  cookie(name: string): string | undefined {
+    return this.cookies.get(name);
+  }
+
+  /** Every cookie this browser holds, as [name, value] pairs. */
+  cookieEntries(): Array<[string, string]> {
+    return [...this.cookies];
+  }
+
+  /** Plants a cookie, as an attacker with access to the browser (or a copied cookie jar) does. */
+  setCookie(name: string, value: string): void {
+    this.cookies.set(name, value);
+  }
+
+  /** The Cookie header this browser sends with its next request ("" when it holds none). */
+  cookieHeader(): string {
+    return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+  }
+
   async request(url: string, init: RequestInit = {}): Promise<Response> {
     const headers = new Headers(init.headers);
-    if (this.cookies.size) headers.set('cookie', [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; '));
+    if (this.cookies.size) headers.set('cookie', this.cookieHeader());
     const res = await fetch(url, { ...init, headers, redirect: 'manual' });
     for (const line of res.headers.getSetCookie()) {
       const [pair, ...attrs] = line.split(';');
@@ -55,65 +77,10 @@ export class UserAgent {
 
   /** Submits the form on `page` whose action matches `action`, with its hidden fields plus `fields`. */
   async submit(page: Page, action: RegExp, fields: Record<string, string>): Promise<Page> {
-    const form = [...page.html.matchAll(/<form\b([^>]*)>([\s\S]*?)<\/form>/g)].find((m) => action.test(attr(m[1]!, 'action') ?? ''));
-    if (!form) throw new Error(`no form with action ${action} on ${page.url}:\n${page.html.slice(0, 500)}`);
-    const body = new URLSearchParams();
-    for (const input of form[2]!.matchAll(/<input\b([^>]*)>/g)) {
-      const name = attr(input[1]!, 'name');
-      if (name && attr(input[1]!, 'type') === 'hidden') body.set(name, decodeEntities(attr(input[1]!, 'value') ?? ''));
-    }
-    for (const [k, v] of Object.entries(fields)) body.set(k, v);
-    const target = new URL(decodeEntities(attr(form[1]!, 'action')!), page.url).toString();
-    return this.open(target, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body });
+    const form = findForm(page, { action });
+    for (const [k, v] of Object.entries(fields)) form.fields.set(k, v);
+    return this.open(form.target, { method: 'POST', headers: FORM_CONTENT_TYPE, body: form.fields });
   }
-}
-
-function attr(tag: string, name: string): string | undefined {
-  return new RegExp(`\\b${name}="([^"]*)"`).exec(tag)?.[1];
-}
-
-function decodeEntities(s: string): string {
-  return s.replace(/&amp;/g, '&').replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&#x2F;/g, '/');
-}
-
-/** A form on a page, found by its id or its action: where it posts and the hidden fields it carries. */
-export interface FoundForm {
-  target: string;
-  fields: URLSearchParams;
-}
-
-export function findForm(page: Page, by: { id: string } | { action: RegExp }): FoundForm {
-  const form = [...page.html.matchAll(/<form\b([^>]*)>([\s\S]*?)<\/form>/g)].find((m) =>
-    'id' in by ? attr(m[1]!, 'id') === by.id : by.action.test(attr(m[1]!, 'action') ?? ''),
-  );
-  if (!form) throw new Error(`no form ${'id' in by ? `#${by.id}` : `with action ${by.action}`} on ${page.url}:\n${page.html.slice(0, 500)}`);
-  const fields = new URLSearchParams();
-  for (const input of form[2]!.matchAll(/<input\b([^>]*)>/g)) {
-    const name = attr(input[1]!, 'name');
-    if (name && attr(input[1]!, 'type') === 'hidden') fields.set(name, decodeEntities(attr(input[1]!, 'value') ?? ''));
-  }
-  return { target: new URL(decodeEntities(attr(form[1]!, 'action') ?? page.url), page.url).toString(), fields };
-}
-
-/**
- * Submits the form with id `id` (buttons may sit outside it, linked by form="id", as on the
- * sign-out page), with its hidden fields plus `fields`.
- */
-export async function submitFormById(agent: UserAgent, page: Page, id: string, fields: Record<string, string>): Promise<Page> {
-  const form = findForm(page, { id });
-  for (const [k, v] of Object.entries(fields)) form.fields.set(k, v);
-  return agent.open(form.target, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form.fields });
-}
-
-/**
- * Submits the form whose action matches `action` as a forged or tampered request would: with
- * `fields` set and the fields named in `omit` (say, the CSRF token) left out.
- */
-export async function submitTampered(agent: UserAgent, page: Page, action: RegExp, fields: Record<string, string>, omit: string[] = []): Promise<Page> {
-  const form = findForm(page, { action });
-  for (const [k, v] of Object.entries(fields)) form.fields.set(k, v);
-  for (const name of omit) form.fields.delete(name);
-  return agent.open(form.target, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form.fields });
 }
 
 /** The login page, as a person recognises it: a form asking for a password. */

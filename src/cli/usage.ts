@@ -1,8 +1,53 @@
 /**
  * What the CLI says when it is asked for help or given something it does not take. The usage
- * text in src/cli.ts is the one source: each command's help is its own lines of it, so a new
- * command or option is documented (and helped) by adding its line there.
+ * text below is the one source: each command's help is its own lines of it, so a new command or
+ * option is documented (and helped) by adding its line there.
  */
+
+export const USAGE = `usage: npm run -s cli -- <command> [options] [--json]
+
+  help [COMMAND [SUBCOMMAND]]               this text, or one command's (so does --help or -h
+                                            after any command)
+  migrate                                   apply database migrations; names what it applied
+  clients create --name N --type confidential|public
+                 --grant authorization_code|refresh_token|client_credentials (repeatable)
+                 [--redirect-uri URI]… [--post-logout-redirect-uri URI]… [--origin URL]…
+                 [--scope "openid profile email offline_access"]
+                 [--default-scope "openid profile"]  what a request without scope asks for
+                                            (default: the --scope; "" refuses such requests)
+                 [--auth-method client_secret_basic|client_secret_post|none] [--require-pkce]
+                 [--logo-uri URL] [--client-uri URL] [--skip-consent] [--id-token-alg RS256|ES256|PS256]
+                 [--allow-insecure-redirect]   plain-http redirect URIs on any host (unsafe)
+  clients list
+  clients show ID
+  clients update ID [any create option] [--no-require-pkce] [--no-skip-consent] [--disable | --enable]
+                 [--no-default-scope]       a request without scope asks for the --scope again
+  clients delete ID
+  clients rotate-secret ID
+  users create --username U --email E [--name N] [--password-stdin] [--admin] [--email-verified]
+                                            without --password-stdin, asks twice on the terminal
+  users list [--search TEXT]
+  users show ID|USERNAME
+  users set-password ID|USERNAME [--password-stdin]
+  users disable ID|USERNAME                 sign-in refused, tokens revoked
+  users enable ID|USERNAME
+  api-keys create --client CLIENT_ID --scope userdata:read --scope userdata:write [--name N]
+                                            prints the key once
+  api-keys list [--client CLIENT_ID]
+  api-keys revoke KEY_ID
+  users grant-admin ID|USERNAME | remove-admin ID|USERNAME
+  admin-tokens create --name N              a token for the admin API, printed once
+  admin-tokens list | revoke ID
+  import dot --from SOURCE [--dry-run]      import django-oauth-toolkit applications, users and
+                                            live refresh tokens (SOURCE: SQLite file, postgres://
+                                            URL, or a dumpdata .json file)
+  keys list
+  keys rotate                               new signing keys; the old ones stay published
+  keys retire KID                           stop publishing a rotated key
+  scopes create --name N --description D    an API scope clients may be given; D is what the
+                                            consent page shows
+  scopes list                               API scopes and the built-in ones
+  scopes delete NAME                        refused while a client's scope holds it`;
 
 /** `--help` or `-h` anywhere before a `--`. */
 export function asksForHelp(args: string[]): boolean {

@@ -1,4 +1,4 @@
-import { ValidationError } from './errors.ts';
+import { ValidationError } from '../errors.ts';
 
 /**
  * A new password for the CLI: from stdin (scripts: `--password-stdin`), or asked twice on the

@@ -1,0 +1,124 @@
+/** `clients create|list|show|update|delete|rotate-secret`. */
+import type { Services } from '../../services.ts';
+import type { Client } from '../../clients/service.ts';
+import { toClientMetadata } from '../../clients/metadata.ts';
+import { CLI_ACTOR } from '../../admin/audit.ts';
+import type { Command, Invocation } from '../command.ts';
+import { parse, requireId, UsageError, type Options } from '../options.ts';
+
+const clientOptions = {
+  name: { type: 'string' },
+  type: { type: 'string' },
+  grant: { type: 'string', multiple: true },
+  'redirect-uri': { type: 'string', multiple: true },
+  'post-logout-redirect-uri': { type: 'string', multiple: true },
+  origin: { type: 'string', multiple: true },
+  scope: { type: 'string', multiple: true },
+  'default-scope': { type: 'string' },
+  'no-default-scope': { type: 'boolean' },
+  'auth-method': { type: 'string' },
+  'require-pkce': { type: 'boolean' },
+  'no-require-pkce': { type: 'boolean' },
+  'skip-consent': { type: 'boolean' },
+  'no-skip-consent': { type: 'boolean' },
+  'allow-insecure-redirect': { type: 'boolean' },
+  'no-allow-insecure-redirect': { type: 'boolean' },
+  'logo-uri': { type: 'string' },
+  'client-uri': { type: 'string' },
+  'id-token-alg': { type: 'string' },
+  disable: { type: 'boolean' },
+  enable: { type: 'boolean' },
+} satisfies Options;
+
+function clientInputFrom(values: Record<string, unknown>) {
+  const list = (key: string) => values[key] as string[] | undefined;
+  return {
+    name: values.name,
+    type: values.type,
+    grantTypes: list('grant'),
+    redirectUris: list('redirect-uri'),
+    postLogoutRedirectUris: list('post-logout-redirect-uri'),
+    allowedOrigins: list('origin'),
+    scope: list('scope')
+      ?.flatMap((s) => s.split(/\s+/))
+      .filter(Boolean),
+    defaultScope: values['no-default-scope']
+      ? null
+      : typeof values['default-scope'] === 'string'
+        ? values['default-scope'].split(/\s+/).filter(Boolean)
+        : undefined,
+    authMethod: values['auth-method'],
+    requirePkce: values['require-pkce'] ? true : values['no-require-pkce'] ? false : undefined,
+    skipConsent: values['skip-consent'] ? true : values['no-skip-consent'] ? false : undefined,
+    allowInsecureRedirect: values['allow-insecure-redirect'] ? true : values['no-allow-insecure-redirect'] ? false : undefined,
+    logoUri: values['logo-uri'],
+    clientUri: values['client-uri'],
+    idTokenSignedResponseAlg: values['id-token-alg'],
+  };
+}
+
+function clientText(client: Client, clientSecret?: string | null): string {
+  const lines = [
+    `client_id:     ${client.clientId}`,
+    ...(clientSecret ? [`client_secret: ${clientSecret}   (shown once: store it now)`] : []),
+    `name:          ${client.name}`,
+    `type:          ${client.type}${client.disabled ? ' (disabled)' : ''}`,
+    `grant types:   ${client.grantTypes.join(' ')}`,
+    `auth method:   ${client.authMethod}`,
+    `scope:         ${client.scope.join(' ')}`,
+    `default scope: ${client.defaultScope === null ? `${client.scope.join(' ')} (the scope)` : client.defaultScope.length ? client.defaultScope.join(' ') : 'none: a request must name its scope'}`,
+    `require PKCE:  ${client.type === 'public' ? 'yes (public client)' : client.requirePkce ? 'yes' : 'no'}`,
+  ];
+  if (client.redirectUris.length) lines.push(`redirect URIs: ${client.redirectUris.join(' ')}`);
+  if (client.postLogoutRedirectUris.length) lines.push(`post-logout:   ${client.postLogoutRedirectUris.join(' ')}`);
+  if (client.allowedOrigins.length) lines.push(`origins:       ${client.allowedOrigins.join(' ')}`);
+  return lines.join('\n');
+}
+
+async function run(services: Services, { sub, args, out }: Invocation): Promise<void> {
+  const { values, positionals } = parse(args, clientOptions);
+  switch (sub) {
+    case 'create': {
+      if (positionals.length) throw new UsageError(`unexpected argument ${positionals[0]}`);
+      const { client, clientSecret } = await services.admin.createClient(CLI_ACTOR, clientInputFrom(values));
+      return out.print(clientText(client, clientSecret), toClientMetadata(client, clientSecret));
+    }
+    case 'list': {
+      const clients = await services.clients.list();
+      return out.print(
+        clients.length ? clients.map((c) => `${c.clientId}  ${c.type.padEnd(12)} ${c.disabled ? '[disabled] ' : ''}${c.name}`).join('\n') : 'no clients yet',
+        clients.map((c) => toClientMetadata(c)),
+      );
+    }
+    case 'show': {
+      const client = await services.clients.get(requireId(positionals, 'client id'));
+      return out.print(clientText(client), toClientMetadata(client));
+    }
+    case 'update': {
+      const id = requireId(positionals, 'client id');
+      const disabled = values.disable ? true : values.enable ? false : undefined;
+      const { client, clientSecret } = await services.admin.updateClient(CLI_ACTOR, id, { ...clientInputFrom(values), disabled });
+      return out.print(clientText(client, clientSecret), toClientMetadata(client, clientSecret));
+    }
+    case 'delete': {
+      const id = requireId(positionals, 'client id');
+      await services.admin.deleteClient(CLI_ACTOR, id);
+      return out.print(`deleted client ${id}`, { client_id: id, deleted: true });
+    }
+    case 'rotate-secret': {
+      const { client, clientSecret } = await services.admin.rotateClientSecret(CLI_ACTOR, requireId(positionals, 'client id'));
+      return out.print(`client_id:     ${client.clientId}\nclient_secret: ${clientSecret}   (shown once; the old secret no longer works)`, {
+        client_id: client.clientId,
+        client_secret: clientSecret,
+      });
+    }
+    default:
+      throw new UsageError(`unknown clients command ${sub ?? '(none)'}`);
+  }
+}
+
+export const clients: Command = {
+  subcommands: ['create', 'list', 'show', 'update', 'delete', 'rotate-secret'],
+  options: clientOptions,
+  run,
+};

@@ -1,0 +1,88 @@
+/** `users create|list|show|set-password|disable|enable|grant-admin|remove-admin`. */
+import type { Services } from '../../services.ts';
+import type { User } from '../../accounts/service.ts';
+import { CLI_ACTOR } from '../../admin/audit.ts';
+import { userJson } from '../../admin/representations.ts';
+import type { Command, Invocation } from '../command.ts';
+import { parse, requireId, UsageError, type Options } from '../options.ts';
+import { readPassword } from '../password.ts';
+
+function userText(user: User): string {
+  return [
+    `id (sub):  ${user.id}`,
+    `username:  ${user.username}`,
+    `email:     ${user.email}${user.emailVerified ? ' (verified)' : ''}`,
+    ...(user.name ? [`name:      ${user.name}`] : []),
+    `admin:     ${user.isAdmin ? 'yes' : 'no'}`,
+    `status:    ${user.disabled ? 'disabled' : 'active'}${user.mustResetPassword ? ', must reset password' : ''}`,
+  ].join('\n');
+}
+
+const userOptions = {
+  username: { type: 'string' },
+  email: { type: 'string' },
+  name: { type: 'string' },
+  'password-stdin': { type: 'boolean' },
+  admin: { type: 'boolean' },
+  'email-verified': { type: 'boolean' },
+  search: { type: 'string' },
+} satisfies Options;
+
+async function run(services: Services, { sub, args, out, stdin }: Invocation): Promise<void> {
+  const { values, positionals } = parse(args, userOptions);
+  const password = () => readPassword({ fromStdin: Boolean(values['password-stdin']), stdin });
+  switch (sub) {
+    case 'create': {
+      if (positionals.length) throw new UsageError(`unexpected argument ${positionals[0]}`);
+      if (!values.username) throw new UsageError('missing --username');
+      if (!values.email) throw new UsageError('missing --email');
+      const user = await services.admin.createUser(CLI_ACTOR, {
+        username: values.username,
+        email: values.email,
+        name: values.name,
+        password: await password(),
+        isAdmin: Boolean(values.admin),
+        emailVerified: Boolean(values['email-verified']),
+      });
+      return out.print(userText(user), userJson(user));
+    }
+    case 'list': {
+      const users = await services.accounts.list(values.search);
+      return out.print(
+        users.length
+          ? users.map((u) => `${u.id}  ${u.username}  ${u.email}${u.isAdmin ? '  [admin]' : ''}${u.disabled ? '  [disabled]' : ''}`).join('\n')
+          : 'no users',
+        users.map(userJson),
+      );
+    }
+    case 'show': {
+      const user = await services.accounts.resolve(requireId(positionals, 'user id or username'));
+      return out.print(userText(user), userJson(user));
+    }
+    case 'set-password': {
+      const user = await services.accounts.resolve(requireId(positionals, 'user id or username'));
+      const updated = await services.admin.setUserPassword(CLI_ACTOR, user.id, await password());
+      return out.print(`password changed for ${updated.username}`, userJson(updated));
+    }
+    case 'disable':
+    case 'enable': {
+      const user = await services.accounts.resolve(requireId(positionals, 'user id or username'));
+      const updated = await services.admin.setUserDisabled(CLI_ACTOR, user.id, sub === 'disable');
+      return out.print(`${updated.username} is ${updated.disabled ? 'disabled; its sessions and tokens are revoked' : 'enabled'}`, userJson(updated));
+    }
+    case 'grant-admin':
+    case 'remove-admin': {
+      const user = await services.accounts.resolve(requireId(positionals, 'user id or username'));
+      const updated = await services.admin.setUserAdmin(CLI_ACTOR, user.id, sub === 'grant-admin');
+      return out.print(`${updated.username} is ${updated.isAdmin ? 'now an admin' : 'no longer an admin'}`, userJson(updated));
+    }
+    default:
+      throw new UsageError(`unknown users command ${sub ?? '(none)'}`);
+  }
+}
+
+export const users: Command = {
+  subcommands: ['create', 'list', 'show', 'set-password', 'disable', 'enable', 'grant-admin', 'remove-admin'],
+  options: userOptions,
+  run,
+};

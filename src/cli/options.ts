@@ -1,0 +1,52 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { ValidationError } from '../errors.ts';
+import { explainParseError } from './usage.ts';
+
+/** What the operator typed is not a command line the CLI takes: exit 2, with the usage. */
+export class UsageError extends Error {}
+
+export type Options = NonNullable<ParseArgsConfig['options']>;
+
+/** A command's arguments against its options, plus --json and --help, which every command takes. */
+export function parse<O extends Options>(args: string[], options: O) {
+  const every = { ...options, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } satisfies Options;
+  try {
+    return parseArgs({ args, options: every, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new UsageError(explainParseError(err, Object.keys(every)));
+  }
+}
+
+/** The one positional a command takes (a client id, a username…). */
+export function requireId(positionals: string[], what: string): string {
+  const id = positionals[0];
+  if (!id) throw new UsageError(`missing ${what}`);
+  if (positionals.length > 1) throw new UsageError(`unexpected argument ${positionals[1]}`);
+  return id;
+}
+
+// Validation errors name fields as the services do; an operator typed options.
+const OPTION_NAMES: Record<string, string> = {
+  name: '--name',
+  type: '--type',
+  grantTypes: '--grant',
+  redirectUris: '--redirect-uri',
+  postLogoutRedirectUris: '--post-logout-redirect-uri',
+  allowedOrigins: '--origin',
+  scope: '--scope',
+  defaultScope: '--default-scope',
+  authMethod: '--auth-method',
+  requirePkce: '--require-pkce',
+  skipConsent: '--skip-consent',
+  allowInsecureRedirect: '--allow-insecure-redirect',
+  idTokenSignedResponseAlg: '--id-token-alg',
+  logoUri: '--logo-uri',
+  clientUri: '--client-uri',
+  username: '--username',
+  email: '--email',
+  description: '--description',
+};
+
+export function withOptionNames(err: ValidationError): ValidationError {
+  return new ValidationError(Object.fromEntries(Object.entries(err.fields).map(([field, why]) => [OPTION_NAMES[field] ?? field, why])), err.code);
+}
