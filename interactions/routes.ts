@@ -3,7 +3,7 @@ import type Koa from 'koa';
 import { koaBody } from 'koa-body';
 import type { InteractionResults, Interactions, MissingConsent } from '../src/oidc/index.ts';
 import type { AccountsService } from '../src/accounts/service.ts';
-import type { LoginThrottle } from '../src/accounts/throttle.ts';
+import type { CredentialThrottle } from '../src/accounts/throttle.ts';
 import type { ScopesService } from '../src/scopes/service.ts';
 import { signInWithPassword } from '../src/accounts/sign-in.ts';
 import { asSentence, GatehouseError } from '../src/errors.ts';
@@ -17,7 +17,7 @@ export interface InteractionDeps {
   /** oidc-provider's interactions (through the provider serving now: it is rebuilt when signing keys change). */
   interactions: Interactions;
   accounts: AccountsService;
-  throttle: LoginThrottle;
+  throttle: CredentialThrottle;
   /** The API scopes' stored descriptions, for the consent page. */
   scopes: Pick<ScopesService, 'descriptions'>;
   views: Views;

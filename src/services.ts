@@ -4,7 +4,7 @@ import type { Config } from './config.ts';
 import { migrateToLatest, openDatabase } from './db.ts';
 import { KeysService } from './keys/service.ts';
 import { AccountsService } from './accounts/service.ts';
-import { LoginThrottle } from './accounts/throttle.ts';
+import { CredentialThrottle } from './accounts/throttle.ts';
 import { ApiKeysService } from './apikeys/service.ts';
 import { UserdataService } from './userdata/service.ts';
 import { createAdapterFactory, type Stores } from '../adapters/index.ts';
@@ -34,7 +34,7 @@ export interface Services {
   scopes: ScopesService;
   keys: KeysService;
   accounts: AccountsService;
-  throttle: LoginThrottle;
+  throttle: CredentialThrottle;
   apiKeys: ApiKeysService;
   userdata: UserdataService;
   /** The one adapter factory: oidc-provider's storage, also used to revoke grants outside a request. */
@@ -104,7 +104,7 @@ export async function openServices(config: Config, { migrate = true, migrated, l
     const adapters = createAdapterFactory(stores, clients);
     const grants = new GrantsService(stores, adapters);
     const accounts = new AccountsService(db, (userId) => grants.revokeUser(userId), sqlite?.db);
-    const throttle = new LoginThrottle(db, invalidations);
+    const throttle = new CredentialThrottle(db, invalidations);
     const adminTokens = new AdminTokensService(db, secretKey);
     const adminSessions = new AdminSessionsService(db);
     const events = new SecurityEvents(log, metrics);

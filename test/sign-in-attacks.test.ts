@@ -224,7 +224,7 @@ test('after five wrong passwords the sixth attempt is locked out, even with the 
   t.false(page.url.startsWith(REDIRECT_URI), 'not signed in');
 });
 
-// BUG (src/accounts/throttle.ts LoginThrottle.subjects): the throttle keys a username by
+// BUG (src/accounts/throttle.ts CredentialThrottle.subjects): the throttle keys a username by
 // toLowerCase() alone, while accounts find users by NFKC + toLowerCase. "ｐ１２…" (full-width)
 // is the same account as "p12…" but a fresh throttle counter, so the lock is sidestepped.
 test('a locked username stays locked when typed with full-width letters', async (t) => {

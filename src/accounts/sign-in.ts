@@ -1,6 +1,6 @@
 import { GatehouseError, LOCKS, LockedOutError } from '../errors.ts';
 import type { AccountsService, User } from './service.ts';
-import { LOGIN_THROTTLE, LoginThrottle } from './throttle.ts';
+import { LOGIN_THROTTLE, CredentialThrottle } from './throttle.ts';
 import type { ReportSecurityEvent } from '../observability/security-events.ts';
 
 export type SignInResult =
@@ -17,13 +17,13 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  */
 export async function signInWithPassword(
   accounts: AccountsService,
-  throttle: LoginThrottle,
+  throttle: CredentialThrottle,
   username: string,
   password: string,
   address: string,
   report: ReportSecurityEvent = () => undefined,
 ): Promise<SignInResult> {
-  const subjects = LoginThrottle.subjects(username, address);
+  const subjects = CredentialThrottle.subjects(username, address);
   const state = await throttle.state(subjects);
   // The username as typed, clipped: what an operator needs to see an attack, never the password.
   const who = { username: username.slice(0, 100), ip: address };

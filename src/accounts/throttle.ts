@@ -49,7 +49,12 @@ export interface ThrottleState {
   delayMs: number;
 }
 
-export class LoginThrottle {
+/**
+ * Counts failed attempts at every credential Gatehouse checks (passwords at sign-in, client
+ * secrets, API keys, admin tokens) in the database, per subject (a username, a client, an
+ * address), and says when a subject is slowed down or locked.
+ */
+export class CredentialThrottle {
   /** "Is it locked?" for every client authentication and bearer credential, shared by all of them. */
   readonly locks: CachedLockCheck;
 
@@ -154,7 +159,7 @@ export class CachedLockCheck {
   private forgotten = 0;
 
   constructor(
-    private readonly throttle: LoginThrottle,
+    private readonly throttle: CredentialThrottle,
     private readonly rememberMs = 1000,
     private readonly maxEntries = 10_000,
   ) {}
@@ -199,7 +204,7 @@ export class AddressThrottledCredential {
   private readonly locks: CachedLockCheck;
 
   constructor(
-    private readonly throttle: LoginThrottle,
+    private readonly throttle: CredentialThrottle,
     private readonly subjectOf: (address: string) => string,
     private readonly lockAfter: number,
   ) {

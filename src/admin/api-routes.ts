@@ -2,7 +2,7 @@ import Router from '@koa/router';
 import type Koa from 'koa';
 import { koaBody } from 'koa-body';
 import { GatehouseError, LOCKS, LockedOutError, ValidationError } from '../errors.ts';
-import { AddressThrottledCredential, CREDENTIAL_THROTTLE, LoginThrottle } from '../accounts/throttle.ts';
+import { AddressThrottledCredential, CREDENTIAL_THROTTLE, CredentialThrottle } from '../accounts/throttle.ts';
 import { fromClientMetadata, toClientMetadata, withMetadataFieldNames } from '../clients/metadata.ts';
 import type { AccountsService } from '../accounts/service.ts';
 import type { ApiKeysService } from '../apikeys/service.ts';
@@ -46,14 +46,14 @@ export interface AdminApiServices {
   adminTokens: AdminTokensService;
   audit: AuditLog;
   scopes: ScopesService;
-  throttle: LoginThrottle;
+  throttle: CredentialThrottle;
 }
 
 /** The admin API under /admin/api: the same audited operations as the pages and the CLI. */
 export function adminApiRoutes(services: AdminApiServices): Router<State> {
   const { admin, clients, accounts, apiKeys, adminTokens, audit, scopes } = services;
   const router = new Router<State>({ prefix: '/admin/api' });
-  const tokenGuard = new AddressThrottledCredential(services.throttle, LoginThrottle.adminTokenSubject, CREDENTIAL_THROTTLE.lockAdminTokenAddressAfter);
+  const tokenGuard = new AddressThrottledCredential(services.throttle, CredentialThrottle.adminTokenSubject, CREDENTIAL_THROTTLE.lockAdminTokenAddressAfter);
 
   router.get('/openapi.json', (ctx) => {
     ctx.body = openApiDocument(services.config.issuer);

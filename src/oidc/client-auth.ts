@@ -1,5 +1,5 @@
 import Provider from 'oidc-provider';
-import { CREDENTIAL_THROTTLE, LoginThrottle } from '../accounts/throttle.ts';
+import { CREDENTIAL_THROTTLE, CredentialThrottle } from '../accounts/throttle.ts';
 import type { ClientsService } from '../clients/service.ts';
 import { LOCKS, lockedDescription } from '../errors.ts';
 import { guardStore } from '../stores/availability.ts';
@@ -12,11 +12,11 @@ import { installClientSecretCheck, lockedClientError } from './internals.ts';
  * address (shared counters, as for sign-in); while either is locked, no secret is checked at
  * all, so the answer (429 invalid_client with Retry-After) says nothing about the secret.
  */
-export function authenticateClientsWithStoredSecrets(provider: Provider, clients: ClientsService, throttle: LoginThrottle): void {
+export function authenticateClientsWithStoredSecrets(provider: Provider, clients: ClientsService, throttle: CredentialThrottle): void {
   const lockCheck = throttle.locks;
   installClientSecretCheck(provider, async (client, presented) => {
     const ctx = Provider.ctx;
-    const subjects = LoginThrottle.clientSubjects(client.clientId, ctx?.ip ?? 'unknown');
+    const subjects = CredentialThrottle.clientSubjects(client.clientId, ctx?.ip ?? 'unknown');
     // Guarded: an unreachable database is a 503 here too, not a 500 from oidc-provider.
     const lockedForSeconds = await guardStore('database', () => lockCheck.lockedForSeconds(subjects));
     // Answered as oidc-provider answers any refused client (invalid_client), with status 429 and

@@ -7,7 +7,7 @@ import { BUILT_IN_SCOPES } from '../scopes/names.ts';
 import { applyClientCredentialsScopeRules } from './client-credentials.ts';
 import type { Views } from '../../interactions/views.ts';
 import { findLatestGrantId } from './artifacts.ts';
-import type { LoginThrottle } from '../accounts/throttle.ts';
+import type { CredentialThrottle } from '../accounts/throttle.ts';
 import { settleAuthorizationScope } from './authorization-scope.ts';
 import { authenticateClientsWithStoredSecrets } from './client-auth.ts';
 import { onProviderErrorAnswer, revokeWhenConsumeLosesRace } from './internals.ts';
@@ -19,7 +19,7 @@ export interface ProviderDeps {
   adapters: AdapterFactory;
   clients: ClientsService;
   /** The process's one throttle: its lock answers are dropped by message when a lock changes. */
-  throttle: LoginThrottle;
+  throttle: CredentialThrottle;
   jwks: { keys: object[] };
   /** The API scopes (rows of the scopes table) this provider serves; it is rebuilt when they change. */
   apiScopes: readonly string[];

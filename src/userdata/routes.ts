@@ -2,7 +2,7 @@ import Router from '@koa/router';
 import type Koa from 'koa';
 import type { AccountsService } from '../accounts/service.ts';
 import type { ApiKeysService } from '../apikeys/service.ts';
-import { AddressThrottledCredential, CREDENTIAL_THROTTLE, LoginThrottle } from '../accounts/throttle.ts';
+import { AddressThrottledCredential, CREDENTIAL_THROTTLE, CredentialThrottle } from '../accounts/throttle.ts';
 import { GatehouseError, LOCKS, LockedOutError } from '../errors.ts';
 import type { AccessTokenVerifier } from '../oidc/index.ts';
 import { applyMergePatch, type Json } from './merge-patch.ts';
@@ -18,7 +18,7 @@ export interface UserdataDeps {
   userdata: UserdataService;
   maxBytes: number;
   /** Counts wrong API keys per address. */
-  throttle: LoginThrottle;
+  throttle: CredentialThrottle;
   apiKeyGuard?: AddressThrottledCredential;
 }
 
@@ -127,7 +127,7 @@ function respond(ctx: Koa.Context, doc: UserDocument, status = 200) {
 
 /** GET | PUT | PATCH | DELETE /userdata/:sub (X-API-Key) and /userdata/me (Bearer). */
 export function userdataRoutes(given: UserdataDeps): Router {
-  const deps: UserdataDeps = { ...given, apiKeyGuard: new AddressThrottledCredential(given.throttle, LoginThrottle.apiKeySubject, CREDENTIAL_THROTTLE.lockApiKeyAddressAfter) };
+  const deps: UserdataDeps = { ...given, apiKeyGuard: new AddressThrottledCredential(given.throttle, CredentialThrottle.apiKeySubject, CREDENTIAL_THROTTLE.lockApiKeyAddressAfter) };
   const router = new Router({ prefix: '/userdata' });
   const sub = (ctx: Koa.Context) => {
     const value = String(ctx.params.sub);

@@ -5,7 +5,7 @@ import type { AccountsService } from '../../accounts/service.ts';
 import { signInWithPassword } from '../../accounts/sign-in.ts';
 import { asSentence } from '../../errors.ts';
 import { problemOf, setProblemHeaders } from '../../problem.ts';
-import type { LoginThrottle } from '../../accounts/throttle.ts';
+import type { CredentialThrottle } from '../../accounts/throttle.ts';
 import { securityReporter } from '../../observability/request-log.ts';
 import { formFields, text } from './forms.ts';
 import { signedIn, type AdminSessionCookie } from './guard.ts';
@@ -13,7 +13,7 @@ import { seeOther, type Render } from './render.ts';
 
 export interface SessionPagesServices {
   accounts: AccountsService;
-  throttle: LoginThrottle;
+  throttle: CredentialThrottle;
 }
 
 /** Signing in to the admin pages and out: for users with the admin flag, in a database session. */
