@@ -169,6 +169,17 @@ test('the secret is shown at creation in the human output too, and never again b
   t.regex(showText.stdout, /name:\s+Ledger/);
 });
 
+test('an operator finds clients by part of their name or client_id with clients list --search, as in the admin', async (t) => {
+  const { gh } = t.context;
+  const created = ok(t, await runCli(['clients', 'create', '--name', 'Searchable Payroll', '--type', 'confidential', '--grant', 'client_credentials', '--json'], gh.env)).json();
+  const byName = ok(t, await runCli(['clients', 'list', '--search', 'PAYROLL', '--json'], gh.env)).json<Array<{ client_id: string }>>();
+  t.deepEqual(byName.map((c) => c.client_id), [created.client_id]);
+  const byId = ok(t, await runCli(['clients', 'list', '--search', created.client_id.slice(2, 12), '--json'], gh.env)).json<Array<{ client_id: string }>>();
+  t.true(byId.some((c) => c.client_id === created.client_id));
+  const none = ok(t, await runCli(['clients', 'list', '--search', 'no-such-client-anywhere'], gh.env));
+  t.regex(none.stdout, /no client matches/);
+});
+
 test('an operator adds a redirect URI and changes the scope of a client', async (t) => {
   const { gh } = t.context;
   const { client_id, client_secret } = ok(t, await runCli([

@@ -18,7 +18,7 @@ export const USAGE = `usage: npm run -s cli -- <command> [options] [--json]
                  [--auth-method client_secret_basic|client_secret_post|none] [--require-pkce]
                  [--logo-uri URL] [--client-uri URL] [--skip-consent] [--id-token-alg RS256|ES256|PS256]
                  [--allow-insecure-redirect]   plain-http redirect URIs on any host (unsafe)
-  clients list
+  clients list [--search TEXT]              name or client_id contains TEXT
   clients show ID
   clients update ID [any create option] [--no-require-pkce] [--no-skip-consent] [--disable | --enable]
                  [--no-default-scope]       a request without scope asks for the --scope again

@@ -7,6 +7,7 @@ import type { Command, Invocation } from '../command.ts';
 import { parse, requireId, UsageError, type Options } from '../options.ts';
 
 const clientOptions = {
+  search: { type: 'string' },
   name: { type: 'string' },
   type: { type: 'string' },
   grant: { type: 'string', multiple: true },
@@ -84,9 +85,14 @@ async function run(services: Services, { sub, args, out }: Invocation): Promise<
       return out.print(clientText(client, clientSecret), toClientMetadata(client, clientSecret));
     }
     case 'list': {
-      const clients = await services.clients.list();
+      // The same search the admin's client list offers (name or client_id, case-insensitive).
+      const { clients, total } = await services.admin.searchClients(values.search);
       return out.print(
-        clients.length ? clients.map((c) => `${c.clientId}  ${c.type.padEnd(12)} ${c.disabled ? '[disabled] ' : ''}${c.name}`).join('\n') : 'no clients yet',
+        clients.length
+          ? clients.map((c) => `${c.clientId}  ${c.type.padEnd(12)} ${c.disabled ? '[disabled] ' : ''}${c.name}`).join('\n')
+          : total
+            ? 'no client matches'
+            : 'no clients yet',
         clients.map((c) => toClientMetadata(c)),
       );
     }
