@@ -8,7 +8,7 @@ import anyTest, { type TestFn } from 'ava';
 import type { TestGatehouse } from './support/gatehouse.ts';
 import { CLI_ACTOR } from '../src/admin/audit.ts';
 import { callbackParams, createUserDirectly, oidc, REDIRECT_URI, relyingParty, startLoopbackGatehouse, type RegisteredClient } from './support/relying-party.ts';
-import { isConsentPage, isLoginPage, UserAgent, type Page } from './support/user-agent.ts';
+import { signInAllowingConsent, UserAgent } from './support/user-agent.ts';
 import { scopesOnConsent } from './support/seeds.ts';
 import { ProxiedUserAgent, walk } from './support/conformance.ts';
 import { basicAuth } from './support/http.ts';
@@ -40,16 +40,7 @@ test.before(async (t) => {
 test.after.always(async (t) => t.context.gh?.close());
 
 /** The person signs in and, when asked, allows; returns the consent page seen (if any) and where the browser landed. */
-async function signInAndAllow(agent: UserAgent, url: string, username: string): Promise<{ consent?: Page; landed: Page }> {
-  let page = await agent.open(url);
-  if (isLoginPage(page)) page = await agent.submit(page, /\/login$/, { username, password: PASSWORD });
-  let consent: Page | undefined;
-  if (isConsentPage(page)) {
-    consent = page;
-    page = await agent.submit(page, /\/consent$/, { decision: 'allow' });
-  }
-  return { consent, landed: page };
-}
+const signInAndAllow = (agent: UserAgent, url: string, username: string) => signInAllowingConsent(agent, url, username, PASSWORD);
 
 test.serial("the DOT tutorial's scope-less request ends with a code, and the token's scope is the app's default", async (t) => {
   const { gh, tutorial } = t.context;

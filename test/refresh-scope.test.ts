@@ -7,7 +7,7 @@ import anyTest, { type TestFn } from 'ava';
 import { CLI_ACTOR } from '../src/admin/audit.ts';
 import type { TestGatehouse } from './support/gatehouse.ts';
 import { authorizationRequest, createUserDirectly, oauthError, oidc, redeem, REDIRECT_URI, relyingParty, startLoopbackGatehouse, type RegisteredClient } from './support/relying-party.ts';
-import { isConsentPage, isLoginPage, UserAgent, type Page } from './support/user-agent.ts';
+import { signInAllowingConsent, UserAgent } from './support/user-agent.ts';
 import { scopesOnConsent } from './support/seeds.ts';
 
 const test = anyTest as TestFn<{ gh: TestGatehouse; flask: RegisteredClient; firstParty: RegisteredClient; noRefresh: RegisteredClient; notRegistered: RegisteredClient }>;
@@ -34,16 +34,7 @@ test.before(async (t) => {
 
 test.after.always(async (t) => t.context.gh?.close());
 
-async function signIn(url: string, username: string, agent = new UserAgent([REDIRECT_URI])): Promise<{ consent?: Page; landed: Page }> {
-  let page = await agent.open(url);
-  if (isLoginPage(page)) page = await agent.submit(page, /\/login$/, { username, password: PASSWORD });
-  let consent: Page | undefined;
-  if (isConsentPage(page)) {
-    consent = page;
-    page = await agent.submit(page, /\/consent$/, { decision: 'allow' });
-  }
-  return { consent, landed: page };
-}
+const signIn = (url: string, username: string, agent = new UserAgent([REDIRECT_URI])) => signInAllowingConsent(agent, url, username, PASSWORD);
 
 /** Authlib's refresh_token(): a form post with the refresh token, the repeated scope and the client's secret. */
 async function authlibRefresh(gh: TestGatehouse, app: RegisteredClient, refreshToken: string, scope = AUTHLIB_SCOPE) {

@@ -1,6 +1,6 @@
 import type { TestGatehouse } from './gatehouse.ts';
 import { createClient, createUser, startLoopbackGatehouse, type RegisteredClient } from './relying-party.ts';
-import { UserAgent } from './user-agent.ts';
+import { signInAllowingConsent, UserAgent } from './user-agent.ts';
 
 /**
  * What the seed documents (../shared/seeds/) do, as their readers do it: register an app the way
@@ -42,17 +42,10 @@ export interface Landing {
  * Returns where the browser landed, which must be the app's redirect URI.
  */
 export async function followAuthorizationLink(link: string, redirectUri: string, headers: Record<string, string> = {}): Promise<Landing> {
-  const agent = new UserAgent([redirectUri]);
-  let consentShown: string | undefined;
-  let page = await agent.open(link, { headers });
-  if (/name="password"/.test(page.html)) page = await agent.submit(page, /\/login$/, { username: SUPERUSER.username, password: SUPERUSER.password });
-  if (/name="decision"/.test(page.html)) {
-    consentShown = page.html;
-    page = await agent.submit(page, /\/consent$/, { decision: 'allow' });
-  }
+  const { consent, landed: page } = await signInAllowingConsent(new UserAgent([redirectUri]), link, SUPERUSER.username, SUPERUSER.password, headers);
   if (!page.url.startsWith(redirectUri)) throw new Error(`the browser did not come back to ${redirectUri} but to ${page.url} (${page.status}):\n${page.html.slice(0, 600)}`);
   const url = new URL(page.url);
-  return { url, code: url.searchParams.get('code'), consentShown };
+  return { url, code: url.searchParams.get('code'), consentShown: consent?.html };
 }
 
 export interface JsonAnswer {

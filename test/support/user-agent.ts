@@ -87,3 +87,21 @@ export class UserAgent {
 export const isLoginPage = (page: Page): boolean => /name="password"/.test(page.html);
 /** The consent page: Allow and Deny buttons. */
 export const isConsentPage = (page: Page): boolean => /name="decision"/.test(page.html);
+
+/** What a person saw on the way: the consent page, when one was shown, and where the browser landed. */
+export interface SignInWalk {
+  consent?: Page;
+  landed: Page;
+}
+
+/** A person opens `url`, signs in with `username` and `password` when asked, and allows when asked. */
+export async function signInAllowingConsent(agent: UserAgent, url: string, username: string, password: string, headers: Record<string, string> = {}): Promise<SignInWalk> {
+  let page = await agent.open(url, { headers });
+  if (isLoginPage(page)) page = await agent.submit(page, /\/login$/, { username, password });
+  let consent: Page | undefined;
+  if (isConsentPage(page)) {
+    consent = page;
+    page = await agent.submit(page, /\/consent$/, { decision: 'allow' });
+  }
+  return { consent, landed: page };
+}
