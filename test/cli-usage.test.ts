@@ -59,7 +59,7 @@ for (const [args, suggestion] of [
 
 test('an option nothing resembles is named without a guess', async (t) => {
   const res = await runCli(['clients', 'list', '--colour', 'blue'], env);
-  assertUsageError(t, res, /^error: unknown option --colour$/, /^ {2}clients list$/m);
+  assertUsageError(t, res, /^error: unknown option --colour$/, /^ {2}clients list \[--search TEXT\]/m);
 });
 
 test('a mistyped command or subcommand gets a suggestion and the usage to pick from, exit 2', async (t) => {
