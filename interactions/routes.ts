@@ -6,8 +6,8 @@ import type { AccountsService } from '../src/accounts/service.ts';
 import type { CredentialThrottle } from '../src/accounts/throttle.ts';
 import type { ScopesService } from '../src/scopes/service.ts';
 import { signInWithPassword } from '../src/accounts/sign-in.ts';
-import { asSentence, GatehouseError } from '../src/errors.ts';
-import { interactionErrorPage, problemOf, respondWithPage, setProblemHeaders, type Problem } from '../src/problem.ts';
+import { GatehouseError } from '../src/errors.ts';
+import { formRefusal, interactionErrorPage, problemOf, respondWithPage, type Problem } from '../src/problem.ts';
 import { securityReporter } from '../src/observability/request-log.ts';
 import { csrfToken, csrfValid } from './csrf.ts';
 import { describeScope } from './scopes.ts';
@@ -116,10 +116,8 @@ export function interactionRoutes({ interactions, accounts, throttle, scopes, vi
 
     const result = await signInWithPassword(accounts, throttle, username, password, ctx.ip, securityReporter(ctx));
     if (!result.ok) {
-      // Shown on the form itself, as a sentence; the status and Retry-After from the error model.
-      const problem = problemOf(result.refused);
-      setProblemHeaders(ctx, problem);
-      return again(problem.status, asSentence(problem.description));
+      const { status, sentence } = formRefusal(ctx, result.refused);
+      return again(status, sentence);
     }
     await finish(ctx, { login: { accountId: result.user.id, amr: ['pwd'] } }, false);
   });

@@ -1,6 +1,6 @@
 import { STATUS_CODES } from 'node:http';
 import type Koa from 'koa';
-import { GatehouseError, LockedOutError } from './errors.ts';
+import { asSentence, GatehouseError, LockedOutError } from './errors.ts';
 import { providerErrorFacts } from './oidc/internals.ts';
 import { isConnectionError } from './stores/availability.ts';
 
@@ -89,6 +89,16 @@ export const isUnexpected = (problem: Problem): boolean => problem.status >= 500
 export function setProblemHeaders(ctx: Koa.Context, problem: Problem): void {
   if (problem.retryAfter !== undefined) ctx.set('retry-after', String(problem.retryAfter));
   for (const [name, value] of Object.entries(problem.headers ?? {})) ctx.set(name, value);
+}
+
+/**
+ * A refusal shown on the form itself (a sign-in form): sets the problem's headers (Retry-After of
+ * a lock) and returns the status and the sentence the form shows.
+ */
+export function formRefusal(ctx: Koa.Context, err: unknown): { status: number; sentence: string } {
+  const problem = problemOf(err);
+  setProblemHeaders(ctx, problem);
+  return { status: problem.status, sentence: asSentence(problem.description) };
 }
 
 /** The JSON renderer: {"error", "error_description"} with the problem's status and headers. */

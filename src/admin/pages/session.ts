@@ -3,8 +3,7 @@ import type Koa from 'koa';
 import { csrfToken, csrfValid } from '../../../interactions/csrf.ts';
 import type { AccountsService } from '../../accounts/service.ts';
 import { signInWithPassword } from '../../accounts/sign-in.ts';
-import { asSentence } from '../../errors.ts';
-import { problemOf, setProblemHeaders } from '../../problem.ts';
+import { formRefusal } from '../../problem.ts';
 import type { CredentialThrottle } from '../../accounts/throttle.ts';
 import { securityReporter } from '../../observability/request-log.ts';
 import { formFields, text } from './forms.ts';
@@ -38,10 +37,8 @@ export function sessionPages(router: Router, { accounts, throttle }: SessionPage
     // The same throttle, and the same counters, as the sign-in page of the interactions.
     const result = await signInWithPassword(accounts, throttle, username, password, ctx.ip, securityReporter(ctx));
     if (!result.ok) {
-      // Shown on the form itself, as a sentence; the status and Retry-After from the error model.
-      const problem = problemOf(result.refused);
-      setProblemHeaders(ctx, problem);
-      return again(problem.status, asSentence(problem.description));
+      const { status, sentence } = formRefusal(ctx, result.refused);
+      return again(status, sentence);
     }
     const { user } = result;
     if (!user.isAdmin) {
