@@ -12,7 +12,6 @@ import {
   registerPerson,
   RP_ORIGIN,
   signatureProblems,
-  sleep,
   tokenRequest,
   userinfo,
   walk,
@@ -21,6 +20,10 @@ import {
 } from './support/conformance.ts';
 import { isLoginPage, UserAgent } from './support/user-agent.ts';
 import { basicAuth } from './support/http.ts';
+import { testClock } from './support/clock.ts';
+
+// Tests that move the clock are serial: nothing else is in flight while time jumps.
+const clock = testClock();
 
 /**
  * The OpenID Foundation's "Basic OP" certification plan (oidcc-basic-certification-test-plan),
@@ -223,9 +226,9 @@ for (const display of ['page', 'popup']) {
   });
 }
 
-test('oidcc-prompt-login: prompt=login asks a signed-in person to sign in again; auth_time, if present, is the new sign-in', async (t) => {
+test.serial('oidcc-prompt-login: prompt=login asks a signed-in person to sign in again; auth_time, if present, is the new sign-in', async (t) => {
   const first = await flow(t);
-  await sleep(1100);
+  clock.advance(1100);
   const before = Math.floor(Date.now() / 1000);
   const second = await flow(t, { prompt: 'login' }, { agent: first.agent, person: first.person });
   t.true(second.sawLogin, 'the login page was shown again');
@@ -255,11 +258,11 @@ test('oidcc-prompt-none-logged-in: prompt=none with a session returns a code wit
   assertIdToken(t, second.token.body.id_token, { clientId: t.context.basic.clientId, nonce: second.nonce, accessToken: second.token.body.access_token });
 });
 
-test('oidcc-max-age-1: after more than a second, max_age=1 forces a new sign-in and the ID token carries a later auth_time', async (t) => {
+test.serial('oidcc-max-age-1: after more than a second, max_age=1 forces a new sign-in and the ID token carries a later auth_time', async (t) => {
   const first = await flow(t);
   // auth_time and the clock are compared in whole seconds: a sign-in at x.0 s is older than one
-  // second only from x+2.0 s on, so wait past that.
-  await sleep(2100);
+  // second only from x+2.0 s on, so move past that.
+  clock.advance(2100);
   const before = Math.floor(Date.now() / 1000);
   const second = await flow(t, { max_age: '1' }, { agent: first.agent, person: first.person });
   t.true(second.sawLogin, 'the login page was shown again');
@@ -367,7 +370,7 @@ test('oidcc-claims-essential: an essential name claim (claims parameter unsuppor
   t.is((await userinfo(t.context.gh, withProfile.token.body.access_token)).body.name, 'Buffy Summers');
 });
 
-test('oidcc-refresh-token: a refresh gives new tokens and an ID token with the same iss, sub, aud; the refresh token is bound to its client', async (t) => {
+test.serial('oidcc-refresh-token: a refresh gives new tokens and an ID token with the same iss, sub, aud; the refresh token is bound to its client', async (t) => {
   const { gh, basic, second, discovery } = t.context;
   t.true(discovery.grant_types_supported.includes('refresh_token'));
   t.true(discovery.scopes_supported.includes('offline_access'));
@@ -381,7 +384,7 @@ test('oidcc-refresh-token: a refresh gives new tokens and an ID token with the s
   t.is(stolen.status, 400);
   t.is(stolen.body.error, 'invalid_grant');
 
-  await sleep(1000);
+  clock.advance(1000);
   const refreshed = await tokenRequest(gh, basic, 'basic', { grant_type: 'refresh_token', refresh_token: refreshToken });
   t.is(refreshed.status, 200, JSON.stringify(refreshed.body));
   t.not(refreshed.body.access_token, f.token.body.access_token);

@@ -16,6 +16,7 @@ import {
   signInAndAllow,
 } from './support/relying-party.ts';
 import { UserAgent } from './support/user-agent.ts';
+import { testClock } from './support/clock.ts';
 
 interface Context {
   gh: TestGatehouse;
@@ -27,10 +28,11 @@ interface Context {
 const test = anyTest as TestFn<Context>;
 
 const PASSWORD = 'correct horse battery staple';
-const GRANT_TTL = 6;
-const REFRESH_TOKEN_TTL = 4;
-const ACCESS_TOKEN_TTL = 5;
-const IDLE_REFRESH_TOKEN_TTL = 3;
+// Lifetimes as an operator might set them: the clock is moved, not waited for.
+const GRANT_TTL = 3 * 3600;
+const REFRESH_TOKEN_TTL = 2 * 3600;
+const ACCESS_TOKEN_TTL = 600;
+const IDLE_REFRESH_TOKEN_TTL = 1800;
 
 const webApp = ['--name', 'Web app', '--type', 'confidential', '--grant', 'authorization_code', '--grant', 'refresh_token', '--redirect-uri', REDIRECT_URI];
 
@@ -43,7 +45,7 @@ test.before(async (t) => {
         GATEHOUSE_ACCESS_TOKEN_TTL: String(ACCESS_TOKEN_TTL),
       },
     }),
-    startLoopbackGatehouse({ env: { GATEHOUSE_GRANT_TTL: '3600', GATEHOUSE_REFRESH_TOKEN_TTL: String(IDLE_REFRESH_TOKEN_TTL) } }),
+    startLoopbackGatehouse({ env: { GATEHOUSE_GRANT_TTL: String(30 * 24 * 3600), GATEHOUSE_REFRESH_TOKEN_TTL: String(IDLE_REFRESH_TOKEN_TTL) } }),
   ]);
   const [web, idleWeb] = await Promise.all([createClient(gh, webApp), createClient(idle, webApp)]);
   t.context = { gh, rp: await relyingParty(gh, web, 'basic'), idle: { gh: idle, rp: await relyingParty(idle, idleWeb, 'basic') } };
@@ -54,9 +56,10 @@ test.after.always(async (t) => {
 });
 
 const now = () => Math.floor(Date.now() / 1000);
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
-/** Waits until the clock reads `epochSeconds` plus `extraMs`. */
-const sleepUntil = (epochSeconds: number, extraMs = 150) => sleep(epochSeconds * 1000 + extraMs - Date.now());
+// Every test here moves the clock, so they run one at a time.
+const clock = testClock();
+/** Moves the clock (the server's and the app's) on until it reads `epochSeconds` plus `extraMs`. */
+const passUntil = (epochSeconds: number, extraMs = 150) => clock.advanceTo(epochSeconds * 1000 + extraMs);
 
 /**
  * A person of the test's own signs in. Returns the tokens and, in epoch seconds, when sign-in
@@ -84,7 +87,7 @@ async function grantEnd(gh: TestGatehouse, grantId: string): Promise<number> {
   return Number(row.expires_at);
 }
 
-test('a refresh token never outlives its grant, and refreshing fails once the grant has ended', async (t) => {
+test.serial('a refresh token never outlives its grant, and refreshing fails once the grant has ended', async (t) => {
   const { gh, rp } = t.context;
   const { tokens, startedAt, signedInAt } = await signIn(t);
   const first = await oidc.tokenIntrospection(rp, tokens.refresh_token!);
@@ -92,8 +95,8 @@ test('a refresh token never outlives its grant, and refreshing fails once the gr
   const grantEndsAt = await grantEnd(gh, await introspectGrantId(gh, tokens.refresh_token!));
   t.true(between(grantEndsAt, startedAt + GRANT_TTL, signedInAt + GRANT_TTL), `the grant lives GATEHOUSE_GRANT_TTL seconds from sign-in (ends ${grantEndsAt - startedAt} s after sign-in began)`);
 
-  // Three seconds into a six-second grant: a fresh four-second refresh token would end after the grant.
-  await sleepUntil(grantEndsAt - 3);
+  // Half way into a three-hour grant: a fresh two-hour refresh token would end after the grant.
+  passUntil(grantEndsAt - 5400);
   const refreshed = await oidc.refreshTokenGrant(rp, tokens.refresh_token!);
   t.truthy(refreshed.refresh_token);
   const second = await oidc.tokenIntrospection(rp, refreshed.refresh_token!);
@@ -102,24 +105,24 @@ test('a refresh token never outlives its grant, and refreshing fails once the gr
   t.true(second.exp! <= signedInAt + GRANT_TTL + 1);
   t.true(second.exp! >= grantEndsAt - 1, 'but it lives as long as the grant does');
 
-  await sleepUntil(grantEndsAt + 1);
+  passUntil(grantEndsAt + 1);
   t.is(await oauthError(oidc.refreshTokenGrant(rp, refreshed.refresh_token!)), 'invalid_grant');
 });
 
-test('a refresh token unused for GATEHOUSE_REFRESH_TOKEN_TTL seconds expires while its grant lives on', async (t) => {
+test.serial('a refresh token unused for GATEHOUSE_REFRESH_TOKEN_TTL seconds expires while its grant lives on', async (t) => {
   const { gh, rp } = t.context.idle;
   const { tokens, signedInAt, redeemedAt } = await signIn(t, t.context.idle);
   const introspected = await oidc.tokenIntrospection(rp, tokens.refresh_token!);
   t.true(introspected.active);
   t.true(between(introspected.exp!, signedInAt + IDLE_REFRESH_TOKEN_TTL, redeemedAt + IDLE_REFRESH_TOKEN_TTL), `expires ${introspected.exp! - signedInAt} s after sign-in`);
 
-  await sleepUntil(introspected.exp!);
+  passUntil(introspected.exp!);
   t.is(await oauthError(oidc.refreshTokenGrant(rp, tokens.refresh_token!)), 'invalid_grant');
   const grantEndsAt = await grantEnd(gh, await introspectGrantId(gh, tokens.refresh_token!));
-  t.true(grantEndsAt > now() + 3000, 'while the grant has most of its hour left');
+  t.true(grantEndsAt > now() + 29 * 24 * 3600, 'while the grant has most of its month left');
 });
 
-test('an access token lives GATEHOUSE_ACCESS_TOKEN_TTL seconds', async (t) => {
+test.serial('an access token lives GATEHOUSE_ACCESS_TOKEN_TTL seconds', async (t) => {
   const { gh, rp } = t.context;
   const { tokens } = await signIn(t);
   t.is(tokens.expires_in, ACCESS_TOKEN_TTL);
@@ -127,7 +130,7 @@ test('an access token lives GATEHOUSE_ACCESS_TOKEN_TTL seconds', async (t) => {
   t.true(introspected.active);
   t.is(introspected.exp! - introspected.iat!, ACCESS_TOKEN_TTL);
 
-  await sleepUntil(introspected.exp!);
+  passUntil(introspected.exp!);
   const res = await fetch(`${gh.config.issuer}/userinfo`, { headers: { authorization: `Bearer ${tokens.access_token}` } });
   t.is(res.status, 401);
   t.false((await oidc.tokenIntrospection(rp, tokens.access_token)).active);

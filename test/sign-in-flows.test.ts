@@ -16,6 +16,10 @@ import {
   type RegisteredClient,
 } from './support/relying-party.ts';
 import { isConsentPage, isLoginPage, UserAgent } from './support/user-agent.ts';
+import { testClock } from './support/clock.ts';
+
+// Tests that move the clock are serial: nothing else is in flight while time jumps.
+const clock = testClock();
 
 interface Context {
   gh: TestGatehouse;
@@ -206,7 +210,7 @@ test('the consent page forced by prompt=consent still says what the app asks for
   t.regex(listed, /\(email\)/);
 });
 
-test('prompt=login asks for my password again although I am signed in', async (t) => {
+test.serial('prompt=login asks for my password again although I am signed in', async (t) => {
   const { rp } = t.context;
   const me = await person(t);
   const agent = new UserAgent([REDIRECT_URI]);
@@ -217,7 +221,7 @@ test('prompt=login asks for my password again although I am signed in', async (t
   const forced = await authorizationRequest(rp.web, { prompt: 'login', max_age: '3600' });
   let page = await agent.open(forced.url);
   t.true(isLoginPage(page), `expected the login page, got ${page.url}`);
-  await new Promise((resolve) => setTimeout(resolve, 1100));
+  clock.advance(1100);
   const reauthenticatedAt = Math.floor(Date.now() / 1000);
   page = await agent.submit(page, /\/login$/, { username: me.username, password: PASSWORD });
   t.false(isConsentPage(page), 'consent was given already');
@@ -252,14 +256,14 @@ test('prompt=none with a session and consent returns a code without any page', a
   t.is((await redeem(rp.web, page, silent)).claims()!.sub, me.sub);
 });
 
-test('max_age=1 makes me sign in again when I signed in two seconds ago', async (t) => {
+test.serial('max_age=1 makes me sign in again when I signed in two seconds ago', async (t) => {
   const { rp } = t.context;
   const me = await person(t);
   const agent = new UserAgent([REDIRECT_URI]);
   const first = await authorizationRequest(rp.web);
   await redeem(rp.web, await signInAndAllow(agent, first.url, me.username, PASSWORD), first);
 
-  await new Promise((resolve) => setTimeout(resolve, 2000));
+  clock.advance(2000);
   const reauthenticatedAt = Math.floor(Date.now() / 1000);
   const fresh = await authorizationRequest(rp.web, { max_age: '1' });
   let page = await agent.open(fresh.url);
