@@ -9,9 +9,9 @@ import { signInWithPassword } from '../src/accounts/sign-in.ts';
 import { GatehouseError } from '../src/errors.ts';
 import { formRefusal, interactionErrorPage, problemOf, respondWithPage, type Problem } from '../src/problem.ts';
 import { securityReporter } from '../src/observability/request-log.ts';
-import { csrfToken, csrfValid } from './csrf.ts';
+import { csrfToken, csrfValid } from '../src/web/csrf.ts';
 import { describeScope } from './scopes.ts';
-import type { Views } from './views.ts';
+import type { Views } from '../src/web/views.ts';
 
 export interface InteractionDeps {
   /** oidc-provider's interactions (through the provider serving now: it is rebuilt when signing keys change). */

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import Koa from 'koa';
 import compose from 'koa-compose';
-import { createViews, type Views } from '../interactions/views.ts';
+import { createViews, type Views } from './web/views.ts';
 import { interactionRoutes } from '../interactions/routes.ts';
 import { GatehouseError } from './errors.ts';
 import { healthRoutes } from './health/routes.ts';

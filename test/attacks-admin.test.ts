@@ -9,7 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
-import { createViews } from '../interactions/views.ts';
+import { createViews } from '../src/web/views.ts';
 import { adminApiRoutes } from '../src/admin/api-routes.ts';
 import { CLI_ACTOR } from '../src/admin/audit.ts';
 import { adminPageRoutes } from '../src/admin/pages/index.ts';

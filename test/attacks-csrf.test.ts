@@ -8,7 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
-import { createViews } from '../interactions/views.ts';
+import { createViews } from '../src/web/views.ts';
 import { adminPageRoutes } from '../src/admin/pages/index.ts';
 import { CLI_ACTOR } from '../src/admin/audit.ts';
 import type { TestGatehouse } from './support/gatehouse.ts';

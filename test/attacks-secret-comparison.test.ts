@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import type Koa from 'koa';
 import ts from 'typescript';
-import { csrfValid } from '../interactions/csrf.ts';
+import { csrfValid } from '../src/web/csrf.ts';
 import { verifyDjangoHash } from '../src/accounts/django-hashers.ts';
 import { hashPassword, verifyPassword } from '../src/accounts/passwords.ts';
 import { csrfMatches, type AdminSession } from '../src/admin/sessions.ts';

@@ -1,5 +1,6 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { Knex } from 'knex';
+import { sameSecret } from '../web/csrf.ts';
 
 /**
  * Operators signed in to the admin pages. Sessions live in the database, so any process serves
@@ -84,9 +85,5 @@ export class AdminSessionsService {
 
 /** True when `submitted` is the session's CSRF token. */
 export function csrfMatches(session: AdminSession, submitted: unknown): boolean {
-  if (typeof submitted !== 'string') return false;
-  // Bytes, not characters: a token of the right length in non-ASCII characters is longer in
-  // bytes, and timingSafeEqual throws on buffers of different lengths.
-  const [given, expected] = [Buffer.from(submitted), Buffer.from(session.csrf)];
-  return given.length === expected.length && timingSafeEqual(given, expected);
+  return sameSecret(submitted, session.csrf);
 }

@@ -5,7 +5,7 @@ import type { Config } from '../config.ts';
 import { clientsNamingUnknownScopes } from './client-scopes.ts';
 import { BUILT_IN_SCOPES } from '../scopes/names.ts';
 import { applyClientCredentialsScopeRules } from './client-credentials.ts';
-import type { Views } from '../../interactions/views.ts';
+import type { Views } from '../web/views.ts';
 import { findLatestGrantId } from './artifacts.ts';
 import type { CredentialThrottle } from '../accounts/throttle.ts';
 import { settleAuthorizationScope } from './authorization-scope.ts';

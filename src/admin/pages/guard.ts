@@ -5,7 +5,7 @@ import type { Actor } from '../audit.ts';
 import { ADMIN_SESSION, csrfMatches, type AdminSession, type AdminSessionsService } from '../sessions.ts';
 import { formFields } from './forms.ts';
 import { page, seeOther } from './render.ts';
-import type { Views } from '../../../interactions/views.ts';
+import type { Views } from '../../web/views.ts';
 
 /** The operator signed in to this request, set once the session is checked. */
 export interface Operator {

@@ -1,5 +1,5 @@
 import Router from '@koa/router';
-import type { Views } from '../../../interactions/views.ts';
+import type { Views } from '../../web/views.ts';
 import { GatehouseError, NotFoundError } from '../../errors.ts';
 import type { AdminSessionsService } from '../sessions.ts';
 import { servesPath } from '../served-path.ts';

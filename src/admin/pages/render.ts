@@ -1,6 +1,6 @@
 import type Router from '@koa/router';
 import type Koa from 'koa';
-import type { Views } from '../../../interactions/views.ts';
+import type { Views } from '../../web/views.ts';
 import { asSentence } from '../../errors.ts';
 import { isUnexpected, problemOf, setProblemHeaders, type Problem } from '../../problem.ts';
 import type { Operator } from './guard.ts';

@@ -1,6 +1,6 @@
 import type Router from '@koa/router';
 import type Koa from 'koa';
-import { csrfToken, csrfValid } from '../../../interactions/csrf.ts';
+import { csrfToken, csrfValid } from '../../web/csrf.ts';
 import type { AccountsService } from '../../accounts/service.ts';
 import { signInWithPassword } from '../../accounts/sign-in.ts';
 import { formRefusal } from '../../problem.ts';

@@ -10,8 +10,8 @@ export interface Views {
 const ADMIN_PREFIX = 'admin/';
 
 export function createViews(): Views {
-  const root = fileURLToPath(new URL('./views', import.meta.url));
-  const adminRoot = fileURLToPath(new URL('../src/admin/views', import.meta.url));
+  const root = fileURLToPath(new URL('../../interactions/views', import.meta.url));
+  const adminRoot = fileURLToPath(new URL('../admin/views', import.meta.url));
   const interactionViews = new nunjucks.FileSystemLoader(root, { noCache: false });
   const adminViews = new nunjucks.FileSystemLoader(adminRoot, { noCache: false });
   // "admin/NAME" is looked up in src/admin/views only, every other name here only: the two
