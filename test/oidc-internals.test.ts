@@ -44,6 +44,11 @@ test('internals.ts was reviewed against the installed oidc-provider version', (t
   t.is(installed, UPSTREAM_VERSION, 'oidc-provider changed: check each assumption in src/oidc/internals.ts, then update UPSTREAM_VERSION');
 });
 
+test('authorization parameters are read from the query of a GET and from ctx.oidc.body, the parsed form, of a POST', (t) => {
+  t.regex(upstream('lib/shared/assemble_params.js'), /const params = ctx\.method === 'POST' \? ctx\.oidc\.body : ctx\.query;/);
+  t.regex(upstream('lib/shared/selective_body.js'), /ctx\.oidc\.body = querystring\.parse\(body\.toString\(\)\);/);
+});
+
 test('client authentication with a secret awaits the Client prototype compareClientSecret and refuses on falsy', (t) => {
   const source = upstream('lib/shared/client_auth.js');
   t.regex(source, /const matches = await ctx\.oidc\.client\.compareClientSecret\(clientSecret\);\s*if \(!matches\) \{/);

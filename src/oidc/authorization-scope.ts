@@ -1,4 +1,5 @@
 import { errors, type Client, type KoaContextWithOIDC } from 'oidc-provider';
+import { parameterAsSent } from './internals.ts';
 
 /**
  * The scope of an authorization request, settled before oidc-provider shows any page or issues
@@ -51,12 +52,7 @@ export async function settleAuthorizationScope(ctx: KoaContextWithOIDC, value: s
   }
 }
 
-/**
- * The scope as the request wrote it, before oidc-provider filtered it: from the query, or the
- * form body of a POST (where oidc-provider reads its parameters from, see shared/assemble_params).
- */
+/** The scope as the request wrote it, before oidc-provider filtered it. */
 function requestedScope(ctx: KoaContextWithOIDC): string[] {
-  const source = (ctx.method === 'POST' ? (ctx.oidc as { body?: Record<string, unknown> }).body : ctx.query) ?? {};
-  const raw = source.scope;
-  return typeof raw === 'string' ? raw.split(' ').filter(Boolean) : [];
+  return (parameterAsSent(ctx, 'scope') ?? '').split(' ').filter(Boolean);
 }

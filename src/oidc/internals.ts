@@ -15,6 +15,20 @@ import instance from 'oidc-provider/lib/helpers/weak_cache.js';
 
 export const UPSTREAM_VERSION = '9.13.3';
 
+// ---- request parameters as sent ---------------------------------------------------------------
+
+/**
+ * Assumes: oidc-provider reads an authorization request's parameters from the query of a GET
+ * and from the parsed form body of a POST, kept on `ctx.oidc.body` (lib/shared/assemble_params.js
+ * and lib/shared/selective_body.js); `ctx.oidc.params` holds them after its own filtering (it
+ * drops offline_access, for one). Returns a parameter as the request wrote it, when it is a string.
+ */
+export function parameterAsSent(ctx: KoaContextWithOIDC, name: string): string | undefined {
+  const source = (ctx.method === 'POST' ? (ctx.oidc as { body?: Record<string, unknown> }).body : ctx.query) ?? {};
+  const value = source[name];
+  return typeof value === 'string' ? value : undefined;
+}
+
 // ---- client authentication ------------------------------------------------------------------
 
 /**
