@@ -57,6 +57,16 @@ for (const [args, suggestion] of [
   });
 }
 
+test('an option another subcommand takes is refused, not ignored: clients create --search, clients show --name', async (t) => {
+  const create = await runCli(['clients', 'create', '--name', 'App', '--type', 'public', '--search', 'App'], env);
+  assertUsageError(t, create, /^error: unknown option --search$/, /^ {2}clients create --name N/m);
+  const show = await runCli(['clients', 'show', 'some-id', '--name', 'Renamed'], env);
+  assertUsageError(t, show, /^error: unknown option --name$/, /^ {2}clients show ID$/m);
+  const list = await runCli(['clients', 'list', '--disable'], env);
+  assertUsageError(t, list, /^error: unknown option --disable$/, /^ {2}clients list \[--search TEXT\]/m);
+  assertNothingCreated(t);
+});
+
 test('an option nothing resembles is named without a guess', async (t) => {
   const res = await runCli(['clients', 'list', '--colour', 'blue'], env);
   assertUsageError(t, res, /^error: unknown option --colour$/, /^ {2}clients list \[--search TEXT\]/m);

@@ -31,7 +31,14 @@ export interface Command {
   subcommands: string[];
   /** The options it takes (besides --json and --help): checked before the database is opened. */
   options: Options;
+  /** A subcommand's own options, where they differ from `options`: any other is refused. */
+  optionsOf?: Readonly<Record<string, Options>>;
   /** A last say on the configuration before the services open (`rest`: the arguments after the subcommand). */
   prepare?(config: Config, rest: string[]): Preparation;
   run(services: Services, invocation: Invocation): Promise<void>;
+}
+
+/** The options `sub` of `command` takes. */
+export function optionsFor(command: Command, sub: string | undefined): Options {
+  return (sub !== undefined && command.optionsOf?.[sub]) || command.options;
 }

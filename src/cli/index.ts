@@ -2,7 +2,7 @@ import { ConfigError, loadConfig } from '../config.ts';
 import { GatehouseError, ValidationError } from '../errors.ts';
 import { DotSourceError } from '../importers/dot/source.ts';
 import { openServices, type Services } from '../services.ts';
-import type { Command } from './command.ts';
+import { optionsFor, type Command } from './command.ts';
 import { adminTokens } from './commands/admin-tokens.ts';
 import { apiKeys } from './commands/api-keys.ts';
 import { clients } from './commands/clients.ts';
@@ -69,7 +69,7 @@ export async function runCli(argv: string[]): Promise<number> {
     if (subcommands.length && !subcommands.includes(sub ?? '')) {
       throw new UsageError(sub ? `unknown ${command} command ${sub}${didYouMean(sub, subcommands)}` : `${command} needs a command: ${subcommands.join(', ')}`);
     }
-    const given = parse(subcommands.length ? rest : argv.slice(1), known.options);
+    const given = parse(subcommands.length ? rest : argv.slice(1), optionsFor(known, sub));
     if (!subcommands.length && given.positionals.length) throw new UsageError(`unexpected argument ${given.positionals[0]}`);
     let config = loadConfig();
     let note: string | undefined;

@@ -6,8 +6,9 @@ import { CLI_ACTOR } from '../../admin/audit.ts';
 import type { Command, Invocation } from '../command.ts';
 import { parse, requireId, UsageError, type Options } from '../options.ts';
 
+const listOptions = { search: { type: 'string' } } satisfies Options;
+
 const clientOptions = {
-  search: { type: 'string' },
   name: { type: 'string' },
   type: { type: 'string' },
   grant: { type: 'string', multiple: true },
@@ -27,9 +28,11 @@ const clientOptions = {
   'logo-uri': { type: 'string' },
   'client-uri': { type: 'string' },
   'id-token-alg': { type: 'string' },
-  disable: { type: 'boolean' },
-  enable: { type: 'boolean' },
 } satisfies Options;
+
+const updateOptions = { ...clientOptions, disable: { type: 'boolean' }, enable: { type: 'boolean' } } satisfies Options;
+
+const optionsOf = { create: clientOptions, update: updateOptions, list: listOptions } satisfies Record<string, Options>;
 
 function clientInputFrom(values: Record<string, unknown>) {
   const list = (key: string) => values[key] as string[] | undefined;
@@ -77,14 +80,16 @@ function clientText(client: Client, clientSecret?: string | null): string {
 }
 
 async function run(services: Services, { sub, args, out }: Invocation): Promise<void> {
-  const { values, positionals } = parse(args, clientOptions);
   switch (sub) {
     case 'create': {
+      const { values, positionals } = parse(args, clientOptions);
       if (positionals.length) throw new UsageError(`unexpected argument ${positionals[0]}`);
       const { client, clientSecret } = await services.admin.createClient(CLI_ACTOR, clientInputFrom(values));
       return out.print(clientText(client, clientSecret), toClientMetadata(client, clientSecret));
     }
     case 'list': {
+      const { values, positionals } = parse(args, listOptions);
+      if (positionals.length) throw new UsageError(`unexpected argument ${positionals[0]}`);
       // The same search the admin's client list offers (name or client_id, case-insensitive).
       const { clients, total } = await services.admin.searchClients(values.search);
       return out.print(
@@ -97,21 +102,25 @@ async function run(services: Services, { sub, args, out }: Invocation): Promise<
       );
     }
     case 'show': {
+      const { positionals } = parse(args, {});
       const client = await services.clients.get(requireId(positionals, 'client id'));
       return out.print(clientText(client), toClientMetadata(client));
     }
     case 'update': {
+      const { values, positionals } = parse(args, updateOptions);
       const id = requireId(positionals, 'client id');
       const disabled = values.disable ? true : values.enable ? false : undefined;
       const { client, clientSecret } = await services.admin.updateClient(CLI_ACTOR, id, { ...clientInputFrom(values), disabled });
       return out.print(clientText(client, clientSecret), toClientMetadata(client, clientSecret));
     }
     case 'delete': {
+      const { positionals } = parse(args, {});
       const id = requireId(positionals, 'client id');
       await services.admin.deleteClient(CLI_ACTOR, id);
       return out.print(`deleted client ${id}`, { client_id: id, deleted: true });
     }
     case 'rotate-secret': {
+      const { positionals } = parse(args, {});
       const { client, clientSecret } = await services.admin.rotateClientSecret(CLI_ACTOR, requireId(positionals, 'client id'));
       return out.print(`client_id:     ${client.clientId}\nclient_secret: ${clientSecret}   (shown once; the old secret no longer works)`, {
         client_id: client.clientId,
@@ -125,6 +134,8 @@ async function run(services: Services, { sub, args, out }: Invocation): Promise<
 
 export const clients: Command = {
   subcommands: ['create', 'list', 'show', 'update', 'delete', 'rotate-secret'],
-  options: clientOptions,
+  // show, delete and rotate-secret take no options but --json.
+  options: {},
+  optionsOf,
   run,
 };
