@@ -51,6 +51,7 @@ export const LOCKS = {
   clientAuthentication: { failures: 'failed client authentications', subject: 'this client (or this address)' },
   apiKeys: { failures: 'wrong API keys', subject: 'this address' },
   adminTokens: { failures: 'wrong admin tokens', subject: 'this address' },
+  deviceCodes: { failures: 'wrong device codes', subject: 'entering codes from this address' },
 } as const satisfies Record<string, Lock>;
 
 /** "too many failed sign-ins: sign-in is locked for 15 minutes; try again later" */

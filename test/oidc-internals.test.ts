@@ -7,6 +7,7 @@ import * as accessToken from 'oidc-provider/lib/shared/access_token.js';
 import revoke from 'oidc-provider/lib/helpers/revoke.js';
 import instance from 'oidc-provider/lib/helpers/weak_cache.js';
 import {
+  deviceFormFields,
   forgetClientInSession,
   importedGrantPayload,
   importedRefreshTokenPayload,
@@ -47,6 +48,27 @@ test('internals.ts was reviewed against the installed oidc-provider version', (t
 test('authorization parameters are read from the query of a GET and from ctx.oidc.body, the parsed form, of a POST', (t) => {
   t.regex(upstream('lib/shared/assemble_params.js'), /const params = ctx\.method === 'POST' \? ctx\.oidc\.body : ctx\.query;/);
   t.regex(upstream('lib/shared/selective_body.js'), /ctx\.oidc\.body = querystring\.parse\(body\.toString\(\)\);/);
+});
+
+test('the device flow hands its pages a form with the verification action and a hidden xsrf value', async (t) => {
+  const forms = await import('oidc-provider/lib/helpers/user_code_form.js');
+  const input = forms.input('http://localhost:9/device?a=1&b=2', 'secret-1', undefined, 'base-20');
+  t.deepEqual(deviceFormFields(input), { action: 'http://localhost:9/device?a=1&b=2', xsrf: 'secret-1' });
+  t.deepEqual(deviceFormFields(forms.confirm('http://localhost:9/device', 'secret-2', 'BCDF-GHJK')), { action: 'http://localhost:9/device', xsrf: 'secret-2' });
+  t.regex(upstream('lib/shared/xsrf.js'), /throw new InvalidRequest\('xsrf token invalid'\)/);
+});
+
+test('a never-stored session has no exp, persist() refuses it, and ensureSessionSave persists only a touched session', async (t) => {
+  const NewSession = provider.Session as unknown as new (payload: object) => { exp?: unknown; persist(): Promise<unknown> };
+  const session = new NewSession({});
+  t.is(typeof session.exp, 'undefined');
+  await t.throwsAsync(() => session.persist(), { instanceOf: TypeError, message: /previously persisted/ });
+  t.regex(
+    upstream('lib/helpers/initialize_app.js'),
+    /if \(ctx\.oidc\.session\?\.touched && !ctx\.oidc\.session\.destroyed\) \{\s*await ctx\.oidc\.session\.persist\(\);/,
+  );
+  t.regex(upstream('lib/shared/session.js'), /case 'touched':\s*Reflect\.defineProperty\(obj, 'touched', \{ writable: true, value \}\);/);
+  t.regex(upstream('lib/shared/error_handler.js'), /generateXsrf\(ctx, \(\) => \{\}\);/);
 });
 
 test('client authentication with a secret awaits the Client prototype compareClientSecret and refuses on falsy', (t) => {

@@ -25,7 +25,7 @@ export function openApiDocument(issuer: string) {
           properties: {
             client_name: { type: 'string' },
             client_type: { enum: ['confidential', 'public'] },
-            grant_types: { type: 'array', items: { enum: ['authorization_code', 'refresh_token', 'client_credentials'] } },
+            grant_types: { type: 'array', items: { enum: ['authorization_code', 'refresh_token', 'client_credentials', 'urn:ietf:params:oauth:grant-type:device_code'] } },
             redirect_uris: { type: 'array', items: { type: 'string', format: 'uri' } },
             post_logout_redirect_uris: { type: 'array', items: { type: 'string', format: 'uri' } },
             allowed_origins: { type: 'array', items: { type: 'string' }, description: 'browser origins allowed CORS on /token and /userinfo' },

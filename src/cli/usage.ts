@@ -11,6 +11,7 @@ export const USAGE = `usage: npm run -s cli -- <command> [options] [--json]
   migrate                                   apply database migrations; names what it applied
   clients create --name N --type confidential|public
                  --grant authorization_code|refresh_token|client_credentials (repeatable)
+                         or urn:ietf:params:oauth:grant-type:device_code (device sign-in)
                  [--redirect-uri URI]… [--post-logout-redirect-uri URI]… [--origin URL]…
                  [--scope "openid profile email offline_access"]
                  [--default-scope "openid profile"]  what a request without scope asks for

@@ -6,7 +6,9 @@ import { ValidationError } from '../errors.ts';
  * API, importer) goes through `checkClientSettings`, so the rules live here once.
  */
 
-export const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials'] as const;
+/** RFC 8628: a device without a browser (a CLI, a TV) has the person sign in on another screen. */
+export const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
+export const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials', DEVICE_CODE_GRANT] as const;
 export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'none'] as const;
 export const CLIENT_TYPES = ['confidential', 'public'] as const;
 /** Scopes that only make sense with a signed-in user; never handed out by client credentials. */
@@ -145,8 +147,8 @@ export function checkClientSettings(input: ClientSettingsInput, apiScopes: reado
   if (s.type === 'public' && s.grantTypes.includes('client_credentials')) {
     fields.grantTypes = 'a public client cannot use client_credentials: it has no secret to prove who it is';
   }
-  if (s.grantTypes.includes('refresh_token') && !s.grantTypes.includes('authorization_code')) {
-    fields.grantTypes = 'refresh_token comes with authorization_code';
+  if (s.grantTypes.includes('refresh_token') && !s.grantTypes.includes('authorization_code') && !s.grantTypes.includes(DEVICE_CODE_GRANT)) {
+    fields.grantTypes = 'refresh_token comes with authorization_code or the device code grant';
   }
   if (s.grantTypes.includes('authorization_code') && s.redirectUris.length === 0) {
     fields.redirectUris = 'the authorization code grant needs at least one redirect URI';
@@ -213,7 +215,7 @@ export function checkClientSettings(input: ClientSettingsInput, apiScopes: reado
 /** Without an explicit scope: sign-in scopes for sign-in clients, the API scopes for services. */
 function scopeForGrantTypes(grantTypes: readonly string[], apiScopes: readonly string[]): string[] {
   const scope: string[] = [];
-  if (grantTypes.includes('authorization_code')) scope.push('openid', 'profile', 'email');
+  if (grantTypes.includes('authorization_code') || grantTypes.includes(DEVICE_CODE_GRANT)) scope.push('openid', 'profile', 'email');
   if (grantTypes.includes('refresh_token')) scope.push('offline_access');
   if (grantTypes.includes('client_credentials')) scope.push(...apiScopes);
   return scope;

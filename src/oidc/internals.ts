@@ -29,6 +29,42 @@ export function parameterAsSent(ctx: KoaContextWithOIDC, name: string): string |
   return typeof value === 'string' ? value : undefined;
 }
 
+// ---- device flow forms --------------------------------------------------------------------------
+
+/**
+ * Assumes: the `form` oidc-provider hands to the device flow's userCodeInputSource and
+ * userCodeConfirmSource (lib/helpers/user_code_form.js) is a form whose `action` attribute is
+ * the code verification URL and whose hidden `xsrf` input carries the value its POST must send
+ * back (checked by lib/shared/xsrf.js). Gatehouse renders its own labelled fields, so it needs
+ * just these two values, not the markup (which has an inline handler our CSP refuses).
+ */
+export function deviceFormFields(form: string): { action: string; xsrf: string } {
+  const action = /\baction="([^"]*)"/.exec(form)?.[1];
+  const xsrf = /name="xsrf" value="([^"]*)"/.exec(form)?.[1];
+  if (action === undefined || xsrf === undefined) throw new Error('oidc-provider device form without action or xsrf: see internals.ts');
+  return { action: decodeHtml(action), xsrf: decodeHtml(xsrf) };
+}
+
+const decodeHtml = (value: string) =>
+  value.replace(/&(amp|lt|gt|quot|#39);/g, (_m, name: string) => ({ amp: '&', lt: '<', gt: '>', quot: '"', '#39': "'" })[name] ?? '');
+
+/**
+ * Assumes: a device code form POSTed without a stored browser session (no session cookie, or
+ * one whose session is gone) fails its xsrf check after the session handler has run, and
+ * oidc-provider's error handler then writes a new xsrf secret into that never-stored session,
+ * which its outermost middleware (ensureSessionSave in lib/helpers/initialize_app.js) tries to
+ * `persist()`: that throws for a session without `exp`, and the page becomes a 500. Such a
+ * form has nothing to go back to, so the session is left unsaved (`touched` reset, which the
+ * session proxy of lib/shared/session.js allows) and the page asks to start again.
+ * Returns true when that was the case.
+ */
+export function dropUnstoredDeviceSession(ctx: KoaContextWithOIDC): boolean {
+  const session = ctx.oidc.session as unknown as { exp?: unknown; touched?: boolean } | undefined;
+  if (!session || typeof session.exp === 'number') return false;
+  session.touched = false;
+  return true;
+}
+
 // ---- client authentication ------------------------------------------------------------------
 
 /**

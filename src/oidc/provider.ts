@@ -9,6 +9,7 @@ import type { Views } from '../web/views.ts';
 import { findLatestGrantId } from './artifacts.ts';
 import type { CredentialThrottle } from '../accounts/throttle.ts';
 import { settleAuthorizationScope } from './authorization-scope.ts';
+import { deviceFlowFeature, refuseLockedCodeGuessers } from './device-flow.ts';
 import { authenticateClientsWithStoredSecrets } from './client-auth.ts';
 import { onProviderErrorAnswer, revokeWhenConsumeLosesRace } from './internals.ts';
 import { interactionErrorPage, problemOf, respondWithPage, setProblemHeaders } from '../problem.ts';
@@ -27,6 +28,10 @@ export interface ProviderDeps {
   findAccount: FindAccount;
   views: Views;
 }
+
+/** Where a device asks for its codes, and where a person enters one (verification_uri). */
+const DEVICE_AUTHORIZATION_PATH = '/device/auth';
+export const CODE_VERIFICATION_PATH = '/device';
 
 export function createProvider(deps: ProviderDeps): Provider {
   const { config, clients, views } = deps;
@@ -93,6 +98,8 @@ export function createProvider(deps: ProviderDeps): Provider {
         allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId,
       },
       userinfo: { enabled: true },
+      // RFC 8628 for clients registered with the device_code grant; see oidc/device-flow.ts.
+      deviceFlow: deviceFlowFeature(views, deps.throttle),
       rpInitiatedLogout: {
         enabled: true,
         logoutSource: async (ctx, form) => {
@@ -114,6 +121,8 @@ export function createProvider(deps: ProviderDeps): Provider {
       introspection: '/introspect',
       revocation: '/revoke',
       end_session: '/session/end',
+      device_authorization: DEVICE_AUTHORIZATION_PATH,
+      code_verification: CODE_VERIFICATION_PATH,
     },
     interactions: {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
@@ -122,6 +131,8 @@ export function createProvider(deps: ProviderDeps): Provider {
       AccessToken: lifetimes.accessToken,
       ClientCredentials: lifetimes.accessToken,
       AuthorizationCode: 60,
+      // Time for a person to find a browser, type the code, sign in and consent.
+      DeviceCode: 10 * 60,
       IdToken: lifetimes.accessToken,
       Interaction: 60 * 60,
       Session: lifetimes.session,
@@ -176,5 +187,6 @@ export function createProvider(deps: ProviderDeps): Provider {
   authenticateClientsWithStoredSecrets(provider, clients, deps.throttle);
   applyClientCredentialsScopeRules(provider);
   revokeWhenConsumeLosesRace(provider);
+  refuseLockedCodeGuessers(provider, views, deps.throttle, CODE_VERIFICATION_PATH);
   return provider;
 }

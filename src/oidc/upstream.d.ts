@@ -15,3 +15,9 @@ declare module 'oidc-provider/lib/helpers/revoke.js' {
 declare module 'oidc-provider/lib/helpers/weak_cache.js' {
   export default function instance(provider: object): Record<string, unknown>;
 }
+
+// Only test/oidc-internals.test.ts imports this one, to check the form deviceFormFields reads.
+declare module 'oidc-provider/lib/helpers/user_code_form.js' {
+  export function input(action: string, csrfToken: string, code: string | undefined, charset: string): string;
+  export function confirm(action: string, csrfToken: string, code: string): string;
+}

@@ -25,8 +25,9 @@ export function formFields(ctx: Koa.Context): Record<string, unknown> {
 
 export const GRANT_TYPE_CHOICES = [
   { value: 'authorization_code', label: 'Authorization code', hint: 'people sign in to a web, mobile or single-page app' },
-  { value: 'refresh_token', label: 'Refresh token', hint: 'the app stays signed in (with authorization code)' },
+  { value: 'refresh_token', label: 'Refresh token', hint: 'the app stays signed in (with authorization code or device sign-in)' },
   { value: 'client_credentials', label: 'Client credentials', hint: 'a service calls APIs as itself' },
+  { value: 'urn:ietf:params:oauth:grant-type:device_code', label: 'Device sign-in', hint: 'a CLI or TV shows a code; the person signs in on another screen' },
 ] satisfies Array<{ value: (typeof GRANT_TYPES)[number]; label: string; hint: string }>;
 
 export const AUTH_METHOD_CHOICES = [

@@ -1,0 +1,98 @@
+import type Provider from 'oidc-provider';
+import type { Configuration, KoaContextWithOIDC } from 'oidc-provider';
+import type { CredentialThrottle } from '../accounts/throttle.ts';
+import { LOCKS, LockedOutError } from '../errors.ts';
+import { interactionErrorPage, problemOf, respondWithPage } from '../problem.ts';
+import type { Views } from '../web/views.ts';
+import { deviceFormFields, dropUnstoredDeviceSession } from './internals.ts';
+
+/**
+ * Device sign-in (RFC 8628) for clients with the device_code grant: a CLI or a TV shows a short
+ * code, the person enters it at ISSUER/device in a browser, confirms, signs in and consents on
+ * Gatehouse's own pages, and the device's polling gets its tokens.
+ *
+ * oidc-provider runs the flow; Gatehouse renders its three pages (the same look and page rules
+ * as sign-in: a labelled field, no inline script) and throttles guessing: a user code is the
+ * only thing the person types, so wrong codes from one address are counted like passwords.
+ */
+
+/** Codes are 8 letters from 20 consonants (no vowels, so no words; no 0/O or 1/I to confuse), typed as XXXX-XXXX. */
+export const USER_CODE = { charset: 'base-20', mask: '****-****' } as const;
+
+/** Wrong codes from one address within the throttle's window after which it is locked. */
+export const WRONG_CODES_BEFORE_LOCK = 10;
+const subjectOf = (address: string) => `devicecode-addr:${address}`;
+
+/** What oidc-provider says about a code a person typed, in the words our page uses. */
+const WORDING: Record<string, string> = {
+  NoCodeError: 'Enter the code your device shows.',
+  NotFoundError: 'That code is not right. Check the code on your device and try again.',
+  ExpiredError: 'That code has expired. Start again on your device to get a new one.',
+  AlreadyUsedError: 'That code was used already. Start again on your device to get a new one.',
+  // The form's own token is missing or wrong (lib/shared/xsrf.js).
+  InvalidRequest: 'This form has expired or was changed. Enter the code again.',
+};
+
+export function deviceFlowFeature(views: Views, throttle: CredentialThrottle): NonNullable<Configuration['features']>['deviceFlow'] {
+  return {
+    enabled: true,
+    ...USER_CODE,
+    userCodeInputSource: async (ctx, form, _out, err) => {
+      const { action, xsrf } = deviceFormFields(form);
+      if (err?.name === 'AbortedError') {
+        ctx.status = 200;
+        ctx.type = 'html';
+        ctx.body = views.render('device-done.njk', { title: 'Device not signed in', denied: true, clientName: clientName(ctx) });
+        return;
+      }
+      if (err && dropUnstoredDeviceSession(ctx)) {
+        // A form with no stored session behind it (forged, or kept open past its session).
+        ctx.status = 400;
+        ctx.type = 'html';
+        ctx.body = views.render('device.njk', { title: 'Sign in a device', expired: true, error: 'This form has expired. Open the code page again.' });
+        return;
+      }
+      if (err?.name === 'NotFoundError') await throttle.recordFailure(subjectOf(ctx.ip), WRONG_CODES_BEFORE_LOCK);
+      const error = err ? (WORDING[err.name] ?? problemOf(err).description) : undefined;
+      const userCode = err && 'userCode' in err && typeof err.userCode === 'string' ? err.userCode : '';
+      ctx.type = 'html';
+      ctx.body = views.render('device.njk', { title: 'Sign in a device', action, xsrf, error, userCode });
+    },
+    userCodeConfirmSource: async (ctx, form, client, _deviceInfo, userCode) => {
+      const { action, xsrf } = deviceFormFields(form);
+      ctx.type = 'html';
+      ctx.body = views.render('device-confirm.njk', {
+        title: 'Sign in on this device?',
+        action,
+        xsrf,
+        userCode,
+        clientName: client.clientName ?? client.clientId,
+      });
+    },
+    successSource: async (ctx) => {
+      ctx.type = 'html';
+      ctx.body = views.render('device-done.njk', { title: 'Your device is signed in', denied: false, clientName: clientName(ctx) });
+    },
+  };
+}
+
+/**
+ * Before oidc-provider looks a typed code up: an address that typed too many wrong codes is
+ * answered 429 on the code page, with no lookup, until its lock ends.
+ */
+export function refuseLockedCodeGuessers(provider: Provider, views: Views, throttle: CredentialThrottle, path: string): void {
+  provider.use(async (ctx, next) => {
+    if (ctx.method === 'POST' && ctx.path === path) {
+      const subject = subjectOf(ctx.ip);
+      const { lockedForSeconds } = await throttle.state({ username: subject, address: subject });
+      if (lockedForSeconds > 0) {
+        const problem = problemOf(new LockedOutError(LOCKS.deviceCodes, lockedForSeconds));
+        respondWithPage(ctx, problem, views.render('error.njk', interactionErrorPage(problem)));
+        return;
+      }
+    }
+    await next();
+  });
+}
+
+const clientName = (ctx: KoaContextWithOIDC) => ctx.oidc.client?.clientName ?? ctx.oidc.client?.clientId ?? 'The app';
