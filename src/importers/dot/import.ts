@@ -254,6 +254,8 @@ function planClient(app: DotApplication, siteScopes: readonly string[], secretKe
     if (!app.clientSecret) return { refused: [...notes, 'a confidential application without a secret'] };
     if (idTokenSignedResponseAlg === 'HS256') storedSecret = storePlainClientSecret(app.clientSecret);
     else if (secretIsHashed) {
+      const hashProblem = djangoHashProblem(app.clientSecret);
+      if (hashProblem) return { refused: [...notes, `secret hash refused: ${hashProblem}`] };
       storedSecret = app.clientSecret;
       notes.push('secret kept as DOT hashed it (Django PBKDF2); re-hashed our way at its first successful use');
     } else {
