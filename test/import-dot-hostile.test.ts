@@ -113,8 +113,8 @@ test('a DOT user whose username a Gatehouse person has is refused as a collision
   t.regex(notImported(report, 6), /its user was not imported/);
 });
 
-test('a second source naming the subs and client_ids a first source imported is refused, and changes none of them', async (t) => {
-  const gh = await gatehouse();
+test('a second source naming the subs and client_ids a first source imported is refused, and changes none of them (Gatehouse on PostgreSQL)', async (t) => {
+  const gh = await gatehouse(() => startTestGatehouse({ database: 'pg' }));
   await importDot(
     gh,
     hostileDump(() => {}),
@@ -189,6 +189,43 @@ test('importing again only tightens: DOT stopped skipping consent and made bob i
   await gh.services.admin.setUserDisabled(CLI_ACTOR, DOT_USERS.bob.sub, false);
   const later = await refresh(gh, DOT_APPS.mobile, DOT_REFRESH_TOKENS.bobMobile, 'none');
   t.is(later.status, 400, `bob's DOT token came back with him: ${JSON.stringify(later.body)}`);
+});
+
+test('a database imported into before sources were recorded knows its imported rows once migrated: importing again is no collision', async (t) => {
+  const gh = await gatehouse();
+  const { client: native } = await gh.services.admin.createClient(CLI_ACTOR, { name: 'Team wiki', type: 'confidential', grantTypes: ['client_credentials'] });
+  const person = await gh.services.admin.createUser(CLI_ACTOR, { username: 'zoe', email: 'zoe@example.com' });
+  await importDot(
+    gh,
+    hostileDump(() => {}),
+  );
+  // Back to before the migration that records where rows came from, then forward again.
+  const db = gh.services.db;
+  await db.migrate.down({ name: '20261204040000_dot_import_trust.ts' });
+  t.false(await db.schema.hasTable('dot_import_rows'));
+  await db.migrate.latest();
+
+  const recorded = await db('dot_import_rows').select('kind', 'key', 'source');
+  const keys = recorded.map((r) => `${r.kind}:${r.key}`).sort();
+  const expected = [
+    ...Object.values(DOT_USERS).map((u) => `user:${u.sub}`),
+    ...['portal', 'mobile', 'billing', 'intranet', 'dashboard', 'accounts', 'hybrid'].map((a) => `client:${DOT_APPS[a as keyof typeof DOT_APPS].clientId}`),
+  ];
+  t.deepEqual(keys, expected.sort(), 'the imported users and clients, not the wiki nor zoe');
+  t.false(keys.includes(`client:${native.clientId}`) || keys.includes(`user:${person.id}`));
+  t.true(
+    recorded.every((r) => r.source === '*'),
+    'any source may go on updating them: which one brought them is not known',
+  );
+
+  // Imported again, even from a copy somewhere else: left as they are, nothing refused.
+  const report = await importDot(
+    gh,
+    hostileDump(() => {}),
+  );
+  t.deepEqual(report.collisions, []);
+  t.deepEqual(report.summary.users, { imported: 0, updated: 0, unchanged: 5, refused: 0 });
+  t.deepEqual(report.summary.clients, { imported: 0, updated: 0, unchanged: 7, refused: 2 });
 });
 
 // ---- users under the rules of `users create` -------------------------------------------------
