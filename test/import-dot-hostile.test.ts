@@ -274,6 +274,20 @@ test("usernames and emails that `users create` refuses are refused by the import
   t.is((await gh.services.accounts.get('26')).username, 'frank');
 });
 
+test('applications of grant types named like JavaScript properties are refused as unknown, and the rest imports', async (t) => {
+  const gh = await gatehouse();
+  const report = await importDot(
+    gh,
+    hostileDump((records) => {
+      dumpRecord(records, 'oauth2_provider.application', DOT_APPS.portal.id).fields.authorization_grant_type = 'constructor';
+      dumpRecord(records, 'oauth2_provider.application', DOT_APPS.mobile.id).fields.authorization_grant_type = '__proto__';
+    }),
+  );
+  t.deepEqual(clientReport(report, DOT_APPS.portal.clientId).notes, ['unknown grant type "constructor"']);
+  t.deepEqual(clientReport(report, DOT_APPS.mobile.clientId).notes, ['unknown grant type "__proto__"']);
+  t.deepEqual(report.summary.clients, { imported: 5, updated: 0, unchanged: 0, refused: 4 });
+});
+
 // ---- dear hashes -----------------------------------------------------------------------------
 
 test('a password hash of more than 2,000,000 PBKDF2 iterations is not imported: the person must reset, and her password does not sign her in', async (t) => {

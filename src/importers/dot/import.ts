@@ -206,8 +206,9 @@ interface PlannedClient {
 
 function planClient(app: DotApplication, siteScopes: readonly string[], secretKey: Buffer): PlannedClient | { refused: string[] } {
   const notes: string[] = [];
-  const mapping = GRANT_MAPPING[app.grantType];
-  if (!mapping) return { refused: [`unknown grant type "${app.grantType}"`] };
+  // Own keys only: a grant type named "constructor" is unknown, not Object's constructor.
+  const mapping = Object.hasOwn(GRANT_MAPPING, app.grantType) ? GRANT_MAPPING[app.grantType] : undefined;
+  if (!mapping) return { refused: [`unknown grant type "${clip(app.grantType, 100)}"`] };
   if ('refused' in mapping) return { refused: [`grant type ${app.grantType} refused: ${mapping.refused}`] };
   if (mapping.note) notes.push(mapping.note);
 
