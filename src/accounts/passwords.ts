@@ -19,7 +19,7 @@ const MAX_CONCURRENT_HASHES = Math.max(1, Math.min(2, availableParallelism()));
 let running = 0;
 const waiting: Array<() => void> = [];
 
-async function withHashSlot<T>(work: () => Promise<T>): Promise<T> {
+export async function withHashSlot<T>(work: () => Promise<T>) {
   if (running >= MAX_CONCURRENT_HASHES) await new Promise<void>((resolve) => waiting.push(resolve));
   running++;
   try {

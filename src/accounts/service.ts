@@ -67,6 +67,16 @@ const newUserInput = z.object({
   emailVerified: z.boolean().optional(),
 });
 
+function parseNewUser(input: Record<string, unknown>): z.output<typeof newUserInput> {
+  const parsed = newUserInput.safeParse(input);
+  if (!parsed.success) {
+    const fields: Record<string, string> = {};
+    for (const issue of parsed.error.issues) fields[String(issue.path[0])] ??= issue.message;
+    throw new ValidationError(fields);
+  }
+  return parsed.data;
+}
+
 function checkPassword(password: string): void {
   if (password.length < MIN_PASSWORD_LENGTH) throw new ValidationError({ password: `must be at least ${MIN_PASSWORD_LENGTH} characters` });
   if (password.length > MAX_PASSWORD_LENGTH) throw new ValidationError({ password: `must be at most ${MAX_PASSWORD_LENGTH} characters` });
@@ -100,13 +110,7 @@ export class AccountsService {
   }
 
   async create(input: { username: unknown; email: unknown; name?: unknown; password?: string; isAdmin?: boolean; emailVerified?: boolean }): Promise<User> {
-    const parsed = newUserInput.safeParse(input);
-    if (!parsed.success) {
-      const fields: Record<string, string> = {};
-      for (const issue of parsed.error.issues) fields[String(issue.path[0])] ??= issue.message;
-      throw new ValidationError(fields);
-    }
-    const u = parsed.data;
+    const u = parseNewUser(input);
     if (u.password !== undefined) checkPassword(u.password);
     if (await this.db('users').where({ username_key: usernameKey(u.username) }).first('id')) {
       throw new ValidationError({ username: `"${u.username}" is taken` });
@@ -128,6 +132,37 @@ export class AccountsService {
       updated_at: now,
     });
     return this.get(id);
+  }
+
+  /**
+   * A user carried over from another system (the DOT importer): its own id and stored password
+   * hash (or none: must reset), under the rules `create` applies to the username, email and
+   * name. Written with `db`, the import's transaction; throws ValidationError naming the field.
+   */
+  async createImported(
+    db: Knex,
+    input: { id: string; username: unknown; email: unknown; name: unknown; passwordHash: string | null; isAdmin: boolean; disabled: boolean },
+  ): Promise<void> {
+    const u = parseNewUser({ username: input.username, email: input.email, name: input.name });
+    if (await db('users').where({ username_key: usernameKey(u.username) }).first('id')) {
+      throw new ValidationError({ username: `"${u.username}" is taken` });
+    }
+    if (await db('users').where({ id: input.id }).first('id')) throw new ValidationError({ id: `${input.id} is taken` });
+    const now = Date.now();
+    await db('users').insert({
+      id: input.id,
+      username: u.username,
+      username_key: usernameKey(u.username),
+      email: u.email,
+      email_verified: false,
+      name: u.name ?? '',
+      password_hash: input.passwordHash,
+      must_reset_password: input.passwordHash === null,
+      is_admin: input.isAdmin,
+      disabled: input.disabled,
+      created_at: now,
+      updated_at: now,
+    });
   }
 
   async list(search?: string): Promise<User[]> {

@@ -22,6 +22,8 @@ export const CLIENT_CACHE_MS = 500;
 /** The invalidation topic of client metadata; the key is the client_id. */
 export const CLIENTS_TOPIC = 'clients';
 const MAX_CACHED_CLIENTS = 10_000;
+/** Client ids brought from elsewhere: URL- and Basic-safe (ours are base64url, DOT's alphanumeric). */
+const IMPORTED_CLIENT_ID = /^[A-Za-z0-9._~-]{1,100}$/;
 
 export interface Client extends ClientSettings {
   clientId: string;
@@ -126,6 +128,42 @@ export class ClientsService {
     return { client: await this.get(clientId), clientSecret };
   }
 
+  /**
+   * A client carried over from another system (the DOT importer) with its own client_id and
+   * stored secret; `settings` have passed checkClientSettings. Written with `db`, the import's
+   * transaction. A new id needs no invalidation message: unknown ids are never cached.
+   */
+  async createImported(db: Knex, clientId: string, settings: ClientSettings, storedSecret: string | null): Promise<void> {
+    if (!IMPORTED_CLIENT_ID.test(clientId)) {
+      throw new ValidationError({ client_id: 'must be 1 to 100 characters, letters, digits and . _ ~ - only (it travels in URLs and HTTP Basic credentials)' });
+    }
+    if (await db('clients').first('client_id').where({ client_id: clientId })) throw new ValidationError({ client_id: `${clientId} is taken` });
+    const now = Date.now();
+    await db('clients').insert({
+      client_id: clientId,
+      name: settings.name,
+      type: settings.type,
+      secret_hash: storedSecret,
+      settings: settingsColumn(settings),
+      disabled: false,
+      created_at: now,
+      updated_at: now,
+    });
+  }
+
+  /** Turns consent back on for a client (written with `db`); announce it with `announce` once committed. */
+  async requireConsent(db: Knex, clientId: string): Promise<void> {
+    const row = await this.findRow(clientId, db);
+    if (!row) throw new NotFoundError(`client ${clientId}`);
+    const settings = { ...row.settings, skipConsent: false };
+    await db('clients').where({ client_id: clientId }).update({ settings: JSON.stringify(settings), updated_at: Date.now() });
+  }
+
+  /** Every process drops what it keeps of these clients: changes written in a caller's transaction, now committed. */
+  async announce(clientIds: readonly string[]): Promise<void> {
+    for (const clientId of clientIds) await this.changed(clientId);
+  }
+
   async list(): Promise<Client[]> {
     const rows = await this.db('clients').select('*').orderBy('created_at', 'asc');
     return rows.map((row) => toClient(clientRow.parse(row)));
@@ -135,8 +173,15 @@ export class ClientsService {
     return (await this.db('clients').first('client_id').where({ client_id: clientId })) !== undefined;
   }
 
-  async get(clientId: string): Promise<Client> {
-    const row = await this.findRow(clientId);
+  /** The client, or undefined; `db`: a transaction the caller runs (the importer's). */
+  async find(clientId: string, db: Knex = this.db): Promise<Client | undefined> {
+    const row = await this.findRow(clientId, db);
+    return row ? toClient(row) : undefined;
+  }
+
+  /** `db`: a transaction the caller runs (the importer's), which must see its own writes. */
+  async get(clientId: string, db: Knex = this.db): Promise<Client> {
+    const row = await this.findRow(clientId, db);
     if (!row) throw new NotFoundError(`client ${clientId}`);
     return toClient(row);
   }
@@ -270,8 +315,8 @@ export class ClientsService {
     };
   }
 
-  private async findRow(clientId: string): Promise<ClientRow | undefined> {
-    const row = await this.db('clients').where({ client_id: clientId }).first();
+  private async findRow(clientId: string, db: Knex = this.db): Promise<ClientRow | undefined> {
+    const row = await db('clients').where({ client_id: clientId }).first();
     return row ? clientRow.parse(row) : undefined;
   }
 }

@@ -110,6 +110,15 @@ export interface ImportedRefreshToken {
 }
 
 /**
+ * Is a refresh token of this value stored already (issued here, or imported before)? An import
+ * must never write over it: that would hand someone's live token to another user or client.
+ * Asked through the adapter, so it finds the token however the adapter keys its rows.
+ */
+export async function refreshTokenIsStored(trx: Knex, token: string): Promise<boolean> {
+  return (await new KnexAdapter(trx, 'RefreshToken').find(token)) !== undefined;
+}
+
+/**
  * Stores a refresh token issued by another server (the DOT importer) as oidc-provider would
  * have: a Grant holding its scope, and a RefreshToken of that grant, as if issued by the
  * authorization code grant now. Written through the database adapter inside the caller's

@@ -17,7 +17,7 @@ export { findAccountIn } from './accounts.ts';
 export { GrantsService, type UserGrant } from './grants.ts';
 export { accessTokenVerifier, type AccessTokenVerifier, type VerifiedAccessToken, type VerifyOptions } from './access-token.ts';
 export { interactionsOf, type Interactions, type InteractionResults, type InteractionState, type MissingConsent } from './interactions.ts';
-export { importRefreshToken, hasLiveGrant, sweepExpiredPayloads, type ImportedRefreshToken } from './artifacts.ts';
+export { importRefreshToken, refreshTokenIsStored, hasLiveGrant, sweepExpiredPayloads, type ImportedRefreshToken } from './artifacts.ts';
 
 /** oidc-provider as Koa middleware: the protocol endpoints, served at the root. */
 export function mount(provider: Provider): Koa.Middleware {

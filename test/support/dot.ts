@@ -22,6 +22,33 @@ export function copyFixture(file: string): string {
   return target;
 }
 
+/** One record of `manage.py dumpdata`: what a DOT dump is made of. */
+export interface DumpRecord {
+  model: string;
+  pk: number;
+  fields: Record<string, any>;
+}
+
+/**
+ * A DOT dump as someone hostile (or careless) may hand it over: the real fixture's dumpdata,
+ * changed by `edit`, in a fresh temporary file. Returns its path; remove its directory after.
+ */
+export function editedDump(edit: (records: DumpRecord[]) => void, file = 'dot17.dumpdata.json'): string {
+  const records = JSON.parse(fs.readFileSync(path.join(DOT_FIXTURES, file), 'utf8')) as DumpRecord[];
+  edit(records);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-dot-hostile-'));
+  const target = path.join(dir, file);
+  fs.writeFileSync(target, JSON.stringify(records), { mode: 0o600 });
+  return target;
+}
+
+/** The record of `model` with primary key `pk` (throws when the fixture has none). */
+export function dumpRecord(records: DumpRecord[], model: 'auth.user' | 'oauth2_provider.application' | 'oauth2_provider.refreshtoken' | 'oauth2_provider.accesstoken', pk: number): DumpRecord {
+  const record = records.find((r) => r.model === model && r.pk === pk);
+  if (!record) throw new Error(`the fixture has no ${model} #${pk}`);
+  return record;
+}
+
 export interface DotFixtureUser {
   sub: string;
   username: string;

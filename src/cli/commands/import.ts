@@ -17,6 +17,11 @@ function importReportText(r: ImportReport): string {
     lines.push(
       `  ${c.outcome.padEnd(9)} ${c.name || '(no name)'} (${c.client_id})${c.notes.length ? `\n              ${c.notes.join('\n              ')}` : ''}`,
     );
+  if (r.collisions.length) {
+    // Said apart from the rest: each is a name Gatehouse already uses for something else.
+    lines.push('', `Collisions (refused, nothing of them changed): ${r.collisions.length}`);
+    for (const c of r.collisions) lines.push(`  ${c.kind} ${c.id} (${c.name}): ${c.reason}`);
+  }
   lines.push(
     '',
     `Refresh tokens: ${r.refresh_tokens.imported} carried over, ${r.refresh_tokens.already_present} already here, ${r.refresh_tokens.not_imported.length} not carried over`,
