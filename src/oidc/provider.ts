@@ -11,6 +11,7 @@ import type { CredentialThrottle } from '../accounts/throttle.ts';
 import { settleAuthorizationScope } from './authorization-scope.ts';
 import { authenticateClientsWithStoredSecrets } from './client-auth.ts';
 import { onProviderErrorAnswer, revokeWhenConsumeLosesRace } from './internals.ts';
+import { trustProxyHops } from '../proxy-trust.ts';
 import { interactionErrorPage, problemOf, respondWithPage, setProblemHeaders } from '../problem.ts';
 
 export interface ProviderDeps {
@@ -168,7 +169,9 @@ export function createProvider(deps: ProviderDeps): Provider {
   };
 
   const provider = new Provider(config.issuer, configuration);
-  provider.proxy = config.trustProxy;
+  // Mounted into Gatehouse's app, the provider reads the request through that app's proxy
+  // settings; its own are kept the same (see proxy-trust.ts).
+  trustProxyHops(provider, config.proxyHops);
   // oidc-provider writes its JSON error answers itself; their headers (Retry-After for a store
   // outage or a locked client) come from the one error model, as on Gatehouse's own routes.
   onProviderErrorAnswer(provider, (ctx, err) => setProblemHeaders(ctx, problemOf(err)));
