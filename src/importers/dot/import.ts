@@ -12,6 +12,10 @@ import { importRefreshToken } from '../../oidc/index.ts';
 import { seedDescription } from '../../scopes/service.ts';
 import { loadClientSecretKey } from '../../settings/store.ts';
 import { readDotSource, type DotApplication, type DotData, type DotUser } from './source.ts';
+import { redactCredentials } from '../../observability/redact.ts';
+
+/** The source as the report and the audit log name it: a postgres:// URL without its password. */
+const shownSource = (source: string) => redactCredentials(source, [source]);
 
 /**
  * `import dot`: django-oauth-toolkit applications become clients with the same client_id and
@@ -372,7 +376,7 @@ export async function importFromDot(services: Services, source: string, { dryRun
     const refresh_tokens = await importRefreshTokens(trx, data, services, scopes.siteScopes, users, refreshable, dryRun);
     const notes: string[] = [...scopes.notes];
     notes.push('access tokens and authorization codes are not imported: apps get new ones by refreshing or signing in again');
-    return { source, dry_run: dryRun, users, clients, refresh_tokens, notes, summary: { users: count(users), clients: count(clients) } };
+    return { source: shownSource(source), dry_run: dryRun, users, clients, refresh_tokens, notes, summary: { users: count(users), clients: count(clients) } };
   };
   if (dryRun) {
     // Read-only: the planning runs inside a transaction that is always rolled back.
@@ -390,7 +394,7 @@ export async function importFromDot(services: Services, source: string, { dryRun
   const report = await services.db.transaction(run);
   // Committed: every process serves the new scopes now (the clients holding them are new too).
   if (createdScopes.length) await services.scopes.announceChange();
-  await services.audit.record({ label: 'cli' }, 'import.dot', `source:${source.replace(/\/\/[^@/]*@/, '//***@')}`, {
+  await services.audit.record({ label: 'cli' }, 'import.dot', `source:${shownSource(source)}`, {
     summary: { ...report.summary, signed_in_apps_carried_over: report.refresh_tokens.imported },
     ...(createdScopes.length ? { scopes_created: createdScopes } : {}),
   });
