@@ -58,6 +58,9 @@ export function createProvider(deps: ProviderDeps): Provider {
     responseTypes: ['code'],
     clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'none'],
     // HS256 only serves clients imported from django-oauth-toolkit that keep their plain secret.
+    // PS256 only lets a client stored with it before registration refused it still load (for its
+    // client credentials): no key signs PS256, so discovery, which lists what the keys can sign,
+    // does not offer it.
     enabledJWA: { idTokenSigningAlgValues: ['RS256', 'PS256', 'ES256', 'HS256'] },
     extraClientMetadata: {
       properties: ['gatehouse:allowed_origins', 'gatehouse:require_pkce', 'gatehouse:stored_secret', 'gatehouse:skip_consent', 'gatehouse:default_scope'],
