@@ -14,7 +14,9 @@ import anyTest, { type ExecutionContext, type TestFn } from 'ava';
 import { LOGIN_THROTTLE } from '../src/accounts/throttle.ts';
 import { findForm, FORM_CONTENT_TYPE } from './support/http.ts';
 import { startForwardingProxy, type ForwardingProxy } from './support/forwarding-proxy.ts';
-import { startTestGatehouse, type TestGatehouse } from './support/gatehouse.ts';
+import { runCli } from './support/cli.ts';
+import { copyFixture, loadDotIntoPostgres } from './support/dot.ts';
+import { createTestDatabase, startTestGatehouse, type TestGatehouse } from './support/gatehouse.ts';
 import { createClient, createUserDirectly, REDIRECT_URI } from './support/relying-party.ts';
 import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.ts';
 import { UserAgent, isLoginPage } from './support/user-agent.ts';
@@ -207,5 +209,26 @@ test('an unreachable database named with its passwords (user:pass@ and ?password
     const cli = await run(['src/cli/index.ts', 'clients', 'list'], { DATABASE_URL: url });
     t.is(cli.code, 1, cli.output);
     t.false(cli.output.includes(secret), `the CLI printed the password:\n${cli.output}`);
+  }
+});
+
+test('an import from a postgres:// URL with passwords in it names the source without them, in its report and in the audit log', async (t) => {
+  const dot = await createTestDatabase('pg');
+  t.teardown(() => dot.drop());
+  await loadDotIntoPostgres(copyFixture('dot17.sqlite3'), dot.url);
+  // The test PostgreSQL trusts local connections: any password is accepted, and must not show.
+  const url = new URL(dot.url);
+  url.password = 'Pa55-userinfo';
+  url.searchParams.set('password', 'Pa55-query');
+  const gh = await startTestGatehouse();
+  t.teardown(() => gh.close());
+  const imported = await runCli(['import', 'dot', '--from', url.toString()], gh.env);
+  t.is(imported.code, 0, imported.stderr);
+  t.regex(imported.stdout, /Import from postgres:\/\/[^:]+:\*\*\*@127\.0\.0\.1:5432\/\w+\?password=\*\*\*/);
+  const audited = (await gh.services.audit.list()).find((e) => e.action === 'import.dot');
+  t.truthy(audited);
+  t.regex(audited!.target, /^source:postgres:\/\/[^:]+:\*\*\*@/);
+  for (const text of [imported.stdout, imported.stderr, JSON.stringify(audited)]) {
+    t.false(text.includes('Pa55'), text);
   }
 });
