@@ -140,7 +140,7 @@ const envSchema = z.object({
     .refine((keys) => keys.every((k) => k.length >= 32), 'each key must be at least 32 characters')
     .optional(),
   GATEHOUSE_TRUST_PROXY: proxyHops.default(0),
-  // A year: what HSTS preload lists ask for; 0 turns the header off (e.g. while trying https out).
+  // A year, the least that browsers' HSTS preload lists accept; 0 turns the header off (e.g. while trying https out).
   GATEHOUSE_HSTS_MAX_AGE: z.coerce.number().int('must be a whole number of seconds').min(0, 'must be 0 (off) or more').max(2 * 365 * 24 * 60 * 60, 'must be at most two years').default(365 * 24 * 60 * 60),
   GATEHOUSE_API_SCOPES: z
     .string()
