@@ -7,6 +7,10 @@
  * through a network of their own (a TCP hop connecting from an address of its own, as a NAT
  * does), so every address Gatehouse could pick is distinct: the person's, each proxy's, and
  * whatever the person wrote into X-Forwarded-For.
+ *
+ * Also here, the other edges of a deployment: HSTS on an https issuer, and the passwords in
+ * store URLs, which start-up errors, CLI errors, an import's report and the audit log must not
+ * show.
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
