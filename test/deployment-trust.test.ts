@@ -38,13 +38,27 @@ interface Deployment {
   hops: number;
   clientId: string;
   adminToken: string;
+  /** Every line Gatehouse logged (JSON), for what the log says of each request. */
+  logLines: Array<Record<string, unknown>>;
   /** The outermost proxy as each person reaches it: http://127.0.0.1:<their own hop's port>. */
   from: Record<typeof ATTACKER | typeof BYSTANDER, string>;
   close(): Promise<void>;
 }
 
 async function deployBehindProxies(hops: number): Promise<Deployment> {
-  const gh = await startTestGatehouse({ env: { GATEHOUSE_TRUST_PROXY: String(hops), GATEHOUSE_ISSUER: PUBLIC_ISSUER } });
+  const logLines: Array<Record<string, unknown>> = [];
+  const gh = await startTestGatehouse({
+    env: { GATEHOUSE_TRUST_PROXY: String(hops), GATEHOUSE_ISSUER: PUBLIC_ISSUER, GATEHOUSE_LOG_LEVEL: 'info' },
+    logDestination: {
+      write: (chunk: string) =>
+        void logLines.push(
+          ...chunk
+            .split('\n')
+            .filter(Boolean)
+            .map((line) => JSON.parse(line) as Record<string, unknown>),
+        ),
+    },
+  });
   // Innermost first: each proxy forwards to the one before it, from an address of its own.
   const proxies: ForwardingProxy[] = [];
   let next = gh.url.replace('localhost', '127.0.0.1');
@@ -65,6 +79,7 @@ async function deployBehindProxies(hops: number): Promise<Deployment> {
     hops,
     clientId: web!.clientId,
     adminToken: token,
+    logLines,
     from: { [ATTACKER]: `http://127.0.0.1:${networks[0]!.port}`, [BYSTANDER]: `http://127.0.0.1:${networks[1]!.port}` },
     async close() {
       for (const n of networks) await n.close();
@@ -126,7 +141,7 @@ for (const which of ['behindOne', 'behindTwo'] as const) {
     t.is(answer.status, 303, 'a person at another address, behind the same proxies, still signs in');
   });
 
-  test(`behind ${hops} appending prox${hops === 1 ? 'y' : 'ies'}, an admin change is audited from the address it came from, not the one the client wrote`, async (t) => {
+  test(`behind ${hops} appending prox${hops === 1 ? 'y' : 'ies'}, an admin change is audited and logged from the address it came from, not the one the client wrote`, async (t) => {
     const d = t.context[which];
     const res = await fetch(`${d.from[ATTACKER]}/admin/api/clients`, {
       method: 'POST',
@@ -139,6 +154,14 @@ for (const which of ['behindOne', 'behindTwo'] as const) {
     const entry = entries.find((e) => e.target.includes(client_id));
     t.truthy(entry, 'the change is in the audit log');
     t.is(entry!.address, ATTACKER);
+    const logged = d.logLines.filter((l) => l.event === 'admin.change' && typeof l.target === 'string' && l.target.includes(client_id));
+    t.deepEqual(
+      logged.map((l) => l.ip),
+      [ATTACKER],
+      'the security event names the same address',
+    );
+    const requestLine = d.logLines.find((l) => l.msg === 'request' && l.method === 'POST' && l.path === '/admin/api/clients' && l.status === 201);
+    t.is(requestLine?.ip, ATTACKER, 'the request log line too');
   });
 }
 
