@@ -14,5 +14,6 @@ const DESCRIPTIONS: Record<string, string> = {
 
 /** `stored`: the API scopes' own descriptions (the scopes table), which win over the words here. */
 export function describeScope(scope: string, stored?: ReadonlyMap<string, string>): string {
-  return stored?.get(scope) ?? DESCRIPTIONS[scope] ?? `Use the "${scope}" permission on your behalf`;
+  // Object.hasOwn: an API scope may be named "constructor", which a plain lookup finds on the prototype.
+  return stored?.get(scope) ?? (Object.hasOwn(DESCRIPTIONS, scope) ? DESCRIPTIONS[scope] : undefined) ?? `Use the "${scope}" permission on your behalf`;
 }

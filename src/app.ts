@@ -8,6 +8,7 @@ import { healthRoutes } from './health/routes.ts';
 import { bearerLogoutRoutes } from './logout/routes.ts';
 import { createProvider, findAccountIn, mount, oidcBoundary, type Provider } from './oidc/index.ts';
 import { securityHeaders } from './security-headers.ts';
+import { forwardedHeadersFromTrustedHops, trustProxyHops } from './proxy-trust.ts';
 import { userdataRoutes } from './userdata/routes.ts';
 import { adminApiRoutes } from './admin/api-routes.ts';
 import { adminPageRoutes } from './admin/pages/index.ts';
@@ -84,15 +85,17 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
   };
 
   const app = new Koa();
-  // Behind a TLS-terminating proxy both apps must trust X-Forwarded-*: discovery builds its
-  // endpoint URLs from the request, and would otherwise list http:// endpoints.
-  app.proxy = config.trustProxy;
+  // Behind a TLS-terminating proxy X-Forwarded-* must be trusted, from exactly the configured
+  // number of proxies: discovery builds its endpoint URLs from the request (it would otherwise
+  // list http:// endpoints), and throttles and the audit log count the client's address.
+  trustProxyHops(app, config.proxyHops);
   app.silent = true;
   // Signs our own cookies (CSRF); the same keys oidc-provider signs its cookies with.
   app.keys = cookieKeys;
 
+  app.use(forwardedHeadersFromTrustedHops(config.proxyHops));
   app.use(requestLog(services.log, services.events, services.metrics));
-  app.use(securityHeaders);
+  app.use(securityHeaders(config));
   app.use(errorResponses(views));
   app.use(knownMethodsOnly);
   if (services.metrics) app.use(metricsRoute(services.metrics, config.metrics.token));

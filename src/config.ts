@@ -24,7 +24,16 @@ export interface Config {
   /** Extra ioredis options (JSON), e.g. Sentinel: {"sentinels": [...], "name": "mymaster"}. */
   redisOptions: Record<string, unknown>;
   cookieKeys: string[] | undefined;
+  /** Whether X-Forwarded-* are honoured at all: there is at least one trusted proxy hop. */
   trustProxy: boolean;
+  /**
+   * How many proxies in front of Gatehouse append to X-Forwarded-For (and set X-Forwarded-Proto).
+   * The client's address is the one the outermost of them saw: the proxyHops-th value from the
+   * right. Everything left of it was written by the client and is never believed. 0: no proxy.
+   */
+  proxyHops: number;
+  /** Strict-Transport-Security max-age in seconds on an https issuer; 0 sends no header. */
+  hstsMaxAge: number;
   /**
    * API scopes seeded into the scopes table at start-up, each name once (scopes are data: see
    * src/scopes/service.ts). Not the list clients are checked against.
@@ -65,6 +74,23 @@ const booleanFlag = z
   .toLowerCase()
   .refine((v) => ['true', 'false', '1', '0', 'yes', 'no'].includes(v), 'must be true or false')
   .transform((v) => ['true', '1', 'yes'].includes(v));
+
+/**
+ * GATEHOUSE_TRUST_PROXY: `true` (one proxy), `false` (none), or the number of proxies in front,
+ * each of which appends to X-Forwarded-For. More than ten hops is surely a mistake.
+ */
+const MAX_PROXY_HOPS = 10;
+const proxyHops = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .transform((v, ctx) => {
+    if (['true', 'yes'].includes(v)) return 1;
+    if (['false', 'no'].includes(v)) return 0;
+    if (/^\d{1,2}$/.test(v) && Number(v) <= MAX_PROXY_HOPS) return Number(v);
+    ctx.addIssue({ code: 'custom', message: `must be true, false, or the number of proxies in front (0 to ${MAX_PROXY_HOPS})` });
+    return z.NEVER;
+  });
 
 const httpUrl = z.string().refine((v) => {
   try {
@@ -113,7 +139,9 @@ const envSchema = z.object({
     .refine((keys) => keys.length > 0, 'must hold at least one key')
     .refine((keys) => keys.every((k) => k.length >= 32), 'each key must be at least 32 characters')
     .optional(),
-  GATEHOUSE_TRUST_PROXY: booleanFlag.default(false),
+  GATEHOUSE_TRUST_PROXY: proxyHops.default(0),
+  // A year, the least that browsers' HSTS preload lists accept; 0 turns the header off (e.g. while trying https out).
+  GATEHOUSE_HSTS_MAX_AGE: z.coerce.number().int('must be a whole number of seconds').min(0, 'must be 0 (off) or more').max(2 * 365 * 24 * 60 * 60, 'must be at most two years').default(365 * 24 * 60 * 60),
   GATEHOUSE_API_SCOPES: z
     .string()
     .transform((v) => v.split(/[\s,]+/).filter(Boolean))
@@ -183,7 +211,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     redisPrefix: e.GATEHOUSE_REDIS_PREFIX,
     redisOptions: e.GATEHOUSE_REDIS_OPTIONS ?? {},
     cookieKeys: e.GATEHOUSE_COOKIE_KEYS,
-    trustProxy: e.GATEHOUSE_TRUST_PROXY,
+    trustProxy: e.GATEHOUSE_TRUST_PROXY > 0,
+    proxyHops: e.GATEHOUSE_TRUST_PROXY,
+    hstsMaxAge: e.GATEHOUSE_HSTS_MAX_AGE,
     apiScopes: [...new Set(e.GATEHOUSE_API_SCOPES)],
     dataDir,
     keysReloadSeconds: e.GATEHOUSE_KEYS_RELOAD_SECONDS,

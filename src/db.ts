@@ -4,6 +4,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import knex, { type Knex } from 'knex';
 import type { DatabaseConfig } from './config.ts';
 import { createQuietLogger, type Logger } from './observability/logger.ts';
+import { redactCredentials } from './observability/redact.ts';
 
 const migrationsDirectory = fileURLToPath(new URL('../migrations', import.meta.url));
 // This module runs as TypeScript (tests, CLI, `npm run dev`) or compiled to dist/ (`npm start`).
@@ -33,17 +34,21 @@ class MigrationFiles implements Knex.MigrationSource<string> {
 }
 
 // Knex's own warnings (a dropped connection, a failed acquire) as one log line each, without
-// stack traces; requests report the outage themselves with a 503.
-const knexLog = (log: Logger): Knex.Config['log'] => ({
-  warn: (message: unknown) => log.warn({ detail: describe(message) }, 'database'),
-  error: (message: unknown) => log.error({ detail: describe(message) }, 'database'),
-  deprecate: () => undefined,
-  debug: () => undefined,
-});
-const describe = (m: unknown) => (m instanceof Error ? m.message : String(m).split('\n')[0]);
+// stack traces and without the password of the database URL, should a driver quote it; requests
+// report the outage themselves with a 503.
+const knexLog = (log: Logger, database: DatabaseConfig): Knex.Config['log'] => {
+  const describe = (m: unknown) =>
+    redactCredentials(m instanceof Error ? m.message : String(m).split('\n')[0]!, [database.client === 'pg' ? database.connectionString : undefined]);
+  return {
+    warn: (message: unknown) => log.warn({ detail: describe(message) }, 'database'),
+    error: (message: unknown) => log.error({ detail: describe(message) }, 'database'),
+    deprecate: () => undefined,
+    debug: () => undefined,
+  };
+};
 
 export function knexConfig(database: DatabaseConfig, logger: Logger = createQuietLogger()): Knex.Config {
-  const log = knexLog(logger);
+  const log = knexLog(logger, database);
   const migrations: Knex.MigratorConfig = {
     migrationSource: new MigrationFiles(),
     tableName: 'knex_migrations',

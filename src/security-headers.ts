@@ -14,10 +14,26 @@ const CONTENT_SECURITY_POLICY = "default-src 'none'; script-src 'self'; style-sr
  * of response_mode=form_post and of a sign-out without a session) to script-src; without it,
  * that page is blank in a browser. No other inline script is allowed.
  */
-export async function securityHeaders(ctx: Koa.Context, next: Koa.Next): Promise<void> {
-  ctx.set('x-content-type-options', 'nosniff');
-  ctx.set('referrer-policy', 'no-referrer');
-  ctx.set('content-security-policy', CONTENT_SECURITY_POLICY);
-  ctx.set('x-frame-options', 'DENY');
-  await next();
+export function securityHeaders(config: { issuer: string; hstsMaxAge: number }): Koa.Middleware {
+  const hsts = strictTransportSecurity(config);
+  return async (ctx, next) => {
+    ctx.set('x-content-type-options', 'nosniff');
+    ctx.set('referrer-policy', 'no-referrer');
+    ctx.set('content-security-policy', CONTENT_SECURITY_POLICY);
+    ctx.set('x-frame-options', 'DENY');
+    if (hsts) ctx.set('strict-transport-security', hsts);
+    await next();
+  };
+}
+
+/**
+ * HSTS (RFC 6797) when the issuer is https: once a browser has seen it, it never again asks for
+ * the issuer over plain http, so a network attacker cannot strip TLS from the sign-in page.
+ * Decided by the issuer, not by each request: behind a TLS-terminating proxy every request
+ * arrives over http, and the issuer is the URL people are sent to. Not includeSubDomains: the
+ * issuer's host may share a parent domain with sites Gatehouse knows nothing about.
+ */
+function strictTransportSecurity({ issuer, hstsMaxAge }: { issuer: string; hstsMaxAge: number }): string | undefined {
+  if (!issuer.startsWith('https:') || hstsMaxAge === 0) return undefined;
+  return `max-age=${hstsMaxAge}`;
 }

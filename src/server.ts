@@ -9,6 +9,7 @@ import { sweepExpiredPayloads } from './oidc/index.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { HttpMetrics, serveClusterMetrics } from './observability/metrics.ts';
 import type { DestinationStream } from 'pino';
+import { redactCredentials } from './observability/redact.ts';
 
 export interface RunningGatehouse {
   server: Server;
@@ -114,14 +115,19 @@ function readConfigOrExit(): Config {
   }
 }
 
-/** Why Gatehouse could not start, in one line an operator can act on. */
+/**
+ * Why Gatehouse could not start, in one line an operator can act on; never with a password of
+ * the store URLs, which drivers' messages may quote.
+ */
 export function startupFailure(err: unknown, config: Config): string {
   const code = (err as NodeJS.ErrnoException).code;
   // A worker's listen fails in the cluster primary and reads "bind EADDRINUSE null:3300".
   if (code === 'EADDRINUSE') return `gatehouse: port ${config.port} is already in use`;
   if (code === 'EACCES') return `gatehouse: port ${config.port} needs privileges this user does not have; choose a PORT above 1023`;
-  return `gatehouse: could not start: ${(err as Error).message}`;
+  return `gatehouse: could not start: ${redactCredentials((err as Error).message, storeUrls(config))}`;
 }
+
+const storeUrls = (config: Config) => [config.database.client === 'pg' ? config.database.connectionString : undefined, config.redisUrl];
 
 /** What a worker tells the primary before it exits at start-up, so that the host says it once. */
 const STARTUP_FAILED = 'gatehouse:startup-failed';
@@ -177,7 +183,7 @@ async function main(): Promise<void> {
   try {
     await prepareStores(config);
   } catch (err) {
-    console.error(`gatehouse: could not start: ${(err as Error).message}`);
+    console.error(startupFailure(err, config));
     process.exit(1);
   }
   const log = createLogger(config.logLevel);

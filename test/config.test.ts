@@ -69,6 +69,28 @@ test('REDIS_URL, cookie keys, proxy trust and API scopes are read when given', (
   for (const no of ['0', 'no', 'false']) t.false(loadConfig({ GATEHOUSE_TRUST_PROXY: no }).trustProxy, no);
 });
 
+test('GATEHOUSE_TRUST_PROXY counts the proxies in front: true is one, a number is that many, false none', (t) => {
+  const hops = (value: string) => loadConfig({ GATEHOUSE_TRUST_PROXY: value }).proxyHops;
+  t.is(hops('true'), 1);
+  t.is(hops('1'), 1);
+  t.is(hops('2'), 2);
+  t.is(hops('10'), 10);
+  t.is(hops('false'), 0);
+  t.is(hops('0'), 0);
+  t.is(loadConfig({}).proxyHops, 0);
+  t.true(loadConfig({ GATEHOUSE_TRUST_PROXY: '3' }).trustProxy);
+  for (const bad of ['11', '-1', '1.5', 'two']) {
+    t.throws(() => loadConfig({ GATEHOUSE_TRUST_PROXY: bad }), { message: /^invalid GATEHOUSE_TRUST_PROXY: must be true, false, or the number of proxies in front \(0 to 10\)$/ }, bad);
+  }
+});
+
+test('HSTS lasts a year unless GATEHOUSE_HSTS_MAX_AGE says otherwise; 0 turns it off', (t) => {
+  t.is(loadConfig({}).hstsMaxAge, 31536000);
+  t.is(loadConfig({ GATEHOUSE_HSTS_MAX_AGE: '0' }).hstsMaxAge, 0);
+  t.is(loadConfig({ GATEHOUSE_HSTS_MAX_AGE: '600' }).hstsMaxAge, 600);
+  t.throws(() => loadConfig({ GATEHOUSE_HSTS_MAX_AGE: '-5' }), { message: /^invalid GATEHOUSE_HSTS_MAX_AGE: must be 0 \(off\) or more$/ });
+});
+
 const badValues: [variable: string, value: string][] = [
   ['PORT', 'abc'],
   ['PORT', '70000'],
@@ -82,6 +104,8 @@ const badValues: [variable: string, value: string][] = [
   ['DATABASE_URL', 'mysql://x'],
   ['REDIS_URL', 'http://x'],
   ['GATEHOUSE_TRUST_PROXY', 'maybe'],
+  ['GATEHOUSE_TRUST_PROXY', '11'],
+  ['GATEHOUSE_HSTS_MAX_AGE', 'a year'],
   ['GATEHOUSE_COOKIE_KEYS', 'short'],
   ['GATEHOUSE_API_SCOPES', 'openid'],
 ];

@@ -1,3 +1,5 @@
+import { ID_TOKEN_ALGS } from '../clients/rules.ts';
+
 /** The OpenAPI 3.1 description of /admin/api, served at /admin/api/openapi.json. */
 export function openApiDocument(issuer: string) {
   const json = (schema: object) => ({ content: { 'application/json': { schema } } });
@@ -38,7 +40,7 @@ export function openApiDocument(issuer: string) {
             require_pkce: { type: 'boolean' },
             skip_consent: { type: 'boolean', description: 'first-party app: no consent page' },
             allow_insecure_redirect: { type: 'boolean', description: 'accept plain-http redirect URIs on any host (off: https, or http on loopback only)' },
-            id_token_signed_response_alg: { enum: ['RS256', 'ES256', 'PS256'] },
+            id_token_signed_response_alg: { enum: [...ID_TOKEN_ALGS] },
             logo_uri: { type: ['string', 'null'], format: 'uri' },
             client_uri: { type: ['string', 'null'], format: 'uri' },
             disabled: { type: 'boolean' },

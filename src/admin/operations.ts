@@ -46,7 +46,7 @@ const NULL_MEANS_EMPTY = new Set(['logoUri', 'clientUri']);
  */
 export function changedSettings(current: Client, submitted: ClientChanges): ClientChanges {
   const before = settingsOf(current) as Record<string, unknown>;
-  const same = (k: string, v: unknown) => JSON.stringify(v === null && NULL_MEANS_EMPTY.has(k) ? '' : v) === JSON.stringify(before[k]);
+  const same = (k: string, v: unknown) => JSON.stringify(v === null && NULL_MEANS_EMPTY.has(k) ? '' : v) === JSON.stringify(Object.hasOwn(before, k) ? before[k] : undefined);
   return Object.fromEntries(Object.entries(submitted).filter(([k, v]) => v !== undefined && !same(k, v)));
 }
 

@@ -14,6 +14,7 @@ import { users } from './commands/users.ts';
 import { parse, UsageError, withOptionNames } from './options.ts';
 import { createOutput } from './output.ts';
 import { asksForHelp, didYouMean, USAGE, usageFor } from './usage.ts';
+import { redactCredentials } from '../observability/redact.ts';
 
 /**
  * `npm run -s cli -- <command>`: the operator's command line. Every command calls the same
@@ -92,8 +93,9 @@ export async function runCli(argv: string[]): Promise<number> {
     if (err instanceof ConfigError) return out.fail('invalid_configuration', err.message, 2);
     if (err instanceof ValidationError) return out.fail(err.code, withOptionNames(err).description, 1);
     if (err instanceof GatehouseError) return out.fail(err.code, err.description, 1);
-    if (err instanceof DotSourceError) return out.fail('invalid_source', err.message, 1);
-    return out.fail('server_error', (err as Error).message, 1);
+    if (err instanceof DotSourceError) return out.fail('invalid_source', redactCredentials(err.message, argv), 1);
+    // A driver's message may quote a store URL or the --from URL of an import, password and all.
+    return out.fail('server_error', redactCredentials((err as Error).message, [process.env.DATABASE_URL, process.env.REDIS_URL, ...argv]), 1);
   } finally {
     await services?.close();
     cleanup?.();

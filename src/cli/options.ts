@@ -48,5 +48,10 @@ const OPTION_NAMES: Record<string, string> = {
 };
 
 export function withOptionNames(err: ValidationError): ValidationError {
-  return new ValidationError(Object.fromEntries(Object.entries(err.fields).map(([field, why]) => [OPTION_NAMES[field] ?? field, why])), err.code);
+  return new ValidationError(
+    Object.fromEntries(
+      Object.entries(err.fields).map(([field, why]) => [(Object.hasOwn(OPTION_NAMES, field) ? OPTION_NAMES[field] : undefined) ?? field, why]),
+    ),
+    err.code,
+  );
 }

@@ -17,7 +17,7 @@ export const USAGE = `usage: npm run -s cli -- <command> [options] [--json]
                  [--default-scope "openid profile"]  what a request without scope asks for
                                             (default: the --scope; "" refuses such requests)
                  [--auth-method client_secret_basic|client_secret_post|none] [--require-pkce]
-                 [--logo-uri URL] [--client-uri URL] [--skip-consent] [--id-token-alg RS256|ES256|PS256]
+                 [--logo-uri URL] [--client-uri URL] [--skip-consent] [--id-token-alg RS256|ES256]
                  [--allow-insecure-redirect]   plain-http redirect URIs on any host (unsafe)
   clients list [--search TEXT]              name or client_id contains TEXT
   clients show ID

@@ -34,29 +34,33 @@ export function toClientMetadata(client: Client, clientSecret?: string | null) {
   };
 }
 
-const METADATA_FIELDS: Record<string, keyof ClientSettingsInput | 'disabled'> = {
-  client_name: 'name',
-  client_type: 'type',
-  grant_types: 'grantTypes',
-  redirect_uris: 'redirectUris',
-  post_logout_redirect_uris: 'postLogoutRedirectUris',
-  allowed_origins: 'allowedOrigins',
-  token_endpoint_auth_method: 'authMethod',
-  require_pkce: 'requirePkce',
-  skip_consent: 'skipConsent',
-  allow_insecure_redirect: 'allowInsecureRedirect',
-  id_token_signed_response_alg: 'idTokenSignedResponseAlg',
-  logo_uri: 'logoUri',
-  client_uri: 'clientUri',
-  disabled: 'disabled',
-};
+/**
+ * Metadata names and the settings they set. A Map, not an object: the names come from the
+ * caller's JSON, and a plain object would "know" `constructor`, `toString` or `__proto__`
+ * through its prototype.
+ */
+const METADATA_FIELDS = new Map<string, keyof ClientSettingsInput | 'disabled'>([
+  ['client_name', 'name'],
+  ['client_type', 'type'],
+  ['grant_types', 'grantTypes'],
+  ['redirect_uris', 'redirectUris'],
+  ['post_logout_redirect_uris', 'postLogoutRedirectUris'],
+  ['allowed_origins', 'allowedOrigins'],
+  ['token_endpoint_auth_method', 'authMethod'],
+  ['require_pkce', 'requirePkce'],
+  ['skip_consent', 'skipConsent'],
+  ['allow_insecure_redirect', 'allowInsecureRedirect'],
+  ['id_token_signed_response_alg', 'idTokenSignedResponseAlg'],
+  ['logo_uri', 'logoUri'],
+  ['client_uri', 'clientUri'],
+  ['disabled', 'disabled'],
+]);
+
+const METADATA_NAMES = new Map<string, string>([...[...METADATA_FIELDS].map(([metadata, field]): [string, string] => [field, metadata]), ['scope', 'scope'], ['defaultScope', 'default_scope']]);
 
 /** Field errors named as the API's caller named the fields (redirect_uris, not redirectUris). */
 export function withMetadataFieldNames(err: ValidationError): ValidationError {
-  const names = Object.fromEntries(Object.entries(METADATA_FIELDS).map(([metadata, field]) => [field, metadata]));
-  names.scope = 'scope';
-  names.defaultScope = 'default_scope';
-  return new ValidationError(Object.fromEntries(Object.entries(err.fields).map(([field, why]) => [names[field] ?? field, why])), err.code);
+  return new ValidationError(Object.fromEntries(Object.entries(err.fields).map(([field, why]) => [METADATA_NAMES.get(field) ?? field, why])), err.code);
 }
 
 /** What the client may not set; everything else unknown is refused too, by name. */
@@ -71,7 +75,7 @@ export function fromClientMetadata(body: Record<string, unknown>, { creating }: 
   const input: Record<string, unknown> = {};
   const unknown: string[] = [];
   for (const [key, value] of Object.entries(body)) {
-    const field = METADATA_FIELDS[key];
+    const field = METADATA_FIELDS.get(key);
     if (key === 'scope') input.scope = typeof value === 'string' ? value.split(/\s+/).filter(Boolean) : value;
     else if (key === 'default_scope') input.defaultScope = typeof value === 'string' ? value.split(/\s+/).filter(Boolean) : value;
     else if (field) input[field] = value;

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ValidationError } from '../errors.ts';
+import { SIGNING_ALGS } from '../keys/service.ts';
 
 /**
  * What a client may be. Every way of creating or editing a client (CLI, admin pages, admin
@@ -13,9 +14,17 @@ export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'none'
 export const CLIENT_TYPES = ['confidential', 'public'] as const;
 /** Scopes that only make sense with a signed-in user; never handed out by client credentials. */
 export const USER_SCOPES = ['openid', 'profile', 'email', 'offline_access', 'userdata'] as const;
-export const ID_TOKEN_ALGS = ['RS256', 'ES256', 'PS256'] as const;
-/** Only for clients that keep their plain secret (imported HS256 clients): it is the HMAC key. */
-export const STORED_ID_TOKEN_ALGS = [...ID_TOKEN_ALGS, 'HS256'] as const;
+/**
+ * What a client may register for its ID tokens: the algorithms Gatehouse has signing keys for
+ * (discovery's id_token_signing_alg_values_supported lists the same, from the keys).
+ */
+export const ID_TOKEN_ALGS = SIGNING_ALGS;
+/**
+ * What a stored client may hold. HS256 only for clients that keep their plain secret (imported
+ * HS256 clients): it is the HMAC key. PS256 only for clients registered before it was refused
+ * (no key signs it): they stay readable, and an operator moves them to RS256 or ES256.
+ */
+export const STORED_ID_TOKEN_ALGS = [...ID_TOKEN_ALGS, 'PS256', 'HS256'] as const;
 
 export type GrantType = (typeof GRANT_TYPES)[number];
 export type AuthMethod = (typeof AUTH_METHODS)[number];
@@ -100,13 +109,14 @@ const shape = z.object({
   clientUri: optionalUri.optional(),
 });
 
-const symmetricReasons: Record<string, string> = {
-  client_secret_jwt:
-    'client_secret_jwt needs the plain secret on the server; Gatehouse stores secrets hashed. Use client_secret_basic or client_secret_post',
-  HS256: 'HS256 needs the plain client secret on the server; Gatehouse stores secrets hashed. Use RS256 or ES256',
-  HS384: 'HS384 needs the plain client secret on the server; Gatehouse stores secrets hashed. Use RS256 or ES256',
-  HS512: 'HS512 needs the plain client secret on the server; Gatehouse stores secrets hashed. Use RS256 or ES256',
-};
+/** Why a value people ask for is refused, in words (a Map: the value is user input, never a prototype key). */
+const refusedReasons = new Map<string, string>([
+  ['client_secret_jwt', 'client_secret_jwt needs the plain secret on the server; Gatehouse stores secrets hashed. Use client_secret_basic or client_secret_post'],
+  ['HS256', 'HS256 needs the plain client secret on the server; Gatehouse stores secrets hashed. Use RS256 or ES256'],
+  ['HS384', 'HS384 needs the plain client secret on the server; Gatehouse stores secrets hashed. Use RS256 or ES256'],
+  ['HS512', 'HS512 needs the plain client secret on the server; Gatehouse stores secrets hashed. Use RS256 or ES256'],
+  ['PS256', 'Gatehouse has no PS256 signing key, so no ID token of this client could be signed. Use RS256 or ES256'],
+]);
 
 /**
  * Checks and normalises client settings. `apiScopes` are the API scopes there are now (rows of
@@ -117,7 +127,8 @@ export function checkClientSettings(input: ClientSettingsInput, apiScopes: reado
 
   for (const [field, value] of [['authMethod', input.authMethod], ['idTokenSignedResponseAlg', input.idTokenSignedResponseAlg]] as const) {
     if (keepsPlainSecret && value === 'HS256') continue;
-    if (typeof value === 'string' && symmetricReasons[value]) fields[field] = symmetricReasons[value]!;
+    const refused = typeof value === 'string' ? refusedReasons.get(value) : undefined;
+    if (refused) fields[field] = refused;
   }
   if (Object.keys(fields).length) throw new ValidationError(fields, 'invalid_client_metadata');
 

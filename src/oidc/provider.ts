@@ -12,6 +12,7 @@ import { settleAuthorizationScope } from './authorization-scope.ts';
 import { deviceFlowFeature, refuseLockedCodeGuessers } from './device-flow.ts';
 import { authenticateClientsWithStoredSecrets } from './client-auth.ts';
 import { onProviderErrorAnswer, revokeWhenConsumeLosesRace } from './internals.ts';
+import { trustProxyHops } from '../proxy-trust.ts';
 import { interactionErrorPage, problemOf, respondWithPage, setProblemHeaders } from '../problem.ts';
 
 export interface ProviderDeps {
@@ -62,6 +63,9 @@ export function createProvider(deps: ProviderDeps): Provider {
     responseTypes: ['code'],
     clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'none'],
     // HS256 only serves clients imported from django-oauth-toolkit that keep their plain secret.
+    // PS256 only lets a client stored with it before registration refused it still load (for its
+    // client credentials): no key signs PS256, so discovery, which lists what the keys can sign,
+    // does not offer it.
     enabledJWA: { idTokenSigningAlgValues: ['RS256', 'PS256', 'ES256', 'HS256'] },
     extraClientMetadata: {
       properties: ['gatehouse:allowed_origins', 'gatehouse:require_pkce', 'gatehouse:stored_secret', 'gatehouse:skip_consent', 'gatehouse:default_scope'],
@@ -179,7 +183,9 @@ export function createProvider(deps: ProviderDeps): Provider {
   };
 
   const provider = new Provider(config.issuer, configuration);
-  provider.proxy = config.trustProxy;
+  // Mounted into Gatehouse's app, the provider reads the request through that app's proxy
+  // settings; its own are kept the same (see proxy-trust.ts).
+  trustProxyHops(provider, config.proxyHops);
   // oidc-provider writes its JSON error answers itself; their headers (Retry-After for a store
   // outage or a locked client) come from the one error model, as on Gatehouse's own routes.
   onProviderErrorAnswer(provider, (ctx, err) => setProblemHeaders(ctx, problemOf(err)));

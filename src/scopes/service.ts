@@ -42,7 +42,8 @@ export class ScopeInUseError extends GatehouseError {
 
 /** The words a seeded scope starts with (an operator creating one writes their own). */
 const SEED_WORDS: Record<string, string> = { read: 'Read data on your behalf', write: 'Change data on your behalf' };
-export const seedDescription = (name: string) => SEED_WORDS[name] ?? `Use the "${name}" permission on your behalf`;
+// Object.hasOwn: a scope may be named "constructor" or "toString", which a plain lookup finds on the prototype.
+export const seedDescription = (name: string) => (Object.hasOwn(SEED_WORDS, name) ? SEED_WORDS[name] : undefined) ?? `Use the "${name}" permission on your behalf`;
 
 interface Snapshot {
   names: readonly string[];

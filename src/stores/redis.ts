@@ -1,15 +1,5 @@
 import { Redis, type RedisOptions } from 'ioredis';
-
-/** Shows a store URL without its password, for messages. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '(unparseable URL)';
-  }
-}
+import { redactUrl } from '../observability/redact.ts';
 
 /**
  * Connects to Redis and fails fast if it is not there. While serving, commands fail at once

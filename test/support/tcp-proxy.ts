@@ -2,7 +2,9 @@ import net from 'node:net';
 
 /**
  * A TCP hop between Gatehouse and a store, which a test can cut (existing connections drop,
- * new ones are refused, as when the store goes down) and restore.
+ * new ones are refused, as when the store goes down) and restore. With `connectFrom` it
+ * connects onwards from that loopback address: a person's own network (a NAT) in front of a
+ * proxy, seen there as that address.
  */
 export interface TcpProxy {
   port: number;
@@ -11,10 +13,10 @@ export interface TcpProxy {
   close(): Promise<void>;
 }
 
-export async function startTcpProxy(targetHost: string, targetPort: number): Promise<TcpProxy> {
+export async function startTcpProxy(targetHost: string, targetPort: number, { connectFrom }: { connectFrom?: string } = {}): Promise<TcpProxy> {
   const sockets = new Set<net.Socket>();
   const server = net.createServer((client) => {
-    const upstream = net.connect(targetPort, targetHost);
+    const upstream = net.connect({ port: targetPort, host: targetHost, ...(connectFrom ? { localAddress: connectFrom } : {}) });
     for (const s of [client, upstream]) {
       sockets.add(s);
       s.on('close', () => sockets.delete(s));

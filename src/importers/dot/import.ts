@@ -509,7 +509,7 @@ export async function importFromDot(services: Services, source: string, { dryRun
       notes.push(`${collisions.length} user${collisions.length === 1 ? '' : 's'} or client${collisions.length === 1 ? '' : 's'} refused: they collide with what Gatehouse already has and this source did not import (see collisions)`);
     }
     const summary = { users: count(users.reports), clients: count(clients.reports) };
-    return { source, dry_run: dryRun, users: users.reports, clients: clients.reports, collisions, refresh_tokens, notes, summary };
+    return { source: redactSource(source), dry_run: dryRun, users: users.reports, clients: clients.reports, collisions, refresh_tokens, notes, summary };
   };
   if (dryRun) {
     let report: ImportReport | undefined;

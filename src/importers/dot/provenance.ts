@@ -1,3 +1,4 @@
+import { redactCredentials } from '../../observability/redact.ts';
 import path from 'node:path';
 import type { Knex } from 'knex';
 
@@ -21,7 +22,7 @@ export function sourceLabel(source: string): string {
 
 /** A source as it may be shown or logged: a database URL's password is never. */
 export function redactSource(source: string): string {
-  return source.replace(/\/\/[^@/]*@/, '//***@');
+  return redactCredentials(source, [source]);
 }
 
 export type Provenance = { from: 'this source' } | { from: 'gatehouse' } | { from: 'another source'; source: string };
