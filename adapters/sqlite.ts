@@ -2,6 +2,7 @@ import Database from 'better-sqlite3';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { alreadyConsumed, nowInSeconds, payloadRow, restoredPayload, storedId, storedUserCode } from './payload-row.ts';
 import { guardStore } from '../src/stores/availability.ts';
+import { tightenDatabaseFiles } from '../src/db.ts';
 
 /**
  * The oidc-provider adapter contract over the same `oidc_payloads` table as KnexAdapter, for
@@ -33,6 +34,7 @@ export class SqliteStatements {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${synchronous.toUpperCase()}`);
     this.db.pragma('busy_timeout = 5000');
+    tightenDatabaseFiles(filename);
     const select = 'select payload, expires_at, consumed_at from oidc_payloads where model = ? and';
     this.upsert = this.db.prepare(
       `insert into oidc_payloads (model, id, payload, grant_id, uid, user_code, account_id, client_id, expires_at, consumed_at)

@@ -24,6 +24,13 @@ export interface Config {
   /** Extra ioredis options (JSON), e.g. Sentinel: {"sentinels": [...], "name": "mymaster"}. */
   redisOptions: Record<string, unknown>;
   cookieKeys: string[] | undefined;
+  /**
+   * The key private signing keys and stored cookie keys are encrypted with (GATEHOUSE_SECRET_KEY);
+   * when unset, the key file below is used, created on first start.
+   */
+  secretKey: string | undefined;
+  /** The key file used without GATEHOUSE_SECRET_KEY: beside the SQLite database, else in the data directory. */
+  secretKeyFile: string;
   trustProxy: boolean;
   /**
    * API scopes seeded into the scopes table at start-up, each name once (scopes are data: see
@@ -113,6 +120,7 @@ const envSchema = z.object({
     .refine((keys) => keys.length > 0, 'must hold at least one key')
     .refine((keys) => keys.every((k) => k.length >= 32), 'each key must be at least 32 characters')
     .optional(),
+  GATEHOUSE_SECRET_KEY: z.string().min(32, 'must be at least 32 characters (e.g. openssl rand -base64 32)').optional(),
   GATEHOUSE_TRUST_PROXY: booleanFlag.default(false),
   GATEHOUSE_API_SCOPES: z
     .string()
@@ -183,6 +191,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     redisPrefix: e.GATEHOUSE_REDIS_PREFIX,
     redisOptions: e.GATEHOUSE_REDIS_OPTIONS ?? {},
     cookieKeys: e.GATEHOUSE_COOKIE_KEYS,
+    secretKey: e.GATEHOUSE_SECRET_KEY,
+    secretKeyFile: path.join(database.client === 'sqlite' ? path.dirname(database.filename) : dataDir, 'gatehouse.key'),
     trustProxy: e.GATEHOUSE_TRUST_PROXY,
     apiScopes: [...new Set(e.GATEHOUSE_API_SCOPES)],
     dataDir,

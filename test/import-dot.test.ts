@@ -4,6 +4,7 @@ import path from 'node:path';
 import anyTest, { type TestFn } from 'ava';
 import { argon2id, bcrypt } from 'hash-wasm';
 import knex, { type Knex } from 'knex';
+import { storedId } from '../adapters/payload-row.ts';
 import { CLI_ACTOR } from '../src/admin/audit.ts';
 import { isDjangoHash, isUnusableDjangoPassword, verifyDjangoHash } from '../src/accounts/django-hashers.ts';
 import { verifyPassword } from '../src/accounts/passwords.ts';
@@ -400,7 +401,7 @@ test('the report carries over the 7 live refresh tokens and says why carol\'s an
     DOT_REFRESH_TOKENS.aliceMobile,
     DOT_REFRESH_TOKENS.bobIntranet,
     DOT_REFRESH_TOKENS.aliceAccounts,
-  ].sort());
+  ].map((token) => storedId('RefreshToken', token)).sort());
 });
 
 // ---- people sign in with their DOT passwords ------------------------------------------------
