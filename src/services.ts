@@ -99,7 +99,7 @@ export async function openServices(config: Config, { migrate = true, migrated, l
     // the schema is brought up to date: a server, and a CLI run before any server started, so
     // `clients create --scope "read write"` on a fresh database finds the scopes it names.
     if (migrate) await scopes.seed(config.apiScopes);
-    const clients = new ClientsService(db, secretKey, () => scopes.names(), invalidations);
+    const clients = new ClientsService(db, secretKey, atRest, () => scopes.names(), invalidations);
     const apiKeys = new ApiKeysService(db, secretKey, (clientId) => clients.exists(clientId));
     const userdata = new UserdataService(db, config.userdataMaxBytes);
     const keys = new KeysService(db, invalidations, atRest);
@@ -152,6 +152,7 @@ export async function prepareStores(config: Config): Promise<void> {
   const services = await openServices(config);
   try {
     await services.keys.ensureSigningKeys();
+    await services.clients.sealPlainSecrets();
     await loadCookieKeys(services.settings, config.cookieKeys);
   } finally {
     await services.close();

@@ -168,3 +168,32 @@ test('a data directory and database an older Gatehouse left readable by others a
     await gh.database.drop();
   }
 });
+
+test('a plain client secret an older Gatehouse kept in the clear (an HS256 client from DOT) is encrypted at start-up and still authenticates', async (t) => {
+  const gh = await startLoopbackGatehouse();
+  const service = await createClient(gh, ['--name', 'Signs with HS256', '--type', 'confidential', '--grant', 'client_credentials']);
+  const secret = 'an-hs256-secret-imported-from-django-oauth-toolkit';
+  await gh.services
+    .db('clients')
+    .where({ client_id: service.clientId })
+    .update({ secret_hash: `plain$${secret}` });
+  await gh.stop();
+  const again = await startGatehouse(loadConfig(gh.env));
+  try {
+    const stored = String((await again.services.db('clients').where({ client_id: service.clientId }).first('secret_hash')).secret_hash);
+    t.false(stored.includes(secret), 'the secret is still in the clear');
+    t.regex(stored, /^plain\$gh-enc:v1:/);
+    const res = await fetch(`${gh.url}/token`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        authorization: `Basic ${Buffer.from(`${service.clientId}:${secret}`).toString('base64')}`,
+      },
+      body: new URLSearchParams({ grant_type: 'client_credentials' }),
+    });
+    t.is(res.status, 200, await res.text());
+  } finally {
+    await again.stop();
+    await gh.database.drop();
+  }
+});

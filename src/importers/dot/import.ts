@@ -369,6 +369,8 @@ export async function importFromDot(services: Services, source: string, { dryRun
     createdScopes = scopes.created;
     const users = await importUsers(trx, data, dryRun);
     const { reports: clients, refreshable } = await importClients(trx, data, scopes.siteScopes, secretKey, dryRun);
+    // An HS256 application's secret is kept plain: encrypted before the transaction commits.
+    if (!dryRun) await services.clients.sealPlainSecrets(trx);
     const refresh_tokens = await importRefreshTokens(trx, data, services, scopes.siteScopes, users, refreshable, dryRun);
     const notes: string[] = [...scopes.notes];
     notes.push('access tokens and authorization codes are not imported: apps get new ones by refreshing or signing in again');
