@@ -97,7 +97,12 @@ async function importedRows(db: Knex, report: ImportReport): Promise<ImportedDat
   const users = await db('users').select('id', 'username', 'username_key', 'email', 'email_verified', 'name', 'password_hash', 'must_reset_password', 'is_admin', 'disabled').orderBy('id');
   const clients = (await db('clients').select('client_id', 'name', 'type', 'settings', 'secret_hash', 'disabled').orderBy('client_id')).map((c) => ({
     ...c,
-    secret_hash: typeof c.secret_hash === 'string' && c.secret_hash.startsWith('hmac-sha256$') ? 'hmac-sha256$(keyed)' : c.secret_hash,
+    secret_hash:
+      typeof c.secret_hash === 'string' && c.secret_hash.startsWith('hmac-sha256$')
+        ? 'hmac-sha256$(keyed)'
+        : typeof c.secret_hash === 'string' && c.secret_hash.startsWith('plain$')
+          ? 'plain$(encrypted)'
+          : c.secret_hash,
   }));
   const refreshTokenIds = (await db('oidc_payloads').where({ model: 'RefreshToken' }).select('id').orderBy('id')).map((r) => String(r.id));
   return { report, users, clients, refreshTokenIds };
@@ -545,7 +550,9 @@ test('the public app Acme Mobile refreshes an imported token with its client_id 
 test('Legacy Intranet\'s ID tokens are HS256, signed with its plain client secret', async (t) => {
   const { gh } = t.context;
   const app = DOT_APPS.intranet;
-  t.is(await storedSecret(gh, app.clientId), `plain$${app.secret}`, 'the HMAC key has to be kept');
+  // The HMAC key has to be kept, so it is stored encrypted (the key is not in the database).
+  t.regex((await storedSecret(gh, app.clientId)) ?? '', /^plain\$gh-enc:v1:/, 'the HMAC key has to be kept, encrypted');
+  t.false(((await storedSecret(gh, app.clientId)) ?? '').includes(app.secret));
 
   const basic = await refresh(gh, app, DOT_REFRESH_TOKENS.bobIntranet, 'basic');
   t.is(basic.status, 200, JSON.stringify(basic.body));
@@ -741,7 +748,8 @@ test('with DOT 2.x hashed secrets, Acme Accounts redeems a code with its plain s
 test('with DOT 2.x hashed secrets, the HS256 application keeps its plain secret and signs bob\'s ID token with it', async (t) => {
   const { hashed: gh, hashedReport } = t.context;
   const app = DOT_APPS.intranet;
-  t.is(await storedSecret(gh, app.clientId), `plain$${app.secret}`);
+  t.regex((await storedSecret(gh, app.clientId)) ?? '', /^plain\$gh-enc:v1:/);
+  t.false(((await storedSecret(gh, app.clientId)) ?? '').includes(app.secret));
   t.true(clientReport(hashedReport, app)!.notes.some((n) => /HS256/.test(n)));
   const flow = await signIn(gh, app, 'bob', DOT_USERS.bob.password);
   t.truthy(flow.code, `no code: ended at ${flow.landed.url} (${flow.landed.status})`);
