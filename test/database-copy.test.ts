@@ -301,6 +301,11 @@ async function scanCopy(t: ExecutionContext, gh: TestGatehouse, held: Held, dump
   const pending = await authorizationRequest(await relyingParty(gh, held.publicApp, 'none'), { scope: 'openid', prompt: 'none' });
   t.true(callbackParams(await held.browser.open(pending.url))?.has('code'), 'the real session cookie opens prompt=none');
   t.true(adminPageOpened(await held.operator.open(`${gh.url}/admin/clients`)), 'the real admin cookie opens the admin');
+  // The forgery itself is sound: the real ids, signed here with the real key, open both.
+  const key = held.cookieKeys[0]!;
+  const silent = await authorizationRequest(await relyingParty(gh, held.publicApp, 'none'), { scope: 'openid', prompt: 'none' });
+  t.true(callbackParams(await forgedBrowser('_session', sessionId, key).open(silent.url))?.has('code'), 'a cookie signed here is not what the server signs');
+  t.true(adminPageOpened(await forgedBrowser('gatehouse.admin', held.operator.cookie('gatehouse.admin')!, key).open(`${gh.url}/admin/clients`)));
   t.is((await fetch(`${gh.url}/admin/api/clients`, { headers: { authorization: `Bearer ${held.adminToken}` } })).status, 200);
   t.is((await fetch(`${gh.url}/userdata/${held.sub}`, { headers: { 'x-api-key': held.apiKey } })).status, 200);
   t.is((await fetch(`${gh.url}/userinfo`, { headers: { authorization: `Bearer ${held.accessToken}` } })).status, 200);
