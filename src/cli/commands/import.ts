@@ -51,7 +51,11 @@ function prepare(config: Config, rest: string[]): Preparation {
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-dry-run-'));
   return {
     // The key file too: it would be created beside the database otherwise.
-    config: { ...config, database: { ...config.database, filename: path.join(scratch, 'gatehouse.sqlite3') }, secretKeyFile: path.join(scratch, 'gatehouse.key') },
+    config: {
+      ...config,
+      database: { ...config.database, filename: path.join(scratch, 'gatehouse.sqlite3') },
+      secretKeyFile: path.join(scratch, 'gatehouse.key'),
+    },
     note,
     cleanup: () => fs.rmSync(scratch, { recursive: true, force: true }),
   };
