@@ -1,16 +1,62 @@
+import { createHash } from 'node:crypto';
 import { errors, type AdapterPayload } from 'oidc-provider';
 
 export const nowInSeconds = () => Math.floor(Date.now() / 1000);
+
+/**
+ * Models whose ids are not bearer secrets and are stored as they are: a Grant's id is named by
+ * every artifact issued under it (grant_id columns, revokeByGrantId) and opens nothing by itself.
+ * Every other model's id is what a client or browser presents (a code, a token, a session
+ * cookie, an interaction cookie), so only its SHA-256 is stored: a copy of the database holds no
+ * id that works.
+ */
+const RAW_ID_MODELS = new Set(['Grant']);
+
+/** The id an artifact is stored under: SHA-256 (base64url) of a bearer id, a Grant's id as is. */
+export function storedId(model: string, id: string): string {
+  return RAW_ID_MODELS.has(model) ? id : sha256(id);
+}
+
+/** The user code column of a device code: hashed too, since typing it in binds the device. */
+export const storedUserCode = (userCode: string) => sha256(userCode);
+
+const sha256 = (value: string) => createHash('sha256').update(value).digest('base64url');
+
+/**
+ * The payload as stored: oidc-provider puts the raw id in `jti`, an Interaction its session's
+ * cookie value in `session.cookie`, a DeviceCode its user code in `userCode`; none of those is
+ * kept. `jti` comes back from the id the artifact is looked up by, `userCode` from the user code.
+ */
+export function storedPayload(model: string, payload: AdapterPayload): string {
+  if (RAW_ID_MODELS.has(model)) return JSON.stringify(payload);
+  const { jti: _jti, userCode: _userCode, ...kept } = payload;
+  const session = kept.session as Record<string, unknown> | undefined;
+  if (session && typeof session === 'object' && 'cookie' in session) {
+    const { cookie: _cookie, ...rest } = session;
+    kept.session = rest;
+  }
+  return JSON.stringify(kept);
+}
+
+/** The payload oidc-provider stored, from its row: `jti` (and a device code's `userCode`) restored. */
+export function restoredPayload(model: string, json: string, known: { id?: string; userCode?: string }): AdapterPayload {
+  const payload = JSON.parse(json) as AdapterPayload;
+  if (!RAW_ID_MODELS.has(model)) {
+    if (known.id !== undefined) payload.jti = known.id;
+    if (known.userCode !== undefined) payload.userCode = known.userCode;
+  }
+  return payload;
+}
 
 /** The `oidc_payloads` row of an artifact: its payload, and the columns lookups are indexed by. */
 export function payloadRow(model: string, id: string, payload: AdapterPayload, expiresIn: number) {
   return {
     model,
-    id,
-    payload: JSON.stringify(payload),
+    id: storedId(model, id),
+    payload: storedPayload(model, payload),
     grant_id: payload.grantId ?? null,
     uid: payload.uid ?? null,
-    user_code: payload.userCode ?? null,
+    user_code: payload.userCode ? storedUserCode(payload.userCode) : null,
     account_id: payload.accountId ?? null,
     client_id: payload.clientId ?? null,
     expires_at: expiresIn ? nowInSeconds() + expiresIn : null,

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
-import { alreadyConsumed } from './payload-row.ts';
+import { alreadyConsumed, restoredPayload, storedId, storedPayload, storedUserCode } from './payload-row.ts';
 import { guardStore } from '../src/stores/availability.ts';
 
 /**
@@ -8,6 +8,8 @@ import { guardStore } from '../src/stores/availability.ts';
  * hash {payload, consumed?} that expires with the artifact (Redis TTL). Sets index artifacts by
  * grant and by account, and plain keys map uid and user code to an id. Index entries may
  * outlive what they point to; every lookup goes through the artifact key, which has expired.
+ * As in the database, keys hold the SHA-256 of a bearer id and of a user code, never the value
+ * (see payload-row.ts), so a copy of Redis (a dump, a replica) redeems nothing either.
  */
 
 // Marks a stored artifact consumed only if it exists and is not consumed yet: the atomic
@@ -63,43 +65,53 @@ export class RedisAdapter implements Adapter {
     this.redis = redis as WithUpsert;
   }
 
-  private key(id: string) {
-    return `${this.prefix}${this.model}:${id}`;
+  /** The key of an artifact by its stored id (a hash, see payload-row.ts). */
+  private key(stored: string) {
+    return `${this.prefix}${this.model}:${stored}`;
   }
 
   async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
-    const key = this.key(id);
+    const stored = storedId(this.model, id);
+    const key = this.key(stored);
     const indexes: string[] = [];
     if (payload.grantId) indexes.push(`${this.prefix}grant:${payload.grantId}`);
     if (payload.accountId) indexes.push(`${this.prefix}account:${payload.accountId}`);
     const pointers: string[] = [];
     if (payload.uid) pointers.push(`${this.prefix}${this.model}:uid:${payload.uid}`);
-    if (payload.userCode) pointers.push(`${this.prefix}${this.model}:userCode:${payload.userCode}`);
+    if (payload.userCode) pointers.push(`${this.prefix}${this.model}:userCode:${storedUserCode(payload.userCode)}`);
     const keys = [key, ...indexes, ...pointers];
     const consumed = typeof payload.consumed === 'number' ? String(payload.consumed) : '';
-    await guardStore('redis', () => this.redis.gatehouseUpsert(keys.length, ...keys, JSON.stringify(payload), consumed, expiresIn || 0, indexes.length, id));
+    await guardStore('redis', () =>
+      this.redis.gatehouseUpsert(keys.length, ...keys, storedPayload(this.model, payload), consumed, expiresIn || 0, indexes.length, stored),
+    );
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
-    const stored = await guardStore('redis', () => this.redis.hgetall(this.key(id)));
-    if (!stored.payload) return undefined;
-    const payload = JSON.parse(stored.payload) as AdapterPayload;
-    if (stored.consumed) payload.consumed = Number(stored.consumed);
-    return payload;
+    return this.findStored(storedId(this.model, id), { id });
   }
 
+  // The pointer keys hold the stored id, not the raw one: what they find comes back without
+  // `jti`, which oidc-provider does not need from these two lookups (see payload-row.ts).
   async findByUid(uid: string): Promise<AdapterPayload | undefined> {
-    const id = await guardStore('redis', () => this.redis.get(`${this.prefix}${this.model}:uid:${uid}`));
-    return id ? this.find(id) : undefined;
+    const stored = await guardStore('redis', () => this.redis.get(`${this.prefix}${this.model}:uid:${uid}`));
+    return stored ? this.findStored(stored, {}) : undefined;
   }
 
   async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
-    const id = await guardStore('redis', () => this.redis.get(`${this.prefix}${this.model}:userCode:${userCode}`));
-    return id ? this.find(id) : undefined;
+    const stored = await guardStore('redis', () => this.redis.get(`${this.prefix}${this.model}:userCode:${storedUserCode(userCode)}`));
+    return stored ? this.findStored(stored, { userCode }) : undefined;
   }
 
   async destroy(id: string): Promise<void> {
-    await guardStore('redis', () => this.redis.del(this.key(id)));
+    await guardStore('redis', () => this.redis.del(this.key(storedId(this.model, id))));
+  }
+
+  private async findStored(stored: string, known: { id?: string; userCode?: string }): Promise<AdapterPayload | undefined> {
+    const hash = await guardStore('redis', () => this.redis.hgetall(this.key(stored)));
+    if (!hash.payload) return undefined;
+    const payload = restoredPayload(this.model, hash.payload, known);
+    if (hash.consumed) payload.consumed = Number(hash.consumed);
+    return payload;
   }
 
   async revokeByGrantId(grantId: string): Promise<void> {
@@ -107,7 +119,7 @@ export class RedisAdapter implements Adapter {
   }
 
   async consume(id: string): Promise<void> {
-    const result = await guardStore('redis', () => this.redis.eval(CONSUME, 1, this.key(id), String(Math.floor(Date.now() / 1000))));
+    const result = await guardStore('redis', () => this.redis.eval(CONSUME, 1, this.key(storedId(this.model, id)), String(Math.floor(Date.now() / 1000))));
     if (result !== 1) throw alreadyConsumed(this.model);
   }
 }

@@ -1,7 +1,8 @@
 import Database from 'better-sqlite3';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
-import { alreadyConsumed, nowInSeconds, payloadRow } from './payload-row.ts';
+import { alreadyConsumed, nowInSeconds, payloadRow, restoredPayload, storedId, storedUserCode } from './payload-row.ts';
 import { guardStore } from '../src/stores/availability.ts';
+import { tightenDatabaseFiles } from '../src/db.ts';
 
 /**
  * The oidc-provider adapter contract over the same `oidc_payloads` table as KnexAdapter, for
@@ -33,6 +34,7 @@ export class SqliteStatements {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${synchronous.toUpperCase()}`);
     this.db.pragma('busy_timeout = 5000');
+    tightenDatabaseFiles(filename);
     const select = 'select payload, expires_at, consumed_at from oidc_payloads where model = ? and';
     this.upsert = this.db.prepare(
       `insert into oidc_payloads (model, id, payload, grant_id, uid, user_code, account_id, client_id, expires_at, consumed_at)
@@ -67,19 +69,19 @@ export class SqliteAdapter implements Adapter {
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
-    return toPayload(this.statements.findById.get(this.model, id));
+    return toPayload(this.model, this.statements.findById.get(this.model, storedId(this.model, id)), { id });
   }
 
   async findByUid(uid: string): Promise<AdapterPayload | undefined> {
-    return toPayload(this.statements.findByUid.get(this.model, uid));
+    return toPayload(this.model, this.statements.findByUid.get(this.model, uid), {});
   }
 
   async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
-    return toPayload(this.statements.findByUserCode.get(this.model, userCode));
+    return toPayload(this.model, this.statements.findByUserCode.get(this.model, storedUserCode(userCode)), { userCode });
   }
 
   async destroy(id: string): Promise<void> {
-    await guardStore('database', async () => this.statements.destroy.run(this.model, id));
+    await guardStore('database', async () => this.statements.destroy.run(this.model, storedId(this.model, id)));
   }
 
   async revokeByGrantId(grantId: string): Promise<void> {
@@ -88,15 +90,15 @@ export class SqliteAdapter implements Adapter {
 
   /** Compare-and-set, as in KnexAdapter: only the request that flips consumed_at wins. */
   async consume(id: string): Promise<void> {
-    const { changes } = await guardStore('database', async () => this.statements.consume.run(nowInSeconds(), this.model, id));
+    const { changes } = await guardStore('database', async () => this.statements.consume.run(nowInSeconds(), this.model, storedId(this.model, id)));
     if (changes !== 1) throw alreadyConsumed(this.model);
   }
 }
 
-function toPayload(row: Row | undefined): AdapterPayload | undefined {
+function toPayload(model: string, row: Row | undefined, known: { id?: string; userCode?: string }): AdapterPayload | undefined {
   if (!row) return undefined;
   if (row.expires_at !== null && row.expires_at <= nowInSeconds()) return undefined;
-  const payload = JSON.parse(row.payload) as AdapterPayload;
+  const payload = restoredPayload(model, row.payload, known);
   if (row.consumed_at !== null) payload.consumed = row.consumed_at;
   return payload;
 }

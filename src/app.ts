@@ -43,6 +43,7 @@ const keyFingerprint = (jwks: { keys: Array<{ kid?: string }> }) => jwks.keys.ma
 export async function createApp(services: Services): Promise<GatehouseApp> {
   const { config } = services;
   await services.keys.ensureSigningKeys();
+  await services.clients.sealPlainSecrets();
   const views = createViews();
   const cookieKeys = await loadCookieKeys(services.settings, config.cookieKeys);
   const buildProvider = (jwks: { keys: object[] }, apiScopes: readonly string[]) => {

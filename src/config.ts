@@ -25,6 +25,13 @@ export interface Config {
   redisOptions: Record<string, unknown>;
   cookieKeys: string[] | undefined;
   /** Whether X-Forwarded-* are honoured at all: there is at least one trusted proxy hop. */
+  /**
+   * The key private signing keys and stored cookie keys are encrypted with (GATEHOUSE_SECRET_KEY);
+   * when unset, the key file below is used, created on first start.
+   */
+  secretKey: string | undefined;
+  /** The key file used without GATEHOUSE_SECRET_KEY: beside the SQLite database, else in the data directory. */
+  secretKeyFile: string;
   trustProxy: boolean;
   /**
    * How many proxies in front of Gatehouse append to X-Forwarded-For (and set X-Forwarded-Proto).
@@ -139,6 +146,7 @@ const envSchema = z.object({
     .refine((keys) => keys.length > 0, 'must hold at least one key')
     .refine((keys) => keys.every((k) => k.length >= 32), 'each key must be at least 32 characters')
     .optional(),
+  GATEHOUSE_SECRET_KEY: z.string().min(32, 'must be at least 32 characters (e.g. openssl rand -base64 32)').optional(),
   GATEHOUSE_TRUST_PROXY: proxyHops.default(0),
   // A year, the least that browsers' HSTS preload lists accept; 0 turns the header off (e.g. while trying https out).
   GATEHOUSE_HSTS_MAX_AGE: z.coerce.number().int('must be a whole number of seconds').min(0, 'must be 0 (off) or more').max(2 * 365 * 24 * 60 * 60, 'must be at most two years').default(365 * 24 * 60 * 60),
@@ -214,6 +222,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     trustProxy: e.GATEHOUSE_TRUST_PROXY > 0,
     proxyHops: e.GATEHOUSE_TRUST_PROXY,
     hstsMaxAge: e.GATEHOUSE_HSTS_MAX_AGE,
+    secretKey: e.GATEHOUSE_SECRET_KEY,
+    secretKeyFile: path.join(database.client === 'sqlite' ? path.dirname(database.filename) : dataDir, 'gatehouse.key'),
     apiScopes: [...new Set(e.GATEHOUSE_API_SCOPES)],
     dataDir,
     keysReloadSeconds: e.GATEHOUSE_KEYS_RELOAD_SECONDS,

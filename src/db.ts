@@ -5,6 +5,7 @@ import knex, { type Knex } from 'knex';
 import type { DatabaseConfig } from './config.ts';
 import { createQuietLogger, type Logger } from './observability/logger.ts';
 import { redactCredentials } from './observability/redact.ts';
+import { tightenMode } from './settings/at-rest.ts';
 
 const migrationsDirectory = fileURLToPath(new URL('../migrations', import.meta.url));
 // This module runs as TypeScript (tests, CLI, `npm run dev`) or compiled to dist/ (`npm start`).
@@ -80,6 +81,9 @@ export function knexConfig(database: DatabaseConfig, logger: Logger = createQuie
         conn.pragma(`synchronous = ${database.synchronous.toUpperCase()}`);
         conn.pragma('foreign_keys = ON');
         conn.pragma('busy_timeout = 5000');
+        // The file is created by this connection: make it (and the WAL files journal_mode just
+        // made) readable by Gatehouse's user only.
+        tightenDatabaseFiles(database.filename);
         done(null, conn);
       },
     },
@@ -88,9 +92,18 @@ export function knexConfig(database: DatabaseConfig, logger: Logger = createQuie
 
 export function openDatabase(database: DatabaseConfig, log?: Logger): Knex {
   if (database.client === 'sqlite') {
-    fs.mkdirSync(path.dirname(database.filename), { recursive: true });
+    // The directory holds the database and its key file: Gatehouse's user only, also when an
+    // older Gatehouse created it 0755.
+    fs.mkdirSync(path.dirname(database.filename), { recursive: true, mode: 0o700 });
+    tightenMode(path.dirname(database.filename), 0o700);
+    tightenDatabaseFiles(database.filename);
   }
   return knex(knexConfig(database, log));
+}
+
+/** The SQLite file and its -wal and -shm files at 0600 at most (those that exist). */
+export function tightenDatabaseFiles(filename: string): void {
+  for (const file of [filename, `${filename}-wal`, `${filename}-shm`]) tightenMode(file, 0o600);
 }
 
 /** Applies the migrations not applied yet; returns their names (…_initial.ts), oldest first. */

@@ -23,6 +23,7 @@ import type { HttpMetrics } from './observability/metrics.ts';
 import { SecurityEvents } from './observability/security-events.ts';
 import { openInvalidations, type Invalidations } from './cache/invalidation.ts';
 import { ScopesService } from './scopes/service.ts';
+import { loadAtRest } from './settings/at-rest.ts';
 
 /** The domain services every entry point (server, CLI, tests) shares: one source of truth. */
 export interface Services {
@@ -91,17 +92,18 @@ export async function openServices(config: Config, { migrate = true, migrated, l
     const sqlite = config.database.client === 'sqlite' ? new SqliteStatements(config.database.filename, config.database.synchronous) : undefined;
     const stores: Stores = { db, ...(sqlite ? { sqlite } : {}), ...(redis ? { redis: { client: redis, prefix: config.redisPrefix } } : {}) };
     invalidations = openInvalidations(config, { db, redis, log, listen });
-    const settings = new SettingsStore(db);
+    const atRest = loadAtRest(config);
+    const settings = new SettingsStore(db, atRest);
     const secretKey = await loadClientSecretKey(settings);
     const scopes = new ScopesService(db, invalidations);
     // GATEHOUSE_API_SCOPES seeds the scopes table (each name once; the table is the truth) wherever
     // the schema is brought up to date: a server, and a CLI run before any server started, so
     // `clients create --scope "read write"` on a fresh database finds the scopes it names.
     if (migrate) await scopes.seed(config.apiScopes);
-    const clients = new ClientsService(db, secretKey, () => scopes.names(), invalidations);
+    const clients = new ClientsService(db, secretKey, atRest, () => scopes.names(), invalidations);
     const apiKeys = new ApiKeysService(db, secretKey, (clientId) => clients.exists(clientId));
     const userdata = new UserdataService(db, config.userdataMaxBytes);
-    const keys = new KeysService(db, invalidations);
+    const keys = new KeysService(db, invalidations, atRest);
     const adapters = createAdapterFactory(stores, clients);
     const grants = new GrantsService(stores, adapters);
     const accounts = new AccountsService(db, (userId) => grants.revokeUser(userId), sqlite?.db);
@@ -151,6 +153,7 @@ export async function prepareStores(config: Config): Promise<void> {
   const services = await openServices(config);
   try {
     await services.keys.ensureSigningKeys();
+    await services.clients.sealPlainSecrets();
     await loadCookieKeys(services.settings, config.cookieKeys);
   } finally {
     await services.close();

@@ -4,6 +4,7 @@ import anyTest, { type TestFn } from 'ava';
 import type { Knex } from 'knex';
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import { KnexAdapter } from '../adapters/knex.ts';
+import { storedId } from '../adapters/payload-row.ts';
 import { sweepExpiredPayloads } from '../src/oidc/artifacts.ts';
 import { RedisAdapter } from '../adapters/redis.ts';
 import { SqliteAdapter, SqliteStatements } from '../adapters/sqlite.ts';
@@ -29,6 +30,8 @@ interface ContractStore {
   connectAgain(): Promise<{ adapter(model: string): Adapter; close(): Promise<void> }>;
   /** Whether the store still physically holds the artifact, expired or not (bypasses the adapter). */
   holds(model: string, id: string): Promise<boolean>;
+  /** Everything the store holds, as one string (bypasses the adapter): what a copy of it gives away. */
+  dump(): Promise<string>;
   /**
    * For stores that do not expire artifacts by themselves: removes expired ones and says how
    * many. Stores with native TTL (Redis) leave this out.
@@ -49,12 +52,14 @@ function accessToken(grantId: string, extra: Partial<AdapterPayload> = {}): Adap
     accountId: 'alice',
     clientId: 'client-1',
     grantId,
-    jti: uniqueId('jti'),
     kind: 'AccessToken',
     scope: 'openid profile',
     ...extra,
   };
 }
+
+/** What find(id) answers for a payload stored under id: oidc-provider's payload, whose jti is the id. */
+const found = (id: string, payload: AdapterPayload): AdapterPayload => ({ ...payload, jti: id });
 
 function isInvalidGrant(err: unknown): boolean {
   return err instanceof errors.InvalidGrant || (err as { error?: string })?.error === 'invalid_grant';
@@ -74,8 +79,24 @@ function adapterContract(label: string, factory: StoreFactory): void {
     const at = store.adapter('AccessToken');
     const id = uniqueId();
     const payload = accessToken(uniqueId('grant'), { extra: { tenant: 'eu', nested: { list: [1, 2] } } });
-    await at.upsert(id, payload, 600);
-    t.deepEqual(await at.find(id), payload);
+    await at.upsert(id, { ...payload, jti: id }, 600);
+    t.deepEqual(await at.find(id), found(id, payload));
+  });
+
+  test(`${label}: the store keeps no id, user code or session cookie a client or browser presents`, async (t) => {
+    const [token, session, device, interaction] = [uniqueId('token'), uniqueId('session'), uniqueId('device'), uniqueId('interaction')];
+    const userCode = randomBytes(4).toString('hex').toUpperCase();
+    await store.adapter('RefreshToken').upsert(token, { ...accessToken('g'), kind: 'RefreshToken', jti: token }, 600);
+    await store.adapter('Session').upsert(session, { iat: now(), exp: now() + 600, uid: uniqueId('uid'), kind: 'Session', jti: session }, 600);
+    await store.adapter('DeviceCode').upsert(device, { iat: now(), exp: now() + 600, userCode, kind: 'DeviceCode', jti: device }, 600);
+    await store.adapter('Interaction').upsert(interaction, { iat: now(), exp: now() + 600, kind: 'Interaction', jti: interaction, session: { uid: 'u', accountId: 'alice', cookie: session } }, 600);
+    const everything = await store.dump();
+    for (const secret of [token, session, device, userCode, interaction]) t.false(everything.includes(secret), `${secret} is in the store`);
+    // Each is still found by what its holder presents.
+    t.is((await store.adapter('RefreshToken').find(token))?.jti, token);
+    t.is((await store.adapter('Session').find(session))?.jti, session);
+    t.is((await store.adapter('DeviceCode').findByUserCode(userCode))?.userCode, userCode);
+    t.is((await store.adapter('Interaction').find(interaction))?.jti, interaction);
   });
 
   test(`${label}: upserting the same id again replaces the payload`, async (t) => {
@@ -84,7 +105,7 @@ function adapterContract(label: string, factory: StoreFactory): void {
     await at.upsert(id, accessToken(grantA, { scope: 'openid' }), 600);
     const replacement = accessToken(grantB, { scope: 'openid email' });
     await at.upsert(id, replacement, 600);
-    t.deepEqual(await at.find(id), replacement);
+    t.deepEqual(await at.find(id), found(id, replacement));
     // The lookups follow the replacement: its new grant owns it. (oidc-provider never moves an
     // artifact to another grant, so whether the old grant still reaches it is left open: the
     // Redis adapter's grant index keeps stale members.)
@@ -190,12 +211,12 @@ function adapterContract(label: string, factory: StoreFactory): void {
     const authCode: AdapterPayload = { iat: now(), exp: now() + 60, kind: 'AuthorizationCode', grantId: 'g1', redirectUri: 'https://app.example.com/cb' };
     await at.upsert(id, token, 600);
     await code.upsert(id, authCode, 60);
-    t.deepEqual(await at.find(id), token);
-    t.deepEqual(await code.find(id), authCode);
+    t.deepEqual(await at.find(id), found(id, token));
+    t.deepEqual(await code.find(id), found(id, authCode));
     await code.consume(id);
     t.is((await at.find(id))?.consumed, undefined, 'consuming the code consumed the access token with the same id');
     await code.destroy(id);
-    t.deepEqual(await at.find(id), token);
+    t.deepEqual(await at.find(id), found(id, token));
     t.is(await code.find(id), undefined);
   });
 
@@ -255,7 +276,7 @@ function adapterContract(label: string, factory: StoreFactory): void {
       const id = uniqueId();
       const payload = accessToken('g');
       await store.adapter('AccessToken').upsert(id, payload, 600);
-      t.deepEqual(await other.adapter('AccessToken').find(id), payload);
+      t.deepEqual(await other.adapter('AccessToken').find(id), found(id, payload));
       await other.adapter('AccessToken').destroy(id);
       t.is(await store.adapter('AccessToken').find(id), undefined);
     } finally {
@@ -299,8 +320,9 @@ function knexStore(kind: DatabaseKind): StoreFactory {
         return { adapter: (model: string) => new KnexAdapter(other, model), close: () => other.destroy() };
       },
       async holds(model, id) {
-        return Boolean(await db('oidc_payloads').where({ model, id }).first('id'));
+        return Boolean(await db('oidc_payloads').where({ model, id: storedId(model, id) }).first('id'));
       },
+      dump: async () => JSON.stringify(await db('oidc_payloads').select('*')),
       sweepExpired: () => sweepExpiredPayloads(db),
       async close() {
         await Promise.allSettled(extra.map((e) => e.destroy()));
@@ -328,8 +350,9 @@ function sqliteStatementsStore(): StoreFactory {
         return { adapter: (model: string) => new SqliteAdapter(other, model), close: async () => other.close() };
       },
       async holds(model, id) {
-        return Boolean(await db('oidc_payloads').first('id').where({ model, id }));
+        return Boolean(await db('oidc_payloads').first('id').where({ model, id: storedId(model, id) }));
       },
+      dump: async () => JSON.stringify(await db('oidc_payloads').select('*')),
       sweepExpired: () => sweepExpiredPayloads(db),
       async close() {
         for (const other of others) other.close();
@@ -355,7 +378,12 @@ function redisStore(): StoreFactory {
         return { adapter: (model: string) => new RedisAdapter(other, model, prefix), close: async () => other.disconnect() };
       },
       async holds(model, id) {
-        return (await redis.exists(`${prefix}${model}:${id}`)) === 1;
+        return (await redis.exists(`${prefix}${model}:${storedId(model, id)}`)) === 1;
+      },
+      async dump() {
+        const keys = await redis.keys(`${prefix}*`);
+        const values = await Promise.all(keys.map(async (key) => ((await redis.type(key)) === 'hash' ? JSON.stringify(await redis.hgetall(key)) : (await redis.type(key)) === 'set' ? (await redis.smembers(key)).join(' ') : await redis.get(key))));
+        return JSON.stringify({ keys, values });
       },
       async close() {
         for (const other of others) other.disconnect();
@@ -412,8 +440,8 @@ test('Knex/SQLite: the sweep deletes exactly the expired rows', async (t) => {
     await at.upsert('forever', accessToken('g'), 0);
     await sleep(1100);
     t.is(await sweepExpiredPayloads(db), 2);
-    const left = (await db('oidc_payloads').select('model', 'id').orderBy('id')).map((r) => `${r.model}/${r.id}`);
-    t.deepEqual(left, ['AccessToken/forever', 'AccessToken/live']);
+    const left = (await db('oidc_payloads').select('model', 'id')).map((r) => `${r.model}/${r.id}`).sort();
+    t.deepEqual(left, ['AccessToken/forever', 'AccessToken/live'].map((k) => `AccessToken/${storedId('AccessToken', k.split('/')[1]!)}`).sort());
     t.is(await sweepExpiredPayloads(db), 0);
   } finally {
     await close();

@@ -4,6 +4,7 @@ import path from 'node:path';
 import anyTest, { type TestFn } from 'ava';
 import { argon2id, bcrypt } from 'hash-wasm';
 import knex, { type Knex } from 'knex';
+import { storedId } from '../adapters/payload-row.ts';
 import { CLI_ACTOR } from '../src/admin/audit.ts';
 import { isDjangoHash, isUnusableDjangoPassword, verifyDjangoHash } from '../src/accounts/django-hashers.ts';
 import { verifyPassword } from '../src/accounts/passwords.ts';
@@ -96,7 +97,12 @@ async function importedRows(db: Knex, report: ImportReport): Promise<ImportedDat
   const users = await db('users').select('id', 'username', 'username_key', 'email', 'email_verified', 'name', 'password_hash', 'must_reset_password', 'is_admin', 'disabled').orderBy('id');
   const clients = (await db('clients').select('client_id', 'name', 'type', 'settings', 'secret_hash', 'disabled').orderBy('client_id')).map((c) => ({
     ...c,
-    secret_hash: typeof c.secret_hash === 'string' && c.secret_hash.startsWith('hmac-sha256$') ? 'hmac-sha256$(keyed)' : c.secret_hash,
+    secret_hash:
+      typeof c.secret_hash === 'string' && c.secret_hash.startsWith('hmac-sha256$')
+        ? 'hmac-sha256$(keyed)'
+        : typeof c.secret_hash === 'string' && c.secret_hash.startsWith('plain$')
+          ? 'plain$(encrypted)'
+          : c.secret_hash,
   }));
   const refreshTokenIds = (await db('oidc_payloads').where({ model: 'RefreshToken' }).select('id').orderBy('id')).map((r) => String(r.id));
   return { report, users, clients, refreshTokenIds };
@@ -400,7 +406,7 @@ test('the report carries over the 7 live refresh tokens and says why carol\'s an
     DOT_REFRESH_TOKENS.aliceMobile,
     DOT_REFRESH_TOKENS.bobIntranet,
     DOT_REFRESH_TOKENS.aliceAccounts,
-  ].sort());
+  ].map((token) => storedId('RefreshToken', token)).sort());
 });
 
 // ---- people sign in with their DOT passwords ------------------------------------------------
@@ -544,7 +550,9 @@ test('the public app Acme Mobile refreshes an imported token with its client_id 
 test('Legacy Intranet\'s ID tokens are HS256, signed with its plain client secret', async (t) => {
   const { gh } = t.context;
   const app = DOT_APPS.intranet;
-  t.is(await storedSecret(gh, app.clientId), `plain$${app.secret}`, 'the HMAC key has to be kept');
+  // The HMAC key has to be kept, so it is stored encrypted (the key is not in the database).
+  t.regex((await storedSecret(gh, app.clientId)) ?? '', /^plain\$gh-enc:v1:/, 'the HMAC key has to be kept, encrypted');
+  t.false(((await storedSecret(gh, app.clientId)) ?? '').includes(app.secret));
 
   const basic = await refresh(gh, app, DOT_REFRESH_TOKENS.bobIntranet, 'basic');
   t.is(basic.status, 200, JSON.stringify(basic.body));
@@ -740,7 +748,8 @@ test('with DOT 2.x hashed secrets, Acme Accounts redeems a code with its plain s
 test('with DOT 2.x hashed secrets, the HS256 application keeps its plain secret and signs bob\'s ID token with it', async (t) => {
   const { hashed: gh, hashedReport } = t.context;
   const app = DOT_APPS.intranet;
-  t.is(await storedSecret(gh, app.clientId), `plain$${app.secret}`);
+  t.regex((await storedSecret(gh, app.clientId)) ?? '', /^plain\$gh-enc:v1:/);
+  t.false(((await storedSecret(gh, app.clientId)) ?? '').includes(app.secret));
   t.true(clientReport(hashedReport, app)!.notes.some((n) => /HS256/.test(n)));
   const flow = await signIn(gh, app, 'bob', DOT_USERS.bob.password);
   t.truthy(flow.code, `no code: ended at ${flow.landed.url} (${flow.landed.status})`);

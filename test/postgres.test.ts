@@ -1,5 +1,6 @@
 import anyTest, { type TestFn } from 'ava';
 import knex, { type Knex } from 'knex';
+import { storedId } from '../adapters/payload-row.ts';
 import { runCli } from './support/cli.ts';
 import { startTestGatehouse, type TestGatehouse } from './support/gatehouse.ts';
 import { basicAuth } from './support/http.ts';
@@ -77,8 +78,9 @@ test('a token introspects as active, and as inactive once revoked, on PostgreSQL
   t.is(issued.status, 200);
   const token = issued.body.access_token as string;
 
-  const storedRow = () => pg('oidc_payloads').where({ model: 'ClientCredentials', id: token }).first('id');
-  t.truthy(await storedRow(), 'the opaque token is not stored under its own value');
+  const storedRow = () => pg('oidc_payloads').where({ model: 'ClientCredentials', id: storedId('ClientCredentials', token) }).first('id');
+  t.truthy(await storedRow(), 'the opaque token is not stored under the hash of its value');
+  t.falsy(await pg('oidc_payloads').where({ model: 'ClientCredentials', id: token }).first('id'), 'the token is stored under its own value');
 
   const before = await post(gh, '/introspect', { token }, auth);
   t.is(before.status, 200);

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
+import { storedId } from '../adapters/payload-row.ts';
 import { ConfigError, loadConfig } from '../src/config.ts';
 import { runCli } from './support/cli.ts';
 import type { TestGatehouse } from './support/gatehouse.ts';
@@ -159,7 +160,7 @@ test('the CLI refuses to start with a grant lifetime shorter than the refresh to
 
 /** The grant a token belongs to, from the store (introspection does not tell it). */
 async function introspectGrantId(gh: TestGatehouse, token: string): Promise<string> {
-  const row = await gh.services.db('oidc_payloads').where({ model: 'RefreshToken', id: token }).first('grant_id');
+  const row = await gh.services.db('oidc_payloads').where({ model: 'RefreshToken', id: storedId('RefreshToken', token) }).first('grant_id');
   if (!row?.grant_id) throw new Error('refresh token not found in the store');
   return row.grant_id;
 }

@@ -12,6 +12,7 @@ import {
   type ClientSettingsInput,
 } from './rules.ts';
 import type { Invalidations } from '../cache/invalidation.ts';
+import { AtRest } from '../settings/at-rest.ts';
 import { checkClientSecret, generateClientId, generateClientSecret, hashClientSecret, plainClientSecret, storePlainClientSecret } from './secrets.ts';
 
 /**
@@ -98,6 +99,8 @@ export class ClientsService {
   constructor(
     private readonly db: Knex,
     private readonly secretKey: Buffer,
+    /** Encrypts the plain secrets HS256 clients keep (see secrets.ts), which cannot be hashed. */
+    private readonly atRest: AtRest,
     /** The API scopes a client may hold now (the scopes service's list). */
     private readonly knownScopes: () => Promise<readonly string[]>,
     private readonly invalidations: Invalidations,
@@ -214,7 +217,7 @@ export class ClientsService {
       .update({
         name: settings.name,
         type: settings.type,
-        secret_hash: secretHash,
+        secret_hash: secretHash === null ? null : this.sealed(clientId, secretHash),
         settings: settingsColumn(settings),
         disabled: disabled ?? current.disabled,
         updated_at: Date.now(),
@@ -244,7 +247,7 @@ export class ClientsService {
     const clientSecret = generateClientSecret();
     // An HS256 client's secret is its HMAC key, so it stays plain (see secrets.ts).
     const stored = plainClientSecret(row.secret_hash ?? '') !== undefined ? storePlainClientSecret(clientSecret) : hashClientSecret(clientSecret, this.secretKey);
-    await this.db('clients').where({ client_id: clientId }).update({ secret_hash: stored, updated_at: Date.now() });
+    await this.db('clients').where({ client_id: clientId }).update({ secret_hash: this.sealed(clientId, stored), updated_at: Date.now() });
     await this.changed(clientId);
     return { client: await this.get(clientId), clientSecret };
   }
@@ -315,11 +318,39 @@ export class ClientsService {
     };
   }
 
+  /**
+   * Encrypts every plain secret still stored in the clear (written before encryption at rest,
+   * or by the DOT importer): run at start-up and after an import.
+   */
+  async sealPlainSecrets(db: Knex = this.db): Promise<void> {
+    const rows: { client_id: string; secret_hash: string }[] = await db('clients').select('client_id', 'secret_hash').where('secret_hash', 'like', `${PLAIN_SECRET}%`);
+    for (const row of rows) {
+      const sealed = this.sealed(row.client_id, row.secret_hash);
+      if (sealed !== row.secret_hash) await db('clients').where({ client_id: row.client_id, secret_hash: row.secret_hash }).update({ secret_hash: sealed });
+    }
+  }
+
+  /** The secret_hash column as stored: a plain secret (plain$…) encrypted, any other form as it is. */
+  private sealed(clientId: string, stored: string): string {
+    const plain = plainClientSecret(stored);
+    if (plain === undefined || AtRest.isSealed(plain)) return stored;
+    return `${PLAIN_SECRET}${this.atRest.seal(plain, secretContext(clientId))}`;
+  }
+
+  /** A client row with its plain secret, if it keeps one, decrypted (in memory only). */
   private async findRow(clientId: string, db: Knex = this.db): Promise<ClientRow | undefined> {
     const row = await db('clients').where({ client_id: clientId }).first();
-    return row ? clientRow.parse(row) : undefined;
+    if (!row) return undefined;
+    const parsed = clientRow.parse(row);
+    const plain = plainClientSecret(parsed.secret_hash ?? '');
+    if (plain !== undefined && AtRest.isSealed(plain)) parsed.secret_hash = storePlainClientSecret(this.atRest.open(plain, secretContext(clientId)));
+    return parsed;
   }
 }
+
+/** What a client's sealed secret is bound to: its own row. */
+const secretContext = (clientId: string) => `clients:${clientId}`;
+const PLAIN_SECRET = storePlainClientSecret('');
 
 function stripUndefined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;

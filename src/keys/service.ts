@@ -3,11 +3,13 @@ import type { Knex } from 'knex';
 import { z } from 'zod';
 import { NotFoundError, ValidationError } from '../errors.ts';
 import type { Invalidations } from '../cache/invalidation.ts';
+import { AtRest } from '../settings/at-rest.ts';
 
 /**
  * Signing keys. Each rotation adds one key per algorithm; the newest active key of an
  * algorithm signs, and keys rotated out stay published in the JWKS so tokens they signed keep
- * verifying, until an operator retires them.
+ * verifying, until an operator retires them. Private keys are stored encrypted (settings/at-rest.ts):
+ * a copy of the table signs nothing.
  */
 
 export const SIGNING_ALGS = ['RS256', 'ES256'] as const;
@@ -51,14 +53,27 @@ function generateJwk(alg: SigningAlg): JsonWebKey & { kid: string; alg: string; 
   return { ...privateKey.export({ format: 'jwk' }), kid: generateKid(), alg, use: 'sig' };
 }
 
+/** What a sealed private key is bound to: its own row. */
+const context = (kid: string) => `signing_keys:${kid}`;
+
 export class KeysService {
   constructor(
     private readonly db: Knex,
     private readonly invalidations: Invalidations,
+    private readonly atRest: AtRest,
   ) {}
 
-  /** Makes sure every algorithm has an active key (first start). */
+  /**
+   * Makes sure every algorithm has an active key (first start), and that every stored key is
+   * encrypted: keys written before encryption at rest are encrypted in place, once. Opening every
+   * key here also checks the configured key before a request needs one.
+   */
   async ensureSigningKeys(): Promise<void> {
+    for (const row of await this.db('signing_keys').select('kid', 'private_jwk')) {
+      const stored = String(row.private_jwk);
+      if (AtRest.isSealed(stored)) this.atRest.open(stored, context(row.kid));
+      else await this.db('signing_keys').where({ kid: row.kid, private_jwk: stored }).update({ private_jwk: this.atRest.seal(stored, context(row.kid)) });
+    }
     const active = new Set((await this.db('signing_keys').where({ status: 'active' }).select('alg')).map((r) => r.alg));
     for (const alg of SIGNING_ALGS) {
       if (!active.has(alg)) await this.insert(alg);
@@ -93,7 +108,12 @@ export class KeysService {
   /** Private JWKs for oidc-provider, newest active first: it signs with the first key of an alg. */
   async privateJwks(): Promise<{ keys: JsonWebKey[] }> {
     const rows = (await this.orderedRows()).map((r) => keyRow.parse(r));
-    return { keys: rows.map((r) => JSON.parse(r.private_jwk) as JsonWebKey) };
+    return { keys: rows.map((r) => JSON.parse(this.plainJwk(r.kid, r.private_jwk)) as JsonWebKey) };
+  }
+
+  /** A row's private JWK as JSON; a row not encrypted yet (before ensureSigningKeys ran) is read as it is. */
+  private plainJwk(kid: string, stored: string): string {
+    return AtRest.isSealed(stored) ? this.atRest.open(stored, context(kid)) : stored;
   }
 
   private orderedRows() {
@@ -108,7 +128,7 @@ export class KeysService {
     await trx('signing_keys').insert({
       kid: jwk.kid,
       alg,
-      private_jwk: JSON.stringify(jwk),
+      private_jwk: this.atRest.seal(JSON.stringify(jwk), context(jwk.kid)),
       status: 'active',
       created_at: Date.now(),
       rotated_at: null,

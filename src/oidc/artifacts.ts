@@ -29,10 +29,45 @@ export async function sweepExpiredPayloads(db: Knex, batchSize = 1000): Promise<
   }
 }
 
-/** Ids of one model's stored artifacts that belong to a user (by the indexed account_id column). */
-export async function findAccountPayloadIds(db: Knex, model: string, accountId: string): Promise<string[]> {
-  const rows = await db(TABLE).select('id').where({ account_id: accountId, model });
-  return rows.map((r: { id: string }) => r.id);
+/** A user's stored session, as a row: what ending it or making it forget a client needs. */
+export interface StoredSessionRow {
+  authorizations?: Record<string, unknown>;
+  exp?: number;
+  /** Stores the payload as changed, for ttl more seconds. */
+  save(ttl?: number): Promise<void>;
+  destroy(): Promise<void>;
+}
+
+/**
+ * A user's stored sessions (by the indexed account_id column). Sessions are stored under the
+ * hash of their cookie value (see adapters/payload-row.ts), which no lookup through
+ * oidc-provider's Session.find can name, so they are edited here as rows.
+ */
+export async function findAccountSessions(db: Knex, accountId: string): Promise<StoredSessionRow[]> {
+  const rows: { id: string; payload: string }[] = await db(TABLE)
+    .select('id', 'payload')
+    .where({ account_id: accountId, model: 'Session' })
+    .andWhere(unexpired);
+  return rows.map(({ id, payload }) => {
+    const session = JSON.parse(payload) as Record<string, unknown> & { authorizations?: Record<string, unknown>; exp?: number };
+    return {
+      get authorizations() {
+        return session.authorizations;
+      },
+      get exp() {
+        return session.exp;
+      },
+      async save(ttl?: number) {
+        const expiresAt = ttl ? nowInSeconds() + ttl : null;
+        await db(TABLE)
+          .where({ model: 'Session', id })
+          .update({ payload: JSON.stringify(session), expires_at: expiresAt });
+      },
+      async destroy() {
+        await db(TABLE).where({ model: 'Session', id }).delete();
+      },
+    };
+  });
 }
 
 /** Ids of a client's unexpired Grants (by the indexed client_id column). */

@@ -1,11 +1,11 @@
-import type { AdapterFactory, Provider } from 'oidc-provider';
+import type { AdapterFactory } from 'oidc-provider';
 import { deleteRedisAccountArtifacts } from '../../adapters/redis.ts';
 import type { Stores } from '../../adapters/index.ts';
 import { NotFoundError } from '../errors.ts';
 import {
   deleteAccountPayloads,
   deleteClientPayloads,
-  findAccountPayloadIds,
+  findAccountSessions,
   findClientGrantIds,
   hasLiveGrant,
   listLiveGrants,
@@ -70,10 +70,8 @@ export class GrantsService {
    * Ends a user's Gatehouse sessions: with a client, the sessions forget that client and a
    * session left with no client is ended; without one, every session of the user is ended.
    */
-  async endSessions(provider: Provider, sub: string, clientId?: string): Promise<void> {
-    for (const id of await findAccountPayloadIds(this.stores.db, 'Session', sub)) {
-      const session = await provider.Session.find(id);
-      if (!session) continue;
+  async endSessions(sub: string, clientId?: string): Promise<void> {
+    for (const session of await findAccountSessions(this.stores.db, sub)) {
       if (clientId === undefined) {
         await session.destroy();
         continue;

@@ -45,7 +45,7 @@ export function oidcBoundary(provider: () => Provider, grants: GrantsService): O
     revokeGrant: (grantId) => grants.revokeGrant(grantId),
     revokeClient: (clientId) => grants.revokeClient(clientId),
     revokeUser: (sub) => grants.revokeUser(sub),
-    endSessions: (sub, clientId) => grants.endSessions(provider(), sub, clientId),
+    endSessions: (sub, clientId) => grants.endSessions(sub, clientId),
     interactions: interactionsOf(provider),
   };
 }

@@ -366,9 +366,10 @@ export function importedGrantPayload(a: ImportedArtifact): AdapterPayload {
 /**
  * The stored payload of an opaque refresh token issued by the authorization code grant.
  *
- * Assumes: an opaque RefreshToken is stored under its own value as id with { jti, kind, iat, exp,
- * iiat, rotations, accountId, clientId, grantId, scope, gty, expiresWithSession }, and the
- * refresh_token grant accepts such a token (gty authorization_code, no session binding).
+ * Assumes: oidc-provider upserts an opaque RefreshToken with its own value as id and { jti, kind,
+ * iat, exp, iiat, rotations, accountId, clientId, grantId, scope, gty, expiresWithSession }, and
+ * the refresh_token grant accepts such a token (gty authorization_code, no session binding).
+ * (The adapter stores it under the hash of that id, without jti: adapters/payload-row.ts.)
  */
 export function importedRefreshTokenPayload(a: ImportedArtifact): AdapterPayload {
   return {

@@ -55,7 +55,12 @@ function prepare(config: Config, rest: string[]): Preparation {
   const note = `the database ${config.database.filename} does not exist yet: planned against an empty one, and it was not created`;
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-dry-run-'));
   return {
-    config: { ...config, database: { ...config.database, filename: path.join(scratch, 'gatehouse.sqlite3') } },
+    // The key file too: it would be created beside the database otherwise.
+    config: {
+      ...config,
+      database: { ...config.database, filename: path.join(scratch, 'gatehouse.sqlite3') },
+      secretKeyFile: path.join(scratch, 'gatehouse.key'),
+    },
     note,
     cleanup: () => fs.rmSync(scratch, { recursive: true, force: true }),
   };

@@ -501,6 +501,8 @@ export async function importFromDot(services: Services, source: string, { dryRun
     disabledUsers = users.disabled;
     const clients = await importClients(trx, data, services, scopes.siteScopes, secretKey, label);
     tightenedClients = clients.tightened;
+    // An HS256 application's secret is kept plain: encrypted before the transaction commits.
+    if (!dryRun) await services.clients.sealPlainSecrets(trx);
     const refresh_tokens = await importRefreshTokens(trx, data, services, users.reports, clients.here);
     const notes: string[] = [...scopes.notes];
     notes.push('access tokens and authorization codes are not imported: apps get new ones by refreshing or signing in again');
