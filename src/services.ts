@@ -97,13 +97,18 @@ export async function openServices(config: Config, { migrate = true, migrated, l
     // the schema is brought up to date: a server, and a CLI run before any server started, so
     // `clients create --scope "read write"` on a fresh database finds the scopes it names.
     if (migrate) await scopes.seed(config.apiScopes);
-    const clients = new ClientsService(db, secretKey, () => scopes.names(), invalidations);
+    // The clients service says when a client's tokens end; the oidc boundary (grants, built over
+    // the adapters, which read clients) knows how. Called only after everything here is built.
+    const clients = new ClientsService(db, secretKey, () => scopes.names(), invalidations, {
+      revokeTokens: (clientId) => grants.revokeClientTokens(clientId),
+      revokeAll: (clientId) => grants.revokeClient(clientId),
+    });
     const apiKeys = new ApiKeysService(db, secretKey, (clientId) => clients.exists(clientId));
     const userdata = new UserdataService(db, config.userdataMaxBytes);
     const keys = new KeysService(db, invalidations);
     const adapters = createAdapterFactory(stores, clients);
     const grants = new GrantsService(stores, adapters);
-    const accounts = new AccountsService(db, (userId) => grants.revokeUser(userId), sqlite?.db);
+    const accounts = new AccountsService(db, { revokeAll: (id) => grants.revokeUser(id), revokeSignIns: (id) => grants.revokeUserSignIns(id) }, sqlite?.db);
     const throttle = new CredentialThrottle(db, invalidations);
     const adminTokens = new AdminTokensService(db, secretKey);
     const adminSessions = new AdminSessionsService(db);
