@@ -6,6 +6,7 @@ import { adminApi, type AdminApi } from './support/admin-api.ts';
 import { operatorAgent } from './support/attacks.ts';
 import { basicAuth, FORM_CONTENT_TYPE } from './support/http.ts';
 import { isLoginPage, type UserAgent } from './support/user-agent.ts';
+import { CLIENTS_TOPIC } from '../src/clients/service.ts';
 import { introspect, readWithApiKey, refresh, signedInPerson, status, webApp } from './support/token-consumers.ts';
 
 /**
@@ -116,6 +117,17 @@ const ROWS: Row[] = [
     expected: APP_CHANGED,
   },
   {
+    // What a revocation that failed half-way, or a restore of an old backup, can leave: tokens of
+    // an app that no longer exists. They are refused for want of the app (never a 500).
+    change: 'the app’s row vanishes with its tokens left behind (deleted straight from the database)',
+    make: async (w, b) => {
+      await w.gh.services.db('clients').where({ client_id: b.app.clientId }).delete();
+      await w.gh.services.invalidations.publish(CLIENTS_TOPIC, b.app.clientId);
+      return b.app;
+    },
+    expected: APP_CHANGED,
+  },
+  {
     change: 'an operator rotates the app’s secret (CLI); the app refreshes with the new one',
     make: async (w, b) => ({ clientId: b.app.clientId, clientSecret: String((await cli(w, ['clients', 'rotate-secret', b.app.clientId])).client_secret) }),
     expected: { ...APP_CHANGED, 'the app’s API key at /userdata/:sub': 'accepted' },
@@ -139,6 +151,13 @@ const ROWS: Row[] = [
     change: 'an operator disables the person (admin pages)',
     make: async (w, b) => (await onUserPage(w, b.sub, 'disable'), b.app),
     // The app's key reaches no disabled person's document.
+    expected: { ...PERSON_CHANGED, 'the app’s API key at /userdata/:sub': 'refused' },
+  },
+  {
+    // A token issued while the person was being disabled can escape the revocation: every
+    // consumer also asks whether the person is still enabled.
+    change: 'the person is disabled with their tokens left behind (straight in the database)',
+    make: async (w, b) => (await w.gh.services.db('users').where({ id: b.sub }).update({ disabled: true }), b.app),
     expected: { ...PERSON_CHANGED, 'the app’s API key at /userdata/:sub': 'refused' },
   },
   {

@@ -10,6 +10,7 @@ import { findLatestGrantId } from './artifacts.ts';
 import type { CredentialThrottle } from '../accounts/throttle.ts';
 import { settleAuthorizationScope } from './authorization-scope.ts';
 import { authenticateClientsWithStoredSecrets } from './client-auth.ts';
+import { interactionPolicyForGoneAccounts } from './interaction-policy.ts';
 import { onProviderErrorAnswer, revokeWhenConsumeLosesRace } from './internals.ts';
 import { interactionErrorPage, problemOf, respondWithPage, setProblemHeaders } from '../problem.ts';
 
@@ -119,6 +120,7 @@ export function createProvider(deps: ProviderDeps): Provider {
     },
     interactions: {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
+      policy: interactionPolicyForGoneAccounts(),
     },
     ttl: {
       AccessToken: lifetimes.accessToken,
