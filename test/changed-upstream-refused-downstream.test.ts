@@ -306,3 +306,22 @@ for (const storeName of Object.keys(STORES)) {
     });
   }
 }
+
+for (const [how, change] of [
+  ['sets their password', (w: World, sub: string) => api(w, 'POST', `/users/${sub}/password`, { password: NEW_PASSWORD })],
+  ['disables them', (w: World, sub: string) => api(w, 'PATCH', `/users/${sub}`, { disabled: true })],
+] as const) {
+  test.serial(`an operator signed in to the admin pages is signed out there when another operator ${how}`, async (t) => {
+    const w = t.context['the embedded default (SQLite)']!;
+    const username = `second-operator-${how.split(' ')[0]}`;
+    const password = 'second operator passphrase';
+    const user = await w.gh.services.accounts.create({ username, email: `${username}@example.com`, password, isAdmin: true });
+    const { agent } = await operatorAgent(w.gh, username, password);
+    t.regex((await agent.open(`${w.gh.url}/admin/users`)).url, /\/admin\/users$/, 'signed in before');
+
+    await change(w, user.id);
+
+    const after = await agent.open(`${w.gh.url}/admin/users`);
+    t.regex(after.url, /\/admin\/login/, `${after.status} ${after.url}`);
+  });
+}

@@ -86,9 +86,9 @@ export class LastAdminError extends GatehouseError {
  * does it): the accounts service decides when, the boundary knows how.
  */
 export interface UserArtifacts {
-  /** The user is disabled: everything issued to them stops working (sessions, tokens, codes, grants). */
+  /** The user is disabled: everything issued to them stops working (sessions, the admin's too, tokens, codes, grants). */
   revokeAll(userId: string): Promise<void>;
-  /** The user's password changed: their sessions end and their tokens and codes are revoked; consent stays. */
+  /** The user's password changed: their sessions (the admin's too) end and their tokens and codes are revoked; consent stays. */
   revokeSignIns(userId: string): Promise<void>;
 }
 

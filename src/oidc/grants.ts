@@ -2,6 +2,7 @@ import type { AdapterFactory, Provider } from 'oidc-provider';
 import { deleteRedisAccountArtifacts } from '../../adapters/redis.ts';
 import type { Stores } from '../../adapters/index.ts';
 import { NotFoundError } from '../errors.ts';
+import { guardStore } from '../stores/availability.ts';
 import {
   deleteAccountPayloads,
   deleteClientPayloads,
@@ -67,15 +68,28 @@ export class GrantsService {
    * secret changed.
    */
   async revokeClientTokens(clientId: string): Promise<void> {
-    for (const grantId of await findClientGrantIds(this.stores.db, clientId)) await this.revokeIssuedUnder(grantId);
+    const grantIds = await findClientGrantIds(this.stores.db, clientId);
     await deleteClientPayloads(this.stores.db, clientId, 'grants');
-    if (this.stores.redis) await deleteRedisClientCredentials(this.stores.redis.client, this.stores.redis.prefix, clientId);
+    await this.revokeClientInRedis(clientId, grantIds);
   }
 
   /** Revokes everything of a client, its grants included: the client is deleted. */
   async revokeClient(clientId: string): Promise<void> {
-    await this.revokeClientTokens(clientId);
+    const grantIds = await findClientGrantIds(this.stores.db, clientId);
     await deleteClientPayloads(this.stores.db, clientId);
+    await this.revokeClientInRedis(clientId, grantIds);
+  }
+
+  /**
+   * What Redis holds of a client: its grants' access tokens and codes, its client credentials
+   * tokens. Done after the database (refresh tokens above all), so that Redis being down leaves
+   * only artifacts that expire within the hour.
+   */
+  private async revokeClientInRedis(clientId: string, grantIds: string[]): Promise<void> {
+    const { redis } = this.stores;
+    if (!redis) return;
+    for (const grantId of grantIds) await this.revokeIssuedUnder(grantId);
+    await guardStore('redis', () => deleteRedisClientCredentials(redis.client, redis.prefix, clientId));
   }
 
   /** Deletes every artifact a user holds (sessions, grants, codes, tokens) in every store: the user is disabled. */
