@@ -100,16 +100,35 @@ export async function openServices(config: Config, { migrate = true, migrated, l
     // the schema is brought up to date: a server, and a CLI run before any server started, so
     // `clients create --scope "read write"` on a fresh database finds the scopes it names.
     if (migrate) await scopes.seed(config.apiScopes);
-    const clients = new ClientsService(db, secretKey, atRest, () => scopes.names(), invalidations);
+    // The clients service says when a client's tokens end; the oidc boundary (grants, built over
+    // the adapters, which read clients) knows how. Called only after everything here is built.
+    const clients = new ClientsService(db, secretKey, atRest, () => scopes.names(), invalidations, {
+      revokeTokens: (clientId) => revokedOrWarned(log, `client ${clientId}`, () => grants.revokeClientTokens(clientId)),
+      revokeAll: (clientId) => revokedOrWarned(log, `client ${clientId}`, () => grants.revokeClient(clientId)),
+    });
     const apiKeys = new ApiKeysService(db, secretKey, (clientId) => clients.exists(clientId));
     const userdata = new UserdataService(db, config.userdataMaxBytes);
     const keys = new KeysService(db, invalidations, atRest);
     const adapters = createAdapterFactory(stores, clients);
     const grants = new GrantsService(stores, adapters);
-    const accounts = new AccountsService(db, (userId) => grants.revokeUser(userId), sqlite?.db);
+    const adminSessions = new AdminSessionsService(db);
+    // A person's credentials change: their sign-ins end everywhere, the admin pages included.
+    const accounts = new AccountsService(
+      db,
+      {
+        revokeAll: async (id) => {
+          await adminSessions.endAllOf(id);
+          await revokedOrWarned(log, `user ${id}`, () => grants.revokeUser(id));
+        },
+        revokeSignIns: async (id) => {
+          await adminSessions.endAllOf(id);
+          await revokedOrWarned(log, `user ${id}`, () => grants.revokeUserSignIns(id));
+        },
+      },
+      sqlite?.db,
+    );
     const throttle = new CredentialThrottle(db, invalidations);
     const adminTokens = new AdminTokensService(db, secretKey);
-    const adminSessions = new AdminSessionsService(db);
     const events = new SecurityEvents(log, metrics);
     const audit = new AuditLog(db, events);
     const admin = new AdminOperations(clients, accounts, apiKeys, grants, keys, adminTokens, audit, userdata, scopes);
@@ -129,6 +148,22 @@ export async function openServices(config: Config, { migrate = true, migrated, l
 }
 
 export { loadCookieKeys };
+
+/**
+ * Runs a revocation that follows a change already made (a new secret, a disabled client, a new
+ * password). Should a store be unreachable, the change stands and is answered (a new secret is
+ * shown: refusing it now would lose it, and keep the old one working), and the log says what
+ * may be left: the database is revoked first, so with Redis down only access tokens and codes,
+ * which expire within their lifetime.
+ */
+async function revokedOrWarned(log: Logger, whose: string, revoke: () => Promise<void>): Promise<void> {
+  try {
+    await revoke();
+  } catch (err) {
+    if (!isConnectionError(err)) throw err;
+    log.warn({ whose, detail: (err as Error).message }, 'a change was made, but not every token it ends could be revoked (a store is unreachable); those left live out their lifetime');
+  }
+}
 
 const START_ATTEMPTS = 3;
 

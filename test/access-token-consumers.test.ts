@@ -1,19 +1,8 @@
-import { randomBytes } from 'node:crypto';
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
 import type { TestGatehouse } from './support/gatehouse.ts';
-import {
-  authorizationRequest,
-  createUserDirectly,
-  oidc,
-  REDIRECT_URI,
-  relyingParty,
-  signInAndAllow,
-  startLoopbackGatehouse,
-  type RegisteredClient,
-} from './support/relying-party.ts';
+import { authorizationRequest, oidc, REDIRECT_URI, signInAndAllow, startLoopbackGatehouse, type RegisteredClient } from './support/relying-party.ts';
 import { runCli } from './support/cli.ts';
-import { basicAuth } from './support/http.ts';
-import { UserAgent } from './support/user-agent.ts';
+import { basic, introspect as introspectBy, PERSON_PASSWORD as PASSWORD, person, signedInPerson, status, webApp } from './support/token-consumers.ts';
 
 /**
  * Gatehouse's own token consumers (/userdata/me, POST /logout) check an access token as
@@ -27,7 +16,6 @@ interface Context {
 }
 
 const test = anyTest as TestFn<Context>;
-const PASSWORD = 'correct horse battery staple';
 
 test.before(async (t) => {
   const gh = await startLoopbackGatehouse();
@@ -38,59 +26,8 @@ test.before(async (t) => {
 
 test.after.always(async (t) => t.context.gh?.close());
 
-async function webApp(gh: TestGatehouse, name: string): Promise<{ client: RegisteredClient; rp: oidc.Configuration }> {
-  const { client, clientSecret } = await gh.services.clients.create({
-    name,
-    type: 'confidential',
-    grantTypes: ['authorization_code', 'refresh_token'],
-    redirectUris: [REDIRECT_URI],
-    scope: ['openid', 'profile', 'userdata'],
-  });
-  const registered = { clientId: client.clientId, clientSecret: clientSecret! };
-  return { client: registered, rp: await relyingParty(gh, registered, 'basic') };
-}
-
-/** A person of the test's own, signed in to the app in their own browser. */
-async function person(gh: TestGatehouse) {
-  const username = `p${randomBytes(5).toString('hex')}`;
-  await createUserDirectly(gh, username, PASSWORD);
-  return { username, agent: new UserAgent([REDIRECT_URI]) };
-}
-
-async function signIn(t: ExecutionContext<Context>, rp: oidc.Configuration, options: { DPoP?: oidc.DPoPHandle } = {}) {
-  const { username, agent } = await person(t.context.gh);
-  const pending = await authorizationRequest(rp, { scope: 'openid userdata' });
-  const landed = await signInAndAllow(agent, pending.url, username, PASSWORD);
-  const tokens = await oidc.authorizationCodeGrant(
-    rp,
-    new URL(landed.url),
-    { pkceCodeVerifier: pending.verifier, expectedState: pending.state, expectedNonce: pending.nonce },
-    undefined,
-    options,
-  );
-  return { agent, username, tokens };
-}
-
-const basic = (c: RegisteredClient) => basicAuth(c.clientId, c.clientSecret!);
-
-async function status(
-  gh: TestGatehouse,
-  method: string,
-  path: string,
-  authorization: string,
-): Promise<{ status: number; body: string; challenge: string | null }> {
-  const res = await fetch(`${gh.config.issuer}${path}`, { method, headers: { authorization } });
-  return { status: res.status, body: await res.text(), challenge: res.headers.get('www-authenticate') };
-}
-
-async function introspect(t: ExecutionContext<Context>, token: string): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(`${t.context.gh.config.issuer}/introspect`, {
-    method: 'POST',
-    headers: { authorization: basic(t.context.api), 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ token }),
-  });
-  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
-}
+const signIn = (t: ExecutionContext<Context>, rp: oidc.Configuration, options: { DPoP?: oidc.DPoPHandle } = {}) => signedInPerson(t.context.gh, rp, options);
+const introspect = (t: ExecutionContext<Context>, token: string) => introspectBy(t.context.gh, t.context.api, token);
 
 test('a DPoP-bound access token is refused as a plain Bearer token at /userdata/me and POST /logout, and accepted with its proof', async (t) => {
   const { gh } = t.context;

@@ -200,6 +200,11 @@ test('an operator rotates a secret in the admin API while Redis is down: the cha
     lines.some((l) => l.level === 'warn' && l.channel === 'Redis pub/sub' && /TTL/.test(l.msg)),
     JSON.stringify(lines),
   );
+  // The client's tokens in Redis could not be revoked: the log says so, naming the client.
+  t.true(
+    lines.some((l) => l.level === 'warn' && l.whose === `client ${created.client_id}` && /not every token/.test(l.msg)),
+    JSON.stringify(lines),
+  );
 
   await proxy.restore();
   const tokenWith = (secret: string) =>

@@ -133,17 +133,22 @@ test('the access token checks are exported middleware, and DPoP htu is compared 
   t.is(typeof accessToken.getValidateAccessToken, 'function');
   t.is(typeof accessToken.getValidateAccessToken(), 'function');
   t.is(typeof accessToken.loadAccessTokenClient, 'function');
+  t.is(typeof accessToken.loadAccessTokenAccount, 'function');
   t.is(typeof accessToken.loadAccessTokenGrant, 'function');
   const shared = upstream('lib/shared/access_token.js');
   t.regex(shared, /ctx\.oidc\.entity\('AccessToken', accessToken\)/);
   t.regex(shared, /new InvalidToken\('failed jkt verification'\)/);
   t.regex(shared, /new InvalidToken\('associated client not found'\)/);
+  // The account is read through the configured findAccount, with the token.
+  t.regex(shared, /configuration\.findAccount\(\s*ctx,\s*ctx\.oidc\.accessToken\.accountId,\s*ctx\.oidc\.accessToken,\s*\)/);
+  t.regex(shared, /new InvalidToken\('associated account not found'\)/);
   t.regex(upstream('lib/helpers/validate_dpop.js'), /const expected = new URL\(ctx\.oidc\.urlFor\(ctx\.oidc\.route\)\)\.href;/);
   // The userinfo endpoint uses the same pieces in the order internals.ts does.
   const userinfo = upstream('lib/actions/userinfo.js');
   t.true(userinfo.indexOf('validateAccessToken,') < userinfo.indexOf('function validateScope'));
   t.true(userinfo.indexOf('function validateScope') < userinfo.lastIndexOf('loadAccessTokenClient,'));
-  t.true(userinfo.lastIndexOf('loadAccessTokenClient,') < userinfo.lastIndexOf('loadAccessTokenGrant,'));
+  t.true(userinfo.lastIndexOf('loadAccessTokenClient,') < userinfo.lastIndexOf('loadAccessTokenAccount,'));
+  t.true(userinfo.lastIndexOf('loadAccessTokenAccount,') < userinfo.lastIndexOf('loadAccessTokenGrant,'));
   const OIDCContext = provider.OIDCContext as unknown as new (ctx: object) => { urlFor: unknown; route: unknown; entities: unknown };
   t.is(typeof OIDCContext, 'function');
   t.is(typeof OIDCContext.prototype.urlFor, 'function');

@@ -82,7 +82,6 @@ function checkPassword(password: string): void {
   if (password.length > MAX_PASSWORD_LENGTH) throw new ValidationError({ password: `must be at most ${MAX_PASSWORD_LENGTH} characters` });
 }
 
-/** Called when a user is disabled: everything issued to them stops working. */
 /** Gatehouse keeps at least one enabled admin: refused, 409, when a change would leave none. */
 export class LastAdminError extends GatehouseError {
   override name = 'LastAdminError';
@@ -92,7 +91,16 @@ export class LastAdminError extends GatehouseError {
   }
 }
 
-export type RevokeUserArtifacts = (userId: string) => Promise<void>;
+/**
+ * What ends when a user's credentials change, in oidc-provider's storage (src/oidc/ GrantsService
+ * does it): the accounts service decides when, the boundary knows how.
+ */
+export interface UserArtifacts {
+  /** The user is disabled: everything issued to them stops working (sessions, the admin's too, tokens, codes, grants). */
+  revokeAll(userId: string): Promise<void>;
+  /** The user's password changed: their sessions (the admin's too) end and their tokens and codes are revoked; consent stays. */
+  revokeSignIns(userId: string): Promise<void>;
+}
 
 /** The one owner of the users table: rules, password hashing, sign-in checks. */
 export class AccountsService {
@@ -102,7 +110,7 @@ export class AccountsService {
   /** `embedded`: the embedded SQLite database, read through a prepared statement (faster than Knex). */
   constructor(
     private readonly db: Knex,
-    private readonly revokeUserArtifacts: RevokeUserArtifacts,
+    private readonly artifacts: UserArtifacts,
     embedded?: Database.Database,
   ) {
     const byId = embedded?.prepare('select * from users where id = ?');
@@ -212,12 +220,17 @@ export class AccountsService {
     return toUser(parsed);
   }
 
+  /**
+   * Sets a new password (an operator does, or one day the person), and signs the user out
+   * everywhere: whoever knew the old password keeps nothing it got them (sessions, tokens).
+   */
   async setPassword(id: string, password: string): Promise<User> {
     checkPassword(password);
     await this.get(id);
     await this.db('users')
       .where({ id })
       .update({ password_hash: await hashPassword(password), must_reset_password: false, updated_at: Date.now() });
+    await this.artifacts.revokeSignIns(id);
     return this.get(id);
   }
 
@@ -225,7 +238,7 @@ export class AccountsService {
   async setDisabled(id: string, disabled: boolean): Promise<User> {
     await this.get(id);
     await this.changeKeepingAnAdmin(id, { disabled }, disabled);
-    if (disabled) await this.revokeUserArtifacts(id);
+    if (disabled) await this.artifacts.revokeAll(id);
     return this.get(id);
   }
 

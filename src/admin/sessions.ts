@@ -77,6 +77,11 @@ export class AdminSessionsService {
     return { userId: String(row.user_id), csrf: String(row.csrf), createdAt: new Date(createdAt), lastSeenAt: new Date(now) };
   }
 
+  /** Signs a user out of every admin session (their password changed, or they were disabled). */
+  async endAllOf(userId: string): Promise<void> {
+    await this.db('admin_sessions').where({ user_id: userId }).delete();
+  }
+
   /** Signs out: the session row is gone, so the cookie is worthless even if a copy survives. */
   async end(cookieValue: string): Promise<void> {
     if (COOKIE_VALUE.test(cookieValue)) await this.db('admin_sessions').where({ id: storedId(cookieValue) }).delete();

@@ -84,6 +84,17 @@ export function settingsColumn(s: ClientSettings): string {
   return JSON.stringify(rest);
 }
 
+/**
+ * What ends when a client's credentials change, in oidc-provider's storage (src/oidc/
+ * GrantsService does it): the clients service decides when, the boundary knows how.
+ */
+export interface ClientArtifacts {
+  /** Its tokens and codes (its users' and its own client credentials tokens); its users' consent stays. */
+  revokeTokens(clientId: string): Promise<void>;
+  /** Everything issued to it, the grants included: the client is deleted. */
+  revokeAll(clientId: string): Promise<void>;
+}
+
 /** The one owner of the clients table: rules, secrets and storage. */
 export class ClientsService {
   /**
@@ -104,6 +115,7 @@ export class ClientsService {
     /** The API scopes a client may hold now (the scopes service's list). */
     private readonly knownScopes: () => Promise<readonly string[]>,
     private readonly invalidations: Invalidations,
+    private readonly artifacts: ClientArtifacts,
     private readonly cacheMs = CLIENT_CACHE_MS,
   ) {
     invalidations.subscribe(CLIENTS_TOPIC, (clientId) => {
@@ -191,7 +203,8 @@ export class ClientsService {
 
   /**
    * Applies a partial change. A confidential client turned public loses its secret; a public
-   * client turned confidential gets one, returned here once.
+   * client turned confidential gets one, returned here once. Disabling the client, or any change
+   * of its secret, revokes every token it holds: enabling it again brings none back.
    */
   async update(clientId: string, changes: ClientSettingsInput & { disabled?: boolean }): Promise<ClientWithSecret> {
     const row = await this.findRow(clientId);
@@ -223,10 +236,11 @@ export class ClientsService {
         updated_at: Date.now(),
       });
     await this.changed(clientId);
+    if ((disabled === true && !current.disabled) || secretHash !== row.secret_hash) await this.artifacts.revokeTokens(clientId);
     return { client: await this.get(clientId), clientSecret };
   }
 
-  /** Deletes the client with its API keys and the /userdata documents it kept. */
+  /** Deletes the client with its API keys, the /userdata documents it kept, and everything issued to it. */
   async delete(clientId: string): Promise<void> {
     const removed = await this.db.transaction(async (trx): Promise<number> => {
       await trx('api_keys').where({ client_id: clientId }).delete();
@@ -235,9 +249,10 @@ export class ClientsService {
     });
     if (!removed) throw new NotFoundError(`client ${clientId}`);
     await this.changed(clientId);
+    await this.artifacts.revokeAll(clientId);
   }
 
-  /** A new secret; the old one stops working with the next request. */
+  /** A new secret; the old one stops working with the next request, and every token the client holds is revoked. */
   async rotateSecret(clientId: string): Promise<ClientWithSecret> {
     const client = await this.get(clientId);
     if (client.type !== 'confidential') {
@@ -249,6 +264,7 @@ export class ClientsService {
     const stored = plainClientSecret(row.secret_hash ?? '') !== undefined ? storePlainClientSecret(clientSecret) : hashClientSecret(clientSecret, this.secretKey);
     await this.db('clients').where({ client_id: clientId }).update({ secret_hash: this.sealed(clientId, stored), updated_at: Date.now() });
     await this.changed(clientId);
+    await this.artifacts.revokeTokens(clientId);
     return { client: await this.get(clientId), clientSecret };
   }
 

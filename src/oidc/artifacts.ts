@@ -1,3 +1,4 @@
+import type { Redis } from 'ioredis';
 import type { Knex } from 'knex';
 import { KnexAdapter } from '../../adapters/knex.ts';
 import { nowInSeconds } from '../../adapters/payload-row.ts';
@@ -87,15 +88,60 @@ export async function findLatestGrantId(db: Knex, accountId: string, clientId: s
   return row?.id;
 }
 
-/** Deletes every artifact a user holds in the database (sessions, grants, codes, tokens): the user is disabled. */
-export async function deleteAccountPayloads(db: Knex, accountId: string): Promise<void> {
-  await db(TABLE).where({ account_id: accountId }).delete();
+/** What a deletion leaves: nothing, or the Grants (remembered consent) while the tokens and sessions go. */
+export type Keep = 'nothing' | 'grants';
+
+const keeping = (q: Knex.QueryBuilder, keep: Keep) => (keep === 'grants' ? q.whereNot({ model: 'Grant' }) : q);
+
+/**
+ * Deletes the artifacts a user holds in the database: sessions, codes, tokens, and unless kept,
+ * grants. All of them when the user is disabled; all but the grants when their password changes.
+ */
+export async function deleteAccountPayloads(db: Knex, accountId: string, keep: Keep = 'nothing'): Promise<void> {
+  await keeping(db(TABLE).where({ account_id: accountId }), keep).delete();
 }
 
-/** Deletes every artifact issued to a client that the database holds (grants, refresh tokens, codes …). */
-export async function deleteClientPayloads(db: Knex, clientId: string): Promise<void> {
-  await db(TABLE).where({ client_id: clientId }).delete();
+/**
+ * Deletes the artifacts issued to a client that the database holds: refresh tokens, codes,
+ * access and client credentials tokens stored there, and unless kept, grants.
+ */
+export async function deleteClientPayloads(db: Knex, clientId: string, keep: Keep = 'nothing'): Promise<void> {
+  await keeping(db(TABLE).where({ client_id: clientId }), keep).delete();
 }
+
+/**
+ * Deletes a client's client credentials tokens from Redis. They belong to no grant and no
+ * account, so no index of the Redis adapter names them: the ClientCredentials keys are scanned
+ * (SCAN, in steps, never blocking Redis) and those whose payload names the client are deleted.
+ * It costs a pass over the live client credentials tokens, for an operator's change to a client.
+ *
+ * Assumes the Redis adapter's layout (adapters/redis.ts): each artifact is a hash under
+ * `<prefix><Model>:<id>` whose `payload` field is the JSON payload.
+ */
+export async function deleteRedisClientCredentials(redis: Redis, prefix: string, clientId: string): Promise<number> {
+  let removed = 0;
+  const stream = redis.scanStream({ match: `${escapeGlob(prefix)}ClientCredentials:*`, count: 500 });
+  for await (const keys of stream as AsyncIterable<string[]>) {
+    if (keys.length === 0) continue;
+    const payloads = await Promise.all(keys.map((key) => redis.hget(key, 'payload').catch(() => null)));
+    const own = keys.filter((_key, i) => payloadClientId(payloads[i]) === clientId);
+    if (own.length) removed += await redis.del(...own);
+  }
+  return removed;
+}
+
+function payloadClientId(payload: string | null | undefined): string | undefined {
+  if (!payload) return undefined;
+  try {
+    const parsed = JSON.parse(payload) as { clientId?: unknown };
+    return typeof parsed.clientId === 'string' ? parsed.clientId : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A prefix as a literal in a Redis glob pattern. */
+const escapeGlob = (s: string) => s.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
 
 /**
  * Has the user a live grant with this client: did they sign in to the app and allow it, and

@@ -2,9 +2,11 @@ import type { AdapterFactory } from 'oidc-provider';
 import { deleteRedisAccountArtifacts } from '../../adapters/redis.ts';
 import type { Stores } from '../../adapters/index.ts';
 import { NotFoundError } from '../errors.ts';
+import { guardStore } from '../stores/availability.ts';
 import {
   deleteAccountPayloads,
   deleteClientPayloads,
+  deleteRedisClientCredentials,
   findAccountSessions,
   findClientGrantIds,
   hasLiveGrant,
@@ -43,8 +45,13 @@ export class GrantsService {
 
   /** Revokes a grant: its access tokens, refresh tokens and codes (wherever they are stored), then the grant. */
   async revokeGrant(grantId: string): Promise<void> {
-    await Promise.all(['AccessToken', 'RefreshToken', 'AuthorizationCode'].map((model) => this.adapterFor(model).revokeByGrantId(grantId)));
+    await this.revokeIssuedUnder(grantId);
     await this.adapterFor('Grant').destroy(grantId);
+  }
+
+  /** What a grant issued: its access tokens, refresh tokens and codes, wherever each is stored. The grant stays. */
+  private async revokeIssuedUnder(grantId: string): Promise<void> {
+    await Promise.all(['AccessToken', 'RefreshToken', 'AuthorizationCode'].map((model) => this.adapterFor(model).revokeByGrantId(grantId)));
   }
 
   /** Revokes one of a user's grants; NotFoundError when the user holds no such grant. */
@@ -54,15 +61,51 @@ export class GrantsService {
     await this.revokeGrant(grantId);
   }
 
-  /** Revokes every grant of a client with what they issued, and every other artifact the database holds for it. */
+  /**
+   * Revokes every token and code issued to a client, in every store: its users' access and
+   * refresh tokens, its codes, its client credentials tokens. The grants (the consent its users
+   * gave) stay, so a person signing in again is not asked again. The client was disabled, or its
+   * secret changed.
+   */
+  async revokeClientTokens(clientId: string): Promise<void> {
+    const grantIds = await findClientGrantIds(this.stores.db, clientId);
+    await deleteClientPayloads(this.stores.db, clientId, 'grants');
+    await this.revokeClientInRedis(clientId, grantIds);
+  }
+
+  /** Revokes everything of a client, its grants included: the client is deleted. */
   async revokeClient(clientId: string): Promise<void> {
-    for (const grantId of await findClientGrantIds(this.stores.db, clientId)) await this.revokeGrant(grantId);
+    const grantIds = await findClientGrantIds(this.stores.db, clientId);
     await deleteClientPayloads(this.stores.db, clientId);
+    await this.revokeClientInRedis(clientId, grantIds);
+  }
+
+  /**
+   * What Redis holds of a client: its grants' access tokens and codes, its client credentials
+   * tokens. Done after the database (refresh tokens above all), so that Redis being down leaves
+   * only artifacts that expire within the hour.
+   */
+  private async revokeClientInRedis(clientId: string, grantIds: string[]): Promise<void> {
+    const { redis } = this.stores;
+    if (!redis) return;
+    for (const grantId of grantIds) await this.revokeIssuedUnder(grantId);
+    await guardStore('redis', () => deleteRedisClientCredentials(redis.client, redis.prefix, clientId));
   }
 
   /** Deletes every artifact a user holds (sessions, grants, codes, tokens) in every store: the user is disabled. */
   async revokeUser(sub: string): Promise<void> {
     await deleteAccountPayloads(this.stores.db, sub);
+    if (this.stores.redis) await deleteRedisAccountArtifacts(this.stores.redis.client, this.stores.redis.prefix, sub);
+  }
+
+  /**
+   * Ends every Gatehouse session of a user and revokes every token and code issued to them, in
+   * every store; their grants (the consent they gave each app) stay. Their password changed: who
+   * knew the old one is signed out everywhere, and the person signs in again with the new one.
+   */
+  async revokeUserSignIns(sub: string): Promise<void> {
+    await deleteAccountPayloads(this.stores.db, sub, 'grants');
+    // Grants live in the database only (adapters/index.ts MODEL_STORES): what Redis holds of the user goes.
     if (this.stores.redis) await deleteRedisAccountArtifacts(this.stores.redis.client, this.stores.redis.prefix, sub);
   }
 

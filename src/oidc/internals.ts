@@ -9,7 +9,7 @@
 import Provider, { errors, type AdapterPayload, type KoaContextWithOIDC } from 'oidc-provider';
 import type Koa from 'koa';
 // Deep imports (the package has no "exports" map, so these paths resolve): see each use below.
-import { getValidateAccessToken, loadAccessTokenClient, loadAccessTokenGrant } from 'oidc-provider/lib/shared/access_token.js';
+import { getValidateAccessToken, loadAccessTokenAccount, loadAccessTokenClient, loadAccessTokenGrant } from 'oidc-provider/lib/shared/access_token.js';
 import revokeGrantAsProviderDoes from 'oidc-provider/lib/helpers/revoke.js';
 import instance from 'oidc-provider/lib/helpers/weak_cache.js';
 
@@ -268,11 +268,12 @@ const resourceContexts = new WeakMap<Provider, new (ctx: Koa.Context, url: strin
  * pieces, in the order its userinfo endpoint (lib/actions/userinfo.js) uses them: the token is
  * found unexpired, a DPoP proof is checked (signature, htm, htu, ath, replay) and must match a
  * DPoP-bound token, an mTLS-bound token needs its certificate; `between` runs next (audience and
- * scope); then the token's client must still be found (a disabled or deleted client is not) and
- * its grant still live and matching.
+ * scope); then the token's client must still be found (a disabled or deleted client is not), its
+ * account too (findAccount: a disabled user is not), and its grant still live and matching.
  *
- * Assumes: lib/shared/access_token.js exports getValidateAccessToken, loadAccessTokenClient and
- * loadAccessTokenGrant as Koa middleware over `ctx.oidc` (an instance of `provider.OIDCContext`
+ * Assumes: lib/shared/access_token.js exports getValidateAccessToken, loadAccessTokenClient,
+ * loadAccessTokenAccount (the configured findAccount, with the token) and loadAccessTokenGrant as
+ * Koa middleware over `ctx.oidc` (an instance of `provider.OIDCContext`
  * built from the Koa ctx), leaving the token at ctx.oidc.entities.AccessToken; and DPoP's htu
  * check (lib/helpers/validate_dpop.js) compares the proof's htu with
  * `ctx.oidc.urlFor(ctx.oidc.route)`, which here is the URL the request was sent to.
@@ -307,6 +308,7 @@ export async function checkAccessTokenAsProviderDoes(
   const token = withOidc.oidc.entities.AccessToken!;
   between(token);
   await loadAccessTokenClient(ctx, done);
+  if (token.accountId) await loadAccessTokenAccount(ctx, done);
   await loadAccessTokenGrant(ctx, done);
   return token;
 }

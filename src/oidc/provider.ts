@@ -11,6 +11,7 @@ import type { CredentialThrottle } from '../accounts/throttle.ts';
 import { settleAuthorizationScope } from './authorization-scope.ts';
 import { deviceFlowFeature, refuseLockedCodeGuessers } from './device-flow.ts';
 import { authenticateClientsWithStoredSecrets } from './client-auth.ts';
+import { interactionPolicyForGoneAccounts } from './interaction-policy.ts';
 import { onProviderErrorAnswer, revokeWhenConsumeLosesRace } from './internals.ts';
 import { trustProxyHops } from '../proxy-trust.ts';
 import { interactionErrorPage, problemOf, respondWithPage, setProblemHeaders } from '../problem.ts';
@@ -89,12 +90,14 @@ export function createProvider(deps: ProviderDeps): Provider {
       // ever the client's own business (no resource server receives one): another client
       // holding it learns only active: false.
       // A token whose client is disabled or deleted is inactive (oidc-provider would look the
-      // client up afterwards, for pairwise subjects, and fail on a missing one).
+      // client up afterwards, for pairwise subjects, and fail on a missing one), and so is one
+      // whose user is disabled or deleted (findAccount finds no such user), as at /userinfo.
       introspection: {
         enabled: true,
         allowedPolicy: async (ctx, client, token) =>
           (token.clientId === client.clientId || (client.clientAuthMethod !== 'none' && token.kind !== 'RefreshToken')) &&
-          (token.clientId === client.clientId || !token.clientId || (await ctx.oidc.provider.Client.find(token.clientId)) !== undefined),
+          (token.clientId === client.clientId || !token.clientId || (await ctx.oidc.provider.Client.find(token.clientId)) !== undefined) &&
+          (token.kind === 'ClientCredentials' || (await deps.findAccount(ctx, token.accountId, token)) !== undefined),
       },
       // RFC 7009: a client revokes only tokens issued to it.
       revocation: {
@@ -130,6 +133,7 @@ export function createProvider(deps: ProviderDeps): Provider {
     },
     interactions: {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
+      policy: interactionPolicyForGoneAccounts(),
     },
     ttl: {
       AccessToken: lifetimes.accessToken,

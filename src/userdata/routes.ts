@@ -41,8 +41,8 @@ async function authorize(ctx: Koa.Context, deps: UserdataDeps, sub: string): Pro
       ctx.set('www-authenticate', 'Bearer realm="gatehouse", scope="userdata"');
       throw new GatehouseError(401, 'invalid_token', '/userdata/me needs Authorization: Bearer <access token with the userdata scope>');
     }
+    // The one token check refuses a disabled user's token too (as /userinfo does).
     const token = await deps.verifyAccessToken(ctx, { scope: 'userdata' });
-    if (!(await deps.accounts.findActive(token.accountId))) throw new GatehouseError(403, 'forbidden', 'this user is disabled');
     return { sub: token.accountId, clientId: token.clientId, canRead: true, canWrite: true };
   }
 
