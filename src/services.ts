@@ -104,7 +104,7 @@ export async function openServices(config: Config, { migrate = true, migrated, l
     const adapters = createAdapterFactory(stores, clients);
     const grants = new GrantsService(stores, adapters);
     const accounts = new AccountsService(db, (userId) => grants.revokeUser(userId), sqlite?.db);
-    const throttle = new CredentialThrottle(db, invalidations);
+    const throttle = new CredentialThrottle(db);
     const adminTokens = new AdminTokensService(db, secretKey);
     const adminSessions = new AdminSessionsService(db);
     const events = new SecurityEvents(log, metrics);

@@ -1,4 +1,5 @@
 import { randomBytes, scrypt as scryptCallback, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { availableParallelism } from 'node:os';
 import { isDjangoHash, verifyDjangoHash } from './django-hashers.ts';
 
@@ -17,22 +18,62 @@ const KEY_LENGTH = 32;
 // hash at once and the rest queue here.
 const MAX_CONCURRENT_HASHES = Math.max(1, Math.min(2, availableParallelism()));
 let running = 0;
-const waiting: Array<() => void> = [];
+/**
+ * Waiting hashes, one queue per key (an address, an account), served round-robin: a key with a
+ * hundred hashes waiting gets one slot in turn like a key with one, so one address or account
+ * flooding sign-ins cannot starve the others. Keys leave the map when their queue is empty.
+ */
+const waiting = new Map<string, Array<() => void>>();
 
-async function withHashSlot<T>(work: () => Promise<T>): Promise<T> {
-  if (running >= MAX_CONCURRENT_HASHES) await new Promise<void>((resolve) => waiting.push(resolve));
-  running++;
+function startNext(): void {
+  const next = waiting.entries().next();
+  if (next.done) return;
+  const [key, queue] = next.value;
+  const start = queue.shift()!;
+  // Re-inserted at the end: the next free slot goes to the next key.
+  waiting.delete(key);
+  if (queue.length) waiting.set(key, queue);
+  start();
+}
+
+/**
+ * Runs `work` (a password hash, or any CPU-heavy verification) in one of the few hash slots,
+ * queued fairly under `key`. The name and signature are stable: the Django hashers use it too.
+ */
+export async function withHashSlot<T>(key: string, work: () => Promise<T>): Promise<T> {
+  if (running >= MAX_CONCURRENT_HASHES) {
+    await new Promise<void>((resolve) => {
+      const queue = waiting.get(key);
+      if (queue) queue.push(resolve);
+      else waiting.set(key, [resolve]);
+    });
+  } else running++;
   try {
     return await work();
   } finally {
-    running--;
-    waiting.shift()?.();
+    // A waiting hash takes over the slot; only when none waits is it given back.
+    if (waiting.size) startNext();
+    else running--;
   }
+}
+
+/** Whom the hashes of this call chain are for (set by a sign-in), so the queue can be fair without every caller passing it. */
+const hashKey = new AsyncLocalStorage<string>();
+
+/** Runs `work` with its hashes queued under `key` (an address): see withHashSlot. */
+export function hashesQueuedAs<T>(key: string, work: () => Promise<T>): Promise<T> {
+  return hashKey.run(key, work);
+}
+
+/** The key hashes of this call chain queue under (hashesQueuedAs), or one shared key outside any. */
+export function currentHashKey(): string {
+  return hashKey.getStore() ?? 'unattributed';
 }
 
 function scrypt(password: string, salt: Buffer, params: { N: number; r: number; p: number }): Promise<Buffer> {
   const options: ScryptOptions = { ...params, maxmem: 256 * params.N * params.r + 1024 * 1024 };
   return withHashSlot(
+    currentHashKey(),
     () =>
       new Promise((resolve, reject) =>
         scryptCallback(password.normalize('NFC'), salt, KEY_LENGTH, options, (err, key) => (err ? reject(err) : resolve(key))),

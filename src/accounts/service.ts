@@ -177,6 +177,12 @@ export class AccountsService {
     return toUser(parsed);
   }
 
+  /** Whether a username (as typed at sign-in) names an account: only then may a log line carry it. */
+  async usernameExists(username: string): Promise<boolean> {
+    if (username.length > 150) return false;
+    return Boolean(await this.db('users').where({ username_key: usernameKey(username.trim()) }).first('id'));
+  }
+
   async setPassword(id: string, password: string): Promise<User> {
     checkPassword(password);
     await this.get(id);
