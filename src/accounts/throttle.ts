@@ -13,7 +13,8 @@ export interface Limit {
   /** Attempts in a window after which the subject is locked for `lockMs` (never when absent). */
   lockAfter?: number;
   /**
-   * Attempts after which each further one must wait: `stepMs` more per attempt, at most `maxMs`.
+   * Attempts after which each further one must wait: `stepMs` after the `after`th, `stepMs` more
+   * per attempt beyond, at most `maxMs`.
    * `refuse` answers "try again in N seconds" until then (token endpoints answer at once);
    * `wait` lets the attempt through and tells the caller how long to wait first (people).
    */
@@ -214,8 +215,8 @@ export class CredentialThrottle {
     const failures = sql`(case when ${stale} then 1 else login_failures.failures + 1 end)`;
     const lockAfter = sql`cast(${limit.lockAfter ?? null} as integer)`;
     const notBefore = refuse
-      ? sql`case when ${failures} <= cast(${refuse.after} as integer) then null
-             else cast(${now} as bigint) + least_of(cast(${refuse.maxMs} as bigint), cast(${refuse.stepMs} as bigint) * (${failures} - cast(${refuse.after} as integer))) end`
+      ? sql`case when ${failures} < cast(${refuse.after} as integer) then null
+             else cast(${now} as bigint) + least_of(cast(${refuse.maxMs} as bigint), cast(${refuse.stepMs} as bigint) * (${failures} - cast(${refuse.after} as integer) + 1)) end`
       : sql`null`;
     const first = limit.lockAfter !== undefined && limit.lockAfter <= 1 ? lockedUntil : null;
     const statement = sql`insert into login_failures (subject, failures, window_started_at, locked_until, not_before)
