@@ -109,7 +109,7 @@ export async function openServices(config: Config, { migrate = true, migrated, l
     const adminSessions = new AdminSessionsService(db);
     const events = new SecurityEvents(log, metrics);
     const audit = new AuditLog(db, events);
-    const admin = new AdminOperations(clients, accounts, apiKeys, grants, keys, adminTokens, audit, userdata, scopes);
+    const admin = new AdminOperations(clients, accounts, apiKeys, grants, keys, adminTokens, audit, userdata, scopes, throttle);
     const close = async () => {
       await invalidations!.close();
       redis?.disconnect();

@@ -19,21 +19,32 @@ const KEY_LENGTH = 32;
 const MAX_CONCURRENT_HASHES = Math.max(1, Math.min(2, availableParallelism()));
 let running = 0;
 /**
- * Waiting hashes, one queue per key (an address, an account), served round-robin: a key with a
- * hundred hashes waiting gets one slot in turn like a key with one, so one address or account
- * flooding sign-ins cannot starve the others. Keys leave the map when their queue is empty.
+ * Waiting hashes, one queue per key (an address, an account). A free slot goes to the waiting
+ * key served longest ago (a key never served first), so a key with a hundred hashes waiting gets
+ * one slot in turn like a key with one: one address or account flooding sign-ins cannot starve
+ * the others, and a newcomer waits for at most the hashes already running.
  */
 const waiting = new Map<string, Array<() => void>>();
+/** When each key last got a slot; forgotten wholesale past a bound (a hostile flood of keys). */
+const lastServed = new Map<string, number>();
+let served = 0;
 
 function startNext(): void {
-  const next = waiting.entries().next();
-  if (next.done) return;
-  const [key, queue] = next.value;
+  let chosen: string | undefined;
+  for (const key of waiting.keys()) {
+    if (chosen === undefined || (lastServed.get(key) ?? -1) < (lastServed.get(chosen) ?? -1)) chosen = key;
+  }
+  if (chosen === undefined) return;
+  const queue = waiting.get(chosen)!;
   const start = queue.shift()!;
-  // Re-inserted at the end: the next free slot goes to the next key.
-  waiting.delete(key);
-  if (queue.length) waiting.set(key, queue);
+  if (!queue.length) waiting.delete(chosen);
+  markServed(chosen);
   start();
+}
+
+function markServed(key: string): void {
+  if (lastServed.size >= 10_000) lastServed.clear();
+  lastServed.set(key, ++served);
 }
 
 /**
@@ -47,7 +58,10 @@ export async function withHashSlot<T>(key: string, work: () => Promise<T>): Prom
       if (queue) queue.push(resolve);
       else waiting.set(key, [resolve]);
     });
-  } else running++;
+  } else {
+    running++;
+    markServed(key);
+  }
   try {
     return await work();
   } finally {
