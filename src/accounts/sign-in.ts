@@ -11,6 +11,14 @@ export type SignInResult =
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * Who a log line is about: the username only when it names an account, so a password typed
+ * into the username field never reaches the log.
+ */
+async function named(accounts: AccountsService, username: string): Promise<{ username: string } | { username_known: false }> {
+  return (await accounts.usernameExists(username)) ? { username: username.trim() } : { username_known: false };
+}
+
 /** Refused before anything was checked because another check for the same username or address is running. */
 const busy = () => new LockedOutError(LOCKS.signInsAtOnce, 1);
 
@@ -41,7 +49,7 @@ export async function signInWithPassword(
   try {
     const reservation = await throttle.reserve(CredentialThrottle.signInLimits(username, address));
     if (!reservation.ok) {
-      report('login.locked', { ...ip, locked_for_seconds: reservation.retryAfterSeconds });
+      report('login.locked', { ...(await named(accounts, username)), ...ip, locked_for_seconds: reservation.retryAfterSeconds });
       return { ok: false, refused: new LockedOutError(LOCKS.signIn, reservation.retryAfterSeconds) };
     }
     if (reservation.waitMs) await sleep(reservation.waitMs);
@@ -62,10 +70,7 @@ export async function signInWithPassword(
       leaveUsername();
     }
     if (!user) {
-      // The username only when it names an account: a password typed into the username field
-      // must not reach the log.
-      const known = await accounts.usernameExists(username);
-      report('login.failed', known ? { ...ip, username: username.trim() } : { ...ip, username_known: false });
+      report('login.failed', { ...(await named(accounts, username)), ...ip });
       return { ok: false, refused: new GatehouseError(401, 'access_denied', 'the username or password is not correct') };
     }
     await reservation.succeeded();
