@@ -235,7 +235,7 @@ async function refusalReachesEveryProcess(t: ExecutionContext, d: Deployment) {
   const fromService = (url: string) => tokenRequest(url, client, client.secret, service);
   const guesses = await whileEveryProcessServes(d, client, () => Promise.all(Array.from({ length: 20 }, () => tokenRequest(d.urls[0]!, client, 'a wrong guess', attacker))), fromService);
   t.true(guesses.every((a) => a.status === 401 || a.status === 429));
-  t.true(guesses.filter((a) => a.status === 401).length <= CREDENTIAL_THROTTLE.slowClientAddressAfter, 'no more secrets checked than the backoff allows');
+  t.true(guesses.filter((a) => a.status === 401).length <= CREDENTIAL_THROTTLE.lockClientAddressPairAfter, 'no more secrets checked than the lock allows');
   const since = outputLengths(d);
   const answers = await rightAway(d, 100, (url) => tokenRequest(url, client, client.secret, attacker));
   t.deepEqual(

@@ -70,6 +70,7 @@ export async function signInWithPassword(
       leaveUsername();
     }
     if (!user) {
+      await reservation.failed();
       report('login.failed', { ...(await named(accounts, username)), ...ip });
       return { ok: false, refused: new GatehouseError(401, 'access_denied', 'the username or password is not correct') };
     }

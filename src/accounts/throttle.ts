@@ -10,7 +10,10 @@ import { usernameKey } from './service.ts';
  */
 export interface Limit {
   subject: string;
-  /** Attempts in a window after which the subject is locked for `lockMs` (never when absent). */
+  /**
+   * Failures in a window after which the subject is locked for `lockMs` (never when absent).
+   * Failures and attempts still being checked together never exceed it, so no burst checks more.
+   */
   lockAfter?: number;
   /**
    * Attempts after which each further one must wait: `stepMs` after the `after`th, `stepMs` more
@@ -89,6 +92,8 @@ export interface Reservation {
   waitMs: number;
   /** The check succeeded: clear or refund each counter. */
   succeeded(): Promise<void>;
+  /** The credential was wrong: count the failure on each counter. */
+  failed(): Promise<void>;
   /** Nothing was checked after all: take the attempt back from every counter. */
   cancel(): Promise<void>;
 }
@@ -168,71 +173,62 @@ export class CredentialThrottle {
   }
 
   /**
-   * Counts one attempt on every limit, in order, or refuses it (taking back what it counted)
-   * when one of them is locked or backing off. Each counter is one statement that checks and
-   * counts at once, so parallel attempts (other processes included) are each counted and none
-   * passes a check that an earlier one has already used up.
+   * Reserves one attempt on every limit, in order, or refuses it (taking back what it reserved)
+   * when one of them is locked, backing off, or has as many attempts failed and in flight as it
+   * allows. Each counter is one statement that checks and reserves at once, so parallel attempts
+   * (other processes included) are each counted, and none passes a check that attempts still in
+   * flight have already used up. Only failures count against a credential afterwards: a right one
+   * (or one never checked) just gives its reservation back.
    */
   async reserve(limits: Limit[]): Promise<Reservation | Refusal> {
-    const counted: Array<{ limit: Limit; failures: number }> = [];
+    const reserved: Limit[] = [];
     let waitMs = 0;
     for (const limit of limits) {
-      const failures = await this.count(limit);
+      const failures = await this.reserveOne(limit);
       if (failures === undefined) {
-        await Promise.all(counted.map(({ limit: done }) => this.refund(done)));
+        await Promise.all(reserved.map((done) => this.release(done, 'cancel')));
         return this.refusal(limit.subject);
       }
-      counted.push({ limit, failures });
+      reserved.push(limit);
       const backoff = limit.backoff;
-      if (backoff?.mode === 'wait' && failures > backoff.after) waitMs = Math.max(waitMs, Math.min(backoff.maxMs, backoff.stepMs * (failures - backoff.after)));
+      if (backoff?.mode === 'wait' && failures >= backoff.after)
+        waitMs = Math.max(waitMs, Math.min(backoff.maxMs, backoff.stepMs * (failures - backoff.after + 1)));
     }
-    return {
-      ok: true,
-      waitMs,
-      succeeded: async () => {
-        for (const { limit } of counted) await (limit.onSuccess === 'clear' ? this.clear(limit.subject) : this.refund(limit));
-      },
-      cancel: async () => {
-        for (const { limit } of counted) await this.refund(limit);
-      },
+    const releaseAll = async (how: 'success' | 'failure' | 'cancel') => {
+      for (const limit of reserved) await this.release(limit, how);
     };
+    return { ok: true, waitMs, succeeded: () => releaseAll('success'), failed: () => releaseAll('failure'), cancel: () => releaseAll('cancel') };
+  }
+
+  /** `pg` or SQLite's name for the smaller of two values. */
+  private run(statement: Fragment): Promise<unknown> {
+    const text = statement.text.replaceAll('least_of(', this.db.client.config.client === 'pg' ? 'least(' : 'min(');
+    return this.db.raw(text, statement.params as Knex.RawBinding[]);
   }
 
   /**
-   * One attempt more on a counter, starting a new window when the last one is over, locking at
-   * `lockAfter` and backing off past `backoff.after`; undefined (nothing counted) while the
-   * counter is locked or backing off. One statement: SQLite never has to turn a read into a
-   * write transaction (SQLITE_BUSY), and PostgreSQL locks the row for the statement.
+   * One attempt more in flight on a counter, starting a new window when the last one is over;
+   * undefined (nothing reserved) while the counter is locked, backing off, or full (failures and
+   * attempts in flight reach `lockAfter`). Answers the failures so far. One statement: SQLite
+   * never has to turn a read into a write transaction (SQLITE_BUSY), and PostgreSQL locks the
+   * row for the statement.
    */
-  private async count(limit: Limit): Promise<number | undefined> {
+  private async reserveOne(limit: Limit): Promise<number | undefined> {
     const now = this.now();
-    const windowOver = now - this.settings.windowMs;
-    const lockedUntil = now + this.settings.lockMs;
-    const refuse = limit.backoff?.mode === 'refuse' ? limit.backoff : undefined;
     // Every SET expression sees the row as it was before this statement. The casts tell
     // PostgreSQL what the parameters are (SQLite accepts them as they are).
-    const stale = sql`login_failures.window_started_at < cast(${windowOver} as bigint)`;
-    const failures = sql`(case when ${stale} then 1 else login_failures.failures + 1 end)`;
-    const lockAfter = sql`cast(${limit.lockAfter ?? null} as integer)`;
-    const notBefore = refuse
-      ? sql`case when ${failures} < cast(${refuse.after} as integer) then null
-             else cast(${now} as bigint) + least_of(cast(${refuse.maxMs} as bigint), cast(${refuse.stepMs} as bigint) * (${failures} - cast(${refuse.after} as integer) + 1)) end`
-      : sql`null`;
-    const first = limit.lockAfter !== undefined && limit.lockAfter <= 1 ? lockedUntil : null;
-    const statement = sql`insert into login_failures (subject, failures, window_started_at, locked_until, not_before)
-       values (${limit.subject}, 1, cast(${now} as bigint), cast(${first} as bigint), null)
+    const stale = sql`login_failures.window_started_at < cast(${now - this.settings.windowMs} as bigint)`;
+    const result = await this.run(sql`insert into login_failures (subject, failures, pending, window_started_at, locked_until, not_before)
+       values (${limit.subject}, 0, 1, cast(${now} as bigint), null, null)
        on conflict (subject) do update set
-         failures = ${failures},
-         window_started_at = case when ${stale} then cast(${now} as bigint) else login_failures.window_started_at end,
-         locked_until = case when ${failures} >= ${lockAfter} then cast(${lockedUntil} as bigint) else null end,
-         not_before = ${notBefore}
+         failures = case when ${stale} then 0 else login_failures.failures end,
+         pending = case when ${stale} then 1 else login_failures.pending + 1 end,
+         window_started_at = case when ${stale} then cast(${now} as bigint) else login_failures.window_started_at end
        where (login_failures.locked_until is null or login_failures.locked_until <= cast(${now} as bigint))
          and (login_failures.not_before is null or login_failures.not_before <= cast(${now} as bigint))
-       returning failures`;
-    const result = await this.db.raw(
-      statement.text.replaceAll('least_of(', this.db.client.config.client === 'pg' ? 'least(' : 'min('),
-      statement.params as Knex.RawBinding[],
-    );
+         and (cast(${limit.lockAfter ?? null} as integer) is null or ${stale}
+              or login_failures.failures + login_failures.pending < cast(${limit.lockAfter ?? null} as integer))
+       returning failures`);
     const [row] = returnedRows(result);
     return row ? Number(row.failures) : undefined;
   }
@@ -245,15 +241,41 @@ export class CredentialThrottle {
     return { ok: false, locked: lockedUntil > now, retryAfterSeconds: Math.max(1, Math.ceil((until - now) / 1000)) };
   }
 
-  /** Takes one attempt back: it succeeded, or was never checked. A lock it set goes with it. */
-  private async refund(limit: Limit): Promise<void> {
-    await this.db.raw(
-      `update login_failures set
-         failures = case when failures > 0 then failures - 1 else 0 end,
-         locked_until = case when failures - 1 >= cast(? as integer) then locked_until else null end
-       where subject = ?`,
-      [limit.lockAfter ?? null, limit.subject],
-    );
+  /**
+   * Ends one reserved attempt. A failure counts (locking at `lockAfter`, backing off from
+   * `backoff.after` for `refuse` limits); a success clears the counter (`clear`) or just gives
+   * the reservation back (`refund`); a cancelled attempt was never checked and only gives it back.
+   */
+  private async release(limit: Limit, how: 'success' | 'failure' | 'cancel'): Promise<void> {
+    const pending = sql`case when login_failures.pending > 0 then login_failures.pending - 1 else 0 end`;
+    if (how === 'cancel' || (how === 'success' && limit.onSuccess === 'refund')) {
+      await this.run(sql`update login_failures set pending = ${pending} where subject = ${limit.subject}`);
+      return;
+    }
+    if (how === 'success') {
+      await this.run(
+        sql`update login_failures set failures = 0, pending = ${pending}, locked_until = null, not_before = null where subject = ${limit.subject}`,
+      );
+      return;
+    }
+    const now = this.now();
+    const stale = sql`login_failures.window_started_at < cast(${now - this.settings.windowMs} as bigint)`;
+    const failures = sql`(case when ${stale} then 1 else login_failures.failures + 1 end)`;
+    const lockedUntil = sql`case when ${failures} >= cast(${limit.lockAfter ?? null} as integer) then cast(${now + this.settings.lockMs} as bigint) else login_failures.locked_until end`;
+    const refuse = limit.backoff?.mode === 'refuse' ? limit.backoff : undefined;
+    const notBefore = refuse
+      ? sql`case when ${failures} < cast(${refuse.after} as integer) then login_failures.not_before
+             else cast(${now} as bigint) + least_of(cast(${refuse.maxMs} as bigint), cast(${refuse.stepMs} as bigint) * (${failures} - cast(${refuse.after} as integer) + 1)) end`
+      : sql`login_failures.not_before`;
+    // An upsert: the row may have been swept or cleared (an unlock) while the attempt was checked.
+    await this.run(sql`insert into login_failures (subject, failures, pending, window_started_at, locked_until, not_before)
+       values (${limit.subject}, 1, 0, cast(${now} as bigint), null, null)
+       on conflict (subject) do update set
+         failures = ${failures},
+         pending = ${pending},
+         window_started_at = case when ${stale} then cast(${now} as bigint) else login_failures.window_started_at end,
+         locked_until = ${lockedUntil},
+         not_before = ${notBefore}`);
   }
 
   async clear(subject: string): Promise<void> {
@@ -333,7 +355,7 @@ export class AddressThrottledCredential {
       await reservation.cancel();
       throw err;
     }
-    if (found) await reservation.succeeded();
+    await (found ? reservation.succeeded() : reservation.failed());
     return found;
   }
 }

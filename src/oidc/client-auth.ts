@@ -33,7 +33,7 @@ export function authenticateClientsWithStoredSecrets(provider: Provider, clients
       await guardStore('database', () => reservation.cancel());
       throw err;
     }
-    if (matches) await guardStore('database', () => reservation.succeeded());
+    await guardStore('database', () => (matches ? reservation.succeeded() : reservation.failed()));
     return matches;
   });
 }
