@@ -18,7 +18,7 @@ export interface ProviderDeps {
   stores: Stores;
   adapters: AdapterFactory;
   clients: ClientsService;
-  /** The process's one throttle: its lock answers are dropped by message when a lock changes. */
+  /** The shared failure counters: every client secret is counted there before it is checked. */
   throttle: CredentialThrottle;
   jwks: { keys: object[] };
   /** The API scopes (rows of the scopes table) this provider serves; it is rebuilt when they change. */
