@@ -48,6 +48,8 @@ export interface Lock {
 
 export const LOCKS = {
   signIn: { failures: 'failed sign-ins', subject: 'sign-in' },
+  /** Another check for the same username or address is running: refused, never queued. */
+  signInsAtOnce: { failures: 'sign-ins at once', subject: 'sign-in' },
   clientAuthentication: { failures: 'failed client authentications', subject: 'this client (or this address)' },
   apiKeys: { failures: 'wrong API keys', subject: 'this address' },
   adminTokens: { failures: 'wrong admin tokens', subject: 'this address' },
@@ -56,6 +58,11 @@ export const LOCKS = {
 
 /** "too many failed sign-ins: sign-in is locked for 15 minutes; try again later" */
 export function lockedDescription(lock: Lock, retryAfterSeconds: number): string {
+  // A backoff is seconds long: "locked for 1 minute" would be wrong by most of a minute.
+  if (retryAfterSeconds < 60) {
+    const seconds = Math.max(1, Math.ceil(retryAfterSeconds));
+    return `too many ${lock.failures}: ${lock.subject} is locked for ${seconds} second${seconds === 1 ? '' : 's'}; try again later`;
+  }
   const minutes = Math.ceil(retryAfterSeconds / 60);
   return `too many ${lock.failures}: ${lock.subject} is locked for ${minutes} minute${minutes === 1 ? '' : 's'}; try again later`;
 }

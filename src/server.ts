@@ -69,6 +69,8 @@ export async function startGatehouse(config: Config, { logDestination }: { logDe
   });
   const sweeper = setInterval(() => {
     sweepExpiredPayloads(services.db).catch((err: Error) => log.warn({ detail: err.message }, 'sweeping expired tokens failed; retrying in a minute'));
+    // Failure counters whose window and lock are over, so hostile sign-ins leave nothing behind.
+    services.throttle.sweepExpired().catch((err: Error) => log.warn({ detail: err.message }, 'sweeping expired failure counters failed; retrying in a minute'));
   }, SWEEP_INTERVAL_MS);
   sweeper.unref();
   const keyReloader = setInterval(reloadKeys, config.keysReloadSeconds * 1000);

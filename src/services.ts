@@ -127,11 +127,11 @@ export async function openServices(config: Config, { migrate = true, migrated, l
       },
       sqlite?.db,
     );
-    const throttle = new CredentialThrottle(db, invalidations);
+    const throttle = new CredentialThrottle(db);
     const adminTokens = new AdminTokensService(db, secretKey);
     const events = new SecurityEvents(log, metrics);
     const audit = new AuditLog(db, events);
-    const admin = new AdminOperations(clients, accounts, apiKeys, grants, keys, adminTokens, audit, userdata, scopes);
+    const admin = new AdminOperations(clients, accounts, apiKeys, grants, keys, adminTokens, audit, userdata, scopes, throttle);
     const close = async () => {
       await invalidations!.close();
       redis?.disconnect();

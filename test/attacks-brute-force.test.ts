@@ -8,7 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import anyTest, { type TestFn } from 'ava';
-import { CREDENTIAL_THROTTLE } from '../src/accounts/throttle.ts';
+import { CREDENTIAL_THROTTLE, CredentialThrottle } from '../src/accounts/throttle.ts';
 import { basicAuth } from './support/http.ts';
 import type { TestGatehouse } from './support/gatehouse.ts';
 import { startLoopbackGatehouse, REDIRECT_URI } from './support/relying-party.ts';
@@ -57,50 +57,85 @@ async function authenticate(gh: TestGatehouse, endpoint: Endpoint, clientId: str
 
 const wrong = () => randomBytes(32).toString('base64url');
 
-test(`${CREDENTIAL_THROTTLE.lockClientAfter} wrong secrets for one client lock it from everywhere: then even the right secret gets a clear 429`, async (t) => {
+const pairSubject = (clientId: string, from: string) => CredentialThrottle.clientLimits(clientId, from)[1]!.subject;
+
+/** Moves a (client, address) counter's backoff into the past, as the shared counters would see it a minute later. */
+async function backoffOver(gh: TestGatehouse, clientId: string, from: string) {
+  await gh.services.db('login_failures').where({ subject: pairSubject(clientId, from) }).update({ not_before: Date.now() - 1 });
+}
+
+test('wrong secrets for one client from many addresses never lock the app out: its right secret keeps working', async (t) => {
   const { gh } = t.context;
   const billing = await service(gh, 'Billing');
-  for (let i = 1; i < CREDENTIAL_THROTTLE.lockClientAfter; i++) {
+  // Anyone can read a client_id off an authorize URL; 25 guesses from all over the place.
+  for (let i = 1; i <= 25; i++) {
     const res = await authenticate(gh, 'token', billing.clientId, wrong(), address());
     t.is(res.status, 401, `attempt ${i}`);
     t.is(res.body.error, 'invalid_client');
     t.truthy(res.challenge, 'a Basic challenge');
   }
-  // One short of the limit the right secret still works, from anywhere.
-  t.is((await authenticate(gh, 'token', billing.clientId, billing.clientSecret, address())).status, 200);
-  t.is((await authenticate(gh, 'token', billing.clientId, wrong(), address())).status, 401, 'the last wrong secret before the lock');
-
-  const locked = await authenticate(gh, 'token', billing.clientId, billing.clientSecret, address());
-  t.is(locked.status, 429);
-  t.is(locked.body.error, 'invalid_client');
-  t.regex(locked.body.error_description ?? '', /too many failed client authentications.*locked for 15 minutes/);
-  t.truthy(Number(locked.retryAfter) > 800, `Retry-After: ${locked.retryAfter}`);
-  t.false('access_token' in locked.body);
-  // The secret in the body (client_secret_post) is no way around it.
-  t.is((await authenticate(gh, 'token', billing.clientId, billing.clientSecret, address(), 'post')).status, 429);
+  const right = await authenticate(gh, 'token', billing.clientId, billing.clientSecret, address());
+  t.is(right.status, 200, 'the app itself is not locked out');
+  t.truthy(right.body.access_token);
 });
 
-test('while a client is locked, the right and a wrong secret get the very same answer', async (t) => {
+test(`one address guessing one client's secret backs off after ${CREDENTIAL_THROTTLE.slowClientAddressAfter} and is locked after ${CREDENTIAL_THROTTLE.lockClientAddressPairAfter}; the app works from elsewhere`, async (t) => {
+  const { gh } = t.context;
+  const billing = await service(gh, 'Invoices');
+  const from = address();
+  for (let i = 1; i <= CREDENTIAL_THROTTLE.slowClientAddressAfter; i++) t.is((await authenticate(gh, 'token', billing.clientId, wrong(), from)).status, 401, `attempt ${i}`);
+
+  // The next attempt waits a little, whatever it presents: nothing is checked meanwhile.
+  const slowed = await authenticate(gh, 'token', billing.clientId, billing.clientSecret, from);
+  t.is(slowed.status, 429);
+  t.is(slowed.body.error, 'invalid_client');
+  t.regex(slowed.body.error_description ?? '', /too many failed client authentications.*locked for \d+ seconds?/);
+  t.true(Number(slowed.retryAfter) >= 1 && Number(slowed.retryAfter) <= 2, `Retry-After: ${slowed.retryAfter}`);
+
+  // Once the wait is over the next guess is checked, and the wait after it is longer.
+  await backoffOver(gh, billing.clientId, from);
+  t.is((await authenticate(gh, 'token', billing.clientId, wrong(), from)).status, 401);
+  const longer = await authenticate(gh, 'token', billing.clientId, wrong(), from);
+  t.is(longer.status, 429);
+  t.true(Number(longer.retryAfter) > 2 && Number(longer.retryAfter) <= 4, `Retry-After: ${longer.retryAfter}`);
+
+  // Guessing on until the lock: the pair is locked for 15 minutes.
+  await gh.services.db('login_failures').where({ subject: pairSubject(billing.clientId, from) }).update({ failures: CREDENTIAL_THROTTLE.lockClientAddressPairAfter - 1, not_before: null });
+  t.is((await authenticate(gh, 'token', billing.clientId, wrong(), from)).status, 401, 'the last guess before the lock');
+  await backoffOver(gh, billing.clientId, from);
+  const locked = await authenticate(gh, 'token', billing.clientId, billing.clientSecret, from);
+  t.is(locked.status, 429);
+  t.regex(locked.body.error_description ?? '', /locked for 15 minutes/);
+  t.true(Number(locked.retryAfter) > 800, `Retry-After: ${locked.retryAfter}`);
+  t.false('access_token' in locked.body);
+  // The secret in the body (client_secret_post) is no way around it.
+  t.is((await authenticate(gh, 'token', billing.clientId, billing.clientSecret, from, 'post')).status, 429);
+  // The app itself, from its own address, is not locked.
+  t.is((await authenticate(gh, 'token', billing.clientId, billing.clientSecret, address())).status, 200);
+});
+
+test('while an address is refused for a client, the right and a wrong secret get the very same answer', async (t) => {
   const { gh } = t.context;
   const billing = await service(gh, 'Reports');
-  for (let i = 0; i < CREDENTIAL_THROTTLE.lockClientAfter; i++) await authenticate(gh, 'token', billing.clientId, wrong(), address());
   const from = address();
+  for (let i = 0; i < CREDENTIAL_THROTTLE.slowClientAddressAfter; i++) await authenticate(gh, 'token', billing.clientId, wrong(), from);
   const right = await authenticate(gh, 'token', billing.clientId, billing.clientSecret, from);
   const guess = await authenticate(gh, 'token', billing.clientId, wrong(), from);
   t.is(right.status, 429);
   t.is(guess.status, right.status);
-  t.is(guess.text, right.text);
+  t.is(guess.body.error, right.body.error);
   t.is(guess.challenge, right.challenge);
 });
 
-test('wrong secrets at /introspect and /revoke count too, and a locked client is refused there as well', async (t) => {
+test('wrong secrets at /introspect and /revoke count too, and a refused address is refused there as well', async (t) => {
   const { gh } = t.context;
   const api = await service(gh, 'Resource server');
-  const half = Math.ceil(CREDENTIAL_THROTTLE.lockClientAfter / 2);
-  for (let i = 0; i < half; i++) t.is((await authenticate(gh, 'introspect', api.clientId, wrong(), address())).status, 401);
-  for (let i = half; i < CREDENTIAL_THROTTLE.lockClientAfter; i++) t.is((await authenticate(gh, 'revoke', api.clientId, wrong(), address())).status, 401);
+  const from = address();
+  const half = Math.ceil(CREDENTIAL_THROTTLE.slowClientAddressAfter / 2);
+  for (let i = 0; i < half; i++) t.is((await authenticate(gh, 'introspect', api.clientId, wrong(), from)).status, 401);
+  for (let i = half; i < CREDENTIAL_THROTTLE.slowClientAddressAfter; i++) t.is((await authenticate(gh, 'revoke', api.clientId, wrong(), from)).status, 401);
   for (const endpoint of ['token', 'introspect', 'revoke'] as const) {
-    const res = await authenticate(gh, endpoint, api.clientId, api.clientSecret, address());
+    const res = await authenticate(gh, endpoint, api.clientId, api.clientSecret, from);
     t.is(res.status, 429, endpoint);
     t.is(res.body.error, 'invalid_client', endpoint);
   }
@@ -108,29 +143,34 @@ test('wrong secrets at /introspect and /revoke count too, and a locked client is
 
 test(`one address trying wrong secrets for many clients is locked after ${CREDENTIAL_THROTTLE.lockClientAddressAfter}, for every client; other addresses are not`, async (t) => {
   const { gh } = t.context;
-  const clients = await Promise.all([1, 2, 3, 4].map((i) => service(gh, `Sprayed ${i}`)));
+  const perClient = CREDENTIAL_THROTTLE.slowClientAddressAfter;
+  const sprayed = Math.ceil(CREDENTIAL_THROTTLE.lockClientAddressAfter / perClient);
+  const clients = await Promise.all(Array.from({ length: sprayed + 1 }, (_, i) => service(gh, `Sprayed ${i}`)));
   const from = address();
   for (let i = 0; i < CREDENTIAL_THROTTLE.lockClientAddressAfter; i++) {
-    const target = clients[i % 3]!; // under each client's own limit
+    const target = clients[i % sprayed]!; // under each client's own backoff
     t.is((await authenticate(gh, 'token', target.clientId, wrong(), from)).status, 401, `attempt ${i + 1}`);
   }
-  const fourth = clients[3]!;
-  const locked = await authenticate(gh, 'token', fourth.clientId, fourth.clientSecret, from);
+  const last = clients[sprayed]!;
+  const locked = await authenticate(gh, 'token', last.clientId, last.clientSecret, from);
   t.is(locked.status, 429, 'the address was not locked');
   t.is(locked.body.error, 'invalid_client');
-  t.is((await authenticate(gh, 'token', fourth.clientId, fourth.clientSecret, address())).status, 200, 'another address is locked too');
+  t.regex(locked.body.error_description ?? '', /locked for 15 minutes/);
+  t.is((await authenticate(gh, 'token', last.clientId, last.clientSecret, address())).status, 200, 'another address is locked too');
   t.is((await authenticate(gh, 'token', clients[0]!.clientId, clients[0]!.clientSecret, address())).status, 200, 'the sprayed clients themselves are not locked');
 });
 
-test('a lock ends by itself: once its time is up the right secret works again', async (t) => {
+test('a lock ends by itself: once its time is up the right secret works again from that address', async (t) => {
   const { gh } = t.context;
   const billing = await service(gh, 'Payroll');
-  for (let i = 0; i < CREDENTIAL_THROTTLE.lockClientAfter; i++) await authenticate(gh, 'token', billing.clientId, wrong(), address());
-  t.is((await authenticate(gh, 'token', billing.clientId, billing.clientSecret, address())).status, 429);
+  const from = address();
+  for (let i = 0; i < CREDENTIAL_THROTTLE.slowClientAddressAfter; i++) await authenticate(gh, 'token', billing.clientId, wrong(), from);
+  await gh.services.db('login_failures').where({ subject: pairSubject(billing.clientId, from) }).update({ failures: CREDENTIAL_THROTTLE.lockClientAddressPairAfter, locked_until: Date.now() + 15 * 60_000 });
+  t.is((await authenticate(gh, 'token', billing.clientId, billing.clientSecret, from)).status, 429);
   // Sixteen minutes later, as the shared counters see it.
   const past = Date.now() - 16 * 60_000;
-  await gh.services.db('login_failures').where({ subject: `client:${billing.clientId}` }).update({ window_started_at: past, locked_until: past + 1 });
-  t.is((await authenticate(gh, 'token', billing.clientId, billing.clientSecret, address())).status, 200);
+  await gh.services.db('login_failures').where({ subject: pairSubject(billing.clientId, from) }).update({ window_started_at: past, locked_until: past + 1, not_before: null });
+  t.is((await authenticate(gh, 'token', billing.clientId, billing.clientSecret, from)).status, 200);
 });
 
 // API keys.

@@ -44,7 +44,13 @@ test('a lock is one error type: 429 with Retry-After and the one wording', (t) =
     exposed: true,
     retryAfter: 900,
   });
-  t.is(lockedDescription(LOCKS.signIn, 30), 'too many failed sign-ins: sign-in is locked for 1 minute; try again later');
+  t.is(lockedDescription(LOCKS.signIn, 90), 'too many failed sign-ins: sign-in is locked for 2 minutes; try again later');
+  // A backoff of seconds says seconds, not "1 minute".
+  t.is(
+    lockedDescription(LOCKS.clientAuthentication, 4),
+    'too many failed client authentications: this client (or this address) is locked for 4 seconds; try again later',
+  );
+  t.is(lockedDescription(LOCKS.signInsAtOnce, 1), 'too many sign-ins at once: sign-in is locked for 1 second; try again later');
   // The pages show it as a sentence: the wording the sign-in forms have always shown.
   t.is(asSentence(new LockedOutError(LOCKS.signIn, 900).description), 'Too many failed sign-ins. Sign-in is locked for 15 minutes; try again later.');
 });

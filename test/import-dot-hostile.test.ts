@@ -344,7 +344,7 @@ test('Django hashes are verified in the hash slots: while every slot is taken, a
     release = resolve;
   });
   // More holders than there can be slots: the check queues behind them.
-  const holders = Array.from({ length: 8 }, () => withHashSlot(() => held));
+  const holders = Array.from({ length: 8 }, (_, i) => withHashSlot(`holder-${i}`, () => held));
   let settled = false;
   const check = verifyDjangoHash(stored, 'right-password').then((v) => {
     settled = true;

@@ -1,6 +1,6 @@
 import { createHash, pbkdf2, timingSafeEqual } from 'node:crypto';
 import { argon2Verify, bcryptVerify } from 'hash-wasm';
-import { withHashSlot } from './passwords.ts';
+import { currentHashKey, withHashSlot } from './passwords.ts';
 
 /**
  * Verifies password hashes as Django stores them, so users (and hashed DOT client secrets)
@@ -71,7 +71,7 @@ function pbkdf2Async(password: string, salt: string, iterations: number, length:
 /** A hash over the cost limits matches nothing, and costs nothing to refuse. */
 export async function verifyDjangoHash(stored: string, password: string): Promise<boolean> {
   if (djangoHashProblem(stored) !== undefined) return false;
-  return withHashSlot(() => verifyWithinLimits(stored, password));
+  return withHashSlot(currentHashKey(), () => verifyWithinLimits(stored, password));
 }
 
 async function verifyWithinLimits(stored: string, password: string): Promise<boolean> {

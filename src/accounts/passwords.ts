@@ -1,4 +1,5 @@
 import { randomBytes, scrypt as scryptCallback, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { availableParallelism } from 'node:os';
 import { isDjangoHash, verifyDjangoHash } from './django-hashers.ts';
 
@@ -16,23 +17,97 @@ const KEY_LENGTH = 32;
 // sign-ins must not take every thread (nor 32 MiB each without bound), so at most this many
 // hash at once and the rest queue here.
 const MAX_CONCURRENT_HASHES = Math.max(1, Math.min(2, availableParallelism()));
+/**
+ * Slots one key (an address) may hold at once: with two slots, one is always there for someone
+ * else, so a flood from one address never holds every slot when an operator signs in.
+ */
+const MAX_HASHES_PER_KEY = Math.max(1, MAX_CONCURRENT_HASHES - 1);
+/** Hashes of operators' own changes (users create, set-password), not of any sign-in. */
+const UNATTRIBUTED = 'unattributed';
 let running = 0;
-const waiting: Array<() => void> = [];
+const runningByKey = new Map<string, number>();
+/**
+ * Waiting hashes, one queue per key. A free slot goes to the waiting key served longest ago (a
+ * key never served first), so a key with a hundred hashes waiting gets one slot in turn like a
+ * key with one: one address or account flooding sign-ins cannot starve the others, and a
+ * newcomer waits for at most the hashes already running.
+ */
+const waiting = new Map<string, Array<() => void>>();
+/** When each key last got a slot; forgotten wholesale past a bound (a hostile flood of keys). */
+const lastServed = new Map<string, number>();
+let served = 0;
 
-export async function withHashSlot<T>(work: () => Promise<T>) {
-  if (running >= MAX_CONCURRENT_HASHES) await new Promise<void>((resolve) => waiting.push(resolve));
+const mayStart = (key: string) => running < MAX_CONCURRENT_HASHES && (key === UNATTRIBUTED || (runningByKey.get(key) ?? 0) < MAX_HASHES_PER_KEY);
+
+function take(key: string): void {
   running++;
+  runningByKey.set(key, (runningByKey.get(key) ?? 0) + 1);
+  if (lastServed.size >= 10_000) lastServed.clear();
+  lastServed.set(key, ++served);
+}
+
+function give(key: string): void {
+  running--;
+  const left = (runningByKey.get(key) ?? 1) - 1;
+  if (left > 0) runningByKey.set(key, left);
+  else runningByKey.delete(key);
+}
+
+/** Starts the waiting hashes that may start now, longest-unserved key first. */
+function startWaiting(): void {
+  for (;;) {
+    let chosen: string | undefined;
+    for (const key of waiting.keys()) {
+      if (mayStart(key) && (chosen === undefined || (lastServed.get(key) ?? -1) < (lastServed.get(chosen) ?? -1))) chosen = key;
+    }
+    if (chosen === undefined) return;
+    const queue = waiting.get(chosen)!;
+    const start = queue.shift()!;
+    if (!queue.length) waiting.delete(chosen);
+    take(chosen);
+    start();
+  }
+}
+
+/**
+ * Runs `work` (a password hash, or any CPU-heavy verification) in one of the few hash slots,
+ * queued fairly under `key` (see currentHashKey). The name and signature are stable: the Django
+ * hashers use it too.
+ */
+export async function withHashSlot<T>(key: string, work: () => Promise<T>): Promise<T> {
+  if (mayStart(key) && !waiting.has(key)) take(key);
+  else {
+    await new Promise<void>((resolve) => {
+      const queue = waiting.get(key);
+      if (queue) queue.push(resolve);
+      else waiting.set(key, [resolve]);
+    });
+  }
   try {
     return await work();
   } finally {
-    running--;
-    waiting.shift()?.();
+    give(key);
+    startWaiting();
   }
+}
+
+/** Whom the hashes of this call chain are for (set by a sign-in), so the queue can be fair without every caller passing it. */
+const hashKey = new AsyncLocalStorage<string>();
+
+/** Runs `work` with its hashes queued under `key` (an address): see withHashSlot. */
+export function hashesQueuedAs<T>(key: string, work: () => Promise<T>): Promise<T> {
+  return hashKey.run(key, work);
+}
+
+/** The key hashes of this call chain queue under (hashesQueuedAs), or one shared key outside any. */
+export function currentHashKey(): string {
+  return hashKey.getStore() ?? UNATTRIBUTED;
 }
 
 function scrypt(password: string, salt: Buffer, params: { N: number; r: number; p: number }): Promise<Buffer> {
   const options: ScryptOptions = { ...params, maxmem: 256 * params.N * params.r + 1024 * 1024 };
   return withHashSlot(
+    currentHashKey(),
     () =>
       new Promise((resolve, reject) =>
         scryptCallback(password.normalize('NFC'), salt, KEY_LENGTH, options, (err, key) => (err ? reject(err) : resolve(key))),

@@ -220,6 +220,12 @@ export class AccountsService {
     return toUser(parsed);
   }
 
+  /** Whether a username (as typed at sign-in) names an account: only then may a log line carry it. */
+  async usernameExists(username: string): Promise<boolean> {
+    if (username.length > 150) return false;
+    return Boolean(await this.db('users').where({ username_key: usernameKey(username.trim()) }).first('id'));
+  }
+
   /**
    * Sets a new password (an operator does, or one day the person), and signs the user out
    * everywhere: whoever knew the old password keeps nothing it got them (sessions, tokens).

@@ -1,19 +1,36 @@
 import { GatehouseError, LOCKS, LockedOutError } from '../errors.ts';
+import { hashesQueuedAs } from './passwords.ts';
 import type { AccountsService, User } from './service.ts';
-import { LOGIN_THROTTLE, CredentialThrottle } from './throttle.ts';
+import { CredentialThrottle } from './throttle.ts';
 import type { ReportSecurityEvent } from '../observability/security-events.ts';
 
 export type SignInResult =
   | { ok: true; user: User }
-  /** Refused: a LockedOutError (429) while locked, else 401 with one generic description. */
+  /** Refused: a LockedOutError (429) while locked or busy, else 401 with one generic description. */
   | { ok: false; refused: GatehouseError };
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
+ * Who a log line is about: the username only when it names an account, so a password typed
+ * into the username field never reaches the log.
+ */
+async function named(accounts: AccountsService, username: string): Promise<{ username: string } | { username_known: false }> {
+  return (await accounts.usernameExists(username)) ? { username: username.trim() } : { username_known: false };
+}
+
+/** Refused before anything was checked because another check for the same username or address is running. */
+const busy = () => new LockedOutError(LOCKS.signInsAtOnce, 1);
+
+/**
  * Checks a username and password the way every sign-in form does (people's and operators'):
- * throttled per username and per address with shared counters, one generic message for wrong
- * credentials, a clear one when locked.
+ * - the attempt is counted before the password is hashed (CredentialThrottle.reserve), so a
+ *   burst of parallel attempts is checked no more often than the limits allow;
+ * - a username is slowed down from anywhere (backoff), locked only per (username, address), and
+ *   an address trying many names is locked later;
+ * - in this process, one check runs per username and a few per address; others are refused at
+ *   once (429, try again in a second), and hashes queue fairly by address (withHashSlot);
+ * - one generic message for wrong credentials, a clear one when locked.
  */
 export async function signInWithPassword(
   accounts: AccountsService,
@@ -23,24 +40,44 @@ export async function signInWithPassword(
   address: string,
   report: ReportSecurityEvent = () => undefined,
 ): Promise<SignInResult> {
-  const subjects = CredentialThrottle.subjects(username, address);
-  const state = await throttle.state(subjects);
-  // The username as typed, clipped: what an operator needs to see an attack, never the password.
-  const who = { username: username.slice(0, 100), ip: address };
-  if (state.lockedForSeconds > 0) {
-    report('login.locked', { ...who, locked_for_seconds: state.lockedForSeconds });
-    return { ok: false, refused: new LockedOutError(LOCKS.signIn, state.lockedForSeconds) };
+  const ip = { ip: address };
+  const leaveAddress = throttle.signInsInFlight.perAddress.tryEnter(address);
+  if (!leaveAddress) {
+    report('login.busy', ip);
+    return { ok: false, refused: busy() };
   }
-  if (state.delayMs) await sleep(state.delayMs);
+  try {
+    const reservation = await throttle.reserve(CredentialThrottle.signInLimits(username, address));
+    if (!reservation.ok) {
+      report('login.locked', { ...(await named(accounts, username)), ...ip, locked_for_seconds: reservation.retryAfterSeconds });
+      return { ok: false, refused: new LockedOutError(LOCKS.signIn, reservation.retryAfterSeconds) };
+    }
+    if (reservation.waitMs) await sleep(reservation.waitMs);
 
-  const user = await accounts.verifyCredentials(username, password);
-  if (!user) {
-    await throttle.recordFailure(subjects.username, LOGIN_THROTTLE.lockUsernameAfter);
-    await throttle.recordFailure(subjects.address, LOGIN_THROTTLE.lockAddressAfter);
-    report('login.failed', who);
-    return { ok: false, refused: new GatehouseError(401, 'access_denied', 'the username or password is not correct') };
+    const leaveUsername = throttle.signInsInFlight.perUsername.tryEnter(CredentialThrottle.usernameSubjects(username).exact);
+    if (!leaveUsername) {
+      await reservation.cancel();
+      report('login.busy', ip);
+      return { ok: false, refused: busy() };
+    }
+    let user: User | undefined;
+    try {
+      user = await hashesQueuedAs(address, () => accounts.verifyCredentials(username, password));
+    } catch (err) {
+      await reservation.cancel();
+      throw err;
+    } finally {
+      leaveUsername();
+    }
+    if (!user) {
+      await reservation.failed();
+      report('login.failed', { ...(await named(accounts, username)), ...ip });
+      return { ok: false, refused: new GatehouseError(401, 'access_denied', 'the username or password is not correct') };
+    }
+    await reservation.succeeded();
+    report('login.succeeded', { ...ip, username: user.username, sub: user.id }, 'info');
+    return { ok: true, user };
+  } finally {
+    leaveAddress();
   }
-  await throttle.clear(subjects.username);
-  report('login.succeeded', { ...who, sub: user.id }, 'info');
-  return { ok: true, user };
 }

@@ -1,41 +1,61 @@
+import { createHash } from 'node:crypto';
 import type { Knex } from 'knex';
-import { localInvalidations, type Invalidations } from '../cache/invalidation.ts';
+import { InFlight } from './in-flight.ts';
 import { usernameKey } from './service.ts';
 
 /**
- * The invalidation topic of locks; the key is the subject (`client:ID`, `addr:IP` …). Published
- * when a subject becomes locked or a lock is cleared, so every process's CachedLockCheck forgets
- * what it remembered of that subject.
+ * What one counter does with the attempts it counts. Every attempt is counted (reserved) before
+ * its credential is checked, so a burst of parallel attempts is counted as it arrives, not after
+ * the checks land.
  */
-export const LOCKS_TOPIC = 'locks';
+export interface Limit {
+  subject: string;
+  /**
+   * Failures in a window after which the subject is locked for `lockMs` (never when absent).
+   * Failures and attempts still being checked together never exceed it, so no burst checks more.
+   */
+  lockAfter?: number;
+  /**
+   * Attempts after which each further one must wait: `stepMs` after the `after`th, `stepMs` more
+   * per attempt beyond, at most `maxMs`.
+   * `refuse` answers "try again in N seconds" until then (token endpoints answer at once);
+   * `wait` lets the attempt through and tells the caller how long to wait first (people).
+   */
+  backoff?: { after: number; stepMs: number; maxMs: number; mode: 'refuse' | 'wait' };
+  /** On success: `clear` forgets the subject (it was the credential's own), `refund` takes the attempt back. */
+  onSuccess: 'clear' | 'refund';
+}
 
-/**
- * Slows and then locks sign-in after repeated failures, per username and per client address,
- * in the database so every process sees the same counts.
- */
+/** People: a username is slowed from anywhere and locked only per (username, address). */
 export const LOGIN_THROTTLE = {
   windowMs: 15 * 60_000,
-  /** Failures after which each further attempt waits `delayMs` first. */
-  slowAfter: 3,
-  slowAddressAfter: 10,
-  delayMs: 1000,
-  /** Failures after which the username is locked for `lockMs`. */
-  lockUsernameAfter: 5,
+  lockMs: 15 * 60_000,
+  /** Wrong passwords for one username from one address after which that pair is locked. */
+  lockUsernameAddressAfter: 5,
+  /** Failed sign-ins for one username, from anywhere, after which each further one waits longer. */
+  slowUsernameAfter: 3,
+  slowStepMs: 500,
+  slowMaxMs: 5000,
   /** An address trying many usernames is locked later, as offices share one. */
   lockAddressAfter: 20,
-  lockMs: 15 * 60_000,
+  /** Sign-ins checked at once in one process: for one username, and from one address. */
+  inFlightPerUsername: 1,
+  inFlightPerAddress: 16,
 } as const;
 
 /**
- * Failed client authentication (a wrong client secret at /token, /introspect or /revoke) and
- * failed API keys (/userdata), counted with the same shared counters and window as sign-in.
- * Secrets and keys are 256 random bits, so this is not what keeps them safe; it stops a client
- * id or an address from being used to guess them at all, and weak imported secrets with it.
- * No slow-down step: token endpoints answer at once or, when locked, with 429.
+ * Failed client authentication (a wrong client secret at /token, /introspect or /revoke), API
+ * keys (/userdata) and admin tokens. Secrets and keys are 256 random bits, so this is not what
+ * keeps them safe; it stops one address from guessing at all. A client is never locked from
+ * everywhere: knowing its client_id (it is in every authorize URL) must not lock the app out.
  */
 export const CREDENTIAL_THROTTLE = {
-  /** Wrong secrets for one client_id, from anywhere, after which that client is locked. */
-  lockClientAfter: 20,
+  /** Wrong secrets for one client from one address after which each further one waits longer. */
+  slowClientAddressAfter: 5,
+  slowClientStepMs: 2000,
+  slowClientMaxMs: 60_000,
+  /** Wrong secrets for one client from one address after which that pair is locked. */
+  lockClientAddressPairAfter: 20,
   /** Wrong client secrets from one address, for any clients, after which the address is locked. */
   lockClientAddressAfter: 50,
   /** Wrong API keys from one address after which that address is locked. */
@@ -44,183 +64,298 @@ export const CREDENTIAL_THROTTLE = {
   lockAdminTokenAddressAfter: 50,
 } as const;
 
-export interface ThrottleState {
-  lockedForSeconds: number;
-  delayMs: number;
+/** Parts of a subject longer than this are stored as their SHA-256: a 15,000-character username is one short row. */
+const MAX_PART_LENGTH = 100;
+
+/** `prefix:part|part`, each part at most MAX_PART_LENGTH characters (longer ones hashed). */
+export function boundedSubject(prefix: string, ...parts: string[]): string {
+  const bounded = parts.map((part) => (part.length <= MAX_PART_LENGTH ? part : `#${createHash('sha256').update(part, 'utf8').digest('base64url')}`));
+  return `${prefix}:${bounded.join('|')}`;
+}
+
+/** Counters are keyed as accounts are looked up, so no other spelling of a name gets a fresh count. */
+const userKey = (username: string) => usernameKey(username.trim());
+
+/** What refused an attempt before anything was checked. */
+export interface Refusal {
+  ok: false;
+  /** Seconds until the subject may try again. */
+  retryAfterSeconds: number;
+  /** A lock (minutes) rather than a backoff (seconds). */
+  locked: boolean;
+}
+
+/** A counted attempt: tell it how the check went. */
+export interface Reservation {
+  ok: true;
+  /** How long the caller waits before checking (`wait` backoffs), in ms. */
+  waitMs: number;
+  /** The check succeeded: clear or refund each counter. */
+  succeeded(): Promise<void>;
+  /** The credential was wrong: count the failure on each counter. */
+  failed(): Promise<void>;
+  /** Nothing was checked after all: take the attempt back from every counter. */
+  cancel(): Promise<void>;
+}
+
+interface Row {
+  failures: unknown;
+  window_started_at: unknown;
+  locked_until: unknown;
+  not_before: unknown;
 }
 
 /**
- * Counts failed attempts at every credential Gatehouse checks (passwords at sign-in, client
- * secrets, API keys, admin tokens) in the database, per subject (a username, a client, an
- * address), and says when a subject is slowed down or locked.
+ * Counts attempts at every credential Gatehouse checks (passwords at sign-in, client secrets,
+ * API keys, admin tokens) in the database, per subject (a username, a client and an address, an
+ * address), so every process sees the same counts, and refuses an attempt while its subject is
+ * locked or backing off.
  */
 export class CredentialThrottle {
-  /** "Is it locked?" for every client authentication and bearer credential, shared by all of them. */
-  readonly locks: CachedLockCheck;
+  /** Sign-in checks running in this process: one per username, a few per address. */
+  readonly signInsInFlight = {
+    perUsername: new InFlight(LOGIN_THROTTLE.inFlightPerUsername),
+    perAddress: new InFlight(LOGIN_THROTTLE.inFlightPerAddress),
+  };
 
   constructor(
     private readonly db: Knex,
-    private readonly invalidations: Invalidations = localInvalidations(),
     private readonly settings = LOGIN_THROTTLE,
-  ) {
-    this.locks = new CachedLockCheck(this);
-    invalidations.subscribe(LOCKS_TOPIC, (subject) => this.locks.forgetSubject(subject));
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Sign-in counters: per username (slowed), per (username, address) (locked), per address (locked). */
+  static signInLimits(username: string, address: string): Limit[] {
+    const user = userKey(username);
+    return [
+      { subject: boundedSubject('addr', address), lockAfter: LOGIN_THROTTLE.lockAddressAfter, onSuccess: 'refund' },
+      { subject: boundedSubject('user-addr', user, address), lockAfter: LOGIN_THROTTLE.lockUsernameAddressAfter, onSuccess: 'clear' },
+      {
+        subject: boundedSubject('user', user),
+        backoff: { after: LOGIN_THROTTLE.slowUsernameAfter, stepMs: LOGIN_THROTTLE.slowStepMs, maxMs: LOGIN_THROTTLE.slowMaxMs, mode: 'wait' },
+        onSuccess: 'clear',
+      },
+    ];
   }
 
-  /** Counters are keyed as accounts are looked up, so no other spelling of a name gets a fresh count. */
-  static subjects(username: string, address: string): { username: string; address: string } {
-    return { username: `user:${usernameKey(username.trim())}`, address: `addr:${address}` };
-  }
-
-  /** Counters for failed client authentication: per client_id and per address. */
-  static clientSubjects(clientId: string, address: string): { username: string; address: string } {
-    return { username: `client:${clientId}`, address: `client-addr:${address}` };
+  /** Client authentication: per (client, address) with backoff then a lock, and per address. Never per client alone. */
+  static clientLimits(clientId: string, address: string): Limit[] {
+    return [
+      { subject: boundedSubject('client-addr', address), lockAfter: CREDENTIAL_THROTTLE.lockClientAddressAfter, onSuccess: 'refund' },
+      {
+        subject: boundedSubject('client', clientId, address),
+        lockAfter: CREDENTIAL_THROTTLE.lockClientAddressPairAfter,
+        backoff: {
+          after: CREDENTIAL_THROTTLE.slowClientAddressAfter,
+          stepMs: CREDENTIAL_THROTTLE.slowClientStepMs,
+          maxMs: CREDENTIAL_THROTTLE.slowClientMaxMs,
+          mode: 'refuse',
+        },
+        onSuccess: 'clear',
+      },
+    ];
   }
 
   /** Counter for failed API keys: per address (a key names no one before it is verified). */
   static apiKeySubject(address: string): string {
-    return `apikey-addr:${address}`;
+    return boundedSubject('apikey-addr', address);
   }
 
   /** Counter for failed admin API tokens: per address. */
   static adminTokenSubject(address: string): string {
-    return `admintoken-addr:${address}`;
+    return boundedSubject('admintoken-addr', address);
   }
 
-  async state(subjects: { username: string; address: string }): Promise<ThrottleState> {
-    const now = Date.now();
-    const rows = await this.db('login_failures').whereIn('subject', [subjects.username, subjects.address]);
-    let lockedUntil = 0;
-    let slow = false;
-    for (const row of rows) {
-      if (Number(row.window_started_at) + this.settings.windowMs < now && !(row.locked_until && Number(row.locked_until) > now)) continue;
-      if (row.locked_until) lockedUntil = Math.max(lockedUntil, Number(row.locked_until));
-      // Many people share an address (an office, a proxy): it slows down much later than a name.
-      const slowAfter = row.subject === subjects.address ? this.settings.slowAddressAfter : this.settings.slowAfter;
-      if (Number(row.failures) >= slowAfter) slow = true;
-    }
-    return {
-      lockedForSeconds: lockedUntil > now ? Math.ceil((lockedUntil - now) / 1000) : 0,
-      delayMs: slow ? this.settings.delayMs : 0,
-    };
+  /** Every counter of one username: the one slowed from anywhere and the locks of every address. */
+  static usernameSubjects(username: string): { exact: string; prefix: string } {
+    const user = boundedSubject('user', userKey(username)).slice('user:'.length);
+    return { exact: `user:${user}`, prefix: `user-addr:${user}|` };
   }
 
   /**
-   * Counts one failure, starting a new window when the last one is over, and locks the subject
-   * when the count reaches `lockAfter`. One statement: concurrent failures (other processes
-   * included) are each counted, and SQLite never has to turn a read into a write transaction,
-   * which fails at once (SQLITE_BUSY) when another connection wrote in between. A failure that
-   * leaves the subject locked tells every process at once.
+   * Reserves one attempt on every limit, in order, or refuses it (taking back what it reserved)
+   * when one of them is locked, backing off, or has as many attempts failed and in flight as it
+   * allows. Each counter is one statement that checks and reserves at once, so parallel attempts
+   * (other processes included) are each counted, and none passes a check that attempts still in
+   * flight have already used up. Only failures count against a credential afterwards: a right one
+   * (or one never checked) just gives its reservation back.
    */
-  async recordFailure(subject: string, lockAfter: number): Promise<void> {
-    const now = Date.now();
-    const windowOver = now - this.settings.windowMs;
-    const lockedUntil = now + this.settings.lockMs;
+  async reserve(limits: Limit[]): Promise<Reservation | Refusal> {
+    const reserved: Limit[] = [];
+    let waitMs = 0;
+    for (const limit of limits) {
+      const failures = await this.reserveOne(limit);
+      if (failures === undefined) {
+        await Promise.all(reserved.map((done) => this.release(done, 'cancel')));
+        return this.refusal(limit.subject);
+      }
+      reserved.push(limit);
+      const backoff = limit.backoff;
+      if (backoff?.mode === 'wait' && failures >= backoff.after)
+        waitMs = Math.max(waitMs, Math.min(backoff.maxMs, backoff.stepMs * (failures - backoff.after + 1)));
+    }
+    const releaseAll = async (how: 'success' | 'failure' | 'cancel') => {
+      for (const limit of reserved) await this.release(limit, how);
+    };
+    return { ok: true, waitMs, succeeded: () => releaseAll('success'), failed: () => releaseAll('failure'), cancel: () => releaseAll('cancel') };
+  }
+
+  /** `pg` or SQLite's name for the smaller of two values. */
+  private run(statement: Fragment): Promise<unknown> {
+    const text = statement.text.replaceAll('least_of(', this.db.client.config.client === 'pg' ? 'least(' : 'min(');
+    return this.db.raw(text, statement.params as Knex.RawBinding[]);
+  }
+
+  /**
+   * One attempt more in flight on a counter, starting a new window when the last one is over;
+   * undefined (nothing reserved) while the counter is locked, backing off, or full (failures and
+   * attempts in flight reach `lockAfter`). Answers the failures so far. One statement: SQLite
+   * never has to turn a read into a write transaction (SQLITE_BUSY), and PostgreSQL locks the
+   * row for the statement.
+   */
+  private async reserveOne(limit: Limit): Promise<number | undefined> {
+    const now = this.now();
     // Every SET expression sees the row as it was before this statement. The casts tell
     // PostgreSQL what the parameters are (SQLite accepts them as they are).
-    const stale = 'login_failures.window_started_at < cast(? as bigint)';
-    const failures = `case when ${stale} then 1 else login_failures.failures + 1 end`;
-    const result = await this.db.raw(
-      `insert into login_failures (subject, failures, window_started_at, locked_until) values (?, 1, cast(? as bigint), cast(? as bigint))
+    const stale = sql`login_failures.window_started_at < cast(${now - this.settings.windowMs} as bigint)`;
+    const result = await this.run(sql`insert into login_failures (subject, failures, pending, window_started_at, locked_until, not_before)
+       values (${limit.subject}, 0, 1, cast(${now} as bigint), null, null)
+       on conflict (subject) do update set
+         failures = case when ${stale} then 0 else login_failures.failures end,
+         pending = case when ${stale} then 1 else login_failures.pending + 1 end,
+         window_started_at = case when ${stale} then cast(${now} as bigint) else login_failures.window_started_at end
+       where (login_failures.locked_until is null or login_failures.locked_until <= cast(${now} as bigint))
+         and (login_failures.not_before is null or login_failures.not_before <= cast(${now} as bigint))
+         and (cast(${limit.lockAfter ?? null} as integer) is null or ${stale}
+              or login_failures.failures + login_failures.pending < cast(${limit.lockAfter ?? null} as integer))
+       returning failures`);
+    const [row] = returnedRows(result);
+    return row ? Number(row.failures) : undefined;
+  }
+
+  private async refusal(subject: string): Promise<Refusal> {
+    const row = (await this.db('login_failures').where({ subject }).first()) as Row | undefined;
+    const now = this.now();
+    const lockedUntil = Number(row?.locked_until ?? 0);
+    const until = Math.max(lockedUntil, Number(row?.not_before ?? 0));
+    return { ok: false, locked: lockedUntil > now, retryAfterSeconds: Math.max(1, Math.ceil((until - now) / 1000)) };
+  }
+
+  /**
+   * Ends one reserved attempt. A failure counts (locking at `lockAfter`, backing off from
+   * `backoff.after` for `refuse` limits); a success clears the counter (`clear`) or just gives
+   * the reservation back (`refund`); a cancelled attempt was never checked and only gives it back.
+   */
+  private async release(limit: Limit, how: 'success' | 'failure' | 'cancel'): Promise<void> {
+    const pending = sql`case when login_failures.pending > 0 then login_failures.pending - 1 else 0 end`;
+    if (how === 'cancel' || (how === 'success' && limit.onSuccess === 'refund')) {
+      await this.run(sql`update login_failures set pending = ${pending} where subject = ${limit.subject}`);
+      return;
+    }
+    if (how === 'success') {
+      await this.run(
+        sql`update login_failures set failures = 0, pending = ${pending}, locked_until = null, not_before = null where subject = ${limit.subject}`,
+      );
+      return;
+    }
+    const now = this.now();
+    const stale = sql`login_failures.window_started_at < cast(${now - this.settings.windowMs} as bigint)`;
+    const failures = sql`(case when ${stale} then 1 else login_failures.failures + 1 end)`;
+    const lockedUntil = sql`case when ${failures} >= cast(${limit.lockAfter ?? null} as integer) then cast(${now + this.settings.lockMs} as bigint) else login_failures.locked_until end`;
+    const refuse = limit.backoff?.mode === 'refuse' ? limit.backoff : undefined;
+    const notBefore = refuse
+      ? sql`case when ${failures} < cast(${refuse.after} as integer) then login_failures.not_before
+             else cast(${now} as bigint) + least_of(cast(${refuse.maxMs} as bigint), cast(${refuse.stepMs} as bigint) * (${failures} - cast(${refuse.after} as integer) + 1)) end`
+      : sql`login_failures.not_before`;
+    // An upsert: the row may have been swept or cleared (an unlock) while the attempt was checked.
+    await this.run(sql`insert into login_failures (subject, failures, pending, window_started_at, locked_until, not_before)
+       values (${limit.subject}, 1, 0, cast(${now} as bigint), null, null)
        on conflict (subject) do update set
          failures = ${failures},
-         window_started_at = case when ${stale} then cast(? as bigint) else login_failures.window_started_at end,
-         locked_until = case when ${failures} >= cast(? as integer) then cast(? as bigint) else null end
-       returning locked_until`,
-      [subject, now, lockAfter <= 1 ? lockedUntil : null, windowOver, windowOver, now, windowOver, lockAfter, lockedUntil],
-    );
-    if (returnedRows(result).some((row) => row.locked_until !== null)) await this.invalidations.publish(LOCKS_TOPIC, subject);
+         pending = ${pending},
+         window_started_at = case when ${stale} then cast(${now} as bigint) else login_failures.window_started_at end,
+         locked_until = ${lockedUntil},
+         not_before = ${notBefore}`);
   }
 
   async clear(subject: string): Promise<void> {
-    const result = await this.db.raw('delete from login_failures where subject = ? returning locked_until', [subject]);
-    // Only a lock needs telling: a plain count is never remembered (a successful sign-in clears one).
-    if (returnedRows(result).some((row) => row.locked_until !== null && Number(row.locked_until) > Date.now())) {
-      await this.invalidations.publish(LOCKS_TOPIC, subject);
-    }
+    await this.db('login_failures').where({ subject }).delete();
+  }
+
+  /**
+   * Lifts every lock and backoff of one username (from every address): an operator's unlock.
+   * The rows of the address alone stay: that address tried other names too.
+   */
+  async clearUsername(username: string): Promise<number> {
+    const { exact, prefix } = CredentialThrottle.usernameSubjects(username);
+    const escaped = prefix.replace(/[!%_]/g, (c) => `!${c}`);
+    return this.db('login_failures')
+      .where({ subject: exact })
+      .orWhereRaw(`subject like ? escape '!'`, [`${escaped}%`])
+      .delete();
+  }
+
+  /** Deletes counters whose window, lock and backoff are all over: nothing they say still holds. */
+  async sweepExpired(): Promise<number> {
+    const now = this.now();
+    return this.db('login_failures')
+      .where('window_started_at', '<', now - this.settings.windowMs)
+      .andWhere((w) => w.whereNull('locked_until').orWhere('locked_until', '<=', now))
+      .andWhere((w) => w.whereNull('not_before').orWhere('not_before', '<=', now))
+      .delete();
   }
 }
+
+/** A piece of SQL and its parameters; an interpolated Fragment is inlined, any other value is a `?`. */
+interface Fragment {
+  text: string;
+  params: unknown[];
+}
+function sql(strings: TemplateStringsArray, ...values: unknown[]): Fragment {
+  const params: unknown[] = [];
+  let text = strings[0]!;
+  values.forEach((value, i) => {
+    if (isFragment(value)) {
+      text += value.text;
+      params.push(...value.params);
+    } else {
+      text += '?';
+      params.push(value);
+    }
+    text += strings[i + 1]!;
+  });
+  return { text, params };
+}
+const isFragment = (value: unknown): value is Fragment => typeof value === 'object' && value !== null && 'text' in value && 'params' in value;
 
 /** Rows of a raw `… returning` statement: an array from SQLite, `{ rows }` from PostgreSQL. */
-function returnedRows(result: unknown): Array<{ locked_until: unknown }> {
-  return (Array.isArray(result) ? result : ((result as { rows?: unknown[] }).rows ?? [])) as Array<{ locked_until: unknown }>;
-}
-
-/**
- * "Is this client or address locked?" for every client authentication, answered from memory
- * for up to `rememberMs` once the database said no: a token request would otherwise pay a
- * database read before its real work. A failure in this process forgets the answer at once; a
- * lock set by another process is published (LOCKS_TOPIC) and forgotten here as it arrives,
- * `rememberMs` bounding a lost message.
- */
-export class CachedLockCheck {
-  private readonly unlocked = new Map<string, { until: number; username: string; address: string }>();
-  /** Counts forgetting, so that an answer read before a lock was published is not kept after it. */
-  private forgotten = 0;
-
-  constructor(
-    private readonly throttle: CredentialThrottle,
-    private readonly rememberMs = 1000,
-    private readonly maxEntries = 10_000,
-  ) {}
-
-  async lockedForSeconds(subjects: { username: string; address: string }): Promise<number> {
-    const key = `${subjects.username}\n${subjects.address}`;
-    const now = Date.now();
-    if ((this.unlocked.get(key)?.until ?? 0) > now) return 0;
-    const forgottenBefore = this.forgotten;
-    const { lockedForSeconds } = await this.throttle.state(subjects);
-    if (lockedForSeconds === 0 && this.forgotten === forgottenBefore) {
-      if (this.unlocked.size >= this.maxEntries) this.unlocked.clear();
-      this.unlocked.set(key, { until: now + this.rememberMs, ...subjects });
-    }
-    return lockedForSeconds;
-  }
-
-  forget(subjects: { username: string; address: string }): void {
-    this.forgotten++;
-    this.unlocked.delete(`${subjects.username}\n${subjects.address}`);
-  }
-
-  /** Forgets every answer that involved `subject` (all of them without one). */
-  forgetSubject(subject: string | undefined): void {
-    this.forgotten++;
-    if (subject === undefined) {
-      this.unlocked.clear();
-      return;
-    }
-    for (const [key, entry] of this.unlocked) {
-      if (entry.username === subject || entry.address === subject) this.unlocked.delete(key);
-    }
-  }
+function returnedRows(result: unknown): Array<{ failures: unknown }> {
+  return (Array.isArray(result) ? result : ((result as { rows?: unknown[] }).rows ?? [])) as Array<{ failures: unknown }>;
 }
 
 /**
  * Checks a bearer credential that names no one until it is verified (an API key, an admin
- * token), counted per address: while the address is locked nothing is verified and the answer
- * is `locked(seconds)`; a credential that does not verify counts one failure.
+ * token), counted per address before it is checked: while the address is locked nothing is
+ * verified and the answer is `locked(seconds)`; a credential that verifies is taken back.
  */
 export class AddressThrottledCredential {
-  private readonly locks: CachedLockCheck;
-
   constructor(
     private readonly throttle: CredentialThrottle,
     private readonly subjectOf: (address: string) => string,
     private readonly lockAfter: number,
-  ) {
-    this.locks = throttle.locks;
-  }
+  ) {}
 
   async verify<T>(address: string, verify: () => Promise<T | undefined>, locked: (seconds: number) => Error): Promise<T | undefined> {
-    const subject = this.subjectOf(address);
-    const subjects = { username: subject, address: subject };
-    const lockedForSeconds = await this.locks.lockedForSeconds(subjects);
-    if (lockedForSeconds > 0) throw locked(lockedForSeconds);
-    const found = await verify();
-    if (!found) {
-      this.locks.forget(subjects);
-      await this.throttle.recordFailure(subject, this.lockAfter);
+    const reservation = await this.throttle.reserve([{ subject: this.subjectOf(address), lockAfter: this.lockAfter, onSuccess: 'refund' }]);
+    if (!reservation.ok) throw locked(reservation.retryAfterSeconds);
+    let found: T | undefined;
+    try {
+      found = await verify();
+    } catch (err) {
+      await reservation.cancel();
+      throw err;
     }
+    await (found ? reservation.succeeded() : reservation.failed());
     return found;
   }
 }

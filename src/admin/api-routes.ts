@@ -173,6 +173,10 @@ export function adminApiRoutes(services: AdminApiServices): Router<State> {
     await admin.setUserPassword(ctx.state.actor, ctx.params.id!, body.password);
     ctx.status = 204;
   });
+  router.post('/users/:id/unlock', async (ctx) => {
+    const { user, cleared } = await admin.unlockUser(ctx.state.actor, ctx.params.id!);
+    ctx.body = { ...userJson(user), counters_cleared: cleared };
+  });
   router.get('/users/:id/grants', async (ctx) => {
     ctx.body = (await admin.userGrants(ctx.params.id!)).map((g) => grantJson(g, g.clientName ?? ''));
   });

@@ -171,6 +171,13 @@ export function openApiDocument(issuer: string) {
         parameters: [idParam('id', 'user id (sub)')],
         post: { summary: 'Set a new password', requestBody: { required: true, ...json({ type: 'object', required: ['password'], properties: { password: { type: 'string' } } }) }, responses: { '204': { description: 'Changed' }, ...errors } },
       },
+      '/users/{id}/unlock': {
+        parameters: [idParam('id', 'user id (sub)')],
+        post: {
+          summary: 'Lift every sign-in lock and slow-down of a user, from every address (audited as user.unlock)',
+          responses: { '200': { description: 'User, with counters_cleared: how many failure counters were removed', ...json(ref('User')) }, ...errors },
+        },
+      },
       '/users/{id}/grants': {
         parameters: [idParam('id', 'user id (sub)')],
         get: { summary: "A user's authorized apps", responses: { '200': { description: 'Grants', ...json({ type: 'array', items: ref('Grant') }) }, ...errors } },

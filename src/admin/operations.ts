@@ -1,3 +1,4 @@
+import type { CredentialThrottle } from '../accounts/throttle.ts';
 import type { AccountsService, User } from '../accounts/service.ts';
 import type { ApiKeysService } from '../apikeys/service.ts';
 import type { ClientSettingsInput } from '../clients/rules.ts';
@@ -68,6 +69,7 @@ export class AdminOperations {
     readonly audit: AuditLog,
     private readonly userdata: UserdataService,
     private readonly scopes: ScopesService,
+    private readonly throttle: CredentialThrottle,
   ) {}
 
   async createClient(actor: Actor, input: ClientSettingsInput): Promise<ClientWithSecret> {
@@ -125,6 +127,17 @@ export class AdminOperations {
     const user = await this.accounts.setPassword(id, password);
     await this.audit.record(actor, 'user.set_password', `user:${id}`);
     return user;
+  }
+
+  /**
+   * Lifts every sign-in lock and slow-down of a user, from every address: what an operator does
+   * for a person locked out by someone guessing. The one way to unlock (CLI, pages and API call it).
+   */
+  async unlockUser(actor: Actor, id: string): Promise<{ user: User; cleared: number }> {
+    const user = await this.accounts.get(id);
+    const cleared = await this.throttle.clearUsername(user.username);
+    await this.audit.record(actor, 'user.unlock', `user:${id}`, { counters_cleared: cleared });
+    return { user, cleared };
   }
 
   /** Refused for the operator's own account, and for the last enabled admin (LastAdminError). */

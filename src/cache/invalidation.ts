@@ -22,7 +22,7 @@ import { listenOnRedis, RedisChannel } from './redis-channel.ts';
 
 /**
  * "This changed": how a change made in one Gatehouse process reaches the per-process caches of
- * every other one (client metadata, signing keys, scopes, lock checks). A cache keeps its short
+ * every other one (client metadata, signing keys, scopes). A cache keeps its short
  * TTL only as the bound for a message that got lost.
  *
  * How a message travels (the paths, each in its own file):

@@ -32,6 +32,7 @@ export const USAGE = `usage: npm run -s cli -- <command> [options] [--json]
   users set-password ID|USERNAME [--password-stdin]
   users disable ID|USERNAME                 sign-in refused, tokens revoked
   users enable ID|USERNAME
+  users unlock ID|USERNAME                  lifts sign-in locks and slow-downs, from every address
   api-keys create --client CLIENT_ID --scope userdata:read --scope userdata:write [--name N]
                                             prints the key once
   api-keys list [--client CLIENT_ID]

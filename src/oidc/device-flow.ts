@@ -1,6 +1,6 @@
 import type Provider from 'oidc-provider';
 import type { Configuration, KoaContextWithOIDC } from 'oidc-provider';
-import type { CredentialThrottle } from '../accounts/throttle.ts';
+import { boundedSubject, type CredentialThrottle, type Limit } from '../accounts/throttle.ts';
 import { LOCKS, LockedOutError } from '../errors.ts';
 import { interactionErrorPage, problemOf, respondWithPage } from '../problem.ts';
 import type { Views } from '../web/views.ts';
@@ -21,7 +21,9 @@ export const USER_CODE = { charset: 'base-20', mask: '****-****' } as const;
 
 /** Wrong codes from one address within the throttle's window after which it is locked. */
 export const WRONG_CODES_BEFORE_LOCK = 10;
-const subjectOf = (address: string) => `devicecode-addr:${address}`;
+const limitsFor = (address: string): Limit[] => [{ subject: boundedSubject('devicecode-addr', address), lockAfter: WRONG_CODES_BEFORE_LOCK, onSuccess: 'refund' }];
+/** Set on the request by the code page when oidc-provider found no such code: a wrong guess. */
+const WRONG_CODE = Symbol('wrong device code');
 
 /** What oidc-provider says about a code a person typed, in the words our page uses. */
 const WORDING: Record<string, string> = {
@@ -33,7 +35,7 @@ const WORDING: Record<string, string> = {
   InvalidRequest: 'This form has expired or was changed. Enter the code again.',
 };
 
-export function deviceFlowFeature(views: Views, throttle: CredentialThrottle): NonNullable<Configuration['features']>['deviceFlow'] {
+export function deviceFlowFeature(views: Views): NonNullable<Configuration['features']>['deviceFlow'] {
   return {
     enabled: true,
     ...USER_CODE,
@@ -52,7 +54,7 @@ export function deviceFlowFeature(views: Views, throttle: CredentialThrottle): N
         ctx.body = views.render('device.njk', { title: 'Sign in a device', expired: true, error: 'This form has expired. Open the code page again.' });
         return;
       }
-      if (err?.name === 'NotFoundError') await throttle.recordFailure(subjectOf(ctx.ip), WRONG_CODES_BEFORE_LOCK);
+      if (err?.name === 'NotFoundError') (ctx.state as Record<symbol, boolean>)[WRONG_CODE] = true;
       const error = err ? (WORDING[err.name] ?? problemOf(err).description) : undefined;
       const userCode = err && 'userCode' in err && typeof err.userCode === 'string' ? err.userCode : '';
       ctx.type = 'html';
@@ -77,21 +79,27 @@ export function deviceFlowFeature(views: Views, throttle: CredentialThrottle): N
 }
 
 /**
- * Before oidc-provider looks a typed code up: an address that typed too many wrong codes is
- * answered 429 on the code page, with no lookup, until its lock ends.
+ * Every code a person submits is counted per address before oidc-provider looks it up, and
+ * counts as a failure only when no such code exists: while an address is locked, its
+ * submissions are answered 429 on the code page with no lookup. Parallel guesses are each
+ * counted as they arrive (CredentialThrottle.reserve), so a burst checks no more than the limit.
  */
-export function refuseLockedCodeGuessers(provider: Provider, views: Views, throttle: CredentialThrottle, path: string): void {
+export function throttleCodeGuessing(provider: Provider, views: Views, throttle: CredentialThrottle, path: string): void {
   provider.use(async (ctx, next) => {
-    if (ctx.method === 'POST' && ctx.path === path) {
-      const subject = subjectOf(ctx.ip);
-      const { lockedForSeconds } = await throttle.state({ username: subject, address: subject });
-      if (lockedForSeconds > 0) {
-        const problem = problemOf(new LockedOutError(LOCKS.deviceCodes, lockedForSeconds));
-        respondWithPage(ctx, problem, views.render('error.njk', interactionErrorPage(problem)));
-        return;
-      }
+    if (ctx.method !== 'POST' || ctx.path !== path) return next();
+    const reservation = await throttle.reserve(limitsFor(ctx.ip));
+    if (!reservation.ok) {
+      const problem = problemOf(new LockedOutError(LOCKS.deviceCodes, reservation.retryAfterSeconds));
+      respondWithPage(ctx, problem, views.render('error.njk', interactionErrorPage(problem)));
+      return;
     }
-    await next();
+    try {
+      await next();
+    } catch (err) {
+      await reservation.cancel();
+      throw err;
+    }
+    await ((ctx.state as Record<symbol, boolean>)[WRONG_CODE] ? reservation.failed() : reservation.succeeded());
   });
 }
 

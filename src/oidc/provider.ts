@@ -9,7 +9,7 @@ import type { Views } from '../web/views.ts';
 import { findLatestGrantId } from './artifacts.ts';
 import type { CredentialThrottle } from '../accounts/throttle.ts';
 import { settleAuthorizationScope } from './authorization-scope.ts';
-import { deviceFlowFeature, refuseLockedCodeGuessers } from './device-flow.ts';
+import { deviceFlowFeature, throttleCodeGuessing } from './device-flow.ts';
 import { authenticateClientsWithStoredSecrets } from './client-auth.ts';
 import { interactionPolicyForGoneAccounts } from './interaction-policy.ts';
 import { onProviderErrorAnswer, revokeWhenConsumeLosesRace } from './internals.ts';
@@ -21,7 +21,7 @@ export interface ProviderDeps {
   stores: Stores;
   adapters: AdapterFactory;
   clients: ClientsService;
-  /** The process's one throttle: its lock answers are dropped by message when a lock changes. */
+  /** The shared failure counters: every client secret is counted there before it is checked. */
   throttle: CredentialThrottle;
   jwks: { keys: object[] };
   /** The API scopes (rows of the scopes table) this provider serves; it is rebuilt when they change. */
@@ -106,7 +106,7 @@ export function createProvider(deps: ProviderDeps): Provider {
       },
       userinfo: { enabled: true },
       // RFC 8628 for clients registered with the device_code grant; see oidc/device-flow.ts.
-      deviceFlow: deviceFlowFeature(views, deps.throttle),
+      deviceFlow: deviceFlowFeature(views),
       rpInitiatedLogout: {
         enabled: true,
         logoutSource: async (ctx, form) => {
@@ -197,6 +197,6 @@ export function createProvider(deps: ProviderDeps): Provider {
   authenticateClientsWithStoredSecrets(provider, clients, deps.throttle);
   applyClientCredentialsScopeRules(provider);
   revokeWhenConsumeLosesRace(provider);
-  refuseLockedCodeGuessers(provider, views, deps.throttle, CODE_VERIFICATION_PATH);
+  throttleCodeGuessing(provider, views, deps.throttle, CODE_VERIFICATION_PATH);
   return provider;
 }

@@ -73,6 +73,7 @@ export function userPages(router: Router, { admin, accounts }: UserPagesServices
     enable: { notice: 'user-enabled', run: (actor: Actor, id: string) => admin.setUserDisabled(actor, id, false) },
     'grant-admin': { notice: 'admin-granted', run: (actor: Actor, id: string) => admin.setUserAdmin(actor, id, true) },
     'remove-admin': { notice: 'admin-removed', run: (actor: Actor, id: string) => admin.setUserAdmin(actor, id, false) },
+    unlock: { notice: 'user-unlocked', run: (actor: Actor, id: string) => admin.unlockUser(actor, id) },
   };
   for (const [action, { notice, run }] of Object.entries(userActions)) {
     router.post(`/users/:id/${action}`, async (ctx) => {

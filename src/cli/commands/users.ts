@@ -1,4 +1,4 @@
-/** `users create|list|show|set-password|disable|enable|grant-admin|remove-admin`. */
+/** `users create|list|show|set-password|disable|enable|grant-admin|remove-admin|unlock`. */
 import type { Services } from '../../services.ts';
 import type { User } from '../../accounts/service.ts';
 import { CLI_ACTOR } from '../../admin/audit.ts';
@@ -76,13 +76,21 @@ async function run(services: Services, { sub, args, out, stdin }: Invocation): P
       const updated = await services.admin.setUserAdmin(CLI_ACTOR, user.id, sub === 'grant-admin');
       return out.print(`${updated.username} is ${updated.isAdmin ? 'now an admin' : 'no longer an admin'}`, userJson(updated));
     }
+    case 'unlock': {
+      const user = await services.accounts.resolve(requireId(positionals, 'user id or username'));
+      const { user: unlocked, cleared } = await services.admin.unlockUser(CLI_ACTOR, user.id);
+      return out.print(`${unlocked.username} can sign in again from every address (${cleared} lock${cleared === 1 ? '' : 's'} and counters cleared)`, {
+        ...userJson(unlocked),
+        counters_cleared: cleared,
+      });
+    }
     default:
       throw new UsageError(`unknown users command ${sub ?? '(none)'}`);
   }
 }
 
 export const users: Command = {
-  subcommands: ['create', 'list', 'show', 'set-password', 'disable', 'enable', 'grant-admin', 'remove-admin'],
+  subcommands: ['create', 'list', 'show', 'set-password', 'disable', 'enable', 'grant-admin', 'remove-admin', 'unlock'],
   options: userOptions,
   run,
 };
