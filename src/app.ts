@@ -53,6 +53,7 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
       throttle: services.throttle,
       jwks,
       apiScopes,
+      resources: services.resources,
       cookieKeys,
       findAccount: findAccountIn(services.accounts),
       views,

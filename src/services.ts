@@ -22,6 +22,7 @@ import type { HttpMetrics } from './observability/metrics.ts';
 import { SecurityEvents } from './observability/security-events.ts';
 import { openInvalidations, type Invalidations } from './cache/invalidation.ts';
 import { ScopesService } from './scopes/service.ts';
+import { ResourcesService } from './resources/service.ts';
 
 /** The domain services every entry point (server, CLI, tests) shares: one source of truth. */
 export interface Services {
@@ -32,6 +33,8 @@ export interface Services {
   clients: ClientsService;
   /** API scopes (rows; GATEHOUSE_API_SCOPES only seeds them), cached per process and dropped by message. */
   scopes: ScopesService;
+  /** Resource servers (RFC 8707): the APIs clients ask access tokens for, cached per process and dropped by message. */
+  resources: ResourcesService;
   keys: KeysService;
   accounts: AccountsService;
   throttle: CredentialThrottle;
@@ -97,7 +100,14 @@ export async function openServices(config: Config, { migrate = true, migrated, l
     // the schema is brought up to date: a server, and a CLI run before any server started, so
     // `clients create --scope "read write"` on a fresh database finds the scopes it names.
     if (migrate) await scopes.seed(config.apiScopes);
-    const clients = new ClientsService(db, secretKey, () => scopes.names(), invalidations);
+    const resources = new ResourcesService(db, () => scopes.names(), invalidations);
+    const clients = new ClientsService(
+      db,
+      secretKey,
+      () => scopes.names(),
+      async () => (await resources.list()).map((r) => r.audience),
+      invalidations,
+    );
     const apiKeys = new ApiKeysService(db, secretKey, (clientId) => clients.exists(clientId));
     const userdata = new UserdataService(db, config.userdataMaxBytes);
     const keys = new KeysService(db, invalidations);
@@ -109,14 +119,14 @@ export async function openServices(config: Config, { migrate = true, migrated, l
     const adminSessions = new AdminSessionsService(db);
     const events = new SecurityEvents(log, metrics);
     const audit = new AuditLog(db, events);
-    const admin = new AdminOperations(clients, accounts, apiKeys, grants, keys, adminTokens, audit, userdata, scopes);
+    const admin = new AdminOperations(clients, accounts, apiKeys, grants, keys, adminTokens, audit, userdata, scopes, resources);
     const close = async () => {
       await invalidations!.close();
       redis?.disconnect();
       sqlite?.close();
       await db.destroy();
     };
-    return { config, db, stores, settings, clients, scopes, keys, accounts, throttle, apiKeys, userdata, adapters, grants, adminTokens, adminSessions, audit, admin, log, events, metrics, invalidations, close };
+    return { config, db, stores, settings, clients, scopes, resources, keys, accounts, throttle, apiKeys, userdata, adapters, grants, adminTokens, adminSessions, audit, admin, log, events, metrics, invalidations, close };
   } catch (err) {
     await invalidations?.close();
     redis?.disconnect();

@@ -11,6 +11,7 @@ import type { CredentialThrottle } from '../accounts/throttle.ts';
 import { settleAuthorizationScope } from './authorization-scope.ts';
 import { authenticateClientsWithStoredSecrets } from './client-auth.ts';
 import { onProviderErrorAnswer, revokeWhenConsumeLosesRace } from './internals.ts';
+import { accessTokenTtl, resourceIndicatorsFeature, type ResourceCatalog } from './resource-indicators.ts';
 import { interactionErrorPage, problemOf, respondWithPage, setProblemHeaders } from '../problem.ts';
 
 export interface ProviderDeps {
@@ -23,6 +24,8 @@ export interface ProviderDeps {
   jwks: { keys: object[] };
   /** The API scopes (rows of the scopes table) this provider serves; it is rebuilt when they change. */
   apiScopes: readonly string[];
+  /** Resource servers (RFC 8707), looked up per request: a change needs no new provider. */
+  resources: ResourceCatalog;
   cookieKeys: string[];
   findAccount: FindAccount;
   views: Views;
@@ -59,7 +62,7 @@ export function createProvider(deps: ProviderDeps): Provider {
     // HS256 only serves clients imported from django-oauth-toolkit that keep their plain secret.
     enabledJWA: { idTokenSigningAlgValues: ['RS256', 'PS256', 'ES256', 'HS256'] },
     extraClientMetadata: {
-      properties: ['gatehouse:allowed_origins', 'gatehouse:require_pkce', 'gatehouse:stored_secret', 'gatehouse:skip_consent', 'gatehouse:default_scope'],
+      properties: ['gatehouse:allowed_origins', 'gatehouse:require_pkce', 'gatehouse:stored_secret', 'gatehouse:skip_consent', 'gatehouse:default_scope', 'gatehouse:default_resource'],
     },
     // A request without scope gets the client's default; offline_access survives without
     // prompt=consent. See oidc/authorization-scope.ts.
@@ -75,6 +78,9 @@ export function createProvider(deps: ProviderDeps): Provider {
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
+      // resource= (RFC 8707): tokens for the resource servers operators registered, opaque or
+      // RFC 9068 JWTs. See oidc/resource-indicators.ts.
+      resourceIndicators: resourceIndicatorsFeature(deps.resources, lifetimes.accessToken),
       // Resource servers introspect access tokens issued to other clients, so any authenticated
       // confidential client may; a public client only its own tokens. A refresh token is only
       // ever the client's own business (no resource server receives one): another client
@@ -119,8 +125,9 @@ export function createProvider(deps: ProviderDeps): Provider {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
     },
     ttl: {
-      AccessToken: lifetimes.accessToken,
-      ClientCredentials: lifetimes.accessToken,
+      // A resource server may set its own lifetime (resources create --access-token-ttl).
+      AccessToken: accessTokenTtl(lifetimes.accessToken),
+      ClientCredentials: accessTokenTtl(lifetimes.accessToken),
       AuthorizationCode: 60,
       IdToken: lifetimes.accessToken,
       Interaction: 60 * 60,
