@@ -10,7 +10,8 @@ import { findLatestGrantId } from './artifacts.ts';
 import type { CredentialThrottle } from '../accounts/throttle.ts';
 import { settleAuthorizationScope } from './authorization-scope.ts';
 import { authenticateClientsWithStoredSecrets } from './client-auth.ts';
-import { onProviderErrorAnswer, revokeWhenConsumeLosesRace } from './internals.ts';
+import { answerJwtIntrospection, onProviderErrorAnswer, revokeWhenConsumeLosesRace } from './internals.ts';
+import { jwtAccessTokenIntrospection } from './jwt-introspection.ts';
 import { accessTokenTtl, resourceIndicatorsFeature, type ResourceCatalog } from './resource-indicators.ts';
 import { interactionErrorPage, problemOf, respondWithPage, setProblemHeaders } from '../problem.ts';
 
@@ -62,7 +63,14 @@ export function createProvider(deps: ProviderDeps): Provider {
     // HS256 only serves clients imported from django-oauth-toolkit that keep their plain secret.
     enabledJWA: { idTokenSigningAlgValues: ['RS256', 'PS256', 'ES256', 'HS256'] },
     extraClientMetadata: {
-      properties: ['gatehouse:allowed_origins', 'gatehouse:require_pkce', 'gatehouse:stored_secret', 'gatehouse:skip_consent', 'gatehouse:default_scope', 'gatehouse:default_resource'],
+      properties: [
+        'gatehouse:allowed_origins',
+        'gatehouse:require_pkce',
+        'gatehouse:stored_secret',
+        'gatehouse:skip_consent',
+        'gatehouse:default_scope',
+        'gatehouse:default_resource',
+      ],
     },
     // A request without scope gets the client's default; offline_access survives without
     // prompt=consent. See oidc/authorization-scope.ts.
@@ -183,5 +191,7 @@ export function createProvider(deps: ProviderDeps): Provider {
   authenticateClientsWithStoredSecrets(provider, clients, deps.throttle);
   applyClientCredentialsScopeRules(provider);
   revokeWhenConsumeLosesRace(provider);
+  // RFC 9068 access tokens of resource servers: introspection answers for them too.
+  answerJwtIntrospection(provider, jwtAccessTokenIntrospection(deps.jwks, config.issuer));
   return provider;
 }

@@ -48,7 +48,11 @@ export class ResourceInUseError extends GatehouseError {
   override name = 'ResourceInUseError';
   constructor(audience: string, clients: Array<{ clientId: string; name: string }>) {
     const named = clients.map((c) => `${c.name} (${c.clientId})`).join(', ');
-    super(409, 'resource_in_use', `resource ${audience} is the default resource of ${clients.length === 1 ? 'client' : 'clients'} ${named}: change their default resource first`);
+    super(
+      409,
+      'resource_in_use',
+      `resource ${audience} is the default resource of ${clients.length === 1 ? 'client' : 'clients'} ${named}: change their default resource first`,
+    );
   }
 }
 
@@ -125,7 +129,8 @@ function checkSettings(input: ResourceInput, knownScopes: readonly string[], cur
   if (input.accessTokenTtl !== undefined) {
     const ttl = typeof input.accessTokenTtl === 'string' && /^\d+$/.test(input.accessTokenTtl) ? Number(input.accessTokenTtl) : input.accessTokenTtl;
     if (ttl === null) accessTokenTtl = null;
-    else if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 1 || ttl > MAX_TTL_SECONDS) fields.accessTokenTtl = `must be a whole number of seconds from 1 to ${MAX_TTL_SECONDS}`;
+    else if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 1 || ttl > MAX_TTL_SECONDS)
+      fields.accessTokenTtl = `must be a whole number of seconds from 1 to ${MAX_TTL_SECONDS}`;
     else accessTokenTtl = ttl;
   }
   if (Object.keys(fields).length) throw new ValidationError(fields);
@@ -194,7 +199,9 @@ export class ResourcesService {
     }
     const current = await this.get(audience);
     const s = checkSettings(changes, await this.knownScopes(), current);
-    await this.db('resources').where({ audience }).update({ ...columns(s), updated_at: Date.now() });
+    await this.db('resources')
+      .where({ audience })
+      .update({ ...columns(s), updated_at: Date.now() });
     await this.changed();
     return this.get(audience);
   }

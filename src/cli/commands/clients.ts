@@ -31,7 +31,12 @@ const clientOptions = {
   'default-resource': { type: 'string' },
 } satisfies Options;
 
-const updateOptions = { ...clientOptions, disable: { type: 'boolean' }, enable: { type: 'boolean' }, 'no-default-resource': { type: 'boolean' } } satisfies Options;
+const updateOptions = {
+  ...clientOptions,
+  disable: { type: 'boolean' },
+  enable: { type: 'boolean' },
+  'no-default-resource': { type: 'boolean' },
+} satisfies Options;
 
 const optionsOf = { create: clientOptions, update: updateOptions, list: listOptions } satisfies Record<string, Options>;
 
