@@ -258,6 +258,19 @@ test('a resource server with its own lifetime gives its tokens that lifetime', a
   t.is((claims.exp as number) - (claims.iat as number), 60);
 });
 
+test('revoking a JWT access token is refused: it keeps verifying until it expires, as the README says', async (t) => {
+  const { gh, service, invoicesApi } = t.context;
+  const token = await clientCredentials(gh, service, { resource: INVOICES });
+  const revoked = await fetch(`${gh.url}/revoke`, {
+    method: 'POST',
+    headers: { ...FORM_CONTENT_TYPE, authorization: basicAuth(service.clientId, service.clientSecret) },
+    body: new URLSearchParams({ token: token.body.access_token }),
+  });
+  t.is(revoked.status, 400);
+  t.is(((await revoked.json()) as { error: string }).error, 'unsupported_token_type');
+  t.is((await callApi(invoicesApi, token.body.access_token)).status, 200);
+});
+
 // ---- opaque access tokens, checked at /introspect --------------------------------------------
 
 test('an opaque token is accepted by an API that introspects it, and refused once revoked', async (t) => {
@@ -343,6 +356,31 @@ test('a person allows an app to use the invoices API: the consent page names it,
   t.is((await callApi(invoicesApi, tokens.access_token)).status, 200);
   // A token for an API is not one for Gatehouse's own userinfo.
   t.is(await oauthError(oidc.fetchUserInfo(rp, tokens.access_token, tokens.claims()!.sub)), 'invalid_token');
+});
+
+test('an app whose default resource is the invoices API gets its code flow tokens for it without naming it', async (t) => {
+  const { gh, invoicesApi } = t.context;
+  const { client, clientSecret } = await gh.services.admin.createClient(CLI_ACTOR, {
+    name: 'Default invoice app',
+    type: 'confidential',
+    grantTypes: ['authorization_code'],
+    redirectUris: [REDIRECT_URI],
+    scope: ['openid', 'invoices:read'],
+    defaultResource: INVOICES,
+  });
+  await createUserDirectly(gh, 'grace-invoices', 'default-resource-2026');
+  const rp = await relyingParty(gh, { clientId: client.clientId, clientSecret: clientSecret! }, 'basic');
+  const pending = await authorizationRequest(rp, { scope: 'openid invoices:read' });
+  const walk = await signInAllowingConsent(new UserAgent([REDIRECT_URI]), pending.url, 'grace-invoices', 'default-resource-2026');
+  t.regex(walk.consent?.html ?? '', /Invoices API/);
+  const tokens = await oidc.authorizationCodeGrant(rp, new URL(walk.landed.url), {
+    pkceCodeVerifier: pending.verifier,
+    expectedState: pending.state,
+    expectedNonce: pending.nonce,
+    idTokenExpected: true,
+  });
+  t.is(decodeJwt(tokens.access_token).aud, INVOICES);
+  t.is((await callApi(invoicesApi, tokens.access_token)).status, 200);
 });
 
 test('an unknown resource at /authorize sends the browser back with invalid_target', async (t) => {
