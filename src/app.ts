@@ -118,7 +118,7 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
       interactionRoutes({ interactions: oidc.interactions, accounts: services.accounts, throttle: services.throttle, scopes: services.scopes, resources: services.resources, views }),
       bearerLogoutRoutes(oidc),
       adminApiRoutes({ config, admin, clients, accounts, apiKeys, adminTokens, audit, scopes, resources, throttle }),
-      adminPageRoutes({ admin, clients, accounts, apiKeys, audit, scopes, throttle, adminSessions }, views),
+      adminPageRoutes({ admin, clients, accounts, apiKeys, audit, scopes, resources, throttle, adminSessions }, views),
       userdataRoutes({ verifyAccessToken: oidc.verifyAccessToken, hasLiveGrant: oidc.hasLiveGrant, throttle: services.throttle, accounts: services.accounts, apiKeys: services.apiKeys, userdata: services.userdata, maxBytes: config.userdataMaxBytes }),
     ].flatMap((router) => [router.routes(), router.allowedMethods()]) as Koa.Middleware[],
   );

@@ -4,8 +4,9 @@ import { decodeJwt } from 'jose';
 import { adminApi, type AdminApi } from './support/admin-api.ts';
 import { runCli } from './support/cli.ts';
 import type { TestGatehouse } from './support/gatehouse.ts';
-import { basicAuth, FORM_CONTENT_TYPE } from './support/http.ts';
+import { basicAuth, FORM_CONTENT_TYPE, postForm } from './support/http.ts';
 import { startLoopbackGatehouse } from './support/relying-party.ts';
+import { operatorAgent } from './support/attacks.ts';
 
 /**
  * Resource servers are data: an operator registers, lists, changes and deletes them with the CLI
@@ -241,4 +242,48 @@ test('a client gets default_resource through the admin API; a scope a resource a
     t.is(inUse.status, 409);
     t.is(inUse.body.error, 'resource_in_use');
   });
+});
+
+// ---- the admin pages -------------------------------------------------------------------------
+
+test('an operator registers and deletes a resource on the admin pages', async (t) => {
+  const { gh } = t.context;
+  await gh.services.accounts.create({ username: 'resource-keeper', email: 'keeper@example.com', password: 'resources-are-rows-2026', isAdmin: true });
+  const { agent } = await operatorAgent(gh, 'resource-keeper', 'resources-are-rows-2026');
+  const listed = await agent.open(`${gh.url}/admin/resources`);
+  t.is(listed.status, 200);
+  t.regex(listed.html, /value="invoices:read"/, 'the scopes to choose from');
+
+  const audience = `https://pages-${tag()}.example.com`;
+  const refused = await agent.submit(listed, /\/admin\/resources$/, { audience: 'ftp://nope', tokenFormat: 'jwt', signingAlg: 'ES256' });
+  t.is(refused.status, 400);
+  t.regex(refused.html, /must use https/);
+  t.regex(refused.html, /name at least one API scope/);
+
+  const form = new URLSearchParams({
+    csrf: /name="csrf" value="([^"]+)"/.exec(listed.html)![1]!,
+    audience,
+    name: 'Pages API',
+    tokenFormat: 'jwt',
+    signingAlg: 'RS256',
+    accessTokenTtl: '90',
+  });
+  form.append('scopes', 'invoices:read');
+  form.append('scopes', 'invoices:write');
+  const created = await agent.request(`${gh.url}/admin/resources`, { method: 'POST', headers: FORM_CONTENT_TYPE, body: form });
+  t.is(created.status, 303);
+  t.like(await gh.services.resources.get(audience), {
+    name: 'Pages API',
+    scopes: ['invoices:read', 'invoices:write'],
+    tokenFormat: 'jwt',
+    signingAlg: 'RS256',
+    accessTokenTtl: 90,
+  });
+  const shown = await agent.open(`${gh.url}/admin/resources?notice=resource-created`);
+  t.regex(shown.html, new RegExp(`data-audience="${audience.replace(/\./g, '\\.')}"`));
+
+  const csrf = /name="csrf" value="([^"]+)"/.exec(shown.html)![1]!;
+  const deleted = await postForm(agent, `${gh.url}/admin/resources/${encodeURIComponent(audience)}/delete`, { csrf });
+  t.is(deleted.status, 303, deleted.html);
+  await t.throwsAsync(gh.services.resources.get(audience), { message: /does not exist/ });
 });
