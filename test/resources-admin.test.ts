@@ -46,9 +46,18 @@ async function clientCredentials(gh: TestGatehouse, id: string, secret: string, 
 
 // ---- the CLI ---------------------------------------------------------------------------------
 
-test('an operator registers an API with the CLI and a service gets a JWT for it at once', async (t) => {
+test('an operator registers an API with the CLI and the running server serves it at once, by message', async (t) => {
   const { gh } = t.context;
   const audience = `https://api-${tag()}.example.com`;
+  const service = await runCli(
+    ['clients', 'create', '--name', `Service ${tag()}`, '--type', 'confidential', '--grant', 'client_credentials', '--scope', 'invoices:read', '--json'],
+    gh.env,
+  );
+  t.is(service.code, 0, service.stderr);
+  const { client_id, client_secret } = service.json();
+  // The server reads (and keeps) the list of resources: the API is not one yet.
+  t.is((await clientCredentials(gh, client_id, client_secret, { resource: audience })).body.error, 'invalid_target');
+
   const created = await runCli(
     [
       'resources',
@@ -79,16 +88,14 @@ test('an operator registers an API with the CLI and a service gets a JWT for it 
     access_token_ttl: 300,
   });
 
-  const service = await runCli(
-    ['clients', 'create', '--name', `Service ${tag()}`, '--type', 'confidential', '--grant', 'client_credentials', '--scope', 'invoices:read', '--json'],
-    gh.env,
-  );
-  t.is(service.code, 0, service.stderr);
-  // The CLI is another process: the running server heard of the new resource by message.
-  const token = await clientCredentials(gh, service.json().client_id, service.json().client_secret, { resource: audience });
+  // The CLI is another process: its message dropped the server's copy, long before the cache's TTL.
+  const token = await clientCredentials(gh, client_id, client_secret, { resource: audience });
   t.is(token.status, 200, JSON.stringify(token.body));
   t.is(decodeJwt(token.body.access_token).aud, audience);
   t.is(token.body.expires_in, 300);
+
+  t.is((await runCli(['resources', 'update', audience, '--access-token-ttl', '120'], gh.env)).code, 0);
+  t.is((await clientCredentials(gh, client_id, client_secret, { resource: audience })).body.expires_in, 120);
 });
 
 test('an operator lists, shows, changes and deletes a resource with the CLI', async (t) => {
