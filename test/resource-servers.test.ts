@@ -383,6 +383,31 @@ test('an app whose default resource is the invoices API gets its code flow token
   t.is((await callApi(invoicesApi, tokens.access_token)).status, 200);
 });
 
+test('a first-party app (no consent page) gets its API token without being asked', async (t) => {
+  const { gh, invoicesApi } = t.context;
+  const { client, clientSecret } = await gh.services.admin.createClient(CLI_ACTOR, {
+    name: 'First-party invoices',
+    type: 'confidential',
+    grantTypes: ['authorization_code'],
+    redirectUris: [REDIRECT_URI],
+    scope: ['openid', 'invoices:read'],
+    skipConsent: true,
+  });
+  await createUserDirectly(gh, 'linus-invoices', 'first-party-2026');
+  const rp = await relyingParty(gh, { clientId: client.clientId, clientSecret: clientSecret! }, 'basic');
+  const pending = await authorizationRequest(rp, { scope: 'openid invoices:read', resource: INVOICES });
+  const walk = await signInAllowingConsent(new UserAgent([REDIRECT_URI]), pending.url, 'linus-invoices', 'first-party-2026');
+  t.is(walk.consent, undefined, 'not asked');
+  const tokens = await oidc.authorizationCodeGrant(
+    rp,
+    new URL(walk.landed.url),
+    { pkceCodeVerifier: pending.verifier, expectedState: pending.state, expectedNonce: pending.nonce, idTokenExpected: true },
+    { resource: INVOICES },
+  );
+  t.is(decodeJwt(tokens.access_token).scope, 'invoices:read');
+  t.is((await callApi(invoicesApi, tokens.access_token)).status, 200);
+});
+
 test('an unknown resource at /authorize sends the browser back with invalid_target', async (t) => {
   const { gh } = t.context;
   const { client, clientSecret } = await gh.services.admin.createClient(CLI_ACTOR, {

@@ -171,6 +171,11 @@ export function createProvider(deps: ProviderDeps): Provider {
       firstParty.addOIDCScope([...ctx.oidc.requestParamOIDCScopes].join(' '));
       if (ctx.oidc.claims?.id_token) firstParty.addOIDCClaims(Object.keys(ctx.oidc.claims.id_token));
       if (ctx.oidc.claims?.userinfo) firstParty.addOIDCClaims(Object.keys(ctx.oidc.claims.userinfo));
+      // The API a first-party app asked for with resource= (RFC 8707): its scopes, without asking either.
+      for (const [indicator, server] of Object.entries(ctx.oidc.resourceServers ?? {})) {
+        const scopes = [...ctx.oidc.requestParamScopes].filter((s) => server.scopes.has(s));
+        if (scopes.length) firstParty.addResourceScope(indicator, scopes.join(' '));
+      }
       await firstParty.save();
       return firstParty;
     },
