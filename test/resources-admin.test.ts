@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import anyTest, { type TestFn } from 'ava';
 import { decodeJwt } from 'jose';
+import { CLI_ACTOR } from '../src/admin/audit.ts';
 import { adminApi, type AdminApi } from './support/admin-api.ts';
 import { runCli } from './support/cli.ts';
 import type { TestGatehouse } from './support/gatehouse.ts';
@@ -104,6 +105,7 @@ test('an operator lists, shows, changes and deletes a resource with the CLI', as
   t.is((await runCli(['resources', 'create', '--audience', audience, '--scope', 'invoices:read'], gh.env)).code, 0);
 
   const listed = await runCli(['resources', 'list', '--json'], gh.env);
+  t.is(listed.code, 0, listed.stderr);
   t.true((listed.json() as Array<{ audience: string }>).some((r) => r.audience === audience));
   const shown = await runCli(['resources', 'show', audience], gh.env);
   t.regex(shown.stdout, /token format: {2}opaque/);
@@ -116,6 +118,7 @@ test('an operator lists, shows, changes and deletes a resource with the CLI', as
   t.like(updated.json(), { scopes: ['invoices:write'], token_format: 'jwt', signing_alg: 'RS256', name: audience });
 
   const deleted = await runCli(['resources', 'delete', audience, '--json'], gh.env);
+  t.is(deleted.code, 0, deleted.stderr);
   t.deepEqual(deleted.json(), { audience, deleted: true });
   const gone = await runCli(['resources', 'show', audience, '--json'], gh.env);
   t.is(gone.code, 1);
@@ -177,6 +180,7 @@ test('a client gets a default resource with --default-resource, and the resource
   t.regex(refused.stderr, /"error":"resource_in_use"/);
 
   const cleared = await runCli(['clients', 'update', client.json().client_id, '--no-default-resource', '--json'], gh.env);
+  t.is(cleared.code, 0, cleared.stderr);
   t.is(cleared.json().default_resource, null);
   t.is((await runCli(['resources', 'delete', audience], gh.env)).code, 0);
 });
@@ -293,4 +297,37 @@ test('an operator registers and deletes a resource on the admin pages', async (t
   const deleted = await postForm(agent, `${gh.url}/admin/resources/${encodeURIComponent(audience)}/delete`, { csrf });
   t.is(deleted.status, 303, deleted.html);
   await t.throwsAsync(gh.services.resources.get(audience), { message: /does not exist/ });
+});
+
+// ---- PostgreSQL ------------------------------------------------------------------------------
+
+test('resources live in PostgreSQL as in SQLite: created, served, refused twice, deleted', async (t) => {
+  const pg = await startLoopbackGatehouse({ database: 'pg' });
+  try {
+    const { admin, scopes, resources } = pg.services;
+    await scopes.create({ name: 'pg:read', description: 'Read over PostgreSQL' });
+    const created = await admin.createResource(CLI_ACTOR, {
+      audience: 'https://pg-api.example.com',
+      scopes: ['pg:read'],
+      tokenFormat: 'jwt',
+      accessTokenTtl: 90,
+    });
+    t.like(created, { audience: 'https://pg-api.example.com', scopes: ['pg:read'], tokenFormat: 'jwt', accessTokenTtl: 90 });
+    await t.throwsAsync(admin.createResource(CLI_ACTOR, { audience: 'https://pg-api.example.com', scopes: ['pg:read'] }), {
+      message: /already exists/,
+    });
+    const { client, clientSecret } = await admin.createClient(CLI_ACTOR, {
+      name: 'pg service',
+      type: 'confidential',
+      grantTypes: ['client_credentials'],
+      scope: ['pg:read'],
+    });
+    const token = await clientCredentials(pg, client.clientId, clientSecret!, { resource: 'https://pg-api.example.com' });
+    t.is(token.status, 200, JSON.stringify(token.body));
+    t.is(decodeJwt(token.body.access_token).aud, 'https://pg-api.example.com');
+    await admin.deleteResource(CLI_ACTOR, 'https://pg-api.example.com');
+    t.deepEqual(await resources.list(), []);
+  } finally {
+    await pg.close();
+  }
 });
