@@ -5,6 +5,7 @@ import type { InteractionResults, Interactions, MissingConsent } from '../src/oi
 import type { AccountsService } from '../src/accounts/service.ts';
 import type { CredentialThrottle } from '../src/accounts/throttle.ts';
 import type { ScopesService } from '../src/scopes/service.ts';
+import type { ResourcesService } from '../src/resources/service.ts';
 import { signInWithPassword } from '../src/accounts/sign-in.ts';
 import { GatehouseError } from '../src/errors.ts';
 import { formRefusal, interactionErrorPage, problemOf, respondWithPage, type Problem } from '../src/problem.ts';
@@ -20,6 +21,8 @@ export interface InteractionDeps {
   throttle: CredentialThrottle;
   /** The API scopes' stored descriptions, for the consent page. */
   scopes: Pick<ScopesService, 'descriptions'>;
+  /** The resource servers, so the consent page names the API a token is asked for. */
+  resources: Pick<ResourcesService, 'find'>;
   views: Views;
 }
 
@@ -38,6 +41,28 @@ function scopesToShow(details: unknown, params: Record<string, unknown>, stored:
 }
 
 /**
+ * What the consent page asks, API by API: the scopes asked for each resource server (RFC 8707)
+ * under its name and audience, then the rest (sign-in scopes) as before. A scope shown under
+ * an API is not listed again.
+ */
+async function consentView(
+  details: unknown,
+  params: Record<string, unknown>,
+  stored: ReadonlyMap<string, string>,
+  resources: Pick<ResourcesService, 'find'>,
+) {
+  const perResource = (details as MissingConsent).missingResourceScopes ?? {};
+  const apis = [];
+  const underAnApi = new Set<string>();
+  for (const [audience, asked] of Object.entries(perResource)) {
+    const resource = await resources.find(audience);
+    for (const s of asked) underAnApi.add(s);
+    apis.push({ name: resource?.name ?? audience, audience, scopes: asked.map((scope) => ({ scope, description: describeScope(scope, stored) })) });
+  }
+  return { apis, scopes: scopesToShow(details, params, stored).filter((s) => !underAnApi.has(s.scope)) };
+}
+
+/**
  * The submitted fields; none when the body is not a form (koa-body leaves it unset for another
  * content type), so such a post fails the CSRF check like any other bad form instead of a 500.
  */
@@ -47,7 +72,7 @@ function formFields(ctx: Koa.Context): Record<string, unknown> {
 }
 
 /** The login and consent pages oidc-provider sends people to, at /interaction/:uid. */
-export function interactionRoutes({ interactions, accounts, throttle, scopes, views }: InteractionDeps): Router {
+export function interactionRoutes({ interactions, accounts, throttle, scopes, resources, views }: InteractionDeps): Router {
   const router = new Router({ prefix: '/interaction' });
 
   const page = (ctx: Koa.Context, template: string, context: Record<string, unknown>, status = 200) => {
@@ -97,7 +122,7 @@ export function interactionRoutes({ interactions, accounts, throttle, scopes, vi
       return page(ctx, 'login.njk', { title: 'Sign in', uid, client, username: typeof params.login_hint === 'string' ? params.login_hint : '' });
     }
     if (prompt.name === 'consent') {
-      return page(ctx, 'consent.njk', { title: `Allow ${client.name}?`, uid, client, scopes: scopesToShow(prompt.details, params, await scopes.descriptions()) });
+      return page(ctx, 'consent.njk', { title: `Allow ${client.name}?`, uid, client, ...(await consentView(prompt.details, params, await scopes.descriptions(), resources)) });
     }
     return errorPage(ctx, problemOf(new GatehouseError(400, 'unsupported_interaction', `Gatehouse cannot handle the "${prompt.name}" step.`)));
   });
@@ -132,7 +157,7 @@ export function interactionRoutes({ interactions, accounts, throttle, scopes, vi
         title: `Allow ${client.name}?`,
         uid: details.uid,
         client,
-        scopes: scopesToShow(prompt.details, params, await scopes.descriptions()),
+        ...(await consentView(prompt.details, params, await scopes.descriptions(), resources)),
         error: 'Your form expired. Please choose again.',
       }, 403);
     }

@@ -55,6 +55,7 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
       throttle: services.throttle,
       jwks,
       apiScopes,
+      resources: services.resources,
       cookieKeys,
       findAccount: findAccountIn(services.accounts),
       views,
@@ -111,17 +112,17 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
     await next();
   });
   // Each route module gets the services it uses, never the database.
-  const { admin, clients, accounts, apiKeys, adminTokens, audit, scopes, throttle, adminSessions } = services;
+  const { admin, clients, accounts, apiKeys, adminTokens, audit, scopes, resources, throttle, adminSessions } = services;
   const ownRoutes: Koa.Middleware = compose(
     [
       healthRoutes({
         database: () => services.db.raw('select 1'),
         ...(services.stores.redis ? { redis: () => services.stores.redis!.client.ping() } : {}),
       }),
-      interactionRoutes({ interactions: oidc.interactions, accounts: services.accounts, throttle: services.throttle, scopes: services.scopes, views }),
+      interactionRoutes({ interactions: oidc.interactions, accounts: services.accounts, throttle: services.throttle, scopes: services.scopes, resources: services.resources, views }),
       bearerLogoutRoutes(oidc),
-      adminApiRoutes({ config, admin, clients, accounts, apiKeys, adminTokens, audit, scopes, throttle }),
-      adminPageRoutes({ admin, clients, accounts, apiKeys, audit, scopes, throttle, adminSessions }, views),
+      adminApiRoutes({ config, admin, clients, accounts, apiKeys, adminTokens, audit, scopes, resources, throttle }),
+      adminPageRoutes({ admin, clients, accounts, apiKeys, audit, scopes, resources, throttle, adminSessions }, views),
       userdataRoutes({ verifyAccessToken: oidc.verifyAccessToken, hasLiveGrant: oidc.hasLiveGrant, throttle: services.throttle, accounts: services.accounts, apiKeys: services.apiKeys, userdata: services.userdata, maxBytes: config.userdataMaxBytes }),
     ].flatMap((router) => [router.routes(), router.allowedMethods()]) as Koa.Middleware[],
   );

@@ -24,6 +24,7 @@ import { SecurityEvents } from './observability/security-events.ts';
 import { openInvalidations, type Invalidations } from './cache/invalidation.ts';
 import { ScopesService } from './scopes/service.ts';
 import { loadAtRest } from './settings/at-rest.ts';
+import { ResourcesService } from './resources/service.ts';
 
 /** The domain services every entry point (server, CLI, tests) shares: one source of truth. */
 export interface Services {
@@ -34,6 +35,8 @@ export interface Services {
   clients: ClientsService;
   /** API scopes (rows; GATEHOUSE_API_SCOPES only seeds them), cached per process and dropped by message. */
   scopes: ScopesService;
+  /** Resource servers (RFC 8707): the APIs clients ask access tokens for, cached per process and dropped by message. */
+  resources: ResourcesService;
   keys: KeysService;
   accounts: AccountsService;
   throttle: CredentialThrottle;
@@ -100,12 +103,21 @@ export async function openServices(config: Config, { migrate = true, migrated, l
     // the schema is brought up to date: a server, and a CLI run before any server started, so
     // `clients create --scope "read write"` on a fresh database finds the scopes it names.
     if (migrate) await scopes.seed(config.apiScopes);
+    const resources = new ResourcesService(db, () => scopes.names(), invalidations);
     // The clients service says when a client's tokens end; the oidc boundary (grants, built over
     // the adapters, which read clients) knows how. Called only after everything here is built.
-    const clients = new ClientsService(db, secretKey, atRest, () => scopes.names(), invalidations, {
-      revokeTokens: (clientId) => revokedOrWarned(log, `client ${clientId}`, () => grants.revokeClientTokens(clientId)),
-      revokeAll: (clientId) => revokedOrWarned(log, `client ${clientId}`, () => grants.revokeClient(clientId)),
-    });
+    const clients = new ClientsService(
+      db,
+      secretKey,
+      atRest,
+      () => scopes.names(),
+      async () => (await resources.list()).map((r) => r.audience),
+      invalidations,
+      {
+        revokeTokens: (clientId) => revokedOrWarned(log, `client ${clientId}`, () => grants.revokeClientTokens(clientId)),
+        revokeAll: (clientId) => revokedOrWarned(log, `client ${clientId}`, () => grants.revokeClient(clientId)),
+      },
+    );
     const apiKeys = new ApiKeysService(db, secretKey, (clientId) => clients.exists(clientId));
     const userdata = new UserdataService(db, config.userdataMaxBytes);
     const keys = new KeysService(db, invalidations, atRest);
@@ -131,14 +143,14 @@ export async function openServices(config: Config, { migrate = true, migrated, l
     const adminTokens = new AdminTokensService(db, secretKey);
     const events = new SecurityEvents(log, metrics);
     const audit = new AuditLog(db, events);
-    const admin = new AdminOperations(clients, accounts, apiKeys, grants, keys, adminTokens, audit, userdata, scopes, throttle);
+    const admin = new AdminOperations(clients, accounts, apiKeys, grants, keys, adminTokens, audit, userdata, scopes, resources, throttle);
     const close = async () => {
       await invalidations!.close();
       redis?.disconnect();
       sqlite?.close();
       await db.destroy();
     };
-    return { config, db, stores, settings, clients, scopes, keys, accounts, throttle, apiKeys, userdata, adapters, grants, adminTokens, adminSessions, audit, admin, log, events, metrics, invalidations, close };
+    return { config, db, stores, settings, clients, scopes, resources, keys, accounts, throttle, apiKeys, userdata, adapters, grants, adminTokens, adminSessions, audit, admin, log, events, metrics, invalidations, close };
   } catch (err) {
     await invalidations?.close();
     redis?.disconnect();

@@ -30,6 +30,8 @@ interface Ids {
   grantId: string;
   /** A scope no client holds: a forged delete would succeed, and show. */
   scope: string;
+  /** A resource server no client has by default: a forged delete would succeed, and show. */
+  resource: string;
 }
 
 interface Context {
@@ -58,10 +60,11 @@ test.before(async (t) => {
   const { apiKey } = await gh.services.admin.createApiKey(CLI_ACTOR, app.client.clientId, ['userdata:read'], 'a key');
   const { token } = await gh.services.admin.createAdminToken(CLI_ACTOR, 'deploy-bot');
   const scope = await gh.services.admin.createScope(CLI_ACTOR, { name: 'victim:read', description: 'A scope nobody holds' });
+  const resource = await gh.services.admin.createResource(CLI_ACTOR, { audience: 'https://victim-api.example.com', scopes: ['victim:read'] });
   const views = createViews();
   t.context = {
     gh,
-    ids: { clientId: app.client.clientId, userId, keyId: apiKey.id, grantId: grant!.grantId, scope: scope.name },
+    ids: { clientId: app.client.clientId, userId, keyId: apiKey.id, grantId: grant!.grantId, scope: scope.name, resource: resource.audience },
     adminToken: token,
     personToken: accessToken,
     pages: routesOf(adminPageRoutes(gh.services, views)),
@@ -86,6 +89,7 @@ function concrete(path: string, ids: Ids): string {
     .replace(':grantId', encodeURIComponent(ids.grantId))
     .replace(':clientId', encodeURIComponent(ids.clientId))
     .replace(/\/scopes\/:name/, `/scopes/${encodeURIComponent(ids.scope)}`)
+    .replace(/\/resources\/:audience/, `/resources/${encodeURIComponent(ids.resource)}`)
     .replace(':file', 'admin.js');
 }
 

@@ -147,6 +147,19 @@ const ADMIN_FORMS: Record<string, AdminForm> = {
       return { url: `/admin/scopes/${encodeURIComponent(scope.name)}/delete`, fields: {} };
     },
   },
+  '/admin/resources': {
+    prepare: async (gh) => {
+      const scope = await gh.services.admin.createScope(CLI_ACTOR, { name: name('forged:api'), description: 'For a forged resource' });
+      return { url: '/admin/resources', fields: { audience: `https://${name('forged')}.example.com`, scopes: scope.name, tokenFormat: 'jwt', signingAlg: 'ES256' } };
+    },
+  },
+  '/admin/resources/:audience/delete': {
+    prepare: async (gh) => {
+      const scope = await gh.services.admin.createScope(CLI_ACTOR, { name: name('victim:api'), description: 'Accepted by a resource' });
+      const resource = await gh.services.admin.createResource(CLI_ACTOR, { audience: `https://${name('victim')}.example.com`, scopes: [scope.name] });
+      return { url: `/admin/resources/${encodeURIComponent(resource.audience)}/delete`, fields: {} };
+    },
+  },
 };
 
 /** The admin sign-in form is public and has its own double-submit token (the gatehouse.csrf cookie). */

@@ -213,3 +213,15 @@ test('oidc-provider errors carry the facts the error model reads, and a locked c
   t.is(providerErrorFacts(new Error('not one of its errors')), undefined);
   t.like(providerErrorFacts(lockedClientError('locked', 60)), { status: 429, error: 'invalid_client', retryAfterSeconds: 60 });
 });
+
+test('introspection authenticates the client before it refuses a JWT with unsupported_token_type, and JWT access tokens are not stored', (t) => {
+  const introspection = upstream('lib/actions/introspection.js');
+  t.true(introspection.indexOf('...clientAuth,') < introspection.indexOf('rejectStructuredTokens,'), 'client authentication runs first');
+  t.regex(upstream('lib/shared/reject_structured_tokens.js'), /throw new UnsupportedTokenType\(`Structured JWT Tokens cannot be/);
+  t.regex(upstream('lib/helpers/errors.js'), /UnsupportedTokenType/);
+  t.is(new errors.UnsupportedTokenType('x').error, 'unsupported_token_type');
+  t.is(new errors.UnsupportedTokenType('x').statusCode, 400);
+  // The JWT format returns a value and no payload: base_model's save() then stores nothing.
+  t.notRegex(upstream('lib/models/formats/jwt.js'), /return \{ value: signed, payload/);
+  t.regex(upstream('lib/models/base_model.js'), /if \(payload\) \{\s*await this\.adapter\.upsert/);
+});

@@ -8,6 +8,8 @@ import type { AccountsService } from '../accounts/service.ts';
 import type { ApiKeysService } from '../apikeys/service.ts';
 import type { ClientsService } from '../clients/service.ts';
 import type { ScopesService } from '../scopes/service.ts';
+import type { ResourcesService } from '../resources/service.ts';
+import { resourceInputFrom, resourceJson, withResourceFieldNames } from '../resources/representation.ts';
 import type { AuditLog } from './audit.ts';
 import type { AdminOperations } from './operations.ts';
 import type { AdminTokensService } from './tokens.ts';
@@ -46,6 +48,7 @@ export interface AdminApiServices {
   adminTokens: AdminTokensService;
   audit: AuditLog;
   scopes: ScopesService;
+  resources: Pick<ResourcesService, 'list' | 'get'>;
   throttle: CredentialThrottle;
 }
 
@@ -212,6 +215,35 @@ export function adminApiRoutes(services: AdminApiServices): Router<State> {
   });
   router.delete('/scopes/:name', async (ctx) => {
     await admin.deleteScope(ctx.state.actor, ctx.params.name!);
+    ctx.status = 204;
+  });
+
+  // Resource servers (RFC 8707): the APIs clients ask tokens for; the audience, percent-encoded, names one.
+  const namedAsSent = async <T>(work: () => Promise<T>): Promise<T> => {
+    try {
+      return await work();
+    } catch (err) {
+      throw err instanceof ValidationError ? withResourceFieldNames(err) : err;
+    }
+  };
+  router.get('/resources', async (ctx) => {
+    ctx.body = (await services.resources.list()).map(resourceJson);
+  });
+  router.post('/resources', jsonBody, async (ctx) => {
+    const input = await namedAsSent(async () => resourceInputFrom(objectBody(ctx)));
+    const resource = await namedAsSent(() => admin.createResource(ctx.state.actor, input));
+    ctx.status = 201;
+    ctx.body = resourceJson(resource);
+  });
+  router.get('/resources/:audience', async (ctx) => {
+    ctx.body = resourceJson(await services.resources.get(ctx.params.audience!));
+  });
+  router.patch('/resources/:audience', jsonBody, async (ctx) => {
+    const input = await namedAsSent(async () => resourceInputFrom(objectBody(ctx)));
+    ctx.body = resourceJson(await namedAsSent(() => admin.updateResource(ctx.state.actor, ctx.params.audience!, input)));
+  });
+  router.delete('/resources/:audience', async (ctx) => {
+    await admin.deleteResource(ctx.state.actor, ctx.params.audience!);
     ctx.status = 204;
   });
 

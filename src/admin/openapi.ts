@@ -43,6 +43,11 @@ export function openApiDocument(issuer: string) {
             id_token_signed_response_alg: { enum: [...ID_TOKEN_ALGS] },
             logo_uri: { type: ['string', 'null'], format: 'uri' },
             client_uri: { type: ['string', 'null'], format: 'uri' },
+            default_resource: {
+              type: ['string', 'null'],
+              format: 'uri',
+              description: 'the audience of the resource server (RFC 8707) a request naming no resource gets its access token for; null: Gatehouse itself',
+            },
             disabled: { type: 'boolean' },
           },
         },
@@ -60,6 +65,21 @@ export function openApiDocument(issuer: string) {
               },
             },
           ],
+        },
+        Resource: {
+          type: 'object',
+          description: 'A resource server (RFC 8707): an API clients ask access tokens for with resource=AUDIENCE',
+          required: ['audience', 'scopes'],
+          properties: {
+            audience: { type: 'string', format: 'uri', description: 'https URL (http only on loopback); the aud of its tokens; fixed once created' },
+            name: { type: 'string', description: 'what the consent page calls it (default: the audience)' },
+            scopes: { type: 'array', items: { type: 'string' }, description: 'API scopes (rows of /scopes) its tokens may carry' },
+            token_format: { enum: ['opaque', 'jwt'], description: 'opaque (default; check at /introspect) or an RFC 9068 JWT (check against /jwks)' },
+            signing_alg: { enum: ['ES256', 'RS256'], description: 'how its JWT access tokens are signed (default ES256)' },
+            access_token_ttl: { type: ['integer', 'null'], minimum: 1, maximum: 86400, description: "seconds; null: Gatehouse's access token lifetime" },
+            created_at: { type: 'string', format: 'date-time', readOnly: true },
+            updated_at: { type: 'string', format: 'date-time', readOnly: true },
+          },
         },
         User: {
           type: 'object',
@@ -205,6 +225,27 @@ export function openApiDocument(issuer: string) {
       '/scopes/{name}': {
         parameters: [idParam('name', 'scope name (percent-encoded)')],
         delete: { summary: 'Delete an API scope; refused (409 scope_in_use, naming them) while a client holds it', responses: { '204': { description: 'Deleted' }, '409': error, ...errors } },
+      },
+      '/resources': {
+        get: { summary: 'List the resource servers', responses: { '200': { description: 'Resources', ...json({ type: 'array', items: ref('Resource') }) }, '401': error } },
+        post: {
+          summary: 'Register a resource server; every process serves it at once',
+          requestBody: { required: true, ...json(ref('Resource')) },
+          responses: { '201': { description: 'Created', ...json(ref('Resource')) }, ...errors },
+        },
+      },
+      '/resources/{audience}': {
+        parameters: [idParam('audience', 'the audience (percent-encoded)')],
+        get: { summary: 'One resource server', responses: { '200': { description: 'Resource', ...json(ref('Resource')) }, ...errors } },
+        patch: {
+          summary: 'Change a resource server (not its audience)',
+          requestBody: { required: true, ...json(ref('Resource')) },
+          responses: { '200': { description: 'Changed', ...json(ref('Resource')) }, ...errors },
+        },
+        delete: {
+          summary: 'Delete a resource server; refused (409 resource_in_use) while a client has it as default_resource. Its tokens live until they expire',
+          responses: { '204': { description: 'Deleted' }, '409': error, ...errors },
+        },
       },
       '/audit': {
         get: {

@@ -8,6 +8,7 @@ import type { KeysService } from '../keys/service.ts';
 import type { StoredDocument, UserdataService, UserDocument } from '../userdata/service.ts';
 import { GatehouseError, NotFoundError } from '../errors.ts';
 import type { Scope, ScopesService } from '../scopes/service.ts';
+import type { Resource, ResourceInput, ResourcesService } from '../resources/service.ts';
 import type { Actor, AuditLog } from './audit.ts';
 import type { AdminTokensService } from './tokens.ts';
 
@@ -37,9 +38,10 @@ const settingsOf = (c: Client): Required<ClientChanges> => ({
   // No logo and an empty one are the same setting.
   logoUri: c.logoUri ?? '',
   clientUri: c.clientUri ?? '',
+  defaultResource: c.defaultResource ?? '',
   disabled: c.disabled,
 });
-const NULL_MEANS_EMPTY = new Set(['logoUri', 'clientUri']);
+const NULL_MEANS_EMPTY = new Set(['logoUri', 'clientUri', 'defaultResource']);
 
 /**
  * Only the fields of `submitted` whose value differs from the client's, so an update changes
@@ -69,6 +71,7 @@ export class AdminOperations {
     readonly audit: AuditLog,
     private readonly userdata: UserdataService,
     private readonly scopes: ScopesService,
+    private readonly resources: ResourcesService,
     private readonly throttle: CredentialThrottle,
   ) {}
 
@@ -241,5 +244,27 @@ export class AdminOperations {
     const scope = await this.scopes.delete(name);
     await this.audit.record(actor, 'scope.delete', `scope:${scope.name}`);
     return scope;
+  }
+
+  async createResource(actor: Actor, input: ResourceInput): Promise<Resource> {
+    const resource = await this.resources.create(input);
+    await this.audit.record(actor, 'resource.create', `resource:${resource.audience}`, { scopes: resource.scopes, token_format: resource.tokenFormat });
+    return resource;
+  }
+
+  async updateResource(actor: Actor, audience: string, changes: ResourceInput): Promise<Resource> {
+    const resource = await this.resources.update(audience, changes);
+    const fields = Object.entries(changes)
+      .filter(([, v]) => v !== undefined)
+      .map(([k]) => k);
+    await this.audit.record(actor, 'resource.update', `resource:${audience}`, { fields });
+    return resource;
+  }
+
+  /** Refused (409, naming them) while a client gets the resource by default. */
+  async deleteResource(actor: Actor, audience: string): Promise<Resource> {
+    const resource = await this.resources.delete(audience);
+    await this.audit.record(actor, 'resource.delete', `resource:${audience}`);
+    return resource;
   }
 }

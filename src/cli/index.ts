@@ -9,6 +9,7 @@ import { clients } from './commands/clients.ts';
 import { importCommand } from './commands/import.ts';
 import { keys } from './commands/keys.ts';
 import { migrate } from './commands/migrate.ts';
+import { resources } from './commands/resources.ts';
 import { scopes } from './commands/scopes.ts';
 import { users } from './commands/users.ts';
 import { parse, UsageError, withOptionNames } from './options.ts';
@@ -33,6 +34,7 @@ const COMMANDS: Record<string, Command> = {
   import: importCommand,
   keys,
   scopes,
+  resources,
 };
 
 const commandNamed = (name: string): Command | undefined => (Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined);

@@ -45,6 +45,12 @@ const OPTION_NAMES: Record<string, string> = {
   username: '--username',
   email: '--email',
   description: '--description',
+  defaultResource: '--default-resource',
+  audience: '--audience',
+  scopes: '--scope',
+  tokenFormat: '--token-format',
+  signingAlg: '--signing-alg',
+  accessTokenTtl: '--access-token-ttl',
 };
 
 export function withOptionNames(err: ValidationError): ValidationError {

@@ -19,10 +19,13 @@ export const USAGE = `usage: npm run -s cli -- <command> [options] [--json]
                  [--auth-method client_secret_basic|client_secret_post|none] [--require-pkce]
                  [--logo-uri URL] [--client-uri URL] [--skip-consent] [--id-token-alg RS256|ES256]
                  [--allow-insecure-redirect]   plain-http redirect URIs on any host (unsafe)
+                 [--default-resource URL]   the resource server a request naming no resource= gets
+                                            its token for
   clients list [--search TEXT]              name or client_id contains TEXT
   clients show ID
   clients update ID [any create option] [--no-require-pkce] [--no-skip-consent] [--disable | --enable]
                  [--no-default-scope]       a request without scope asks for the --scope again
+                 [--no-default-resource]    a request without resource= gets a token for Gatehouse
   clients delete ID
   clients rotate-secret ID
   users create --username U --email E [--name N] [--password-stdin] [--admin] [--email-verified]
@@ -49,7 +52,16 @@ export const USAGE = `usage: npm run -s cli -- <command> [options] [--json]
   scopes create --name N --description D    an API scope clients may be given; D is what the
                                             consent page shows
   scopes list                               API scopes and the built-in ones
-  scopes delete NAME                        refused while a client's scope holds it`;
+  scopes delete NAME                        refused while a client's scope holds it or a resource
+                                            accepts it
+  resources create --audience URL --scope S (repeatable) [--name N] [--token-format opaque|jwt]
+                 [--signing-alg ES256|RS256] [--access-token-ttl SECONDS]
+                                            an API clients ask tokens for with resource=URL
+  resources list
+  resources show URL
+  resources update URL [--name N] [--scope S]… [--token-format opaque|jwt] [--signing-alg ES256|RS256]
+                 [--access-token-ttl SECONDS | --default-ttl]
+  resources delete URL                      refused while a client has it as --default-resource`;
 
 /** `--help` or `-h` anywhere before a `--`. */
 export function asksForHelp(args: string[]): boolean {

@@ -28,6 +28,8 @@ export function toClientMetadata(client: Client, clientSecret?: string | null) {
     id_token_signed_response_alg: client.idTokenSignedResponseAlg,
     logo_uri: client.logoUri,
     client_uri: client.clientUri,
+    // RFC 8707: the resource server a request naming no resource gets its access token for.
+    default_resource: client.defaultResource,
     disabled: client.disabled,
     created_at: client.createdAt.toISOString(),
     updated_at: client.updatedAt.toISOString(),
@@ -53,6 +55,7 @@ const METADATA_FIELDS = new Map<string, keyof ClientSettingsInput | 'disabled'>(
   ['id_token_signed_response_alg', 'idTokenSignedResponseAlg'],
   ['logo_uri', 'logoUri'],
   ['client_uri', 'clientUri'],
+  ['default_resource', 'defaultResource'],
   ['disabled', 'disabled'],
 ]);
 

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ValidationError } from '../errors.ts';
 import { SIGNING_ALGS } from '../keys/service.ts';
+import { audienceProblem } from '../resources/audience.ts';
 
 /**
  * What a client may be. Every way of creating or editing a client (CLI, admin pages, admin
@@ -57,6 +58,11 @@ export interface ClientSettings {
   idTokenSignedResponseAlg: (typeof STORED_ID_TOKEN_ALGS)[number];
   logoUri: string | null;
   clientUri: string | null;
+  /**
+   * The resource server (its audience) a request naming no `resource` gets its access token for
+   * (RFC 8707); null: such requests get a token for Gatehouse itself (userinfo, /userdata).
+   */
+  defaultResource: string | null;
 }
 
 /** What a caller may send: everything but the name and type has a sensible default. */
@@ -107,6 +113,7 @@ const shape = z.object({
   idTokenSignedResponseAlg: z.enum(ID_TOKEN_ALGS, `must be one of ${ID_TOKEN_ALGS.join(', ')}`).optional(),
   logoUri: optionalUri.optional(),
   clientUri: optionalUri.optional(),
+  defaultResource: optionalUri.optional(),
 });
 
 /** Why a value people ask for is refused, in words (a Map: the value is user input, never a prototype key). */
@@ -122,7 +129,11 @@ const refusedReasons = new Map<string, string>([
  * Checks and normalises client settings. `apiScopes` are the API scopes there are now (rows of
  * the scopes table: ScopesService.names); throws ValidationError naming every field at fault.
  */
-export function checkClientSettings(input: ClientSettingsInput, apiScopes: readonly string[], { keepsPlainSecret = false } = {}): ClientSettings {
+export function checkClientSettings(
+  input: ClientSettingsInput,
+  apiScopes: readonly string[],
+  { keepsPlainSecret = false, resources }: { keepsPlainSecret?: boolean; resources?: readonly string[] } = {},
+): ClientSettings {
   const fields: Record<string, string> = {};
 
   for (const [field, value] of [['authMethod', input.authMethod], ['idTokenSignedResponseAlg', input.idTokenSignedResponseAlg]] as const) {
@@ -183,6 +194,14 @@ export function checkClientSettings(input: ClientSettingsInput, apiScopes: reado
     }
   }
 
+  if (s.defaultResource) {
+    const problem = audienceProblem(s.defaultResource);
+    if (problem) fields.defaultResource = problem;
+    else if (resources && !resources.includes(s.defaultResource)) {
+      fields.defaultResource = `no resource server has the audience ${s.defaultResource}: create it first (resources create --audience …)`;
+    }
+  }
+
   const known = new Set<string>([...USER_SCOPES, ...apiScopes]);
   const scope = s.scope.flatMap((v) => v.split(/\s+/)).filter(Boolean);
   const unknown = scope.filter((v) => !known.has(v));
@@ -220,6 +239,7 @@ export function checkClientSettings(input: ClientSettingsInput, apiScopes: reado
     idTokenSignedResponseAlg: s.idTokenSignedResponseAlg ?? 'RS256',
     logoUri: s.logoUri ?? null,
     clientUri: s.clientUri ?? null,
+    defaultResource: s.defaultResource ?? null,
   };
 }
 

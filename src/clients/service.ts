@@ -55,6 +55,7 @@ const storedSettings = z.object({
   idTokenSignedResponseAlg: z.enum(STORED_ID_TOKEN_ALGS),
   logoUri: z.string().nullable(),
   clientUri: z.string().nullable(),
+  defaultResource: z.string().nullable().default(null),
 });
 const clientRow = z.object({
   client_id: z.string(),
@@ -114,6 +115,8 @@ export class ClientsService {
     private readonly atRest: AtRest,
     /** The API scopes a client may hold now (the scopes service's list). */
     private readonly knownScopes: () => Promise<readonly string[]>,
+    /** The audiences of the resource servers there are now: a default resource must be one. */
+    private readonly knownResources: () => Promise<readonly string[]>,
     private readonly invalidations: Invalidations,
     private readonly artifacts: ClientArtifacts,
     private readonly cacheMs = CLIENT_CACHE_MS,
@@ -126,7 +129,7 @@ export class ClientsService {
   }
 
   async create(input: ClientSettingsInput): Promise<ClientWithSecret> {
-    const settings = checkClientSettings(input, await this.knownScopes());
+    const settings = checkClientSettings(input, await this.knownScopes(), { resources: await this.knownResources() });
     const clientId = generateClientId();
     const clientSecret = settings.type === 'confidential' ? generateClientSecret() : null;
     const now = Date.now();
@@ -217,7 +220,11 @@ export class ClientsService {
       // The old auth method belongs to the old type; let the new type pick its default.
       delete merged.authMethod;
     }
-    const settings = checkClientSettings(merged, await this.knownScopes(), { keepsPlainSecret: plainClientSecret(row.secret_hash ?? '') !== undefined });
+    const settings = checkClientSettings(merged, await this.knownScopes(), {
+      keepsPlainSecret: plainClientSecret(row.secret_hash ?? '') !== undefined,
+      // Checked only when it changes: a resource deleted under a client does not block its other edits.
+      ...(changes.defaultResource !== undefined && changes.defaultResource !== current.defaultResource ? { resources: await this.knownResources() } : {}),
+    });
     let clientSecret: string | null = null;
     let secretHash = row.secret_hash;
     if (settings.type === 'public') secretHash = null;
@@ -331,6 +338,7 @@ export class ClientsService {
       'gatehouse:allowed_origins': c.allowedOrigins,
       'gatehouse:require_pkce': c.requirePkce,
       'gatehouse:skip_consent': c.skipConsent,
+      ...(c.defaultResource ? { 'gatehouse:default_resource': c.defaultResource } : {}),
     };
   }
 

@@ -6,7 +6,7 @@
  * Written against oidc-provider 9.13.3. Everything else in src/oidc/ uses documented
  * configuration, hooks, models and events only.
  */
-import Provider, { errors, type AdapterPayload, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, { errors, type AdapterPayload, type Client, type KoaContextWithOIDC } from 'oidc-provider';
 import type Koa from 'koa';
 // Deep imports (the package has no "exports" map, so these paths resolve): see each use below.
 import { getValidateAccessToken, loadAccessTokenAccount, loadAccessTokenClient, loadAccessTokenGrant } from 'oidc-provider/lib/shared/access_token.js';
@@ -388,4 +388,31 @@ export function importedRefreshTokenPayload(a: ImportedArtifact): AdapterPayload
     gty: 'authorization_code',
     expiresWithSession: false,
   };
+}
+
+// ---- introspection of JWT access tokens -------------------------------------------------------
+
+/**
+ * Gives `answer` the introspection requests oidc-provider refuses for their token being a JWT,
+ * after oidc-provider authenticated the client: `answer`'s result is sent instead, as 200.
+ *
+ * Assumes: the introspection endpoint (lib/actions/introspection.js) authenticates the client
+ * before it refuses a token that parses as a JWS with 400 unsupported_token_type
+ * (lib/shared/reject_structured_tokens.js); middleware added with the documented provider.use
+ * sees that rendered answer after `await next()`, with ctx.oidc.route, client and params set.
+ */
+export function answerJwtIntrospection(
+  provider: Provider,
+  answer: (ctx: KoaContextWithOIDC, client: Client, token: string) => Promise<Record<string, unknown>>,
+): void {
+  provider.use(async (ctx, next) => {
+    await next();
+    const oidc = (ctx as KoaContextWithOIDC).oidc;
+    if (oidc?.route !== 'introspection' || ctx.status !== 400 || !oidc.client) return;
+    if ((ctx.body as { error?: unknown } | undefined)?.error !== 'unsupported_token_type') return;
+    const token = (oidc.params as { token?: unknown } | undefined)?.token;
+    if (typeof token !== 'string') return;
+    ctx.body = await answer(ctx as KoaContextWithOIDC, oidc.client, token);
+    ctx.status = 200;
+  });
 }

@@ -12,8 +12,10 @@ import { settleAuthorizationScope } from './authorization-scope.ts';
 import { deviceFlowFeature, throttleCodeGuessing } from './device-flow.ts';
 import { authenticateClientsWithStoredSecrets } from './client-auth.ts';
 import { interactionPolicyForGoneAccounts } from './interaction-policy.ts';
-import { onProviderErrorAnswer, revokeWhenConsumeLosesRace } from './internals.ts';
+import { answerJwtIntrospection, onProviderErrorAnswer, revokeWhenConsumeLosesRace } from './internals.ts';
 import { trustProxyHops } from '../proxy-trust.ts';
+import { jwtAccessTokenIntrospection } from './jwt-introspection.ts';
+import { accessTokenTtl, resourceIndicatorsFeature, type ResourceCatalog } from './resource-indicators.ts';
 import { interactionErrorPage, problemOf, respondWithPage, setProblemHeaders } from '../problem.ts';
 
 export interface ProviderDeps {
@@ -26,6 +28,8 @@ export interface ProviderDeps {
   jwks: { keys: object[] };
   /** The API scopes (rows of the scopes table) this provider serves; it is rebuilt when they change. */
   apiScopes: readonly string[];
+  /** Resource servers (RFC 8707), looked up per request: a change needs no new provider. */
+  resources: ResourceCatalog;
   cookieKeys: string[];
   findAccount: FindAccount;
   views: Views;
@@ -69,7 +73,14 @@ export function createProvider(deps: ProviderDeps): Provider {
     // does not offer it.
     enabledJWA: { idTokenSigningAlgValues: ['RS256', 'PS256', 'ES256', 'HS256'] },
     extraClientMetadata: {
-      properties: ['gatehouse:allowed_origins', 'gatehouse:require_pkce', 'gatehouse:stored_secret', 'gatehouse:skip_consent', 'gatehouse:default_scope'],
+      properties: [
+        'gatehouse:allowed_origins',
+        'gatehouse:require_pkce',
+        'gatehouse:stored_secret',
+        'gatehouse:skip_consent',
+        'gatehouse:default_scope',
+        'gatehouse:default_resource',
+      ],
     },
     // A request without scope gets the client's default; offline_access survives without
     // prompt=consent. See oidc/authorization-scope.ts.
@@ -85,6 +96,9 @@ export function createProvider(deps: ProviderDeps): Provider {
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
+      // resource= (RFC 8707): tokens for the resource servers operators registered, opaque or
+      // RFC 9068 JWTs. See oidc/resource-indicators.ts.
+      resourceIndicators: resourceIndicatorsFeature(deps.resources, lifetimes.accessToken),
       // Resource servers introspect access tokens issued to other clients, so any authenticated
       // confidential client may; a public client only its own tokens. A refresh token is only
       // ever the client's own business (no resource server receives one): another client
@@ -136,8 +150,9 @@ export function createProvider(deps: ProviderDeps): Provider {
       policy: interactionPolicyForGoneAccounts(),
     },
     ttl: {
-      AccessToken: lifetimes.accessToken,
-      ClientCredentials: lifetimes.accessToken,
+      // A resource server may set its own lifetime (resources create --access-token-ttl).
+      AccessToken: accessTokenTtl(lifetimes.accessToken),
+      ClientCredentials: accessTokenTtl(lifetimes.accessToken),
       AuthorizationCode: 60,
       // Time for a person to find a browser, type the code, sign in and consent.
       DeviceCode: 10 * 60,
@@ -175,6 +190,11 @@ export function createProvider(deps: ProviderDeps): Provider {
       firstParty.addOIDCScope([...ctx.oidc.requestParamOIDCScopes].join(' '));
       if (ctx.oidc.claims?.id_token) firstParty.addOIDCClaims(Object.keys(ctx.oidc.claims.id_token));
       if (ctx.oidc.claims?.userinfo) firstParty.addOIDCClaims(Object.keys(ctx.oidc.claims.userinfo));
+      // The API a first-party app asked for with resource= (RFC 8707): its scopes, without asking either.
+      for (const [indicator, server] of Object.entries(ctx.oidc.resourceServers ?? {})) {
+        const scopes = [...ctx.oidc.requestParamScopes].filter((s) => server.scopes.has(s));
+        if (scopes.length) firstParty.addResourceScope(indicator, scopes.join(' '));
+      }
       await firstParty.save();
       return firstParty;
     },
@@ -198,5 +218,7 @@ export function createProvider(deps: ProviderDeps): Provider {
   applyClientCredentialsScopeRules(provider);
   revokeWhenConsumeLosesRace(provider);
   throttleCodeGuessing(provider, views, deps.throttle, CODE_VERIFICATION_PATH);
+  // RFC 9068 access tokens of resource servers: introspection answers for them too.
+  answerJwtIntrospection(provider, jwtAccessTokenIntrospection(deps.jwks, config.issuer));
   return provider;
 }

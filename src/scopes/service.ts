@@ -134,6 +134,13 @@ export class ScopesService {
         .filter((c) => scopesHeldBy(String(c.settings)).includes(name))
         .map((c) => ({ clientId: String(c.client_id), name: String(c.name) }));
       if (holders.length) throw new ScopeInUseError(name, holders);
+      // A resource server's tokens carry its scopes: deleting one would leave it naming a ghost.
+      const resources = (await trx('resources').select('audience', 'scopes').orderBy('audience'))
+        .filter((r) => (JSON.parse(String(r.scopes)) as string[]).includes(name))
+        .map((r) => String(r.audience));
+      if (resources.length) {
+        throw new GatehouseError(409, 'scope_in_use', `scope ${name} is accepted by resource ${resources.join(', ')}: remove it from the resource's scopes first`);
+      }
       await trx('scopes').where({ name }).delete();
       return toScope(row);
     });

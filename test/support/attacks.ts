@@ -23,7 +23,7 @@ export async function operatorAgent(gh: TestGatehouse, username: string, passwor
  */
 export async function snapshot(gh: TestGatehouse): Promise<string> {
   const db = gh.services.db;
-  const [clients, users, apiKeys, adminTokens, grants, userdata, scopes, audit] = await Promise.all([
+  const [clients, users, apiKeys, adminTokens, grants, userdata, scopes, resources, audit] = await Promise.all([
     db('clients').select('*').orderBy('client_id'),
     db('users').select('*').orderBy('id'),
     db('api_keys').select('*').orderBy('id'),
@@ -31,9 +31,10 @@ export async function snapshot(gh: TestGatehouse): Promise<string> {
     db('oidc_payloads').select('id', 'payload').where({ model: 'Grant' }).orderBy('id'),
     db('userdata').select('*').orderBy(['sub', 'client_id']),
     db('scopes').select('*').orderBy('name'),
+    db('resources').select('*').orderBy('audience'),
     db('audit_log').count({ n: '*' }).first(),
   ]);
-  return JSON.stringify({ clients, users, apiKeys, adminTokens, grants, userdata, scopes, audit });
+  return JSON.stringify({ clients, users, apiKeys, adminTokens, grants, userdata, scopes, resources, audit });
 }
 
 /**

@@ -9,6 +9,7 @@ import { clientPages, type ClientPagesServices } from './clients.ts';
 import { formBody } from './forms.ts';
 import { AdminSessionCookie, requireOperator } from './guard.ts';
 import { errorPages, renderWith } from './render.ts';
+import { resourcePages, type ResourcePagesServices } from './resources.ts';
 import { scopePages, type ScopePagesServices } from './scopes.ts';
 import { sessionPages, type SessionPagesServices } from './session.ts';
 import { userPages, type UserPagesServices } from './users.ts';
@@ -18,6 +19,7 @@ export type AdminPageServices = SessionPagesServices &
   ClientPagesServices &
   UserPagesServices &
   ScopePagesServices &
+  ResourcePagesServices &
   AuditPagesServices & { adminSessions: AdminSessionsService };
 
 const PUBLIC_PATHS: ReadonlySet<string> = new Set(['/admin/login', ...ASSET_PATHS]);
@@ -28,7 +30,7 @@ const PUBLIC_PATHS: ReadonlySet<string> = new Set(['/admin/login', ...ASSET_PATH
  * API); sign-in is for users with the admin flag, in a database session (see sessions.ts).
  */
 export function adminPageRoutes(services: AdminPageServices, views: Views): Router {
-  const { admin, clients, accounts, apiKeys, audit, throttle, scopes, adminSessions } = services;
+  const { admin, clients, accounts, apiKeys, audit, throttle, scopes, resources, adminSessions } = services;
   const router = new Router({ prefix: '/admin' });
   const page = renderWith(views);
   const cookie = new AdminSessionCookie(adminSessions);
@@ -42,6 +44,7 @@ export function adminPageRoutes(services: AdminPageServices, views: Views): Rout
   clientPages(router, { admin, clients, apiKeys }, page);
   userPages(router, { admin, accounts }, page);
   scopePages(router, { admin, scopes }, page);
+  resourcePages(router, { admin, resources, scopes }, page);
   auditPages(router, { audit, clients, accounts }, page);
 
   // Any other address under /admin gets an error page (405 on a known path, else 404), not the

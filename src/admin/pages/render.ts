@@ -24,6 +24,8 @@ const NOTICES: Record<string, string> = {
   'userdata-cleared': 'The app’s document is cleared: the app now reads {}.',
   'scope-created': 'The scope is created: clients may be given it now, on every Gatehouse process.',
   'scope-deleted': 'The scope is deleted.',
+  'resource-created': 'The resource is registered: clients may ask tokens for it now, on every Gatehouse process.',
+  'resource-deleted': 'The resource is deleted; tokens already issued for it live until they expire.',
 };
 
 const ERROR_TITLES: Record<number, string> = {

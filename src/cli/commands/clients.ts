@@ -28,9 +28,15 @@ const clientOptions = {
   'logo-uri': { type: 'string' },
   'client-uri': { type: 'string' },
   'id-token-alg': { type: 'string' },
+  'default-resource': { type: 'string' },
 } satisfies Options;
 
-const updateOptions = { ...clientOptions, disable: { type: 'boolean' }, enable: { type: 'boolean' } } satisfies Options;
+const updateOptions = {
+  ...clientOptions,
+  disable: { type: 'boolean' },
+  enable: { type: 'boolean' },
+  'no-default-resource': { type: 'boolean' },
+} satisfies Options;
 
 const optionsOf = { create: clientOptions, update: updateOptions, list: listOptions } satisfies Record<string, Options>;
 
@@ -58,6 +64,7 @@ function clientInputFrom(values: Record<string, unknown>) {
     logoUri: values['logo-uri'],
     clientUri: values['client-uri'],
     idTokenSignedResponseAlg: values['id-token-alg'],
+    defaultResource: values['no-default-resource'] ? null : values['default-resource'],
   };
 }
 
@@ -76,6 +83,7 @@ function clientText(client: Client, clientSecret?: string | null): string {
   if (client.redirectUris.length) lines.push(`redirect URIs: ${client.redirectUris.join(' ')}`);
   if (client.postLogoutRedirectUris.length) lines.push(`post-logout:   ${client.postLogoutRedirectUris.join(' ')}`);
   if (client.allowedOrigins.length) lines.push(`origins:       ${client.allowedOrigins.join(' ')}`);
+  if (client.defaultResource) lines.push(`resource:      ${client.defaultResource} (by default)`);
   return lines.join('\n');
 }
 
