@@ -99,6 +99,18 @@ function adapterContract(label: string, factory: StoreFactory): void {
     t.is((await store.adapter('Interaction').find(interaction))?.jti, interaction);
   });
 
+  test(`${label}: a device code found by its user code comes back with its id, so saving it again updates the row the device polls`, async (t) => {
+    const device = uniqueId('device');
+    const userCode = randomBytes(4).toString('hex').toUpperCase();
+    const codes = store.adapter('DeviceCode');
+    await codes.upsert(device, { iat: now(), exp: now() + 600, userCode, kind: 'DeviceCode', jti: device, clientId: 'tv' }, 600);
+    const typed = await codes.findByUserCode(userCode);
+    t.is(typed?.jti, device);
+    await codes.upsert(typed!.jti!, { ...typed!, accountId: 'alice' }, 600);
+    t.is((await codes.find(device))?.accountId, 'alice', 'the device sees the person who signed in');
+    t.is((await codes.findByUserCode('WRONGCODE'))?.jti, undefined);
+  });
+
   test(`${label}: upserting the same id again replaces the payload`, async (t) => {
     const at = store.adapter('AccessToken');
     const [id, grantA, grantB] = [uniqueId(), uniqueId('grant'), uniqueId('grant')];

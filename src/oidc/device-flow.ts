@@ -21,7 +21,9 @@ export const USER_CODE = { charset: 'base-20', mask: '****-****' } as const;
 
 /** Wrong codes from one address within the throttle's window after which it is locked. */
 export const WRONG_CODES_BEFORE_LOCK = 10;
-const limitsFor = (address: string): Limit[] => [{ subject: boundedSubject('devicecode-addr', address), lockAfter: WRONG_CODES_BEFORE_LOCK, onSuccess: 'refund' }];
+const limitsFor = (address: string): Limit[] => [
+  { subject: boundedSubject('devicecode-addr', address), lockAfter: WRONG_CODES_BEFORE_LOCK, onSuccess: 'refund' },
+];
 /** Set on the request by the code page when oidc-provider found no such code: a wrong guess. */
 const WRONG_CODE = Symbol('wrong device code');
 
