@@ -28,8 +28,9 @@ const busy = () => new LockedOutError(LOCKS.signInsAtOnce, 1);
  *   burst of parallel attempts is checked no more often than the limits allow;
  * - a username is slowed down from anywhere (backoff), locked only per (username, address), and
  *   an address trying many names is locked later;
- * - in this process, one check runs per username and a few per address; others are refused at
- *   once (429, try again in a second), and hashes queue fairly by address (withHashSlot);
+ * - in this process, one check runs per username and 16 per address, a few more wait their
+ *   turn (briefly), others are refused at once (429, try again in a second), and hashes queue
+ *   fairly by address (withHashSlot);
  * - one generic message for wrong credentials, a clear one when locked.
  */
 export async function signInWithPassword(
@@ -41,8 +42,16 @@ export async function signInWithPassword(
   report: ReportSecurityEvent = () => undefined,
 ): Promise<SignInResult> {
   const ip = { ip: address };
-  const leaveAddress = throttle.signInsInFlight.perAddress.tryEnter(address);
+  const leaveAddress = await throttle.signInsInFlight.perAddress.enter(address);
   if (!leaveAddress) {
+    report('login.busy', ip);
+    return { ok: false, refused: busy() };
+  }
+  // One check per username at a time, before anything is counted: the same person signing in
+  // twice at once waits its turn instead of finding its own attempt counted against it.
+  const leaveUsername = await throttle.signInsInFlight.perUsername.enter(CredentialThrottle.usernameSubjects(username).exact);
+  if (!leaveUsername) {
+    leaveAddress();
     report('login.busy', ip);
     return { ok: false, refused: busy() };
   }
@@ -54,20 +63,12 @@ export async function signInWithPassword(
     }
     if (reservation.waitMs) await sleep(reservation.waitMs);
 
-    const leaveUsername = throttle.signInsInFlight.perUsername.tryEnter(CredentialThrottle.usernameSubjects(username).exact);
-    if (!leaveUsername) {
-      await reservation.cancel();
-      report('login.busy', ip);
-      return { ok: false, refused: busy() };
-    }
     let user: User | undefined;
     try {
       user = await hashesQueuedAs(address, () => accounts.verifyCredentials(username, password));
     } catch (err) {
       await reservation.cancel();
       throw err;
-    } finally {
-      leaveUsername();
     }
     if (!user) {
       await reservation.failed();
@@ -78,6 +79,7 @@ export async function signInWithPassword(
     report('login.succeeded', { ...ip, username: user.username, sub: user.id }, 'info');
     return { ok: true, user };
   } finally {
+    leaveUsername();
     leaveAddress();
   }
 }

@@ -40,7 +40,13 @@ export const LOGIN_THROTTLE = {
   lockAddressAfter: 20,
   /** Sign-ins checked at once in one process: for one username, and from one address. */
   inFlightPerUsername: 1,
+  /** Sign-ins of one username that wait for the one running (two tabs, a retry), and for how long. */
+  waitingPerUsername: 16,
+  waitPerUsernameMs: 10_000,
   inFlightPerAddress: 16,
+  /** Sign-ins from one address that wait for a turn (an office behind one NAT at nine), and for how long. */
+  waitingPerAddress: 64,
+  waitPerAddressMs: 10_000,
 } as const;
 
 /**
@@ -114,8 +120,8 @@ interface Row {
 export class CredentialThrottle {
   /** Sign-in checks running in this process: one per username, a few per address. */
   readonly signInsInFlight = {
-    perUsername: new InFlight(LOGIN_THROTTLE.inFlightPerUsername),
-    perAddress: new InFlight(LOGIN_THROTTLE.inFlightPerAddress),
+    perUsername: new InFlight(LOGIN_THROTTLE.inFlightPerUsername, LOGIN_THROTTLE.waitingPerUsername, LOGIN_THROTTLE.waitPerUsernameMs),
+    perAddress: new InFlight(LOGIN_THROTTLE.inFlightPerAddress, LOGIN_THROTTLE.waitingPerAddress, LOGIN_THROTTLE.waitPerAddressMs),
   };
 
   constructor(

@@ -56,6 +56,8 @@ const storedSettings = z.object({
   logoUri: z.string().nullable(),
   clientUri: z.string().nullable(),
   defaultResource: z.string().nullable().default(null),
+  backchannelLogoutUri: z.string().nullable().default(null),
+  backchannelLogoutSessionRequired: z.boolean().default(false),
 });
 const clientRow = z.object({
   client_id: z.string(),
@@ -243,7 +245,9 @@ export class ClientsService {
         updated_at: Date.now(),
       });
     await this.changed(clientId);
-    if ((disabled === true && !current.disabled) || secretHash !== row.secret_hash) await this.artifacts.revokeTokens(clientId);
+    // The secret changed: a new one was made, or the client turned public and lost its own.
+    const secretChanged = clientSecret !== null || (secretHash === null && row.secret_hash !== null);
+    if ((disabled === true && !current.disabled) || secretChanged) await this.artifacts.revokeTokens(clientId);
     return { client: await this.get(clientId), clientSecret };
   }
 
@@ -339,6 +343,7 @@ export class ClientsService {
       'gatehouse:require_pkce': c.requirePkce,
       'gatehouse:skip_consent': c.skipConsent,
       ...(c.defaultResource ? { 'gatehouse:default_resource': c.defaultResource } : {}),
+      ...(c.backchannelLogoutUri ? { backchannel_logout_uri: c.backchannelLogoutUri, backchannel_logout_session_required: c.backchannelLogoutSessionRequired } : {}),
     };
   }
 
@@ -349,8 +354,9 @@ export class ClientsService {
   async sealPlainSecrets(db: Knex = this.db): Promise<void> {
     const rows: { client_id: string; secret_hash: string }[] = await db('clients').select('client_id', 'secret_hash').where('secret_hash', 'like', `${PLAIN_SECRET}%`);
     for (const row of rows) {
-      const sealed = this.sealed(row.client_id, row.secret_hash);
-      if (sealed !== row.secret_hash) await db('clients').where({ client_id: row.client_id, secret_hash: row.secret_hash }).update({ secret_hash: sealed });
+      const plain = plainClientSecret(row.secret_hash);
+      if (plain === undefined || AtRest.isSealed(plain)) continue;
+      await db('clients').where({ client_id: row.client_id, secret_hash: row.secret_hash }).update({ secret_hash: this.sealed(row.client_id, row.secret_hash) });
     }
   }
 
