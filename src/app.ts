@@ -59,6 +59,7 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
       cookieKeys,
       findAccount: findAccountIn(services.accounts),
       views,
+      backchannel: services.backchannel,
     });
     watchProvider(built, services.events, services.log, services.metrics);
     return built;

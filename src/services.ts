@@ -20,6 +20,8 @@ import { isConnectionError } from './stores/availability.ts';
 import { loadClientSecretKey, loadCookieKeys, SettingsStore } from './settings/store.ts';
 import { createQuietLogger, type Logger } from './observability/logger.ts';
 import type { HttpMetrics } from './observability/metrics.ts';
+import { BackchannelDeliveries } from './logout/backchannel-deliveries.ts';
+import { BackchannelLogout } from './logout/backchannel.ts';
 import { SecurityEvents } from './observability/security-events.ts';
 import { openInvalidations, type Invalidations } from './cache/invalidation.ts';
 import { ScopesService } from './scopes/service.ts';
@@ -57,6 +59,8 @@ export interface Services {
   metrics: HttpMetrics | undefined;
   /** Tells every Gatehouse process that something it may cache changed (clients, keys, scopes, locks). */
   invalidations: Invalidations;
+  /** Sends logout tokens to apps whose sign-in ended (OpenID Connect Back-Channel Logout). */
+  backchannel: BackchannelLogout;
   close(): Promise<void>;
 }
 
@@ -122,7 +126,14 @@ export async function openServices(config: Config, { migrate = true, migrated, l
     const userdata = new UserdataService(db, config.userdataMaxBytes);
     const keys = new KeysService(db, invalidations, atRest);
     const adapters = createAdapterFactory(stores, clients);
-    const grants = new GrantsService(stores, adapters);
+    const deliveries = new BackchannelDeliveries({ log, count: (outcome) => metrics?.backchannelLogout(outcome) });
+    const backchannel = new BackchannelLogout({
+      issuer: config.issuer,
+      findClient: (clientId) => clients.find(clientId),
+      privateJwks: () => keys.privateJwks(),
+      deliveries,
+    });
+    const grants = new GrantsService(stores, adapters, (sub, signIns) => backchannel.notify(sub, signIns));
     const adminSessions = new AdminSessionsService(db);
     // A person's credentials change: their sign-ins end everywhere, the admin pages included.
     const accounts = new AccountsService(
@@ -145,12 +156,16 @@ export async function openServices(config: Config, { migrate = true, migrated, l
     const audit = new AuditLog(db, events);
     const admin = new AdminOperations(clients, accounts, apiKeys, grants, keys, adminTokens, audit, userdata, scopes, resources, throttle);
     const close = async () => {
+      // Logout tokens on their way get a few seconds to arrive (a CLI run exits right after);
+      // retries still waiting are dropped.
+      await Promise.race([deliveries.idle(), new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
+      deliveries.close();
       await invalidations!.close();
       redis?.disconnect();
       sqlite?.close();
       await db.destroy();
     };
-    return { config, db, stores, settings, clients, scopes, resources, keys, accounts, throttle, apiKeys, userdata, adapters, grants, adminTokens, adminSessions, audit, admin, log, events, metrics, invalidations, close };
+    return { config, db, stores, settings, clients, scopes, resources, keys, accounts, throttle, apiKeys, userdata, adapters, grants, adminTokens, adminSessions, audit, admin, log, events, metrics, invalidations, backchannel, close };
   } catch (err) {
     await invalidations?.close();
     redis?.disconnect();

@@ -71,6 +71,12 @@ test('a never-stored session has no exp, persist() refuses it, and ensureSession
   t.regex(upstream('lib/shared/error_handler.js'), /generateXsrf\(ctx, \(\) => \{\}\);/);
 });
 
+test('end_session asks each client of the session to backchannelLogout(accountId, sid) on the Client prototype, when it has a URI', (t) => {
+  const endSession = upstream('lib/actions/end_session.js');
+  t.regex(endSession, /if \(client\.backchannelLogoutUri\) \{\s*const \{ accountId \} = session;\s*back\.push\(client\.backchannelLogout\(accountId, sid\)/);
+  t.is(typeof (provider.Client.prototype as unknown as { backchannelLogout?: unknown }).backchannelLogout, 'function');
+});
+
 test('client authentication with a secret awaits the Client prototype compareClientSecret and refuses on falsy', (t) => {
   const source = upstream('lib/shared/client_auth.js');
   t.regex(source, /const matches = await ctx\.oidc\.client\.compareClientSecret\(clientSecret\);\s*if \(!matches\) \{/);

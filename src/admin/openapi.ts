@@ -48,6 +48,12 @@ export function openApiDocument(issuer: string) {
               format: 'uri',
               description: 'the audience of the resource server (RFC 8707) a request naming no resource gets its access token for; null: Gatehouse itself',
             },
+            backchannel_logout_uri: {
+              type: ['string', 'null'],
+              format: 'uri',
+              description: 'where a logout token is POSTed when a person\'s sign-in to this app ends (OpenID Connect Back-Channel Logout 1.0); null: none',
+            },
+            backchannel_logout_session_required: { type: 'boolean', description: 'the logout token carries the session id (sid)' },
             disabled: { type: 'boolean' },
           },
         },

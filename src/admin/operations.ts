@@ -39,9 +39,11 @@ const settingsOf = (c: Client): Required<ClientChanges> => ({
   logoUri: c.logoUri ?? '',
   clientUri: c.clientUri ?? '',
   defaultResource: c.defaultResource ?? '',
+  backchannelLogoutUri: c.backchannelLogoutUri ?? '',
+  backchannelLogoutSessionRequired: c.backchannelLogoutSessionRequired,
   disabled: c.disabled,
 });
-const NULL_MEANS_EMPTY = new Set(['logoUri', 'clientUri', 'defaultResource']);
+const NULL_MEANS_EMPTY = new Set(['logoUri', 'clientUri', 'defaultResource', 'backchannelLogoutUri']);
 
 /**
  * Only the fields of `submitted` whose value differs from the client's, so an update changes

@@ -46,6 +46,8 @@ const OPTION_NAMES: Record<string, string> = {
   email: '--email',
   description: '--description',
   defaultResource: '--default-resource',
+  backchannelLogoutUri: '--backchannel-logout-uri',
+  backchannelLogoutSessionRequired: '--backchannel-logout-session-required',
   audience: '--audience',
   scopes: '--scope',
   tokenFormat: '--token-format',

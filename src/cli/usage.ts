@@ -21,11 +21,15 @@ export const USAGE = `usage: npm run -s cli -- <command> [options] [--json]
                  [--allow-insecure-redirect]   plain-http redirect URIs on any host (unsafe)
                  [--default-resource URL]   the resource server a request naming no resource= gets
                                             its token for
+                 [--backchannel-logout-uri URL]  where a logout token is POSTed when a
+                                            person's sign-in to the app ends
+                 [--backchannel-logout-session-required]  the token carries the session id
   clients list [--search TEXT]              name or client_id contains TEXT
   clients show ID
   clients update ID [any create option] [--no-require-pkce] [--no-skip-consent] [--disable | --enable]
                  [--no-default-scope]       a request without scope asks for the --scope again
                  [--no-default-resource]    a request without resource= gets a token for Gatehouse
+                 [--no-backchannel-logout-uri] [--no-backchannel-logout-session-required]
   clients delete ID
   clients rotate-secret ID
   users create --username U --email E [--name N] [--password-stdin] [--admin] [--email-verified]

@@ -30,6 +30,8 @@ export function toClientMetadata(client: Client, clientSecret?: string | null) {
     client_uri: client.clientUri,
     // RFC 8707: the resource server a request naming no resource gets its access token for.
     default_resource: client.defaultResource,
+    backchannel_logout_uri: client.backchannelLogoutUri,
+    backchannel_logout_session_required: client.backchannelLogoutSessionRequired,
     disabled: client.disabled,
     created_at: client.createdAt.toISOString(),
     updated_at: client.updatedAt.toISOString(),
@@ -56,6 +58,8 @@ const METADATA_FIELDS = new Map<string, keyof ClientSettingsInput | 'disabled'>(
   ['logo_uri', 'logoUri'],
   ['client_uri', 'clientUri'],
   ['default_resource', 'defaultResource'],
+  ['backchannel_logout_uri', 'backchannelLogoutUri'],
+  ['backchannel_logout_session_required', 'backchannelLogoutSessionRequired'],
   ['disabled', 'disabled'],
 ]);
 

@@ -63,6 +63,13 @@ export interface ClientSettings {
    * (RFC 8707); null: such requests get a token for Gatehouse itself (userinfo, /userdata).
    */
   defaultResource: string | null;
+  /**
+   * Where Gatehouse POSTs a logout token when a person's sign-in to this app ends
+   * (OpenID Connect Back-Channel Logout 1.0); null: the app is not told.
+   */
+  backchannelLogoutUri: string | null;
+  /** The logout token names the session (`sid`) as well as the person. */
+  backchannelLogoutSessionRequired: boolean;
 }
 
 /** What a caller may send: everything but the name and type has a sensible default. */
@@ -114,6 +121,8 @@ const shape = z.object({
   logoUri: optionalUri.optional(),
   clientUri: optionalUri.optional(),
   defaultResource: optionalUri.optional(),
+  backchannelLogoutUri: optionalUri.optional(),
+  backchannelLogoutSessionRequired: z.boolean('must be true or false').optional(),
 });
 
 /** Why a value people ask for is refused, in words (a Map: the value is user input, never a prototype key). */
@@ -186,7 +195,7 @@ export function checkClientSettings(
     const problem = uris.map((uri) => checkUri(uri, { allowPath, allowHttp: allowHttpHere })).find(Boolean);
     if (problem) fields[field] = problem;
   }
-  for (const field of ['logoUri', 'clientUri'] as const) {
+  for (const field of ['logoUri', 'clientUri', 'backchannelLogoutUri'] as const) {
     const value = s[field];
     if (value) {
       const problem = checkUri(value, { allowPath: true });
@@ -240,6 +249,8 @@ export function checkClientSettings(
     logoUri: s.logoUri ?? null,
     clientUri: s.clientUri ?? null,
     defaultResource: s.defaultResource ?? null,
+    backchannelLogoutUri: s.backchannelLogoutUri ?? null,
+    backchannelLogoutSessionRequired: s.backchannelLogoutSessionRequired ?? false,
   };
 }
 

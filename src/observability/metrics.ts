@@ -44,6 +44,13 @@ export class HttpMetrics {
     registers: [this.registry],
   });
 
+  private readonly backchannel = new client.Counter({
+    name: 'gatehouse_backchannel_logout_total',
+    help: 'Back-channel logout token deliveries to apps, by outcome (delivered, retrying, failed)',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
     client.collectDefaultMetrics({ register: this.registry, prefix: 'gatehouse_' });
     // In a node:cluster worker, prom-client answers the primary's requests for this registry.
@@ -66,6 +73,10 @@ export class HttpMetrics {
 
   securityEvent(event: string): void {
     this.security.inc({ event });
+  }
+
+  backchannelLogout(outcome: string): void {
+    this.backchannel.inc({ outcome });
   }
 }
 

@@ -3,6 +3,7 @@ import { deleteRedisAccountArtifacts } from '../../adapters/redis.ts';
 import type { Stores } from '../../adapters/index.ts';
 import { NotFoundError } from '../errors.ts';
 import { guardStore } from '../stores/availability.ts';
+import type { EndedSignIn } from '../logout/backchannel.ts';
 import {
   deleteAccountPayloads,
   deleteClientPayloads,
@@ -12,6 +13,7 @@ import {
   hasLiveGrant,
   listLiveGrants,
   type StoredGrant,
+  type StoredSessionRow,
 } from './artifacts.ts';
 import { forgetClientInSession } from './internals.ts';
 
@@ -26,6 +28,8 @@ export class GrantsService {
   constructor(
     private readonly stores: Stores,
     private readonly adapterFor: AdapterFactory,
+    /** Told of each app sign-in that ends with a session (back-channel logout); never waited for. */
+    private readonly signedOut: (sub: string, signIns: EndedSignIn[]) => void = () => undefined,
   ) {}
 
   /** A user's live grants, newest first. */
@@ -94,6 +98,7 @@ export class GrantsService {
 
   /** Deletes every artifact a user holds (sessions, grants, codes, tokens) in every store: the user is disabled. */
   async revokeUser(sub: string): Promise<void> {
+    await this.tellAppsOfSessionsEnding(sub);
     await deleteAccountPayloads(this.stores.db, sub);
     if (this.stores.redis) await deleteRedisAccountArtifacts(this.stores.redis.client, this.stores.redis.prefix, sub);
   }
@@ -104,6 +109,7 @@ export class GrantsService {
    * knew the old one is signed out everywhere, and the person signs in again with the new one.
    */
   async revokeUserSignIns(sub: string): Promise<void> {
+    await this.tellAppsOfSessionsEnding(sub);
     await deleteAccountPayloads(this.stores.db, sub, 'grants');
     // Grants live in the database only (adapters/index.ts MODEL_STORES): what Redis holds of the user goes.
     if (this.stores.redis) await deleteRedisAccountArtifacts(this.stores.redis.client, this.stores.redis.prefix, sub);
@@ -114,7 +120,9 @@ export class GrantsService {
    * session left with no client is ended; without one, every session of the user is ended.
    */
   async endSessions(sub: string, clientId?: string): Promise<void> {
-    for (const session of await findAccountSessions(this.stores.db, sub)) {
+    const sessions = await findAccountSessions(this.stores.db, sub);
+    this.signedOut(sub, signInsOf(sessions, clientId));
+    for (const session of sessions) {
       if (clientId === undefined) {
         await session.destroy();
         continue;
@@ -122,4 +130,21 @@ export class GrantsService {
       await forgetClientInSession(session, clientId);
     }
   }
+
+  /** Every app the user's sessions are signed in to hears that they are signed out. */
+  private async tellAppsOfSessionsEnding(sub: string): Promise<void> {
+    this.signedOut(sub, signInsOf(await findAccountSessions(this.stores.db, sub)));
+  }
+}
+
+/** The app sign-ins of these sessions (of one app, when named), each with its session id. */
+function signInsOf(sessions: StoredSessionRow[], clientId?: string): EndedSignIn[] {
+  return sessions.flatMap((session) =>
+    Object.entries(session.authorizations ?? {})
+      .filter(([id]) => clientId === undefined || id === clientId)
+      .map(([id, authorization]) => {
+        const sid = (authorization as { sid?: unknown } | undefined)?.sid;
+        return { clientId: id, sid: typeof sid === 'string' ? sid : undefined };
+      }),
+  );
 }

@@ -65,6 +65,22 @@ export function dropUnstoredDeviceSession(ctx: KoaContextWithOIDC): boolean {
   return true;
 }
 
+// ---- back-channel logout -----------------------------------------------------------------------
+
+/**
+ * Assumes: with features.backchannelLogout on, oidc-provider's end_session action
+ * (lib/actions/end_session.js) awaits `client.backchannelLogout(accountId, sid)` on the Client
+ * model's prototype for each client of the session that has a backchannel_logout_uri, and
+ * emits backchannel.error when it rejects. Gatehouse replaces it with its own delivery, which
+ * returns at once (the person's logout never waits for an app) and is shared with every other
+ * way a sign-in ends (see src/logout/backchannel.ts).
+ */
+export function deliverBackchannelLogoutsWith(provider: Provider, notify: (sub: string, clientId: string, sid: string | undefined) => void): void {
+  provider.Client.prototype.backchannelLogout = async function backchannelLogout(this: { clientId: string }, sub: string, sid: string) {
+    notify(sub, this.clientId, sid);
+  };
+}
+
 // ---- client authentication ------------------------------------------------------------------
 
 /**

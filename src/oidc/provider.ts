@@ -12,7 +12,8 @@ import { settleAuthorizationScope } from './authorization-scope.ts';
 import { deviceFlowFeature, throttleCodeGuessing } from './device-flow.ts';
 import { authenticateClientsWithStoredSecrets } from './client-auth.ts';
 import { interactionPolicyForGoneAccounts } from './interaction-policy.ts';
-import { answerJwtIntrospection, onProviderErrorAnswer, revokeWhenConsumeLosesRace } from './internals.ts';
+import { answerJwtIntrospection, deliverBackchannelLogoutsWith, onProviderErrorAnswer, revokeWhenConsumeLosesRace } from './internals.ts';
+import type { BackchannelLogout } from '../logout/backchannel.ts';
 import { trustProxyHops } from '../proxy-trust.ts';
 import { jwtAccessTokenIntrospection } from './jwt-introspection.ts';
 import { accessTokenTtl, resourceIndicatorsFeature, type ResourceCatalog } from './resource-indicators.ts';
@@ -33,6 +34,7 @@ export interface ProviderDeps {
   cookieKeys: string[];
   findAccount: FindAccount;
   views: Views;
+  backchannel: BackchannelLogout;
 }
 
 /** Where a device asks for its codes, and where a person enters one (verification_uri). */
@@ -119,6 +121,9 @@ export function createProvider(deps: ProviderDeps): Provider {
         allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId,
       },
       userinfo: { enabled: true },
+      // OpenID Connect Back-Channel Logout 1.0 for clients with a backchannel_logout_uri: sent by
+      // Gatehouse's own delivery (src/logout/backchannel.ts), after the logout has answered.
+      backchannelLogout: { enabled: true },
       // RFC 8628 for clients registered with the device_code grant; see oidc/device-flow.ts.
       deviceFlow: deviceFlowFeature(views),
       rpInitiatedLogout: {
@@ -218,6 +223,7 @@ export function createProvider(deps: ProviderDeps): Provider {
   applyClientCredentialsScopeRules(provider);
   revokeWhenConsumeLosesRace(provider);
   throttleCodeGuessing(provider, views, deps.throttle, CODE_VERIFICATION_PATH);
+  deliverBackchannelLogoutsWith(provider, (sub, clientId, sid) => deps.backchannel.notify(sub, [{ clientId, sid }]));
   // RFC 9068 access tokens of resource servers: introspection answers for them too.
   answerJwtIntrospection(provider, jwtAccessTokenIntrospection(deps.jwks, config.issuer));
   return provider;

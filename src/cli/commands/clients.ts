@@ -29,6 +29,8 @@ const clientOptions = {
   'client-uri': { type: 'string' },
   'id-token-alg': { type: 'string' },
   'default-resource': { type: 'string' },
+  'backchannel-logout-uri': { type: 'string' },
+  'backchannel-logout-session-required': { type: 'boolean' },
 } satisfies Options;
 
 const updateOptions = {
@@ -36,6 +38,8 @@ const updateOptions = {
   disable: { type: 'boolean' },
   enable: { type: 'boolean' },
   'no-default-resource': { type: 'boolean' },
+  'no-backchannel-logout-uri': { type: 'boolean' },
+  'no-backchannel-logout-session-required': { type: 'boolean' },
 } satisfies Options;
 
 const optionsOf = { create: clientOptions, update: updateOptions, list: listOptions } satisfies Record<string, Options>;
@@ -65,6 +69,12 @@ function clientInputFrom(values: Record<string, unknown>) {
     clientUri: values['client-uri'],
     idTokenSignedResponseAlg: values['id-token-alg'],
     defaultResource: values['no-default-resource'] ? null : values['default-resource'],
+    backchannelLogoutUri: values['no-backchannel-logout-uri'] ? null : values['backchannel-logout-uri'],
+    backchannelLogoutSessionRequired: values['backchannel-logout-session-required']
+      ? true
+      : values['no-backchannel-logout-session-required']
+        ? false
+        : undefined,
   };
 }
 
@@ -84,6 +94,8 @@ function clientText(client: Client, clientSecret?: string | null): string {
   if (client.postLogoutRedirectUris.length) lines.push(`post-logout:   ${client.postLogoutRedirectUris.join(' ')}`);
   if (client.allowedOrigins.length) lines.push(`origins:       ${client.allowedOrigins.join(' ')}`);
   if (client.defaultResource) lines.push(`resource:      ${client.defaultResource} (by default)`);
+  if (client.backchannelLogoutUri)
+    lines.push(`logout:        ${client.backchannelLogoutUri} (back-channel${client.backchannelLogoutSessionRequired ? ', with sid' : ''})`);
   return lines.join('\n');
 }
 
