@@ -19,6 +19,7 @@ import {
   type RegisteredClient,
 } from './support/relying-party.ts';
 import { signInAllowingConsent, UserAgent } from './support/user-agent.ts';
+import { runCli } from './support/cli.ts';
 
 const test = anyTest as TestFn<{ gh: TestGatehouse; web: RegisteredClient; rp: oidc.Configuration; sub: string }>;
 
@@ -111,4 +112,78 @@ test('a web app pushes its authorization request, sends the browser with only th
   );
   const again = await new UserAgent([REDIRECT_URI]).open(authorize);
   t.is(callbackParams(again)?.get('error'), 'invalid_request_uri');
+});
+
+/** A second web app of the operator's, registered with `extra` (e.g. --require-par). */
+async function strictApp(t: { context: { gh: TestGatehouse } }, extra: string[]) {
+  const { gh } = t.context;
+  const app = await createClient(gh, [
+    '--name',
+    `Strict app ${extra.join(' ')}`,
+    '--type',
+    'confidential',
+    '--grant',
+    'authorization_code',
+    '--redirect-uri',
+    REDIRECT_URI,
+    ...extra,
+  ]);
+  return { app, rp: await relyingParty(gh, app, 'basic') };
+}
+
+test('with --require-par, a plain authorization link is refused and a pushed request works (openid-client buildAuthorizationUrlWithPAR)', async (t) => {
+  const { gh } = t.context;
+  const { app, rp } = await strictApp(t, ['--require-par']);
+  const shown = await runCli(['clients', 'show', app.clientId, '--json'], gh.env);
+  t.true(shown.json<{ require_pushed_authorization_requests: boolean }>().require_pushed_authorization_requests);
+  const verifier = oidc.randomPKCECodeVerifier();
+  const params = {
+    redirect_uri: REDIRECT_URI,
+    scope: 'openid',
+    code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+    code_challenge_method: 'S256',
+    state: oidc.randomState(),
+  };
+
+  const plain = await new UserAgent([REDIRECT_URI]).open(oidc.buildAuthorizationUrl(rp, params).href);
+  t.is(callbackParams(plain)?.get('error'), 'invalid_request', `refused back at the app: ${plain.url}`);
+  t.regex(callbackParams(plain)?.get('error_description') ?? '', /pushed authorization request/i);
+
+  const pushed = await oidc.buildAuthorizationUrlWithPAR(rp, params);
+  const { landed } = await signInAllowingConsent(new UserAgent([REDIRECT_URI]), pushed.href, 'alice', PASSWORD);
+  const tokens = await oidc.authorizationCodeGrant(rp, new URL(landed.url), { pkceCodeVerifier: verifier, expectedState: params.state });
+  t.is(tokens.claims()?.sub, t.context.sub);
+});
+
+test('with --require-dpop, a token request without a DPoP proof is refused, and one with a proof gets a bound token', async (t) => {
+  const { gh } = t.context;
+  const { app, rp } = await strictApp(t, ['--require-dpop']);
+  const shown = await runCli(['clients', 'show', app.clientId, '--json'], gh.env);
+  t.true(shown.json<{ dpop_bound_access_tokens: boolean }>().dpop_bound_access_tokens);
+  const signIn = async () => {
+    const verifier = oidc.randomPKCECodeVerifier();
+    const state = oidc.randomState();
+    const url = oidc.buildAuthorizationUrl(rp, {
+      redirect_uri: REDIRECT_URI,
+      scope: 'openid',
+      code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+      state,
+    });
+    const { landed } = await signInAllowingConsent(new UserAgent([REDIRECT_URI]), url.href, 'alice', PASSWORD);
+    return { callback: new URL(landed.url), verifier, state };
+  };
+
+  const first = await signIn();
+  // oidc-provider refuses it as invalid_grant (its detail, "DPoP proof JWT not provided", stays in its log).
+  t.is(await oauthError(oidc.authorizationCodeGrant(rp, first.callback, { pkceCodeVerifier: first.verifier, expectedState: first.state })), 'invalid_grant');
+
+  const second = await signIn();
+  const DPoP = oidc.getDPoPHandle(rp, await oidc.randomDPoPKeyPair('ES256'));
+  const tokens = await oidc.authorizationCodeGrant(rp, second.callback, { pkceCodeVerifier: second.verifier, expectedState: second.state }, undefined, {
+    DPoP,
+  });
+  t.is(tokens.token_type, 'dpop');
+  const asBearer = await fetch(`${gh.config.issuer}/userinfo`, { headers: { authorization: `Bearer ${tokens.access_token}` } });
+  t.is(asBearer.status, 401);
 });

@@ -38,6 +38,8 @@ export function openApiDocument(issuer: string) {
             },
             token_endpoint_auth_method: { enum: ['client_secret_basic', 'client_secret_post', 'none'] },
             require_pkce: { type: 'boolean' },
+            require_pushed_authorization_requests: { type: 'boolean', description: 'authorization requests must be pushed to /request first (RFC 9126)' },
+            dpop_bound_access_tokens: { type: 'boolean', description: 'access tokens must be DPoP-bound: a token request without a DPoP proof is refused (RFC 9449)' },
             skip_consent: { type: 'boolean', description: 'first-party app: no consent page' },
             allow_insecure_redirect: { type: 'boolean', description: 'accept plain-http redirect URIs on any host (off: https, or http on loopback only)' },
             id_token_signed_response_alg: { enum: [...ID_TOKEN_ALGS] },

@@ -32,6 +32,8 @@ const settingsOf = (c: Client): Required<ClientChanges> => ({
   defaultScope: c.defaultScope,
   authMethod: c.authMethod,
   requirePkce: c.requirePkce,
+  requirePar: c.requirePar,
+  requireDpop: c.requireDpop,
   skipConsent: c.skipConsent,
   allowInsecureRedirect: c.allowInsecureRedirect,
   idTokenSignedResponseAlg: c.idTokenSignedResponseAlg,

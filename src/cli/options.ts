@@ -37,6 +37,8 @@ const OPTION_NAMES: Record<string, string> = {
   defaultScope: '--default-scope',
   authMethod: '--auth-method',
   requirePkce: '--require-pkce',
+  requirePar: '--require-par',
+  requireDpop: '--require-dpop',
   skipConsent: '--skip-consent',
   allowInsecureRedirect: '--allow-insecure-redirect',
   idTokenSignedResponseAlg: '--id-token-alg',

@@ -24,12 +24,15 @@ export const USAGE = `usage: npm run -s cli -- <command> [options] [--json]
                  [--backchannel-logout-uri URL]  where a logout token is POSTed when a
                                             person's sign-in to the app ends
                  [--backchannel-logout-session-required]  the token carries the session id
+                 [--require-par]            authorization requests must be pushed to /request first
+                 [--require-dpop]           access tokens must be DPoP-bound
   clients list [--search TEXT]              name or client_id contains TEXT
   clients show ID
   clients update ID [any create option] [--no-require-pkce] [--no-skip-consent] [--disable | --enable]
                  [--no-default-scope]       a request without scope asks for the --scope again
                  [--no-default-resource]    a request without resource= gets a token for Gatehouse
                  [--no-backchannel-logout-uri] [--no-backchannel-logout-session-required]
+                 [--no-require-par] [--no-require-dpop]
   clients delete ID
   clients rotate-secret ID
   users create --username U --email E [--name N] [--password-stdin] [--admin] [--email-verified]

@@ -48,6 +48,13 @@ export interface ClientSettings {
   defaultScope: string[] | null;
   authMethod: AuthMethod;
   requirePkce: boolean;
+  /**
+   * Authorization requests must be pushed first (RFC 9126 `require_pushed_authorization_requests`):
+   * a plain /authorize link is refused, so nothing of the request travels in the browser's URL.
+   */
+  requirePar: boolean;
+  /** Access tokens must be DPoP-bound (RFC 9449 `dpop_bound_access_tokens`): a token request without a proof is refused. */
+  requireDpop: boolean;
   /** First-party app: people are not asked to consent (django-oauth-toolkit's skip_authorization). */
   skipConsent: boolean;
   /**
@@ -115,6 +122,8 @@ const shape = z.object({
   defaultScope: list.nullable().optional(),
   authMethod: z.enum(AUTH_METHODS, `must be one of ${AUTH_METHODS.join(', ')}`).optional(),
   requirePkce: z.boolean('must be true or false').optional(),
+  requirePar: z.boolean('must be true or false').optional(),
+  requireDpop: z.boolean('must be true or false').optional(),
   skipConsent: z.boolean('must be true or false').optional(),
   allowInsecureRedirect: z.boolean('must be true or false').optional(),
   idTokenSignedResponseAlg: z.enum(ID_TOKEN_ALGS, `must be one of ${ID_TOKEN_ALGS.join(', ')}`).optional(),
@@ -243,6 +252,8 @@ export function checkClientSettings(
     defaultScope: defaults,
     authMethod,
     requirePkce: s.requirePkce ?? false,
+    requirePar: s.requirePar ?? false,
+    requireDpop: s.requireDpop ?? false,
     skipConsent: s.skipConsent ?? false,
     allowInsecureRedirect: allowHttp,
     idTokenSignedResponseAlg: s.idTokenSignedResponseAlg ?? 'RS256',

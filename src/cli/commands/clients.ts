@@ -21,6 +21,10 @@ const clientOptions = {
   'auth-method': { type: 'string' },
   'require-pkce': { type: 'boolean' },
   'no-require-pkce': { type: 'boolean' },
+  'require-par': { type: 'boolean' },
+  'no-require-par': { type: 'boolean' },
+  'require-dpop': { type: 'boolean' },
+  'no-require-dpop': { type: 'boolean' },
   'skip-consent': { type: 'boolean' },
   'no-skip-consent': { type: 'boolean' },
   'allow-insecure-redirect': { type: 'boolean' },
@@ -63,6 +67,8 @@ function clientInputFrom(values: Record<string, unknown>) {
         : undefined,
     authMethod: values['auth-method'],
     requirePkce: values['require-pkce'] ? true : values['no-require-pkce'] ? false : undefined,
+    requirePar: values['require-par'] ? true : values['no-require-par'] ? false : undefined,
+    requireDpop: values['require-dpop'] ? true : values['no-require-dpop'] ? false : undefined,
     skipConsent: values['skip-consent'] ? true : values['no-skip-consent'] ? false : undefined,
     allowInsecureRedirect: values['allow-insecure-redirect'] ? true : values['no-allow-insecure-redirect'] ? false : undefined,
     logoUri: values['logo-uri'],
@@ -89,6 +95,8 @@ function clientText(client: Client, clientSecret?: string | null): string {
     `scope:         ${client.scope.join(' ')}`,
     `default scope: ${client.defaultScope === null ? `${client.scope.join(' ')} (the scope)` : client.defaultScope.length ? client.defaultScope.join(' ') : 'none: a request must name its scope'}`,
     `require PKCE:  ${client.type === 'public' ? 'yes (public client)' : client.requirePkce ? 'yes' : 'no'}`,
+    ...(client.requirePar ? ['require PAR:   yes (authorization requests are pushed to /request first)'] : []),
+    ...(client.requireDpop ? ['require DPoP:  yes (access tokens are bound to a key)'] : []),
   ];
   if (client.redirectUris.length) lines.push(`redirect URIs: ${client.redirectUris.join(' ')}`);
   if (client.postLogoutRedirectUris.length) lines.push(`post-logout:   ${client.postLogoutRedirectUris.join(' ')}`);
