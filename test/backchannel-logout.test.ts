@@ -1,9 +1,8 @@
-import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
-import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify, type JWTPayload } from 'jose';
 import { runCli } from './support/cli.ts';
-import { freePort, type TestGatehouse } from './support/gatehouse.ts';
+import { LOGOUT_EVENT, LogoutReceiver, type ReceivedLogout } from './support/logout-receiver.ts';
+import type { TestGatehouse } from './support/gatehouse.ts';
 import { submitFormById } from './support/http.ts';
 import {
   authorizationRequest,
@@ -27,70 +26,19 @@ import { UserAgent } from './support/user-agent.ts';
  * the person's logout never waits for it.
  */
 
-const LOGOUT_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
 const PASSWORD = 'correct horse battery staple';
-
-interface Received {
-  claims: JWTPayload;
-  typ: string | undefined;
-}
-
-/** An app's back-channel logout endpoint: verifies each logout token against Gatehouse's JWKS. */
-class Receiver {
-  readonly received: Received[] = [];
-  private waiters: Array<() => void> = [];
-  /** While set, requests wait for it before they are answered (a slow app). */
-  hold: Promise<void> | undefined;
-  url = '';
-  private server: http.Server | undefined;
-
-  async start(issuer: string, audience: () => string): Promise<void> {
-    const jwks = createRemoteJWKSet(new URL(`${issuer}/jwks`));
-    this.server = http.createServer(async (req, res) => {
-      let body = '';
-      for await (const chunk of req) body += chunk;
-      const token = new URLSearchParams(body).get('logout_token') ?? '';
-      try {
-        const { payload } = await jwtVerify(token, jwks, { issuer, audience: audience(), maxTokenAge: '2 minutes' });
-        this.received.push({ claims: payload, typ: decodeProtectedHeader(token).typ });
-      } catch {
-        res.writeHead(400).end();
-        return;
-      }
-      for (const wake of this.waiters.splice(0)) wake();
-      if (this.hold) await this.hold;
-      res.writeHead(200, { 'cache-control': 'no-store' }).end();
-    });
-    const port = await freePort();
-    await new Promise<void>((resolve) => this.server!.listen(port, '127.0.0.1', resolve));
-    this.url = `http://127.0.0.1:${port}/backchannel-logout`;
-  }
-
-  /** Resolves once a logout token for `sub` has arrived. */
-  async tokenFor(sub: string): Promise<Received> {
-    for (;;) {
-      const found = this.received.find((r) => r.claims.sub === sub);
-      if (found) return found;
-      await new Promise<void>((resolve) => this.waiters.push(resolve));
-    }
-  }
-
-  close(): void {
-    this.server?.close();
-  }
-}
 
 interface Context {
   gh: TestGatehouse;
   rp: oidc.Configuration;
-  receiver: Receiver;
+  receiver: LogoutReceiver;
 }
 
 const test = anyTest as TestFn<Context>;
 
 test.before(async (t) => {
   const gh = await startLoopbackGatehouse();
-  const receiver = new Receiver();
+  const receiver = new LogoutReceiver();
   let clientId = '';
   await receiver.start(gh.config.issuer, () => clientId);
   const app = await createClient(gh, [
@@ -131,7 +79,7 @@ async function signedIn(t: ExecutionContext<Context>) {
 }
 
 /** What every logout token must be (Back-Channel Logout 1.0 §2.4, §2.6). */
-function assertLogoutToken(t: ExecutionContext<Context>, received: Received, sub: string, sid: string) {
+function assertLogoutToken(t: ExecutionContext<Context>, received: ReceivedLogout, sub: string, sid: string) {
   t.is(received.typ, 'logout+jwt');
   t.deepEqual(received.claims.events, { [LOGOUT_EVENT]: {} });
   t.is(received.claims.sub, sub);
