@@ -155,6 +155,13 @@ const ADMIN_FORMS: Record<string, AdminForm> = {
       return { url: '/admin/resources', fields: { audience: `https://${name('forged')}.example.com`, scopes: scope.name, tokenFormat: 'jwt', signingAlg: 'ES256' } };
     },
   },
+  '/admin/resources/:audience': {
+    prepare: async (gh) => {
+      const scope = await gh.services.admin.createScope(CLI_ACTOR, { name: name('edited:api'), description: 'Accepted by a resource' });
+      const resource = await gh.services.admin.createResource(CLI_ACTOR, { audience: `https://${name('edited')}.example.com`, scopes: [scope.name] });
+      return { url: `/admin/resources/${encodeURIComponent(resource.audience)}`, fields: { name: 'Renamed by a forger', scopes: scope.name, tokenFormat: 'opaque', signingAlg: 'ES256' } };
+    },
+  },
   '/admin/resources/:audience/delete': {
     prepare: async (gh) => {
       const scope = await gh.services.admin.createScope(CLI_ACTOR, { name: name('victim:api'), description: 'Accepted by a resource' });

@@ -257,7 +257,7 @@ test('a client gets default_resource through the admin API; a scope a resource a
 
 // ---- the admin pages -------------------------------------------------------------------------
 
-test('an operator registers and deletes a resource on the admin pages', async (t) => {
+test('an operator registers, edits and deletes a resource on the admin pages', async (t) => {
   const { gh } = t.context;
   await gh.services.accounts.create({ username: 'resource-keeper', email: 'keeper@example.com', password: 'resources-are-rows-2026', isAdmin: true });
   const { agent } = await operatorAgent(gh, 'resource-keeper', 'resources-are-rows-2026');
@@ -292,6 +292,30 @@ test('an operator registers and deletes a resource on the admin pages', async (t
   });
   const shown = await agent.open(`${gh.url}/admin/resources?notice=resource-created`);
   t.regex(shown.html, new RegExp(`data-audience="${audience.replace(/\./g, '\\.')}"`));
+
+  // Edited on its own page: another lifetime and one scope fewer; a bad lifetime is shown in place.
+  const edit = await agent.open(`${gh.url}/admin/resources/${encodeURIComponent(audience)}`);
+  t.is(edit.status, 200);
+  t.regex(edit.html, /value="Pages API"/);
+  const badTtl = await agent.submit(edit, /\/admin\/resources\/[^/]+$/, { accessTokenTtl: 'soon' });
+  t.is(badTtl.status, 400);
+  t.like(await gh.services.resources.get(audience), { accessTokenTtl: 90 }, 'nothing saved');
+  const editForm = new URLSearchParams({
+    csrf: /name="csrf" value="([^"]+)"/.exec(edit.html)![1]!,
+    name: 'Pages API v2',
+    tokenFormat: 'opaque',
+    signingAlg: 'ES256',
+    accessTokenTtl: '300',
+  });
+  editForm.append('scopes', 'invoices:read');
+  const saved = await agent.request(`${gh.url}/admin/resources/${encodeURIComponent(audience)}`, {
+    method: 'POST',
+    headers: FORM_CONTENT_TYPE,
+    body: editForm,
+  });
+  t.is(saved.status, 303);
+  t.like(await gh.services.resources.get(audience), { name: 'Pages API v2', scopes: ['invoices:read'], tokenFormat: 'opaque', accessTokenTtl: 300 });
+  t.is((await agent.open(`${gh.url}/admin/resources/${encodeURIComponent('https://no-such.example.com')}`)).status, 404);
 
   const csrf = /name="csrf" value="([^"]+)"/.exec(shown.html)![1]!;
   const deleted = await postForm(agent, `${gh.url}/admin/resources/${encodeURIComponent(audience)}/delete`, { csrf });

@@ -25,6 +25,7 @@ const NOTICES: Record<string, string> = {
   'scope-created': 'The scope is created: clients may be given it now, on every Gatehouse process.',
   'scope-deleted': 'The scope is deleted.',
   'resource-created': 'The resource is registered: clients may ask tokens for it now, on every Gatehouse process.',
+  'resource-updated': 'The resource is saved: new tokens for it follow the change, on every Gatehouse process.',
   'resource-deleted': 'The resource is deleted; tokens already issued for it live until they expire.',
 };
 

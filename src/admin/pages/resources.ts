@@ -1,6 +1,6 @@
 import type Router from '@koa/router';
 import type Koa from 'koa';
-import { GatehouseError, ValidationError } from '../../errors.ts';
+import { GatehouseError, NotFoundError, ValidationError } from '../../errors.ts';
 import type { ResourcesService } from '../../resources/service.ts';
 import type { ScopesService } from '../../scopes/service.ts';
 import type { AdminOperations } from '../operations.ts';
@@ -11,7 +11,7 @@ import { when } from './view-models.ts';
 
 export interface ResourcePagesServices {
   admin: AdminOperations;
-  resources: Pick<ResourcesService, 'list'>;
+  resources: Pick<ResourcesService, 'list' | 'find'>;
   scopes: Pick<ScopesService, 'names'>;
 }
 
@@ -41,7 +41,7 @@ function resourceFormFromBody(body: Record<string, unknown>): ResourceForm {
   };
 }
 
-/** Resource servers (RFC 8707): listed, registered and deleted here, through AdminOperations. */
+/** Resource servers (RFC 8707): listed, registered, edited and deleted here, through AdminOperations. */
 export function resourcePages(router: Router, { admin, resources, scopes }: ResourcePagesServices, page: Render): void {
   const resourcesPage = async (ctx: Koa.Context, extra: { form?: ResourceForm; errors?: Record<string, string>; refused?: string } = {}, status = 200) => {
     const shown = (await resources.list()).map((r) => ({
@@ -51,6 +51,7 @@ export function resourcePages(router: Router, { admin, resources, scopes }: Reso
       format: r.tokenFormat === 'jwt' ? `JWT (${r.signingAlg})` : 'opaque',
       ttl: r.accessTokenTtl === null ? 'default' : `${r.accessTokenTtl} s`,
       created: when(r.createdAt),
+      editHref: `/admin/resources/${encodeURIComponent(r.audience)}`,
       deleteHref: `/admin/resources/${encodeURIComponent(r.audience)}/delete`,
     }));
     page(
@@ -85,6 +86,56 @@ export function resourcePages(router: Router, { admin, resources, scopes }: Reso
       seeOther(ctx, '/admin/resources?notice=resource-created');
     } catch (err) {
       if (err instanceof ValidationError) return resourcesPage(ctx, { form, errors: err.fields }, 400);
+      throw err;
+    }
+  });
+
+  const editPage = async (ctx: Koa.Context, audience: string, form: ResourceForm, errors: Record<string, string> = {}, status = 200) => {
+    page(
+      ctx,
+      'resource.njk',
+      {
+        title: form.name || audience,
+        section: 'resources',
+        audience,
+        action: `/admin/resources/${encodeURIComponent(audience)}`,
+        form,
+        errors,
+        scopeNames: await scopes.names(),
+      },
+      status,
+    );
+  };
+
+  router.get('/resources/:audience', async (ctx) => {
+    const audience = ctx.params.audience!;
+    const r = await resources.find(audience);
+    if (!r) throw new NotFoundError(`resource server ${audience}`);
+    await editPage(ctx, audience, {
+      audience,
+      name: r.name,
+      scopes: r.scopes,
+      tokenFormat: r.tokenFormat,
+      signingAlg: r.signingAlg,
+      accessTokenTtl: r.accessTokenTtl === null ? '' : String(r.accessTokenTtl),
+    });
+  });
+
+  router.post('/resources/:audience', async (ctx) => {
+    const audience = ctx.params.audience!;
+    const form = { ...resourceFormFromBody(formFields(ctx)), audience };
+    try {
+      await admin.updateResource(operatorOf(ctx).actor, audience, {
+        // An emptied name falls back to the audience, as at creation.
+        name: form.name || audience,
+        scopes: form.scopes,
+        tokenFormat: form.tokenFormat,
+        signingAlg: form.signingAlg,
+        accessTokenTtl: form.accessTokenTtl === '' ? null : form.accessTokenTtl,
+      });
+      seeOther(ctx, '/admin/resources?notice=resource-updated');
+    } catch (err) {
+      if (err instanceof ValidationError) return editPage(ctx, audience, form, err.fields, 400);
       throw err;
     }
   });
