@@ -325,7 +325,7 @@ test('a client with a default resource gets tokens for it without naming it', as
   t.is((await callApi(invoicesApi, token.body.access_token)).status, 200);
 });
 
-test('a person allows an app to use the invoices API: the consent page names it, and the token is for it alone', async (t) => {
+test('a person allows an app to use the invoices API: the consent page names it, the token is for it alone, and introspects inactive once the person is disabled', async (t) => {
   const { gh, invoicesApi } = t.context;
   const { client, clientSecret } = await gh.services.admin.createClient(CLI_ACTOR, {
     name: 'Invoice app',
@@ -356,6 +356,20 @@ test('a person allows an app to use the invoices API: the consent page names it,
   t.is((await callApi(invoicesApi, tokens.access_token)).status, 200);
   // A token for an API is not one for Gatehouse's own userinfo.
   t.is(await oauthError(oidc.fetchUserInfo(rp, tokens.access_token, tokens.claims()!.sub)), 'invalid_token');
+
+  // Introspected by the API's own client, the person's JWT is active until the person is disabled.
+  const { service } = t.context;
+  const introspect = async () => {
+    const res = await fetch(`${gh.url}/introspect`, {
+      method: 'POST',
+      headers: { ...FORM_CONTENT_TYPE, authorization: basicAuth(service.clientId, service.clientSecret) },
+      body: new URLSearchParams({ token: tokens.access_token }),
+    });
+    return (await res.json()) as { active: boolean; sub?: string };
+  };
+  t.like(await introspect(), { active: true, sub: tokens.claims()!.sub });
+  await gh.services.admin.setUserDisabled(CLI_ACTOR, tokens.claims()!.sub, true);
+  t.deepEqual(await introspect(), { active: false }, "a disabled person's JWT introspects as inactive");
 });
 
 test('an app whose default resource is the invoices API gets its code flow tokens for it without naming it', async (t) => {

@@ -225,6 +225,6 @@ export function createProvider(deps: ProviderDeps): Provider {
   throttleCodeGuessing(provider, views, deps.throttle, CODE_VERIFICATION_PATH);
   deliverBackchannelLogoutsWith(provider, (sub, clientId, sid) => deps.backchannel.notify(sub, [{ clientId, sid }]));
   // RFC 9068 access tokens of resource servers: introspection answers for them too.
-  answerJwtIntrospection(provider, jwtAccessTokenIntrospection(deps.jwks, config.issuer));
+  answerJwtIntrospection(provider, jwtAccessTokenIntrospection(deps.jwks, config.issuer, deps.findAccount));
   return provider;
 }
