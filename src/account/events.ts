@@ -21,6 +21,9 @@ export interface AccountEvent {
   at: Date;
 }
 
+/** An IPv4 client of a dual-stack listener arrives as ::ffff:a.b.c.d; people know it as a.b.c.d. */
+const readableAddress = (address: string) => address.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '').slice(0, 100);
+
 const isKind = (kind: string): kind is AccountEventKind => Object.hasOwn(ACCOUNT_EVENT_TEXTS, kind);
 
 /**
@@ -42,7 +45,7 @@ export class AccountEvents {
   ) {}
 
   async record(userId: string, kind: AccountEventKind, address: string | null): Promise<void> {
-    await this.db('account_events').insert({ user_id: userId, kind, address: address?.slice(0, 100) ?? null, at: this.now() });
+    await this.db('account_events').insert({ user_id: userId, kind, address: address === null ? null : readableAddress(address), at: this.now() });
     const kept = this.db('account_events').select('id').where({ user_id: userId }).orderBy('id', 'desc').limit(AccountEvents.KEEP);
     // The subquery is wrapped: MySQL-style engines refuse LIMIT in IN (…); SQLite and PostgreSQL take both.
     await this.db('account_events')
