@@ -15,6 +15,7 @@ import {
 } from './support/relying-party.ts';
 import { isLoginPage, UserAgent, type Page } from './support/user-agent.ts';
 import { AccountEvents } from '../src/account/events.ts';
+import { chromiumAvailable, launchBrowser, screenshotForDocs } from './support/browser.ts';
 
 const test = anyTest as TestFn<{ gh: TestGatehouse; rp: oidc.Configuration; base: string }>;
 
@@ -100,6 +101,14 @@ test('a person signs in to /account without any app; a wrong password is refused
   checkPage(t, login, /^Sign in to your account · Gatehouse$/);
   t.regex(login.html, /autocomplete="current-password"/);
 
+  const forgedLogin = await post(agent, login, /\/account\/login$/, { username: 'ada', password: 'analytical-engine-1843' }, ['csrf']);
+  t.is(forgedLogin.status, 403);
+  t.regex(forgedLogin.html, /Your form expired/);
+  const empty = await post(agent, login, /\/account\/login$/, { username: 'ada', password: '' });
+  t.is(empty.status, 400);
+  t.regex(empty.html, /Enter your username and password/);
+  t.false(agent.cookieNames().includes('gatehouse.account'), 'neither signed in');
+
   const wrong = await agent.submit(login, /\/account\/login$/, { username: 'ada', password: 'difference-engine' });
   t.is(wrong.status, 401);
   t.regex(wrong.html, /role="alert">The username or password is not correct/);
@@ -120,6 +129,9 @@ test('a person signs in to /account without any app; a wrong password is refused
   t.regex(events, /Wrong password typed<\/td><td><code>127\.0\.0\.1<\/code>/);
   t.true(events.indexOf('Signed in') < events.indexOf('Wrong password typed'), 'newest first');
 
+  const forgedLogout = await post(agent, account, /\/account\/logout$/, {}, ['csrf']);
+  t.is(forgedLogout.status, 403, 'another site cannot sign the person out either');
+  t.is((await agent.open(`${base}/account`)).status, 200);
   const signedOut = await post(agent, account, /\/account\/logout$/);
   t.is(new URL(signedOut.url).pathname, '/account/login');
   t.true(isLoginPage(await agent.open(`${base}/account`)), 'signed out of the account page');
@@ -295,19 +307,70 @@ test('a person ends one session, then every session; the account page and the ap
   t.is((await desk.open(`${base}/account`)).status, 200, 'this page stays signed in');
 });
 
-test('the account events are kept bounded: the newest thirty per person', async (t) => {
-  const { gh } = t.context;
-  const sub = await createUserDirectly(gh, 'edsger', 'goto-considered-1968');
-  let now = Date.UTC(2026, 11, 1);
-  const events = new AccountEvents(
-    gh.services.db,
-    async () => undefined,
-    (err) => t.fail(String(err)),
-    () => now++,
-  );
-  for (let i = 0; i < 45; i++) await events.record(sub, i === 44 ? 'account.name_changed' : 'login.failed', '192.0.2.7');
-  const kept = await events.recentOf(sub);
-  t.is(kept.length, AccountEvents.KEEP);
-  t.is(kept[0]!.text, 'Name changed');
-  t.is(Number((await gh.services.db('account_events').where({ user_id: sub }).count({ n: '*' }))[0]!.n), AccountEvents.KEEP);
+for (const database of ['sqlite', 'pg'] as const) {
+  test(`the account events are kept bounded: the newest thirty per person (${database})`, async (t) => {
+    const gh = database === 'sqlite' ? t.context.gh : await startLoopbackGatehouse({ database });
+    t.teardown(() => (gh === t.context.gh ? undefined : gh.close()));
+    const sub = await createUserDirectly(gh, 'edsger', 'goto-considered-1968');
+    let now = Date.UTC(2026, 11, 1);
+    const events = new AccountEvents(
+      gh.services.db,
+      async () => undefined,
+      (err) => t.fail(String(err)),
+      () => now++,
+    );
+    for (let i = 0; i < 45; i++) await events.record(sub, i === 44 ? 'account.name_changed' : 'login.failed', '192.0.2.7');
+    const kept = await events.recentOf(sub);
+    t.is(kept.length, AccountEvents.KEEP);
+    t.is(kept[0]!.text, 'Name changed');
+    t.is(Number((await gh.services.db('account_events').where({ user_id: sub }).count({ n: '*' }))[0]!.n), AccountEvents.KEEP);
+
+    // And the page shows them, from the database the server runs on.
+    const account = await signInToAccount(new UserAgent(), gh.config.issuer, 'edsger', 'goto-considered-1968');
+    t.is((account.html.match(/<tr><td><time/g) ?? []).length, AccountEvents.KEEP);
+    t.regex(account.html, /<td>Signed in<\/td>/);
+  });
+}
+
+test('in a real browser, a person signs in at /account, renames themself and removes an app’s access by clicking', async (t) => {
+  if (!chromiumAvailable()) throw new Error('Debian chromium is required for the browser tests (apt-get install -y chromium)');
+  const { gh, base } = t.context;
+  await createUserDirectly(gh, 'katherine', 'orbital-mechanics-62');
+  const tokens = await signInToApp(t, new UserAgent([REDIRECT_URI]), 'katherine', 'orbital-mechanics-62');
+  const browser = await launchBrowser();
+  try {
+    const page = await browser.newPage();
+    const blocked: string[] = [];
+    page.on('console', (m) => {
+      if (/Content Security Policy/i.test(m.text())) blocked.push(m.text());
+    });
+    await page.goto(`${base}/account`);
+    t.is(await page.locator('h1').textContent(), 'Sign in to your account');
+    await page.getByLabel('Username').fill('katherine');
+    await page.getByLabel('Password').fill('wrong-password');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    t.regex((await page.getByRole('alert').textContent())!, /not correct/);
+    await page.getByLabel('Password').fill('orbital-mechanics-62');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.waitForURL(`${base}/account?notice=signed-in`);
+
+    await page.getByLabel('Name', { exact: true }).fill('Katherine Johnson');
+    await page.getByRole('button', { name: 'Save name' }).click();
+    await page.waitForURL(/notice=name-saved/);
+    t.is(await page.getByLabel('Name', { exact: true }).inputValue(), 'Katherine Johnson');
+    t.false(await page.getByLabel('Email', { exact: true }).isEditable(), 'the address is read-only');
+    t.is(await page.getByLabel('Current password').getAttribute('autocomplete'), 'current-password');
+    t.is(await page.getByLabel('New password', { exact: true }).getAttribute('autocomplete'), 'new-password');
+    t.true(await page.getByRole('button', { name: 'Remove access of Team Wiki' }).isVisible());
+    t.true(await page.getByRole('row', { name: /Wrong password typed/ }).isVisible());
+    await screenshotForDocs(page, 'account', { fullPage: true });
+
+    await page.getByRole('button', { name: 'Remove access of Team Wiki' }).click();
+    await page.waitForURL(/notice=access-removed/);
+    t.regex((await page.getByRole('status').textContent())!, /access is removed/);
+    t.is(await userinfoStatus(base, tokens.access_token), 401);
+    t.deepEqual(blocked, [], 'nothing on the page is blocked by the CSP');
+  } finally {
+    await browser.close();
+  }
 });
