@@ -374,3 +374,23 @@ test('in a real browser, a person signs in at /account, renames themself and rem
     await browser.close();
   }
 });
+
+test('wrong passwords at /account are throttled with the same counters as the apps’ sign-in page', async (t) => {
+  const { gh, base, rp } = t.context;
+  await createUserDirectly(gh, 'alan', 'enigma-machine-1939');
+  const agent = new UserAgent([REDIRECT_URI]);
+  let page = await agent.open(`${base}/account/login`);
+  for (let i = 0; i < 5; i++) {
+    page = await agent.submit(page, /\/account\/login$/, { username: 'alan', password: `wrong-${i}` });
+    t.is(page.status, 401);
+  }
+  const locked = await agent.submit(page, /\/account\/login$/, { username: 'alan', password: 'enigma-machine-1939' });
+  t.is(locked.status, 429, 'even the right password waits out the lock');
+  t.truthy(locked.headers.get('retry-after'));
+  t.regex(locked.html, /role="alert">/);
+  t.false(agent.cookieNames().includes('gatehouse.account'));
+
+  const appLogin = await agent.open((await authorizationRequest(rp)).url);
+  const atApp = await agent.submit(appLogin, /\/login$/, { username: 'alan', password: 'enigma-machine-1939' });
+  t.is(atApp.status, 429, 'the app’s sign-in page is locked for alan from here too');
+});
