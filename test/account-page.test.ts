@@ -15,6 +15,7 @@ import {
 } from './support/relying-party.ts';
 import { isLoginPage, UserAgent, type Page } from './support/user-agent.ts';
 import { AccountEvents } from '../src/account/events.ts';
+import { LOGOUT_EVENT, LogoutReceiver } from './support/logout-receiver.ts';
 import { chromiumAvailable, launchBrowser, screenshotForDocs } from './support/browser.ts';
 
 const test = anyTest as TestFn<{ gh: TestGatehouse; rp: oidc.Configuration; base: string }>;
@@ -393,4 +394,51 @@ test('wrong passwords at /account are throttled with the same counters as the ap
   const appLogin = await agent.open((await authorizationRequest(rp)).url);
   const atApp = await agent.submit(appLogin, /\/login$/, { username: 'alan', password: 'enigma-machine-1939' });
   t.is(atApp.status, 429, 'the app’s sign-in page is locked for alan from here too');
+});
+
+test('an app with a back-channel logout URI hears when its session is signed out from /account', async (t) => {
+  const { gh, base } = t.context;
+  const receiver = new LogoutReceiver();
+  let clientId = '';
+  await receiver.start(gh.config.issuer, () => clientId);
+  t.teardown(() => receiver.close());
+  const app = await createClient(gh, [
+    '--name',
+    'Chat',
+    '--type',
+    'confidential',
+    '--grant',
+    'authorization_code',
+    '--redirect-uri',
+    REDIRECT_URI,
+    '--backchannel-logout-uri',
+    receiver.url,
+    '--backchannel-logout-session-required',
+  ]);
+  clientId = app.clientId;
+  const chat = await relyingParty(gh, app, 'basic');
+  const sub = await createUserDirectly(gh, 'hedy', 'frequency-hopping-42');
+  const agent = new UserAgent([REDIRECT_URI]);
+  const pending = await authorizationRequest(chat);
+  const tokens = await redeem(chat, await signInAndAllow(agent, pending.url, 'hedy', 'frequency-hopping-42'), pending);
+
+  const account = await signInToAccount(agent, base, 'hedy', 'frequency-hopping-42');
+  t.regex(account.html, /<span class="muted">Apps:<\/span> Chat/);
+  await post(agent, account, /\/account\/sessions\/end$/);
+  const logout = await receiver.tokenFor(sub);
+  t.is(logout.claims.sid, tokens.claims()!.sid);
+  t.truthy((logout.claims.events as Record<string, unknown>)[LOGOUT_EVENT]);
+});
+
+test('a person an operator disables is signed out of /account at their next request', async (t) => {
+  const { gh, base } = t.context;
+  const sub = await createUserDirectly(gh, 'frances', 'compiler-optimizer-1966');
+  const agent = new UserAgent();
+  const account = await signInToAccount(agent, base, 'frances', 'compiler-optimizer-1966');
+  t.is(account.status, 200);
+  await gh.services.accounts.setDisabled(sub, true);
+  t.true(isLoginPage(await agent.open(`${base}/account`)));
+  const after = await postForm(agent, `${base}/account/name`, { name: 'Someone else', csrf: 'x'.repeat(43) });
+  t.is(after.location, '/account/login');
+  t.is((await gh.services.accounts.get(sub)).name, '');
 });
