@@ -442,3 +442,18 @@ test('a person an operator disables is signed out of /account at their next requ
   t.is(after.location, '/account/login');
   t.is((await gh.services.accounts.get(sub)).name, '');
 });
+
+test('a form’s address opened as a page shows the account page; an unknown address under /account is a 404 page', async (t) => {
+  const { gh, base } = t.context;
+  await createUserDirectly(gh, 'john', 'lisp-machine-1958');
+  const agent = new UserAgent();
+  await signInToAccount(agent, base, 'john', 'lisp-machine-1958');
+  const back = await agent.open(`${base}/account/password`);
+  t.is(new URL(back.url).pathname, '/account');
+  t.is(back.status, 200);
+  const unknown = await agent.open(`${base}/account/nothing-here`, { headers: { accept: 'text/html' } });
+  t.is(unknown.status, 404);
+  t.regex(unknown.html, /<html lang="en">/);
+  const stranger = await new UserAgent().open(`${base}/account/nothing-here`);
+  t.is(new URL(stranger.url).pathname, '/account/login', 'a stranger learns nothing of what is there');
+});

@@ -6,7 +6,8 @@ import { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH } from '../accounts/passwords.
 import { signInWithPassword } from '../accounts/sign-in.ts';
 import type { CredentialThrottle } from '../accounts/throttle.ts';
 import type { ClientsService } from '../clients/service.ts';
-import { GatehouseError, ValidationError } from '../errors.ts';
+import { GatehouseError, NotFoundError, ValidationError } from '../errors.ts';
+import { servesPath } from '../admin/served-path.ts';
 import { securityReporter } from '../observability/request-log.ts';
 import type { ReportSecurityEvent } from '../observability/security-events.ts';
 import type { Oidc } from '../oidc/index.ts';
@@ -229,6 +230,15 @@ export function accountRoutes(deps: AccountPageDeps): Router {
     await accountSessions.endAllOf(signedIn.user.id, cookie.value(ctx));
     await record(ctx, signedIn.user.id, 'account.sessions_ended');
     seeOther(ctx, '/account?notice=sessions-ended');
+  });
+
+  // A form's address opened as a page (back, a bookmark) shows the account page; any other
+  // address under /account gets the error page, not the provider's JSON.
+  router.all('/{*rest}', async (ctx, next) => {
+    if (ctx.method === 'OPTIONS') return next();
+    if (servesPath(router, ctx) && (ctx.method === 'GET' || ctx.method === 'HEAD')) return seeOther(ctx, '/account');
+    if (servesPath(router, ctx)) throw new GatehouseError(405, 'method_not_allowed', 'This address does not take that kind of request.');
+    throw new NotFoundError('This page');
   });
 
   return router;
