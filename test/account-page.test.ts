@@ -1,5 +1,5 @@
 import anyTest, { type TestFn } from 'ava';
-import type { TestGatehouse } from './support/gatehouse.ts';
+import { REDIS_TEST_URL, type TestGatehouse } from './support/gatehouse.ts';
 import { findForm, FORM_CONTENT_TYPE, postForm } from './support/http.ts';
 import {
   authorizationRequest,
@@ -456,4 +456,35 @@ test('a form’s address opened as a page shows the account page; an unknown add
   t.regex(unknown.html, /<html lang="en">/);
   const stranger = await new UserAgent().open(`${base}/account/nothing-here`);
   t.is(new URL(stranger.url).pathname, '/account/login', 'a stranger learns nothing of what is there');
+});
+
+test('on PostgreSQL with Redis, Remove access ends the app’s access tokens (kept in Redis) and refresh tokens too', async (t) => {
+  const gh = await startLoopbackGatehouse({ database: 'pg', env: { REDIS_URL: REDIS_TEST_URL, GATEHOUSE_REDIS_PREFIX: `account-page-${process.pid}:` } });
+  t.teardown(() => gh.close());
+  const client = await createClient(gh, [
+    '--name',
+    'Team Wiki',
+    '--type',
+    'confidential',
+    '--grant',
+    'authorization_code',
+    '--grant',
+    'refresh_token',
+    '--redirect-uri',
+    REDIRECT_URI,
+  ]);
+  const rp = await relyingParty(gh, client, 'basic');
+  await createUserDirectly(gh, 'radia', 'spanning-tree-1985');
+  const agent = new UserAgent([REDIRECT_URI]);
+  const tokens = await signInToApp({ context: { rp } }, agent, 'radia', 'spanning-tree-1985');
+  const base = gh.config.issuer;
+  t.is(await userinfoStatus(base, tokens.access_token), 200);
+  const account = await signInToAccount(agent, base, 'radia', 'spanning-tree-1985');
+  t.regex(account.html, /<strong>Team Wiki<\/strong>/);
+  const removed = await post(agent, account, /\/account\/apps\/remove$/);
+  t.regex(removed.html, /The app’s access is removed/);
+  t.is(await userinfoStatus(base, tokens.access_token), 401);
+  t.is(await oauthError(oidc.refreshTokenGrant(rp, tokens.refresh_token!)), 'invalid_grant');
+  const ended = await post(agent, removed, /\/account\/sessions\/end-all$/);
+  t.regex(ended.html, /No app session is open/);
 });
