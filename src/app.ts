@@ -12,6 +12,7 @@ import { forwardedHeadersFromTrustedHops, trustProxyHops } from './proxy-trust.t
 import { userdataRoutes } from './userdata/routes.ts';
 import { adminApiRoutes } from './admin/api-routes.ts';
 import { adminPageRoutes } from './admin/pages/index.ts';
+import { accountRoutes } from './account/routes.ts';
 import { loadCookieKeys, type Services } from './services.ts';
 import { interactionErrorPage, isUnexpected, problemOf, respondWithJson, respondWithPage } from './problem.ts';
 import { dotCompatPaths } from './compat/dot-paths.ts';
@@ -31,7 +32,7 @@ export interface GatehouseApp {
 const stylesheet = fs.readFileSync(new URL('../interactions/public/gatehouse.css', import.meta.url));
 
 /** Where Gatehouse's own routes live; every other path is oidc-provider's. */
-export const OWN_PREFIXES = ['/healthz', '/readyz', '/interaction/', '/logout', '/admin', '/userdata'];
+export const OWN_PREFIXES = ['/healthz', '/readyz', '/interaction/', '/logout', '/admin', '/userdata', '/account'];
 
 const keyFingerprint = (jwks: { keys: Array<{ kid?: string }> }) => jwks.keys.map((k) => k.kid).join(',');
 
@@ -122,6 +123,7 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
       }),
       interactionRoutes({ interactions: oidc.interactions, accounts: services.accounts, throttle: services.throttle, scopes: services.scopes, resources: services.resources, views }),
       bearerLogoutRoutes(oidc),
+      accountRoutes({ accounts, throttle, clients, accountSessions: services.accountSessions, accountEvents: services.accountEvents, oidc, views }),
       adminApiRoutes({ config, admin, clients, accounts, apiKeys, adminTokens, audit, scopes, resources, throttle }),
       adminPageRoutes({ admin, clients, accounts, apiKeys, audit, scopes, resources, throttle, adminSessions }, views),
       userdataRoutes({ verifyAccessToken: oidc.verifyAccessToken, hasLiveGrant: oidc.hasLiveGrant, throttle: services.throttle, accounts: services.accounts, apiKeys: services.apiKeys, userdata: services.userdata, maxBytes: config.userdataMaxBytes }),

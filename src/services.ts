@@ -13,6 +13,8 @@ import { AuditLog } from './admin/audit.ts';
 import { AdminOperations } from './admin/operations.ts';
 import { AdminTokensService } from './admin/tokens.ts';
 import { AdminSessionsService } from './admin/sessions.ts';
+import { AccountSessionsService } from './account/sessions.ts';
+import { AccountEvents } from './account/events.ts';
 import { connectRedis } from './stores/redis.ts';
 import { redactUrl } from './observability/redact.ts';
 import { SqliteStatements } from '../adapters/sqlite.ts';
@@ -50,6 +52,10 @@ export interface Services {
   adminTokens: AdminTokensService;
   /** Operators signed in to the admin pages (database rows; the pages keep the cookie). */
   adminSessions: AdminSessionsService;
+  /** People signed in to their own account page, /account (database rows; the page keeps the cookie). */
+  accountSessions: AccountSessionsService;
+  /** Each person's recent security events, shown on /account. */
+  accountEvents: AccountEvents;
   audit: AuditLog;
   /** Every operator change, audited: what the CLI, admin pages and admin API call. */
   admin: AdminOperations;
@@ -135,16 +141,19 @@ export async function openServices(config: Config, { migrate = true, migrated, l
     });
     const grants = new GrantsService(stores, adapters, (sub, signIns) => backchannel.notify(sub, signIns));
     const adminSessions = new AdminSessionsService(db);
+    const accountSessions = new AccountSessionsService(db);
     // A person's credentials change: their sign-ins end everywhere, the admin pages included.
     const accounts = new AccountsService(
       db,
       {
         revokeAll: async (id) => {
           await adminSessions.endAllOf(id);
+          await accountSessions.endAllOf(id);
           await revokedOrWarned(log, `user ${id}`, () => grants.revokeUser(id));
         },
         revokeSignIns: async (id) => {
           await adminSessions.endAllOf(id);
+          await accountSessions.endAllOf(id);
           await revokedOrWarned(log, `user ${id}`, () => grants.revokeUserSignIns(id));
         },
       },
@@ -153,6 +162,12 @@ export async function openServices(config: Config, { migrate = true, migrated, l
     const throttle = new CredentialThrottle(db);
     const adminTokens = new AdminTokensService(db, secretKey);
     const events = new SecurityEvents(log, metrics);
+    const accountEvents = new AccountEvents(
+      db,
+      async (username) => (await accounts.usernameExists(username) ? (await accounts.resolve(username.trim())).id : undefined),
+      (err) => log.warn({ detail: (err as Error).message }, 'an account event could not be recorded'),
+    );
+    events.listen((event, fields) => accountEvents.fromSecurityEvent(event, fields));
     const audit = new AuditLog(db, events);
     const admin = new AdminOperations(clients, accounts, apiKeys, grants, keys, adminTokens, audit, userdata, scopes, resources, throttle);
     const close = async () => {
@@ -165,7 +180,7 @@ export async function openServices(config: Config, { migrate = true, migrated, l
       sqlite?.close();
       await db.destroy();
     };
-    return { config, db, stores, settings, clients, scopes, resources, keys, accounts, throttle, apiKeys, userdata, adapters, grants, adminTokens, adminSessions, audit, admin, log, events, metrics, invalidations, backchannel, close };
+    return { config, db, stores, settings, clients, scopes, resources, keys, accounts, throttle, apiKeys, userdata, adapters, grants, adminTokens, adminSessions, accountSessions, accountEvents, audit, admin, log, events, metrics, invalidations, backchannel, close };
   } catch (err) {
     await invalidations?.close();
     redis?.disconnect();

@@ -14,6 +14,8 @@ export type ReportSecurityEvent = (event: string, fields?: Record<string, unknow
  * so they can be alerted on, and counted in the metrics. Callers never pass a credential.
  */
 export class SecurityEvents {
+  private readonly listeners: Array<(event: string, fields: Record<string, unknown>) => void> = [];
+
   constructor(
     private readonly log: Logger,
     private readonly metrics?: HttpMetrics,
@@ -22,6 +24,12 @@ export class SecurityEvents {
   record(event: string, fields: Record<string, unknown> = {}, level: SecurityEventLevel = 'warn', log: Logger = this.log): void {
     log[level]({ event, security: true, ...fields }, event);
     this.metrics?.securityEvent(event);
+    for (const listener of this.listeners) listener(event, fields);
+  }
+
+  /** Also tells `listener` of every event (the account page's history keeps a person's own); it must not throw. */
+  listen(listener: (event: string, fields: Record<string, unknown>) => void): void {
+    this.listeners.push(listener);
   }
 }
 

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Knex } from 'knex';
 import { KnexAdapter } from '../../adapters/knex.ts';
@@ -32,8 +33,15 @@ export async function sweepExpiredPayloads(db: Knex, batchSize = 1000): Promise<
 
 /** A user's stored session, as a row: what ending it or making it forget a client needs. */
 export interface StoredSessionRow {
+  /**
+   * Names the session to its owner (the account page's "Sign out" button): a hash of the row's
+   * id, which is itself the hash of the cookie value, so the handle opens nothing.
+   */
+  handle: string;
   authorizations?: Record<string, unknown>;
   exp?: number;
+  /** When the person signed in (seconds), as oidc-provider records it. */
+  loginTs?: number;
   /** Stores the payload as changed, for ttl more seconds. */
   save(ttl?: number): Promise<void>;
   destroy(): Promise<void>;
@@ -50,8 +58,12 @@ export async function findAccountSessions(db: Knex, accountId: string): Promise<
     .where({ account_id: accountId, model: 'Session' })
     .andWhere(unexpired);
   return rows.map(({ id, payload }) => {
-    const session = JSON.parse(payload) as Record<string, unknown> & { authorizations?: Record<string, unknown>; exp?: number };
+    const session = JSON.parse(payload) as Record<string, unknown> & { authorizations?: Record<string, unknown>; exp?: number; loginTs?: number };
     return {
+      handle: createHash('sha256').update(`session-handle:${id}`).digest('base64url').slice(0, 32),
+      get loginTs() {
+        return typeof session.loginTs === 'number' ? session.loginTs : undefined;
+      },
       get authorizations() {
         return session.authorizations;
       },

@@ -1,7 +1,7 @@
 import type { AdapterFactory } from 'oidc-provider';
 import { deleteRedisAccountArtifacts } from '../../adapters/redis.ts';
 import type { Stores } from '../../adapters/index.ts';
-import { NotFoundError } from '../errors.ts';
+import { GatehouseError, NotFoundError } from '../errors.ts';
 import { guardStore } from '../stores/availability.ts';
 import type { EndedSignIn } from '../logout/backchannel.ts';
 import {
@@ -18,6 +18,16 @@ import {
 import { forgetClientInSession } from './internals.ts';
 
 export type UserGrant = StoredGrant;
+
+/** One of a user's Gatehouse sessions, as the account page lists it. */
+export interface UserSession {
+  /** Names it for endSession; opens nothing. */
+  handle: string;
+  signedInAt: Date | null;
+  expiresAt: Date | null;
+  /** The apps this session signed in to. */
+  clientIds: string[];
+}
 
 /**
  * A user's authorized apps (oidc-provider Grants) and their sessions, and revoking them with
@@ -129,6 +139,27 @@ export class GrantsService {
       }
       await forgetClientInSession(session, clientId);
     }
+  }
+
+  /** A user's live Gatehouse sessions, newest sign-in first. */
+  async sessionsOf(sub: string): Promise<UserSession[]> {
+    const sessions = await findAccountSessions(this.stores.db, sub);
+    return sessions
+      .map((s) => ({
+        handle: s.handle,
+        signedInAt: s.loginTs === undefined ? null : new Date(s.loginTs * 1000),
+        expiresAt: s.exp === undefined ? null : new Date(s.exp * 1000),
+        clientIds: Object.keys(s.authorizations ?? {}),
+      }))
+      .sort((a, b) => (b.signedInAt?.getTime() ?? 0) - (a.signedInAt?.getTime() ?? 0));
+  }
+
+  /** Ends one of a user's sessions (its apps hear of it); NotFoundError when the user has no such session. */
+  async endSession(sub: string, handle: string): Promise<void> {
+    const session = (await findAccountSessions(this.stores.db, sub)).find((s) => s.handle === handle);
+    if (!session) throw new GatehouseError(404, 'not_found', 'that session has ended already, or is not yours');
+    this.signedOut(sub, signInsOf([session]));
+    await session.destroy();
   }
 
   /** Every app the user's sessions are signed in to hears that they are signed out. */

@@ -1,0 +1,262 @@
+import Router from '@koa/router';
+import type Koa from 'koa';
+import { koaBody } from 'koa-body';
+import type { AccountsService, User } from '../accounts/service.ts';
+import { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH } from '../accounts/passwords.ts';
+import { signInWithPassword } from '../accounts/sign-in.ts';
+import type { CredentialThrottle } from '../accounts/throttle.ts';
+import type { ClientsService } from '../clients/service.ts';
+import { GatehouseError, NotFoundError, ValidationError } from '../errors.ts';
+import { servesPath } from '../admin/served-path.ts';
+import { securityReporter } from '../observability/request-log.ts';
+import type { ReportSecurityEvent } from '../observability/security-events.ts';
+import type { Oidc } from '../oidc/index.ts';
+import { formRefusal, interactionErrorPage, isUnexpected, problemOf, respondWithPage } from '../problem.ts';
+import { csrfToken, csrfValid, sameSecret } from '../web/csrf.ts';
+import type { Views } from '../web/views.ts';
+import type { AccountEvents, AccountEventKind } from './events.ts';
+import { accountPageView } from './view-model.ts';
+import { AccountSessionCookie } from './cookie.ts';
+import type { AccountSession, AccountSessionsService } from './sessions.ts';
+
+export interface AccountPageDeps {
+  accounts: AccountsService;
+  throttle: CredentialThrottle;
+  clients: Pick<ClientsService, 'find'>;
+  accountSessions: AccountSessionsService;
+  accountEvents: AccountEvents;
+  oidc: Pick<Oidc, 'grantsOf' | 'revokeGrantOf' | 'sessionsOf' | 'endSession' | 'endSessions'>;
+  views: Views;
+}
+
+// Forms only: small urlencoded bodies, parsed on these routes alone.
+const formBody = koaBody({ urlencoded: true, json: false, multipart: false, text: false, formLimit: '16kb' });
+
+const text = (v: unknown): string => (typeof v === 'string' ? v : '');
+
+function formFields(ctx: Koa.Context): Record<string, unknown> {
+  const body: unknown = (ctx.request as { body?: unknown }).body;
+  return typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>) : {};
+}
+
+/** What the redirect after a change says; a fixed list, so a link cannot put words on the page. */
+const NOTICES: Record<string, string> = {
+  'signed-in': 'You are signed in to your account.',
+  'name-saved': 'Your name is saved.',
+  'password-changed': 'Your password is changed. Your other sessions are signed out and apps must sign you in again; this page stays signed in.',
+  'access-removed': 'The app’s access is removed: its tokens stop working, and it must ask you again.',
+  'session-ended': 'That session is signed out.',
+  'sessions-ended': 'You are signed out everywhere else: every app session, and the account page on other devices.',
+};
+
+/** Which section of the page a form's error belongs to. */
+type Section = 'name' | 'password' | 'apps' | 'sessions';
+
+interface SignedIn {
+  user: User;
+  session: AccountSession;
+}
+
+const seeOther = (ctx: Koa.Context, location: string) => {
+  ctx.status = 303;
+  ctx.redirect(location);
+};
+
+/**
+ * The person's own account page, /account: their name, their password, the apps they allowed,
+ * their sessions and their recent security events. Signed in to with a session of its own
+ * (sessions.ts), not an app's: it works without any app, and neither signs the other out.
+ * oidc-provider is reached through src/oidc/ only (`oidc`).
+ */
+export function accountRoutes(deps: AccountPageDeps): Router {
+  const { accounts, throttle, accountSessions, accountEvents, oidc, views } = deps;
+  const router = new Router({ prefix: '/account' });
+  const cookie = new AccountSessionCookie(accountSessions);
+
+  const render = (ctx: Koa.Context, template: string, context: Record<string, unknown>, status = 200) => {
+    ctx.status = status;
+    ctx.type = 'html';
+    ctx.body = views.render(template, { wide: template === 'account.njk', ...context });
+  };
+
+  const loginPage = (ctx: Koa.Context, context: { username?: string; error?: string }, status = 200) =>
+    render(ctx, 'account-login.njk', { title: 'Sign in to your account', csrf: csrfToken(ctx), username: '', ...context }, status);
+
+  const accountPage = async (
+    ctx: Koa.Context,
+    { user, session }: SignedIn,
+    errors: Partial<Record<Section, string>> = {},
+    status = 200,
+    typed: { name?: string } = {},
+  ) => {
+    const key = ctx.query.notice;
+    const notice = typeof key === 'string' && Object.hasOwn(NOTICES, key) ? NOTICES[key] : undefined;
+    const view = await accountPageView(user, { oidc, clients: deps.clients, accountEvents });
+    render(ctx, 'account.njk', { title: 'Your account', csrf: session.csrf, notice, errors, name: typed.name ?? user.name, ...view }, status);
+  };
+
+  const record = (ctx: Koa.Context, userId: string, kind: AccountEventKind) => accountEvents.record(userId, kind, ctx.ip);
+
+  // Errors become the sign-in pages' error page: the status and what went wrong, never a stack trace.
+  router.use(async (ctx, next) => {
+    ctx.set('cache-control', 'no-store');
+    try {
+      await next();
+    } catch (err) {
+      const problem = problemOf(err);
+      if (isUnexpected(problem)) ctx.app.emit('error', err, ctx);
+      respondWithPage(ctx, problem, views.render('error.njk', interactionErrorPage(problem)));
+    }
+  });
+  router.use(formBody);
+
+  // Every page but sign-in needs a signed-in, enabled person; every POST the session's CSRF token.
+  router.use(async (ctx, next) => {
+    if (ctx.path === '/account/login') return next();
+    const signedIn = await currentPerson(ctx, cookie, accounts);
+    if (!signedIn) return seeOther(ctx, '/account/login');
+    ctx.state.account = signedIn;
+    if (ctx.method === 'POST' && !sameSecret(formFields(ctx).csrf, signedIn.session.csrf)) {
+      return render(
+        ctx,
+        'error.njk',
+        {
+          title: 'Not allowed',
+          error: 'csrf_mismatch',
+          description:
+            'This form did not come from your account page (it may be from an old page, or from another site). Nothing was changed. Go back, reload the page and try again.',
+        },
+        403,
+      );
+    }
+    await next();
+  });
+  const person = (ctx: Koa.Context) => ctx.state.account as SignedIn;
+
+  router.get('/login', async (ctx) => {
+    if (await currentPerson(ctx, cookie, accounts)) return seeOther(ctx, '/account');
+    loginPage(ctx, {});
+  });
+
+  router.post('/login', async (ctx) => {
+    const body = formFields(ctx);
+    const username = text(body.username).trim();
+    const password = text(body.password);
+    const again = (status: number, error: string) => loginPage(ctx, { username, error }, status);
+    if (!csrfValid(ctx, body.csrf)) return again(403, 'Your form expired. Please sign in again.');
+    if (!username || !password) return again(400, 'Enter your username and password.');
+    // The same throttle and counters as every other sign-in form.
+    const result = await signInWithPassword(accounts, throttle, username, password, ctx.ip, securityReporter(ctx));
+    if (!result.ok) {
+      const { status, sentence } = formRefusal(ctx, result.refused);
+      return again(status, sentence);
+    }
+    await cookie.create(ctx, result.user.id);
+    seeOther(ctx, '/account?notice=signed-in');
+  });
+
+  router.post('/logout', async (ctx) => {
+    await cookie.end(ctx);
+    seeOther(ctx, '/account/login');
+  });
+
+  router.get('/', async (ctx) => accountPage(ctx, person(ctx)));
+
+  router.post('/name', async (ctx) => {
+    const signedIn = person(ctx);
+    const name = text(formFields(ctx).name);
+    // Line breaks and other control characters would only garble the ID token's name claim.
+    if (/\p{Cc}/u.test(name)) return accountPage(ctx, signedIn, { name: 'Your name cannot contain line breaks or control characters.' }, 400, { name: '' });
+    try {
+      await accounts.update(signedIn.user.id, { name });
+    } catch (err) {
+      if (err instanceof ValidationError) return accountPage(ctx, signedIn, { name: `Your name ${err.fields.name ?? 'is not valid'}.` }, 400, { name });
+      throw err;
+    }
+    await record(ctx, signedIn.user.id, 'account.name_changed');
+    seeOther(ctx, '/account?notice=name-saved');
+  });
+
+  router.post('/password', async (ctx) => {
+    const signedIn = person(ctx);
+    const body = formFields(ctx);
+    const current = text(body.current_password);
+    const password = text(body.password);
+    const confirm = text(body.password_confirm);
+    const refuse = (status: number, error: string) => accountPage(ctx, signedIn, { password: error }, status);
+    if (!current || !password || !confirm) return refuse(400, 'Enter your current password, and the new one twice.');
+    if (password !== confirm) return refuse(400, 'The new password and its confirmation differ. Nothing was changed.');
+    if (password.length < MIN_PASSWORD_LENGTH) return refuse(400, `The new password must be at least ${MIN_PASSWORD_LENGTH} characters.`);
+    if (password.length > MAX_PASSWORD_LENGTH) return refuse(400, `The new password must be at most ${MAX_PASSWORD_LENGTH} characters.`);
+    // The current password is checked like a sign-in (same throttle: this form is no way around
+    // it); a correct one is not logged as a sign-in.
+    const result = await signInWithPassword(accounts, throttle, signedIn.user.username, current, ctx.ip, passwordCheckReporter(securityReporter(ctx)));
+    if (!result.ok || result.user.id !== signedIn.user.id) {
+      const refused = result.ok ? new GatehouseError(401, 'access_denied', 'the current password is not correct') : result.refused;
+      const { status, sentence } = formRefusal(ctx, refused);
+      return refuse(status, status === 401 ? 'Your current password is not correct. Nothing was changed.' : sentence);
+    }
+    // Ends every session of the person (this page's too) and revokes their tokens; this
+    // browser then gets a new account session, so it stays signed in here alone.
+    await accounts.setPassword(signedIn.user.id, password);
+    await cookie.create(ctx, signedIn.user.id);
+    await record(ctx, signedIn.user.id, 'account.password_changed');
+    seeOther(ctx, '/account?notice=password-changed');
+  });
+
+  router.post('/apps/remove', async (ctx) => {
+    const signedIn = person(ctx);
+    const grantId = text(formFields(ctx).grant);
+    const theirs = (await oidc.grantsOf(signedIn.user.id)).some((g) => g.grantId === grantId);
+    if (!theirs) return accountPage(ctx, signedIn, { apps: 'That app’s access was removed already, or is not yours. Nothing was changed.' }, 404);
+    await oidc.revokeGrantOf(signedIn.user.id, grantId);
+    await record(ctx, signedIn.user.id, 'account.access_removed');
+    seeOther(ctx, '/account?notice=access-removed');
+  });
+
+  router.post('/sessions/end', async (ctx) => {
+    const signedIn = person(ctx);
+    const handle = text(formFields(ctx).session);
+    const theirs = (await oidc.sessionsOf(signedIn.user.id)).some((s) => s.handle === handle);
+    if (!theirs) return accountPage(ctx, signedIn, { sessions: 'That session has ended already, or is not yours. Nothing was changed.' }, 404);
+    await oidc.endSession(signedIn.user.id, handle);
+    await record(ctx, signedIn.user.id, 'account.session_ended');
+    seeOther(ctx, '/account?notice=session-ended');
+  });
+
+  router.post('/sessions/end-all', async (ctx) => {
+    const signedIn = person(ctx);
+    await oidc.endSessions(signedIn.user.id);
+    await accountSessions.endAllOf(signedIn.user.id, cookie.value(ctx));
+    await record(ctx, signedIn.user.id, 'account.sessions_ended');
+    seeOther(ctx, '/account?notice=sessions-ended');
+  });
+
+  // A form's address opened as a page (back, a bookmark) shows the account page; any other
+  // address under /account gets the error page, not the provider's JSON.
+  router.all('/{*rest}', async (ctx, next) => {
+    if (ctx.method === 'OPTIONS') return next();
+    if (servesPath(router, ctx) && (ctx.method === 'GET' || ctx.method === 'HEAD')) return seeOther(ctx, '/account');
+    if (servesPath(router, ctx)) throw new GatehouseError(405, 'method_not_allowed', 'This address does not take that kind of request.');
+    throw new NotFoundError('This page');
+  });
+
+  return router;
+}
+
+/** The person this request's account cookie signs in: a live session of an enabled user. */
+async function currentPerson(ctx: Koa.Context, cookie: AccountSessionCookie, accounts: Pick<AccountsService, 'findActive'>): Promise<SignedIn | undefined> {
+  const session = await cookie.current(ctx);
+  if (!session) return undefined;
+  const user = await accounts.findActive(session.userId);
+  if (!user) {
+    await cookie.end(ctx);
+    return undefined;
+  }
+  return { user, session };
+}
+
+/** Reports a current-password check: failures and locks as any sign-in's, success under its own name. */
+function passwordCheckReporter(report: ReportSecurityEvent): ReportSecurityEvent {
+  return (event, fields, level) => report(event === 'login.succeeded' ? 'account.password_confirmed' : event, fields, level);
+}
