@@ -117,7 +117,10 @@ export function accountLinkRoutes({ passwordResets, emailVerification, views }: 
         410,
       );
     }
-    page(ctx, 'account-link-done.njk', { title: 'Your address is confirmed', message: `Thank you: ${user.email} is now the verified address of ${user.username}.` });
+    page(ctx, 'account-link-done.njk', {
+      title: 'Your address is confirmed',
+      message: `Thank you: ${user.email} is now the verified address of ${user.username}.`,
+    });
   });
 
   // The pages are read with GET, their forms post: another method gets a clear answer.
@@ -125,7 +128,12 @@ export function accountLinkRoutes({ passwordResets, emailVerification, views }: 
     if (ctx.method === 'OPTIONS') return next();
     const posts = !ctx.path.startsWith('/verify-email/');
     ctx.set('allow', posts ? 'GET, HEAD, POST' : 'GET, HEAD');
-    page(ctx, 'account-link-done.njk', { title: 'Not here', message: 'This address shows a page and takes its form. Open the link from your mail again.' }, 405);
+    page(
+      ctx,
+      'account-link-done.njk',
+      { title: 'Not here', message: 'This address shows a page and takes its form. Open the link from your mail again.' },
+      405,
+    );
   });
 
   return router;

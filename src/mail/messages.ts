@@ -25,7 +25,10 @@ export function passwordResetMail(to: string, username: string, url: string, val
   return compose(
     to,
     'Reset your password',
-    [`Someone (hopefully you) asked to reset the password of the account "${username}".`, `Open this link within ${validMinutes} minutes to choose a new password:`],
+    [
+      `Someone (hopefully you) asked to reset the password of the account "${username}".`,
+      `Open this link within ${validMinutes} minutes to choose a new password:`,
+    ],
     { url, label: 'Choose a new password' },
     ['The link works once. If you did not ask for it, ignore this mail: your password stays as it is.'],
   );

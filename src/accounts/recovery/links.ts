@@ -32,7 +32,15 @@ export class AccountLinks {
     const now = this.now();
     await this.db.transaction(async (trx) => {
       await trx('account_links').where({ user_id: userId, purpose }).whereNull('used_at').update({ used_at: now });
-      await trx('account_links').insert({ token_hash: hashOf(token), purpose, user_id: userId, email: email ?? null, expires_at: now + ttlMs, used_at: null, created_at: now });
+      await trx('account_links').insert({
+        token_hash: hashOf(token),
+        purpose,
+        user_id: userId,
+        email: email ?? null,
+        expires_at: now + ttlMs,
+        used_at: null,
+        created_at: now,
+      });
     });
     return { token, expiresAt: new Date(now + ttlMs) };
   }

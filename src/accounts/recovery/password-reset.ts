@@ -51,7 +51,12 @@ export class PasswordResetService {
 
   /** Mails a new reset link to the user now, waiting for the SMTP server (the CLI's --send). */
   async mailLinkTo(userId: string): Promise<{ expiresAt: Date }> {
-    if (!this.mail) throw new GatehouseError(409, 'mail_not_configured', 'set GATEHOUSE_SMTP_URL and GATEHOUSE_MAIL_FROM to send mail; without them, hand the link over yourself');
+    if (!this.mail)
+      throw new GatehouseError(
+        409,
+        'mail_not_configured',
+        'set GATEHOUSE_SMTP_URL and GATEHOUSE_MAIL_FROM to send mail; without them, hand the link over yourself',
+      );
     const user = await this.accounts.get(userId);
     const { url, expiresAt } = await this.linkFor(user.id);
     await this.mail.mailer.send(passwordResetMail(user.email, user.username, url, RESET_LINK_MINUTES));
