@@ -9,7 +9,7 @@ import { csrfToken, csrfValid } from '../src/web/csrf.ts';
 import type { Views } from '../src/web/views.ts';
 
 export interface AccountLinkDeps {
-  passwordResets: Pick<PasswordResetService, 'request' | 'check' | 'reset'>;
+  passwordResets: Pick<PasswordResetService, 'request' | 'check' | 'reset' | 'canMail'>;
   emailVerification: Pick<EmailVerificationService, 'confirm'>;
   views: Views;
 }
@@ -58,7 +58,7 @@ export function accountLinkRoutes({ passwordResets, emailVerification, views }: 
   });
 
   const forgotPage = (ctx: Koa.Context, context: Record<string, unknown>, status = 200) =>
-    page(ctx, 'forgot-password.njk', { title: 'Forgot your password?', minutes: RESET_LINK_MINUTES, ...context }, status);
+    page(ctx, 'forgot-password.njk', { title: 'Forgot your password?', minutes: RESET_LINK_MINUTES, canMail: passwordResets.canMail, ...context }, status);
 
   router.get('/password-reset', (ctx) => forgotPage(ctx, { email: '' }));
 

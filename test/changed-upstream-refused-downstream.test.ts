@@ -150,7 +150,8 @@ const ROWS: Row[] = [
       const browser = new UserAgent();
       const form = await browser.open(url);
       const done = await browser.submit(form, /\/password-reset\//, { password: NEW_PASSWORD, password_confirm: NEW_PASSWORD });
-      if (done.status !== 200 || !/Your password is changed/.test(done.html)) throw new Error(`the reset was not accepted (${done.status}):\n${done.html.slice(0, 500)}`);
+      if (done.status !== 200 || !/Your password is changed/.test(done.html))
+        throw new Error(`the reset was not accepted (${done.status}):\n${done.html.slice(0, 500)}`);
     },
     expected: PERSON_CHANGED,
   },

@@ -338,3 +338,34 @@ test.serial('the SMTP password and the links never reach the log, nor an error',
     t.false(all.includes(secret), `never logged: ${secret.slice(0, 6)}…`);
   t.true(all.includes('/password-reset/:token'), 'the access log shows the link as a placeholder');
 });
+
+test.serial('odd links, methods and bodies get a clear answer, never a 500', async (t) => {
+  const { gh } = t.context;
+  const ask = async (path: string, init: RequestInit = {}) => (await fetch(`${gh.url}${path}`, { redirect: 'manual', ...init })).status;
+  t.is(await ask('/password-reset/%E0%A4%A'), 410);
+  t.is(await ask(`/password-reset/${'a'.repeat(4000)}`), 410);
+  t.is(await ask('/verify-email/%ZZ'), 410);
+  t.is(await ask('/password-reset', { method: 'PUT' }), 405);
+  t.is(await ask('/verify-email/abc', { method: 'POST' }), 405);
+  t.is(await ask('/password-reset', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"email":"a@example.com"}' }), 403);
+  t.is(await ask('/password-reset', { method: 'POST', headers: FORM_CONTENT_TYPE, body: `email=${'a'.repeat(20_000)}` }), 413);
+  t.is(await ask('/password-reset', { method: 'POST', headers: FORM_CONTENT_TYPE, body: 'email=a@example.com&email=b@example.com' }), 403);
+});
+
+test.serial('without SMTP, "Forgot your password?" says to ask the operators, who hand over a link', async (t) => {
+  const plain = await startLoopbackGatehouse();
+  try {
+    const page = await new UserAgent().open(`${plain.url}/password-reset`);
+    t.is(page.status, 200);
+    t.regex(page.html, /does not send mail\. Ask the people who run it/);
+    t.notRegex(page.html, /name="email"/);
+    const p = await person(plain);
+    const cli = await runCli(['users', 'reset-link', '--username', p.username, '--json'], plain.env);
+    t.regex(cli.json().url, /\/password-reset\/[\w-]{43}$/);
+    const sent = await runCli(['users', 'reset-link', '--username', p.username, '--send', '--json'], plain.env);
+    t.is(sent.code, 1);
+    t.regex(sent.stderr, /mail_not_configured/);
+  } finally {
+    await plain.close();
+  }
+});

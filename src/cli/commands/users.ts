@@ -38,7 +38,8 @@ async function run(services: Services, { sub, args, out, stdin }: Invocation): P
       if (positionals.length) throw new UsageError(`unexpected argument ${positionals[0]}`);
       if (!values.username) throw new UsageError('missing --username');
       if (!values.email) throw new UsageError('missing --email');
-      if (values['send-verification'] && !services.config.mail) throw new UsageError('--send-verification needs mail: set GATEHOUSE_SMTP_URL and GATEHOUSE_MAIL_FROM');
+      if (values['send-verification'] && !services.config.mail)
+        throw new UsageError('--send-verification needs mail: set GATEHOUSE_SMTP_URL and GATEHOUSE_MAIL_FROM');
       const user = await services.admin.createUser(CLI_ACTOR, {
         username: values.username,
         email: values.email,
