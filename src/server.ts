@@ -71,6 +71,8 @@ export async function startGatehouse(config: Config, { logDestination }: { logDe
     sweepExpiredPayloads(services.db).catch((err: Error) => log.warn({ detail: err.message }, 'sweeping expired tokens failed; retrying in a minute'));
     // Failure counters whose window and lock are over, so hostile sign-ins leave nothing behind.
     services.throttle.sweepExpired().catch((err: Error) => log.warn({ detail: err.message }, 'sweeping expired failure counters failed; retrying in a minute'));
+    // Mailed links (reset, verification) a day past their expiry or use.
+    services.passwordResets.sweepLinks().catch((err: Error) => log.warn({ detail: err.message }, 'sweeping old account links failed; retrying in a minute'));
   }, SWEEP_INTERVAL_MS);
   sweeper.unref();
   const keyReloader = setInterval(reloadKeys, config.keysReloadSeconds * 1000);

@@ -110,6 +110,11 @@ test.serial('a verification link older than 24 hours, or replaced by a newer one
   t.is((await new UserAgent().open(second)).status, 410);
   t.false((await gh.services.accounts.get(created.id)).emailVerified);
   t.is((await new UserAgent().open(`${verifyPrefix(gh)}made-up`)).status, 410);
+
+  // A day later the sweep removes them: nothing they say still holds.
+  clock.advance(24 * 60 * 60_000);
+  t.true((await gh.services.passwordResets.sweepLinks()) >= 2);
+  t.is((await gh.services.db('account_links').where({ user_id: created.id })).length, 0);
 });
 
 test.serial('without SMTP, --send-verification is refused before anyone is created', async (t) => {

@@ -88,6 +88,11 @@ export class PasswordResetService {
     return { ok: true };
   }
 
+  /** Deletes mailed links (of every purpose) a day past their expiry or use. */
+  sweepLinks(): Promise<number> {
+    return this.links.sweep();
+  }
+
   /** The user a link would reset, while it is unused and unexpired. */
   async check(token: string): Promise<User | undefined> {
     const link = await this.links.peek('reset', token);
