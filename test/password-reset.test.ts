@@ -369,3 +369,15 @@ test.serial('without SMTP, "Forgot your password?" says to ask the operators, wh
     await plain.close();
   }
 });
+
+test.serial('one link submitted twice at once sets one password: the other submission gets the used-link page', async (t) => {
+  const { gh } = t.context;
+  const p = await person(gh);
+  const url = await handedOverLink(t, p.id);
+  const agent = new UserAgent();
+  const page = await agent.open(url);
+  const answers = await Promise.all([submitReset(agent, page, 'first-of-two-passphrases'), submitReset(agent, page, 'second-of-two-passphrases')]);
+  t.deepEqual(answers.map((a) => a.status).sort(), [200, 410]);
+  const winner = answers[0]!.status === 200 ? 'first-of-two-passphrases' : 'second-of-two-passphrases';
+  t.true(await signsIn(t, p.username, winner));
+});
