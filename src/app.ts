@@ -3,6 +3,7 @@ import Koa from 'koa';
 import compose from 'koa-compose';
 import { createViews, type Views } from './web/views.ts';
 import { interactionRoutes } from '../interactions/routes.ts';
+import { ACCOUNT_LINK_PREFIXES, accountLinkRoutes } from '../interactions/reset-routes.ts';
 import { GatehouseError } from './errors.ts';
 import { healthRoutes } from './health/routes.ts';
 import { bearerLogoutRoutes } from './logout/routes.ts';
@@ -32,7 +33,7 @@ export interface GatehouseApp {
 const stylesheet = fs.readFileSync(new URL('../interactions/public/gatehouse.css', import.meta.url));
 
 /** Where Gatehouse's own routes live; every other path is oidc-provider's. */
-export const OWN_PREFIXES = ['/healthz', '/readyz', '/interaction/', '/logout', '/admin', '/userdata', '/account'];
+export const OWN_PREFIXES = ['/healthz', '/readyz', '/interaction/', '/logout', '/admin', '/userdata', '/account', ...ACCOUNT_LINK_PREFIXES];
 
 const keyFingerprint = (jwks: { keys: Array<{ kid?: string }> }) => jwks.keys.map((k) => k.kid).join(',');
 
@@ -122,6 +123,7 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
         ...(services.stores.redis ? { redis: () => services.stores.redis!.client.ping() } : {}),
       }),
       interactionRoutes({ interactions: oidc.interactions, accounts: services.accounts, throttle: services.throttle, scopes: services.scopes, resources: services.resources, views }),
+      accountLinkRoutes({ passwordResets: services.passwordResets, emailVerification: services.emailVerification, views }),
       bearerLogoutRoutes(oidc),
       accountRoutes({ accounts, throttle, clients, accountSessions: services.accountSessions, accountEvents: services.accountEvents, oidc, views }),
       adminApiRoutes({ config, admin, clients, accounts, apiKeys, adminTokens, audit, scopes, resources, throttle }),

@@ -62,6 +62,14 @@ export interface Config {
   logLevel: LogLevel;
   /** GET /metrics (Prometheus); off unless the operator turns it on. */
   metrics: { enabled: boolean; token: string | undefined };
+  /** Outgoing mail (password reset, address verification); undefined when GATEHOUSE_SMTP_URL is unset. */
+  mail: MailConfig | undefined;
+}
+
+/** Where mail goes out. `smtpUrl` carries the SMTP password: show it only through redactUrl. */
+export interface MailConfig {
+  smtpUrl: string;
+  from: string;
 }
 
 export interface Lifetimes {
@@ -109,6 +117,28 @@ const httpUrl = z.string().refine((v) => {
     return false;
   }
 }, 'must be an absolute http(s) URL without query or fragment');
+
+/**
+ * GATEHOUSE_SMTP_URL. The message never quotes the value: it may hold the SMTP password.
+ */
+const smtpUrl = z.string().refine((v) => {
+  try {
+    const url = new URL(v);
+    return (url.protocol === 'smtp:' || url.protocol === 'smtps:') && url.hostname !== '';
+  } catch {
+    return false;
+  }
+}, 'must be smtp://[user:password@]host[:port] or smtps://… (the password percent-encoded)');
+
+/** GATEHOUSE_MAIL_FROM: an address, or `Name <address>`. */
+const mailFrom = z
+  .string()
+  .trim()
+  .max(320, 'must be at most 320 characters')
+  .refine((v) => {
+    const address = /^[^<>\r\n]*<([^<>\s]+)>$/.exec(v)?.[1] ?? v;
+    return z.email().safeParse(address).success && !/[\r\n]/.test(v);
+  }, 'must be an email address, or "Name <address>"');
 
 const seconds = z.coerce.number().int('must be a whole number of seconds').min(1, 'must be at least 1 second').max(10 * 365 * 24 * 60 * 60, 'must be at most ten years');
 
@@ -178,6 +208,8 @@ const envSchema = z.object({
   GATEHOUSE_SESSION_TTL: seconds.default(14 * 24 * 60 * 60),
   GATEHOUSE_LOG_LEVEL: z.enum(LOG_LEVELS, `must be one of ${LOG_LEVELS.join(', ')}`).default('info'),
   GATEHOUSE_METRICS: booleanFlag.default(false),
+  GATEHOUSE_SMTP_URL: smtpUrl.optional(),
+  GATEHOUSE_MAIL_FROM: mailFrom.optional(),
   GATEHOUSE_METRICS_TOKEN: z.string().min(32, 'must be at least 32 characters').regex(/^[\x21-\x7E]+$/, 'must be printable ASCII without spaces').optional(),
 });
 
@@ -198,6 +230,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   if (e.GATEHOUSE_METRICS_TOKEN && !e.GATEHOUSE_METRICS) {
     throw new ConfigError('invalid GATEHOUSE_METRICS_TOKEN: set GATEHOUSE_METRICS=true too, or /metrics stays off');
+  }
+  if (e.GATEHOUSE_SMTP_URL && !e.GATEHOUSE_MAIL_FROM) {
+    throw new ConfigError('invalid GATEHOUSE_MAIL_FROM: required with GATEHOUSE_SMTP_URL (the address mail is sent from)');
   }
   const dataDir = path.resolve(e.GATEHOUSE_DATA_DIR);
   const issuer = e.GATEHOUSE_ISSUER ?? `http://localhost:${e.PORT}`;
@@ -238,5 +273,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     logLevel: e.GATEHOUSE_LOG_LEVEL,
     metrics: { enabled: e.GATEHOUSE_METRICS, token: e.GATEHOUSE_METRICS_TOKEN },
+    mail: e.GATEHOUSE_SMTP_URL ? { smtpUrl: e.GATEHOUSE_SMTP_URL, from: e.GATEHOUSE_MAIL_FROM! } : undefined,
   };
 }

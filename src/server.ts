@@ -9,7 +9,7 @@ import { sweepExpiredPayloads } from './oidc/index.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { HttpMetrics, serveClusterMetrics } from './observability/metrics.ts';
 import type { DestinationStream } from 'pino';
-import { redactCredentials } from './observability/redact.ts';
+import { redactCredentials, redactUrl } from './observability/redact.ts';
 
 export interface RunningGatehouse {
   server: Server;
@@ -71,6 +71,8 @@ export async function startGatehouse(config: Config, { logDestination }: { logDe
     sweepExpiredPayloads(services.db).catch((err: Error) => log.warn({ detail: err.message }, 'sweeping expired tokens failed; retrying in a minute'));
     // Failure counters whose window and lock are over, so hostile sign-ins leave nothing behind.
     services.throttle.sweepExpired().catch((err: Error) => log.warn({ detail: err.message }, 'sweeping expired failure counters failed; retrying in a minute'));
+    // Mailed links (reset, verification) a day past their expiry or use.
+    services.passwordResets.sweepLinks().catch((err: Error) => log.warn({ detail: err.message }, 'sweeping old account links failed; retrying in a minute'));
   }, SWEEP_INTERVAL_MS);
   sweeper.unref();
   const keyReloader = setInterval(reloadKeys, config.keysReloadSeconds * 1000);
@@ -129,7 +131,7 @@ export function startupFailure(err: unknown, config: Config): string {
   return `gatehouse: could not start: ${redactCredentials((err as Error).message, storeUrls(config))}`;
 }
 
-const storeUrls = (config: Config) => [config.database.client === 'pg' ? config.database.connectionString : undefined, config.redisUrl];
+const storeUrls = (config: Config) => [config.database.client === 'pg' ? config.database.connectionString : undefined, config.redisUrl, config.mail?.smtpUrl];
 
 /** What a worker tells the primary before it exits at start-up, so that the host says it once. */
 const STARTUP_FAILED = 'gatehouse:startup-failed';
@@ -161,7 +163,8 @@ async function serve(config: Config): Promise<RunningGatehouse> {
 const announce = (config: Config, workers: number, log: Logger) => {
   const store = config.database.client === 'pg' ? 'PostgreSQL' : `SQLite ${config.database.filename}`;
   log.info(
-    { issuer: config.issuer, port: config.port, store, redis: Boolean(config.redisUrl), workers, metrics: config.metrics.enabled },
+    // The SMTP URL only with its password masked.
+    { issuer: config.issuer, port: config.port, store, redis: Boolean(config.redisUrl), workers, metrics: config.metrics.enabled, mail: config.mail ? redactUrl(config.mail.smtpUrl) : false },
     `serving ${config.issuer} on port ${config.port} (${store}${config.redisUrl ? ' + Redis' : ''}, ${workers} worker${workers === 1 ? '' : 's'}); discovery at ${config.issuer}/.well-known/openid-configuration`,
   );
 };

@@ -29,6 +29,11 @@ import { openInvalidations, type Invalidations } from './cache/invalidation.ts';
 import { ScopesService } from './scopes/service.ts';
 import { loadAtRest } from './settings/at-rest.ts';
 import { ResourcesService } from './resources/service.ts';
+import { AccountLinks } from './accounts/recovery/links.ts';
+import { PasswordResetService } from './accounts/recovery/password-reset.ts';
+import { EmailVerificationService } from './accounts/recovery/email-verification.ts';
+import { smtpMailer, type Mailer } from './mail/mailer.ts';
+import { Outbox } from './mail/outbox.ts';
 
 /** The domain services every entry point (server, CLI, tests) shares: one source of truth. */
 export interface Services {
@@ -67,6 +72,12 @@ export interface Services {
   invalidations: Invalidations;
   /** Sends logout tokens to apps whose sign-in ended (OpenID Connect Back-Channel Logout). */
   backchannel: BackchannelLogout;
+  /** Forgotten passwords: mailed single-use links (or handed over by an operator). */
+  passwordResets: PasswordResetService;
+  /** Address verification links; `startChange` for a new address. */
+  emailVerification: EmailVerificationService;
+  /** Mail sent after the answer (undefined without GATEHOUSE_SMTP_URL). */
+  outbox: Outbox | undefined;
   close(): Promise<void>;
 }
 
@@ -169,18 +180,23 @@ export async function openServices(config: Config, { migrate = true, migrated, l
     );
     events.listen((event, fields) => accountEvents.fromSecurityEvent(event, fields));
     const audit = new AuditLog(db, events);
-    const admin = new AdminOperations(clients, accounts, apiKeys, grants, keys, adminTokens, audit, userdata, scopes, resources, throttle);
+    const mailer: Mailer | undefined = config.mail ? smtpMailer(config.mail) : undefined;
+    const outbox = mailer ? new Outbox(mailer, log) : undefined;
+    const links = new AccountLinks(db);
+    const passwordResets = new PasswordResetService(links, accounts, throttle, config.issuer, mailer && outbox ? { mailer, outbox } : undefined);
+    const emailVerification = new EmailVerificationService(links, accounts, config.issuer, mailer);
+    const admin = new AdminOperations(clients, accounts, apiKeys, grants, keys, adminTokens, audit, userdata, scopes, resources, throttle, passwordResets);
     const close = async () => {
       // Logout tokens on their way get a few seconds to arrive (a CLI run exits right after);
       // retries still waiting are dropped.
-      await Promise.race([deliveries.idle(), new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
+      await Promise.race([Promise.all([deliveries.idle(), outbox?.idle()]), new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
       deliveries.close();
       await invalidations!.close();
       redis?.disconnect();
       sqlite?.close();
       await db.destroy();
     };
-    return { config, db, stores, settings, clients, scopes, resources, keys, accounts, throttle, apiKeys, userdata, adapters, grants, adminTokens, adminSessions, accountSessions, accountEvents, audit, admin, log, events, metrics, invalidations, backchannel, close };
+    return { config, db, stores, settings, clients, scopes, resources, keys, accounts, throttle, apiKeys, userdata, adapters, grants, adminTokens, adminSessions, accountSessions, accountEvents, audit, admin, log, events, metrics, invalidations, backchannel, passwordResets, emailVerification, outbox, close };
   } catch (err) {
     await invalidations?.close();
     redis?.disconnect();

@@ -122,6 +122,8 @@ const ADMIN_FORMS: Record<string, AdminForm> = {
   },
   // An accepted unlock is audited, so a forged one shows in the snapshot.
   '/admin/users/:id/unlock': { prepare: async (gh) => ({ url: `/admin/users/${await newUser(gh)}/unlock`, fields: {} }) },
+  // An accepted reset link is audited (and replaces the user's older links), so a forged one shows in the snapshot.
+  '/admin/users/:id/reset-link': { prepare: async (gh) => ({ url: `/admin/users/${await newUser(gh)}/reset-link`, fields: {} }) },
   '/admin/users/:id/grant-admin': { prepare: async (gh) => ({ url: `/admin/users/${await newUser(gh)}/grant-admin`, fields: {} }) },
   '/admin/users/:id/remove-admin': { prepare: async (gh) => ({ url: `/admin/users/${await newUser(gh, { isAdmin: true })}/remove-admin`, fields: {} }) },
   '/admin/users/:id/password': { prepare: async (gh) => ({ url: `/admin/users/${await newUser(gh)}/password`, fields: { password: 'set-by-a-forger-1' } }) },

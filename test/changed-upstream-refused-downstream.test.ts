@@ -5,7 +5,7 @@ import { runCli } from './support/cli.ts';
 import { adminApi, type AdminApi } from './support/admin-api.ts';
 import { operatorAgent } from './support/attacks.ts';
 import { basicAuth, FORM_CONTENT_TYPE } from './support/http.ts';
-import { isLoginPage, type UserAgent } from './support/user-agent.ts';
+import { isLoginPage, UserAgent } from './support/user-agent.ts';
 import { CLIENTS_TOPIC } from '../src/clients/service.ts';
 import { introspect, readWithApiKey, refresh, signedInPerson, status, webApp } from './support/token-consumers.ts';
 
@@ -140,6 +140,18 @@ const ROWS: Row[] = [
     change: 'an operator sets the person’s password (CLI users set-password)',
     make: async (w, b) => {
       await cli(w, ['users', 'set-password', b.username, '--password-stdin'], `${NEW_PASSWORD}\n`);
+    },
+    expected: PERSON_CHANGED,
+  },
+  {
+    change: 'the person sets a new password with a reset link, in another browser (CLI users reset-link)',
+    make: async (w, b) => {
+      const { url } = (await cli(w, ['users', 'reset-link', '--username', b.username])) as { url: string };
+      const browser = new UserAgent();
+      const form = await browser.open(url);
+      const done = await browser.submit(form, /\/password-reset\//, { password: NEW_PASSWORD, password_confirm: NEW_PASSWORD });
+      if (done.status !== 200 || !/Your password is changed/.test(done.html))
+        throw new Error(`the reset was not accepted (${done.status}):\n${done.html.slice(0, 500)}`);
     },
     expected: PERSON_CHANGED,
   },

@@ -220,6 +220,13 @@ export class AccountsService {
     return toUser(parsed);
   }
 
+  /** The enabled users with this email address (any case), oldest first: whom a reset mail goes to. */
+  async activeWithEmail(email: string): Promise<User[]> {
+    if (email.length > 254) return [];
+    const rows = await this.db('users').whereRaw('lower(email) = ?', [email.trim().toLowerCase()]).andWhere({ disabled: false }).orderBy('created_at');
+    return rows.map((r) => toUser(userRow.parse(r)));
+  }
+
   /** Whether a username (as typed at sign-in) names an account: only then may a log line carry it. */
   async usernameExists(username: string): Promise<boolean> {
     if (username.length > 150) return false;

@@ -180,6 +180,14 @@ export function adminApiRoutes(services: AdminApiServices): Router<State> {
     const { user, cleared } = await admin.unlockUser(ctx.state.actor, ctx.params.id!);
     ctx.body = { ...userJson(user), counters_cleared: cleared };
   });
+  // A password reset link to hand over (or, with {"send": true}, mailed to the user).
+  router.post('/users/:id/reset-link', jsonBody, async (ctx) => {
+    const body = ctx.request.length ? objectBody(ctx) : {};
+    const send = optionalBoolean(body, 'send') ?? false;
+    const link = await admin.createResetLink(ctx.state.actor, ctx.params.id!, { send });
+    ctx.set('cache-control', 'no-store');
+    ctx.body = link.sent ? { sent: true, email: link.user.email, expires_at: link.expiresAt.toISOString() } : { url: link.url, expires_at: link.expiresAt.toISOString() };
+  });
   router.get('/users/:id/grants', async (ctx) => {
     ctx.body = (await admin.userGrants(ctx.params.id!)).map((g) => grantJson(g, g.clientName ?? ''));
   });

@@ -206,6 +206,20 @@ export function openApiDocument(issuer: string) {
           responses: { '200': { description: 'User, with counters_cleared: how many failure counters were removed', ...json(ref('User')) }, ...errors },
         },
       },
+      '/users/{id}/reset-link': {
+        parameters: [idParam('id', 'user id (sub)')],
+        post: {
+          summary: 'A single-use password reset link, valid 30 minutes, for the operator to hand over; with {"send": true} mailed to the user instead (needs SMTP). Older links stop working. Audited as user.reset_link',
+          requestBody: { required: false, content: { 'application/json': { schema: { type: 'object', properties: { send: { type: 'boolean' } }, additionalProperties: false } } } },
+          responses: {
+            '200': {
+              description: 'The link ({url, expires_at}), or that it was mailed ({sent, email, expires_at})',
+              ...json({ type: 'object', properties: { url: { type: 'string', format: 'uri' }, sent: { type: 'boolean' }, email: { type: 'string' }, expires_at: { type: 'string', format: 'date-time' } } }),
+            },
+            ...errors,
+          },
+        },
+      },
       '/users/{id}/grants': {
         parameters: [idParam('id', 'user id (sub)')],
         get: { summary: "A user's authorized apps", responses: { '200': { description: 'Grants', ...json({ type: 'array', items: ref('Grant') }) }, ...errors } },

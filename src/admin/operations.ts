@@ -11,6 +11,7 @@ import type { Scope, ScopesService } from '../scopes/service.ts';
 import type { Resource, ResourceInput, ResourcesService } from '../resources/service.ts';
 import type { Actor, AuditLog } from './audit.ts';
 import type { AdminTokensService } from './tokens.ts';
+import type { PasswordResetService } from '../accounts/recovery/password-reset.ts';
 
 /** A stored /userdata document as the admin lists it. */
 export type AppDocument = StoredDocument & { clientName: string | null };
@@ -77,6 +78,7 @@ export class AdminOperations {
     private readonly scopes: ScopesService,
     private readonly resources: ResourcesService,
     private readonly throttle: CredentialThrottle,
+    private readonly passwordResets: PasswordResetService,
   ) {}
 
   async createClient(actor: Actor, input: ClientSettingsInput): Promise<ClientWithSecret> {
@@ -134,6 +136,23 @@ export class AdminOperations {
     const user = await this.accounts.setPassword(id, password);
     await this.audit.record(actor, 'user.set_password', `user:${id}`);
     return user;
+  }
+
+  /**
+   * A password reset link for a user (valid 30 minutes, once; older ones stop working): shown to
+   * the operator to hand over, or with `send` mailed to the user's address. The audit entry never
+   * holds the link.
+   */
+  async createResetLink(actor: Actor, id: string, { send = false }: { send?: boolean } = {}): Promise<{ user: User; url?: string; expiresAt: Date; sent: boolean }> {
+    const user = await this.accounts.get(id);
+    if (send) {
+      const { expiresAt } = await this.passwordResets.mailLinkTo(user.id);
+      await this.audit.record(actor, 'user.reset_link', `user:${id}`, { sent: true });
+      return { user, expiresAt, sent: true };
+    }
+    const { url, expiresAt } = await this.passwordResets.linkFor(user.id);
+    await this.audit.record(actor, 'user.reset_link', `user:${id}`, { sent: false });
+    return { user, url, expiresAt, sent: false };
   }
 
   /**

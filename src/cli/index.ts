@@ -96,8 +96,12 @@ export async function runCli(argv: string[]): Promise<number> {
     if (err instanceof ValidationError) return out.fail(err.code, withOptionNames(err).description, 1);
     if (err instanceof GatehouseError) return out.fail(err.code, err.description, 1);
     if (err instanceof DotSourceError) return out.fail('invalid_source', redactCredentials(err.message, argv), 1);
-    // A driver's message may quote a store URL or the --from URL of an import, password and all.
-    return out.fail('server_error', redactCredentials((err as Error).message, [process.env.DATABASE_URL, process.env.REDIS_URL, ...argv]), 1);
+    // A driver's message may quote a store URL, the SMTP URL or the --from URL of an import, password and all.
+    return out.fail(
+      'server_error',
+      redactCredentials((err as Error).message, [process.env.DATABASE_URL, process.env.REDIS_URL, process.env.GATEHOUSE_SMTP_URL, ...argv]),
+      1,
+    );
   } finally {
     await services?.close();
     cleanup?.();

@@ -36,6 +36,7 @@ export const USAGE = `usage: npm run -s cli -- <command> [options] [--json]
   clients delete ID
   clients rotate-secret ID
   users create --username U --email E [--name N] [--password-stdin] [--admin] [--email-verified]
+                 [--send-verification]      mail a link confirming the address (needs SMTP)
                                             without --password-stdin, asks twice on the terminal
   users list [--search TEXT]
   users show ID|USERNAME
@@ -43,6 +44,8 @@ export const USAGE = `usage: npm run -s cli -- <command> [options] [--json]
   users disable ID|USERNAME                 sign-in refused, tokens revoked
   users enable ID|USERNAME
   users unlock ID|USERNAME                  lifts sign-in locks and slow-downs, from every address
+  users reset-link --username U [--send]    a single-use password reset link (30 minutes) to hand
+                                            over; --send mails it to the user (needs SMTP)
   api-keys create --client CLIENT_ID --scope userdata:read --scope userdata:write [--name N]
                                             prints the key once
   api-keys list [--client CLIENT_ID]

@@ -32,7 +32,7 @@ const DOT_ENDPOINTS: ReadonlyArray<readonly [string, string]> = [
  */
 export const RESERVED_SEGMENTS: ReadonlySet<string> = new Set([
   // Gatehouse's own routes
-  'admin', 'interaction', 'userdata', 'logout', 'healthz', 'readyz', 'metrics', 'assets', 'account', 'idp',
+  'admin', 'interaction', 'userdata', 'logout', 'healthz', 'readyz', 'metrics', 'assets', 'account', 'idp', 'password-reset', 'verify-email',
   // oidc-provider's, as configured and by default
   'authorize', 'auth', 'token', 'userinfo', 'me', 'jwks', 'introspect', 'revoke', 'session', '.well-known',
   'device', 'backchannel', 'challenge', 'request', 'reg', 'credential',

@@ -37,9 +37,14 @@ export function routeName(ctx: Koa.Context): string {
   return 'unmatched';
 }
 
-// Interaction ids travel in these paths and, with their cookie, let a browser continue a sign-in:
+// Interaction ids travel in these paths and, with their cookie, let a browser continue a sign-in;
+// a mailed link's token (password reset, address verification) is the credential itself: each is
 // logged as a placeholder, like the metrics' route names.
-const loggedPath = (path: string) => path.replace(/^\/(interaction|authorize)\/[^/]+/, '/$1/:uid').slice(0, 512);
+const loggedPath = (path: string) =>
+  path
+    .replace(/^\/(interaction|authorize)\/[^/]+/, '/$1/:uid')
+    .replace(/^\/(password-reset|verify-email)\/[^/]+/, '/$1/:token')
+    .slice(0, 512);
 
 /**
  * Gives each request an id (X-Request-Id, echoed back), a logger bound to it, and one access

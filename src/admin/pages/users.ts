@@ -46,7 +46,7 @@ export function userPages(router: Router, { admin, accounts }: UserPagesServices
     }
   });
 
-  const userPage = async (ctx: Koa.Context, user: User, passwordErrors: Record<string, string> = {}, status = 200) => {
+  const userPage = async (ctx: Koa.Context, user: User, passwordErrors: Record<string, string> = {}, status = 200, extra: Record<string, unknown> = {}) => {
     page(
       ctx,
       'user.njk',
@@ -58,6 +58,7 @@ export function userPages(router: Router, { admin, accounts }: UserPagesServices
         grants: (await admin.userGrants(user.id)).map(grantView),
         documents: (await admin.userDocuments(user.id)).map((d) => appDocumentView(user, d)),
         passwordErrors,
+        ...extra,
       },
       status,
     );
@@ -92,6 +93,14 @@ export function userPages(router: Router, { admin, accounts }: UserPagesServices
       if (err instanceof ValidationError) return userPage(ctx, user, err.fields, 400);
       throw err;
     }
+  });
+
+  // The link is shown once, on this answer (never in a redirect's URL, which browsers keep in history).
+  router.post('/users/:id/reset-link', async (ctx) => {
+    const user = await accounts.get(ctx.params.id!);
+    const link = await admin.createResetLink(operatorOf(ctx).actor, user.id);
+    ctx.set('cache-control', 'no-store');
+    await userPage(ctx, user, {}, 200, { resetLink: { url: link.url, expires: link.expiresAt.toISOString().replace('T', ' ').slice(0, 16) + ' UTC' } });
   });
 
   router.post('/users/:id/grants/:grantId/revoke', async (ctx) => {

@@ -1,4 +1,4 @@
-/** `users create|list|show|set-password|disable|enable|grant-admin|remove-admin|unlock`. */
+/** `users create|list|show|set-password|disable|enable|grant-admin|remove-admin|unlock|reset-link`. */
 import type { Services } from '../../services.ts';
 import type { User } from '../../accounts/service.ts';
 import { CLI_ACTOR } from '../../admin/audit.ts';
@@ -26,6 +26,8 @@ const userOptions = {
   admin: { type: 'boolean' },
   'email-verified': { type: 'boolean' },
   search: { type: 'string' },
+  'send-verification': { type: 'boolean' },
+  send: { type: 'boolean' },
 } satisfies Options;
 
 async function run(services: Services, { sub, args, out, stdin }: Invocation): Promise<void> {
@@ -36,6 +38,8 @@ async function run(services: Services, { sub, args, out, stdin }: Invocation): P
       if (positionals.length) throw new UsageError(`unexpected argument ${positionals[0]}`);
       if (!values.username) throw new UsageError('missing --username');
       if (!values.email) throw new UsageError('missing --email');
+      if (values['send-verification'] && !services.config.mail)
+        throw new UsageError('--send-verification needs mail: set GATEHOUSE_SMTP_URL and GATEHOUSE_MAIL_FROM');
       const user = await services.admin.createUser(CLI_ACTOR, {
         username: values.username,
         email: values.email,
@@ -44,7 +48,13 @@ async function run(services: Services, { sub, args, out, stdin }: Invocation): P
         isAdmin: Boolean(values.admin),
         emailVerified: Boolean(values['email-verified']),
       });
-      return out.print(userText(user), userJson(user));
+      if (!values['send-verification']) return out.print(userText(user), userJson(user));
+      // The user exists either way; a mail that cannot go out is said, and the exit code says it too.
+      const { expiresAt } = await services.emailVerification.send(user.id);
+      return out.print(`${userText(user)}\nverification mail sent to ${user.email} (link valid until ${expiresAt.toISOString()})`, {
+        ...userJson(user),
+        verification_sent: true,
+      });
     }
     case 'list': {
       const users = await services.accounts.list(values.search);
@@ -84,13 +94,23 @@ async function run(services: Services, { sub, args, out, stdin }: Invocation): P
         counters_cleared: cleared,
       });
     }
+    case 'reset-link': {
+      if (positionals.length > 1) throw new UsageError(`unexpected argument ${positionals[1]}`);
+      const named = values.username ?? positionals[0];
+      if (!named) throw new UsageError('missing --username (or a user id)');
+      const user = await services.accounts.resolve(named);
+      const link = await services.admin.createResetLink(CLI_ACTOR, user.id, { send: Boolean(values.send) });
+      const until = link.expiresAt.toISOString();
+      if (link.sent) return out.print(`reset link mailed to ${user.email} (valid once, until ${until})`, { sent: true, email: user.email, expires_at: until });
+      return out.print(`${link.url}\nvalid once, until ${until}: hand it to ${user.username} yourself`, { url: link.url, expires_at: until });
+    }
     default:
       throw new UsageError(`unknown users command ${sub ?? '(none)'}`);
   }
 }
 
 export const users: Command = {
-  subcommands: ['create', 'list', 'show', 'set-password', 'disable', 'enable', 'grant-admin', 'remove-admin', 'unlock'],
+  subcommands: ['create', 'list', 'show', 'set-password', 'disable', 'enable', 'grant-admin', 'remove-admin', 'unlock', 'reset-link'],
   options: userOptions,
   run,
 };

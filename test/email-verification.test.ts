@@ -1,0 +1,151 @@
+import anyTest, { type TestFn } from 'ava';
+import { ConfigError, loadConfig } from '../src/config.ts';
+import { testClock } from './support/clock.ts';
+import { runCli } from './support/cli.ts';
+import type { TestGatehouse } from './support/gatehouse.ts';
+import { linkIn, startTestSmtp, type TestSmtp } from './support/smtp.ts';
+import { authorizationRequest, createClient, oidc, REDIRECT_URI, redeem, relyingParty, startLoopbackGatehouse } from './support/relying-party.ts';
+import { signInAllowingConsent, UserAgent } from './support/user-agent.ts';
+
+/**
+ * A person's address is verified by following a single-use link mailed to it; the
+ * email_verified claim apps receive follows. A changed address is used only once verified.
+ */
+
+const clock = testClock();
+const test = anyTest as TestFn<{ gh: TestGatehouse; smtp: TestSmtp; rp: oidc.Configuration }>;
+const PASSWORD = 'verify-me-passphrase';
+
+test.before(async (t) => {
+  const smtp = await startTestSmtp();
+  const gh = await startLoopbackGatehouse({ env: { GATEHOUSE_SMTP_URL: smtp.url, GATEHOUSE_MAIL_FROM: 'no-reply@example.com' } });
+  const app = await createClient(gh, ['--name', 'Team Wiki', '--type', 'confidential', '--grant', 'authorization_code', '--redirect-uri', REDIRECT_URI]);
+  t.context = { gh, smtp, rp: await relyingParty(gh, app, 'basic') };
+});
+
+test.after.always(async (t) => {
+  await t.context.gh?.close();
+  await t.context.smtp?.close();
+});
+
+/** `users create … --send-verification`, as an operator runs it. */
+async function createWithVerification(gh: TestGatehouse, username: string) {
+  const res = await runCli(
+    ['users', 'create', '--username', username, '--email', `${username}@example.com`, '--password-stdin', '--send-verification', '--json'],
+    gh.env,
+    `${PASSWORD}\n`,
+  );
+  if (res.code !== 0) throw new Error(res.stderr);
+  return res.json() as { id: string; email: string; email_verified: boolean; verification_sent: boolean };
+}
+
+/** The email claims an app gets (at /userinfo) when the person signs in now. */
+async function emailClaims(t: { context: { rp: oidc.Configuration } }, username: string) {
+  const pending = await authorizationRequest(t.context.rp, { scope: 'openid email' });
+  const { landed } = await signInAllowingConsent(new UserAgent([REDIRECT_URI]), pending.url, username, PASSWORD);
+  const tokens = await redeem(t.context.rp, landed, pending);
+  const claims = await oidc.fetchUserInfo(t.context.rp, tokens.access_token, tokens.claims()!.sub);
+  return { email: claims.email, email_verified: claims.email_verified };
+}
+
+const verifyPrefix = (gh: TestGatehouse) => `${gh.config.issuer}/verify-email/`;
+
+test.serial('an operator creates a user with --send-verification; following the mailed link verifies the address, and apps see it', async (t) => {
+  const { gh, smtp } = t.context;
+  const created = await createWithVerification(gh, 'vera');
+  t.true(created.verification_sent);
+  t.false(created.email_verified);
+  t.deepEqual(await emailClaims(t, 'vera'), { email: 'vera@example.com', email_verified: false });
+
+  const mail = await smtp.next('vera@example.com');
+  t.is(mail.subject, 'Confirm your email address');
+  t.regex(mail.text, /within 24 hours/);
+  const link = linkIn(mail, verifyPrefix(gh));
+  t.true(mail.html.includes(`href="${link}"`));
+  t.false(mail.raw.includes(PASSWORD), 'the mail holds no password');
+
+  const page = await new UserAgent().open(link);
+  t.is(page.status, 200);
+  t.regex(page.html, /Your address is confirmed/);
+  t.regex(page.html, /<html lang="en">/);
+  t.is(page.headers.get('x-frame-options'), 'DENY');
+  t.is(page.headers.get('cache-control'), 'no-store');
+  t.true((await gh.services.accounts.get(created.id)).emailVerified);
+  t.deepEqual(await emailClaims(t, 'vera'), { email: 'vera@example.com', email_verified: true });
+
+  const again = await new UserAgent().open(link);
+  t.is(again.status, 410, 'the link works once');
+  t.regex(again.html, /This link no longer works/);
+});
+
+test.serial('a changed address is used only once its link is followed, and the old address stays until then', async (t) => {
+  const { gh, smtp } = t.context;
+  const created = await createWithVerification(gh, 'max');
+  linkIn(await smtp.next('max@example.com'), verifyPrefix(gh));
+
+  await gh.services.emailVerification.startChange(created.id, 'max.new@example.org');
+  const changed = await smtp.next('max.new@example.org');
+  t.regex(changed.text, /max\.new@example\.org is the email address of the account "max"/);
+  t.is((await gh.services.accounts.get(created.id)).email, 'max@example.com', 'not used before it is verified');
+  t.deepEqual(await emailClaims(t, 'max'), { email: 'max@example.com', email_verified: false });
+
+  t.is((await new UserAgent().open(linkIn(changed, verifyPrefix(gh)))).status, 200);
+  const user = await gh.services.accounts.get(created.id);
+  t.is(user.email, 'max.new@example.org');
+  t.true(user.emailVerified);
+  t.deepEqual(await emailClaims(t, 'max'), { email: 'max.new@example.org', email_verified: true });
+
+  await t.throwsAsync(gh.services.emailVerification.startChange(created.id, 'not an address'), { message: /email/ });
+});
+
+test.serial('a verification link older than 24 hours, or replaced by a newer one, changes nothing', async (t) => {
+  const { gh, smtp } = t.context;
+  const created = await createWithVerification(gh, 'olga');
+  const first = linkIn(await smtp.next('olga@example.com'), verifyPrefix(gh));
+  await gh.services.emailVerification.send(created.id);
+  const second = linkIn(await smtp.next('olga@example.com'), verifyPrefix(gh));
+  t.is((await new UserAgent().open(first)).status, 410, 'only the newest link works');
+
+  clock.advance(25 * 60 * 60_000);
+  t.is((await new UserAgent().open(second)).status, 410);
+  t.false((await gh.services.accounts.get(created.id)).emailVerified);
+  t.is((await new UserAgent().open(`${verifyPrefix(gh)}made-up`)).status, 410);
+
+  // A day later the sweep removes them: nothing they say still holds.
+  clock.advance(24 * 60 * 60_000);
+  t.true((await gh.services.passwordResets.sweepLinks()) >= 2);
+  t.is((await gh.services.db('account_links').where({ user_id: created.id })).length, 0);
+});
+
+test.serial('without SMTP, --send-verification is refused before anyone is created', async (t) => {
+  const { gh } = t.context;
+  const res = await runCli(
+    ['users', 'create', '--username', 'nomail', '--email', 'nomail@example.com', '--password-stdin', '--send-verification', '--json'],
+    { ...gh.env, GATEHOUSE_SMTP_URL: '', GATEHOUSE_MAIL_FROM: '' },
+    `${PASSWORD}\n`,
+  );
+  t.is(res.code, 2);
+  t.regex(res.stdout + res.stderr, /GATEHOUSE_SMTP_URL/);
+  t.deepEqual(await gh.services.accounts.list('nomail'), []);
+});
+
+test('a bad mail configuration stops start-up with one line naming the variable, never quoting the password', (t) => {
+  for (const [env, message] of [
+    [
+      { GATEHOUSE_SMTP_URL: 'http://user:hunter2-secret@mail.example.com', GATEHOUSE_MAIL_FROM: 'a@example.com' },
+      /^invalid GATEHOUSE_SMTP_URL: must be smtp:\/\//,
+    ],
+    [{ GATEHOUSE_SMTP_URL: 'smtp://user:hunter2-secret@mail.example.com:587' }, /^invalid GATEHOUSE_MAIL_FROM: required with GATEHOUSE_SMTP_URL/],
+    [
+      { GATEHOUSE_SMTP_URL: 'smtps://user:hunter2-secret@mail.example.com', GATEHOUSE_MAIL_FROM: 'not an address' },
+      /^invalid GATEHOUSE_MAIL_FROM: must be an email address/,
+    ],
+  ] as const) {
+    const err = t.throws(() => loadConfig(env), { instanceOf: ConfigError });
+    t.regex(err!.message, message);
+    t.notRegex(err!.message, /hunter2|\n/);
+  }
+  const ok = loadConfig({ GATEHOUSE_SMTP_URL: 'smtps://user:hunter2-secret@mail.example.com', GATEHOUSE_MAIL_FROM: 'Gatehouse <no-reply@example.com>' });
+  t.is(ok.mail?.from, 'Gatehouse <no-reply@example.com>');
+  t.is(loadConfig({}).mail, undefined);
+});
