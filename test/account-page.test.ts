@@ -13,7 +13,7 @@ import {
   signInAndAllow,
   startLoopbackGatehouse,
 } from './support/relying-party.ts';
-import { isLoginPage, UserAgent, type Page } from './support/user-agent.ts';
+import { isLoginPage, signInToAccount, UserAgent, type Page } from './support/user-agent.ts';
 import { AccountEvents } from '../src/account/events.ts';
 import { LOGOUT_EVENT, LogoutReceiver } from './support/logout-receiver.ts';
 import { chromiumAvailable, launchBrowser, screenshotForDocs } from './support/browser.ts';
@@ -40,12 +40,6 @@ test.before(async (t) => {
 test.after.always(async (t) => {
   await t.context.gh?.close();
 });
-
-/** A person signs in at /account with their username and password; returns the account page. */
-async function signInToAccount(agent: UserAgent, base: string, username: string, password: string): Promise<Page> {
-  const login = await agent.open(`${base}/account`);
-  return agent.submit(login, /\/account\/login$/, { username, password });
-}
 
 /** The same person signs in to Team Wiki in `agent` (a browser of its own): the app gets its tokens. */
 async function signInToApp(t: { context: { rp: oidc.Configuration } }, agent: UserAgent, username: string, password: string) {
@@ -119,7 +113,7 @@ test('a person signs in to /account without any app; a wrong password is refused
   t.is(account.status, 200);
   checkPage(t, account, /^Your account · Gatehouse$/);
   t.regex(account.html, /Signed in as <strong>ada<\/strong>/);
-  t.regex(account.html, /value="ada@example.com"[^>]*readonly/, 'the address is shown, not editable here');
+  t.regex(account.html, /value="ada@example.com"[^>]*readonly/, 'without mail, the address is shown, not editable here');
   t.regex(account.html, /You have not allowed any app yet/);
   t.regex(account.html, /autocomplete="new-password"/);
   t.true(agent.cookieNames().includes('gatehouse.account'));

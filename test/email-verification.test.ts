@@ -5,7 +5,7 @@ import { runCli } from './support/cli.ts';
 import type { TestGatehouse } from './support/gatehouse.ts';
 import { linkIn, startTestSmtp, type TestSmtp } from './support/smtp.ts';
 import { authorizationRequest, createClient, oidc, REDIRECT_URI, redeem, relyingParty, startLoopbackGatehouse } from './support/relying-party.ts';
-import { signInAllowingConsent, UserAgent } from './support/user-agent.ts';
+import { signInAllowingConsent, signInToAccount, UserAgent } from './support/user-agent.ts';
 
 /**
  * A person's address is verified by following a single-use link mailed to it; the
@@ -96,6 +96,35 @@ test.serial('a changed address is used only once its link is followed, and the o
   t.deepEqual(await emailClaims(t, 'max'), { email: 'max.new@example.org', email_verified: true });
 
   await t.throwsAsync(gh.services.emailVerification.startChange(created.id, 'not an address'), { message: /email/ });
+});
+
+test.serial('a person changes their own address on /account: a mail to the new one, and the account takes it once its link is followed', async (t) => {
+  const { gh, smtp } = t.context;
+  const created = await createWithVerification(gh, 'nora');
+  linkIn(await smtp.next('nora@example.com'), verifyPrefix(gh));
+  const agent = new UserAgent();
+  const account = await signInToAccount(agent, gh.config.issuer, 'nora', PASSWORD);
+  t.regex(account.html, /Now: <strong>nora@example\.com<\/strong>/);
+
+  const bad = await agent.submit(account, /\/account\/email$/, { email: 'not an address' });
+  t.is(bad.status, 400);
+  t.regex(bad.html, /The address/);
+  const same = await agent.submit(account, /\/account\/email$/, { email: 'NORA@example.com' });
+  t.is(same.status, 400);
+  t.regex(same.html, /your current address already/);
+
+  const asked = await agent.submit(account, /\/account\/email$/, { email: 'nora@new.example.org' });
+  t.is(asked.status, 200, asked.url);
+  t.regex(asked.html, /A mail is on its way to the new address/);
+  t.regex(asked.html, /New email address asked for/, 'the security events say so');
+  t.is((await gh.services.accounts.get(created.id)).email, 'nora@example.com', 'not used before it is confirmed');
+
+  const mail = await smtp.next('nora@new.example.org');
+  t.is((await new UserAgent().open(linkIn(mail, verifyPrefix(gh)))).status, 200);
+  const user = await gh.services.accounts.get(created.id);
+  t.is(user.email, 'nora@new.example.org');
+  t.true(user.emailVerified);
+  t.regex((await agent.open(`${gh.config.issuer}/account`)).html, /Now: <strong>nora@new\.example\.org<\/strong>/);
 });
 
 test.serial('a verification link older than 24 hours, or replaced by a newer one, changes nothing', async (t) => {

@@ -6,6 +6,7 @@ export const ACCOUNT_EVENT_TEXTS = {
   'login.failed': 'Wrong password typed',
   'login.locked': 'Sign-in refused: too many attempts',
   'account.name_changed': 'Name changed',
+  'account.email_change_requested': 'New email address asked for (waiting for its confirmation)',
   'account.password_changed': 'Password changed',
   'account.access_removed': 'An app’s access removed',
   'account.session_ended': 'A session signed out',

@@ -14,6 +14,7 @@ import type { Oidc } from '../oidc/index.ts';
 import { formRefusal, interactionErrorPage, isUnexpected, problemOf, respondWithPage } from '../problem.ts';
 import { csrfToken, csrfValid, sameSecret } from '../web/csrf.ts';
 import type { Views } from '../web/views.ts';
+import type { EmailVerificationService } from '../accounts/recovery/email-verification.ts';
 import type { AccountEvents, AccountEventKind } from './events.ts';
 import { accountPageView } from './view-model.ts';
 import { AccountSessionCookie } from './cookie.ts';
@@ -27,6 +28,8 @@ export interface AccountPageDeps {
   accountEvents: AccountEvents;
   oidc: Pick<Oidc, 'grantsOf' | 'revokeGrantOf' | 'sessionsOf' | 'endSession' | 'endSessions'>;
   views: Views;
+  /** Mails a link to a new address; the account takes it once the link is followed. Absent without SMTP. */
+  emailChange: Pick<EmailVerificationService, 'startChange'> | undefined;
 }
 
 // Forms only: small urlencoded bodies, parsed on these routes alone.
@@ -43,6 +46,8 @@ function formFields(ctx: Koa.Context): Record<string, unknown> {
 const NOTICES: Record<string, string> = {
   'signed-in': 'You are signed in to your account.',
   'name-saved': 'Your name is saved.',
+  'email-sent':
+    'A mail is on its way to the new address: your account uses it once you follow the link in that mail (within 24 hours). Until then it keeps the current one.',
   'password-changed': 'Your password is changed. Your other sessions are signed out and apps must sign you in again; this page stays signed in.',
   'access-removed': 'The app’s access is removed: its tokens stop working, and it must ask you again.',
   'session-ended': 'That session is signed out.',
@@ -50,7 +55,7 @@ const NOTICES: Record<string, string> = {
 };
 
 /** Which section of the page a form's error belongs to. */
-type Section = 'name' | 'password' | 'apps' | 'sessions';
+type Section = 'name' | 'email' | 'password' | 'apps' | 'sessions';
 
 interface SignedIn {
   user: User;
@@ -87,12 +92,26 @@ export function accountRoutes(deps: AccountPageDeps): Router {
     { user, session }: SignedIn,
     errors: Partial<Record<Section, string>> = {},
     status = 200,
-    typed: { name?: string } = {},
+    typed: { name?: string; email?: string } = {},
   ) => {
     const key = ctx.query.notice;
     const notice = typeof key === 'string' && Object.hasOwn(NOTICES, key) ? NOTICES[key] : undefined;
     const view = await accountPageView(user, { oidc, clients: deps.clients, accountEvents });
-    render(ctx, 'account.njk', { title: 'Your account', csrf: session.csrf, notice, errors, name: typed.name ?? user.name, ...view }, status);
+    render(
+      ctx,
+      'account.njk',
+      {
+        title: 'Your account',
+        csrf: session.csrf,
+        notice,
+        errors,
+        name: typed.name ?? user.name,
+        newEmail: typed.email ?? '',
+        canChangeEmail: deps.emailChange !== undefined,
+        ...view,
+      },
+      status,
+    );
   };
 
   const record = (ctx: Koa.Context, userId: string, kind: AccountEventKind) => accountEvents.record(userId, kind, ctx.ip);
@@ -175,6 +194,22 @@ export function accountRoutes(deps: AccountPageDeps): Router {
     }
     await record(ctx, signedIn.user.id, 'account.name_changed');
     seeOther(ctx, '/account?notice=name-saved');
+  });
+
+  router.post('/email', async (ctx) => {
+    const signedIn = person(ctx);
+    const email = text(formFields(ctx).email).trim();
+    if (!deps.emailChange) return accountPage(ctx, signedIn, { email: 'This Gatehouse sends no mail: ask the people who run it to change your address.' }, 409);
+    if (email.toLowerCase() === signedIn.user.email.toLowerCase())
+      return accountPage(ctx, signedIn, { email: 'That is your current address already.' }, 400, { email });
+    try {
+      await deps.emailChange.startChange(signedIn.user.id, email);
+    } catch (err) {
+      if (err instanceof ValidationError) return accountPage(ctx, signedIn, { email: `The address ${err.fields.email ?? 'is not valid'}.` }, 400, { email });
+      throw err;
+    }
+    await record(ctx, signedIn.user.id, 'account.email_change_requested');
+    seeOther(ctx, '/account?notice=email-sent');
   });
 
   router.post('/password', async (ctx) => {

@@ -105,3 +105,9 @@ export async function signInAllowingConsent(agent: UserAgent, url: string, usern
   }
   return { consent, landed: page };
 }
+
+/** A person signs in at /account with their username and password; returns the account page. */
+export async function signInToAccount(agent: UserAgent, base: string, username: string, password: string): Promise<Page> {
+  const login = await agent.open(`${base}/account`);
+  return agent.submit(login, /\/account\/login$/, { username, password });
+}
