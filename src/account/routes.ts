@@ -2,7 +2,7 @@ import Router from '@koa/router';
 import type Koa from 'koa';
 import { koaBody } from 'koa-body';
 import type { AccountsService, User } from '../accounts/service.ts';
-import { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH } from '../accounts/passwords.ts';
+import { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, sameTypedPassword } from '../accounts/passwords.ts';
 import { signInWithPassword } from '../accounts/sign-in.ts';
 import type { CredentialThrottle } from '../accounts/throttle.ts';
 import type { ClientsService } from '../clients/service.ts';
@@ -220,7 +220,7 @@ export function accountRoutes(deps: AccountPageDeps): Router {
     const confirm = text(body.password_confirm);
     const refuse = (status: number, error: string) => accountPage(ctx, signedIn, { password: error }, status);
     if (!current || !password || !confirm) return refuse(400, 'Enter your current password, and the new one twice.');
-    if (password !== confirm) return refuse(400, 'The new password and its confirmation differ. Nothing was changed.');
+    if (!sameTypedPassword(password, confirm)) return refuse(400, 'The new password and its confirmation differ. Nothing was changed.');
     if (password.length < MIN_PASSWORD_LENGTH) return refuse(400, `The new password must be at least ${MIN_PASSWORD_LENGTH} characters.`);
     if (password.length > MAX_PASSWORD_LENGTH) return refuse(400, `The new password must be at most ${MAX_PASSWORD_LENGTH} characters.`);
     // The current password is checked like a sign-in (same throttle: this form is no way around

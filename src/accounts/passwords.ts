@@ -1,4 +1,4 @@
-import { randomBytes, scrypt as scryptCallback, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { createHash, randomBytes, scrypt as scryptCallback, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { availableParallelism } from 'node:os';
 import { isDjangoHash, verifyDjangoHash } from './django-hashers.ts';
@@ -150,6 +150,15 @@ let decoy: Promise<string> | undefined;
 export function decoyHash(): Promise<string> {
   decoy ??= hashPassword(randomBytes(16).toString('hex'));
   return decoy;
+}
+
+/**
+ * Whether a password and its confirmation (typed twice by the same person) are the same,
+ * compared as digests in constant time like every other secret.
+ */
+export function sameTypedPassword(password: string, confirmation: string): boolean {
+  const digest = (v: string) => createHash('sha256').update(v.normalize('NFC')).digest();
+  return timingSafeEqual(digest(password), digest(confirmation));
 }
 
 export const MIN_PASSWORD_LENGTH = 8;

@@ -1,5 +1,5 @@
 import type { AccountsService, User } from '../service.ts';
-import { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH } from '../passwords.ts';
+import { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, sameTypedPassword } from '../passwords.ts';
 import { boundedSubject, type CredentialThrottle } from '../throttle.ts';
 import type { Mailer } from '../../mail/mailer.ts';
 import { passwordResetMail } from '../../mail/messages.ts';
@@ -108,7 +108,7 @@ export class PasswordResetService {
     if (!(await this.check(token))) return { ok: false, refused: 'invalid_link' };
     if (password.length < MIN_PASSWORD_LENGTH) return { ok: false, refused: 'too_short' };
     if (password.length > MAX_PASSWORD_LENGTH) return { ok: false, refused: 'too_long' };
-    if (password !== confirmation) return { ok: false, refused: 'mismatch' };
+    if (!sameTypedPassword(password, confirmation)) return { ok: false, refused: 'mismatch' };
     const link = await this.links.use('reset', token);
     const user = link && (await this.accounts.findActive(link.userId));
     if (!user) return { ok: false, refused: 'invalid_link' };
