@@ -265,11 +265,24 @@ export class AccountsService {
   /**
    * Writes `change` to user `id`; when `endsAdmin` (the change disables or demotes), first
    * checks that another enabled admin remains, so nobody is left who can sign in to the admin.
-   * The enabled admins' rows are locked for the check (PostgreSQL; SQLite runs one write
-   * transaction at a time), so two operators demoting the last two admins at once cannot both
-   * succeed.
+   * The enabled admins' rows are locked for the check (PostgreSQL), or the check and the write
+   * are one statement (SQLite), so two operators demoting the last two admins at once cannot
+   * both succeed.
    */
   private async changeKeepingAnAdmin(id: string, change: { disabled?: boolean; is_admin?: boolean }, endsAdmin: boolean): Promise<void> {
+    if (this.db.client.config.client !== 'pg') {
+      // SQLite: one statement, checked and written at once. A transaction that reads before it
+      // writes fails at once (SQLITE_BUSY, busy_timeout does not apply) when another process
+      // wrote in between; a single statement waits for the write lock instead.
+      const anotherAdmin = (q: Knex.QueryBuilder) =>
+        q.select('other.id').from('users as other').where('other.is_admin', true).andWhere('other.disabled', false).andWhereNot('other.id', id);
+      const updated = await this.db('users')
+        .where({ id })
+        .andWhere((w) => (endsAdmin ? w.where('is_admin', false).orWhere('disabled', true).orWhereExists(anotherAdmin) : w))
+        .update({ ...change, updated_at: Date.now() });
+      if (updated === 0 && (await this.db('users').first('id').where({ id }))) throw new LastAdminError(change.disabled ? 'disable' : 'demote');
+      return;
+    }
     await this.db.transaction(async (trx) => {
       if (endsAdmin) {
         const query = trx('users').select('id').where({ is_admin: true, disabled: false });
