@@ -90,7 +90,7 @@ export function interactionRoutes({ interactions, accounts, throttle, scopes, re
 
   // The sign-in page, each time with a fresh passkey challenge bound to this interaction.
   const loginPage = async (ctx: Koa.Context, uid: string, context: Record<string, unknown>, status = 200) =>
-    page(ctx, 'login.njk', { title: 'Sign in', uid, passkeyOptions: JSON.stringify(await passkeys.authenticationOptions(uid)), ...context }, status);
+    page(ctx, 'login.njk', { title: 'Sign in', uid, passkeyOptions: JSON.stringify(await passkeys.authenticationOptions(uid)), passkeyAutofill: true, ...context }, status);
 
   const clientView = async (clientId: unknown) => {
     const client = await interactions.client(clientId);
@@ -159,7 +159,9 @@ export function interactionRoutes({ interactions, accounts, throttle, scopes, re
     const { uid, prompt, params } = await interactions.details(ctx);
     const client = await clientView(params.client_id);
     const body = formFields(ctx);
-    const again = (status: number, error: string) => loginPage(ctx, uid, { client, username: '', error }, status);
+    // After a refused passkey the page does not offer the autofill again by itself: a browser
+    // that answers it at once would otherwise post the same refused passkey over and over.
+    const again = (status: number, error: string) => loginPage(ctx, uid, { client, username: '', error, passkeyAutofill: false }, status);
     if (!csrfValid(ctx, body.csrf)) return again(403, 'Your form expired. Please sign in again.');
     if (prompt.name !== 'login') return again(400, 'You are already signed in. Go back to the application.');
     let signedIn: Awaited<ReturnType<typeof passkeys.signIn>>;

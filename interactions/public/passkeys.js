@@ -3,7 +3,7 @@
 // form field, so the server checks everything and no inline script or fetch is needed.
 (() => {
   const webauthn = window.SimpleWebAuthnBrowser;
-  if (!webauthn || !webauthn.browserSupportsWebAuthn()) {
+  if (!webauthn?.browserSupportsWebAuthn()) {
     for (const form of document.querySelectorAll('form[data-passkey]')) {
       const note = form.querySelector('[data-passkey-status]');
       if (note) note.textContent = 'This browser cannot use passkeys.';
@@ -53,7 +53,8 @@
         .then((answer) => post(signIn, answer))
         .catch((err) => failed(signIn, err));
     });
-    webauthn.browserSupportsWebAuthnAutofill().then((offered) => {
+    const autofill = signIn.dataset.passkeyAutofill === 'on' ? webauthn.browserSupportsWebAuthnAutofill() : Promise.resolve(false);
+    autofill.then((offered) => {
       if (!offered) return;
       webauthn
         .startAuthentication({ optionsJSON: options(signIn), useBrowserAutofill: true })
