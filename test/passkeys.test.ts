@@ -3,6 +3,8 @@ import http from 'node:http';
 import anyTest, { type TestFn } from 'ava';
 import type { Browser, CDPSession, Page } from 'playwright-core';
 import { ACR_MFA } from '../src/accounts/passkeys/index.ts';
+import { CHALLENGE_TTL_MS, PasskeyChallenges } from '../src/accounts/passkeys/challenges.ts';
+import { factorsOf } from '../src/accounts/passkeys/service.ts';
 import { chromiumAvailable, launchBrowser, screenshotForDocs } from './support/browser.ts';
 import { freePort, startTestGatehouse, type TestGatehouse } from './support/gatehouse.ts';
 import { createClient, createUserDirectly, oidc, relyingParty } from './support/relying-party.ts';
@@ -363,4 +365,28 @@ test('the passkey pages run only scripts Gatehouse serves, under a strict CSP', 
   } finally {
     await page.close();
   }
+});
+
+test('a challenge answers once, only for what it was issued to, and not after five minutes', async (t) => {
+  let now = 1_800_000_000_000;
+  const challenges = new PasskeyChallenges(t.context.gh.services.db, () => now);
+  const first = await challenges.issue('sign-in', 'interaction-a');
+  t.false(await challenges.consume('sign-in', 'interaction-b', first), 'another sign-in');
+  t.false(await challenges.consume('register', 'interaction-a', first), 'another purpose');
+  t.true(await challenges.consume('sign-in', 'interaction-a', first));
+  t.false(await challenges.consume('sign-in', 'interaction-a', first), 'a second time');
+
+  const late = await challenges.issue('sign-in', 'interaction-a');
+  now += CHALLENGE_TTL_MS;
+  t.false(await challenges.consume('sign-in', 'interaction-a', late), 'expired');
+  // Stored hashed: the table does not hold the challenge itself.
+  const rows = await t.context.gh.services.db('passkey_challenges').select('id');
+  t.false(rows.some((r: { id: string }) => r.id === late || r.id === first));
+});
+
+test('what a passkey sign-in says in amr and acr: hwk or swk, and mfa only with user verification', (t) => {
+  t.deepEqual(factorsOf({ backupEligible: false }, true), { amr: ['hwk', 'mfa'], acr: ACR_MFA });
+  t.deepEqual(factorsOf({ backupEligible: true }, true), { amr: ['swk', 'mfa'], acr: ACR_MFA });
+  t.deepEqual(factorsOf({ backupEligible: true }, false), { amr: ['swk'], acr: undefined });
+  t.deepEqual(factorsOf({ backupEligible: false }, false), { amr: ['hwk'], acr: undefined });
 });
