@@ -5,6 +5,7 @@ import type { Browser, CDPSession, Page } from 'playwright-core';
 import { ACR_MFA } from '../src/accounts/passkeys/index.ts';
 import { CHALLENGE_TTL_MS, PasskeyChallenges } from '../src/accounts/passkeys/challenges.ts';
 import { factorsOf } from '../src/accounts/passkeys/service.ts';
+import { PasskeyStore } from '../src/accounts/passkeys/store.ts';
 import { chromiumAvailable, launchBrowser, screenshotForDocs } from './support/browser.ts';
 import { freePort, startTestGatehouse, type TestGatehouse } from './support/gatehouse.ts';
 import { createClient, createUserDirectly, oidc, relyingParty } from './support/relying-party.ts';
@@ -389,4 +390,40 @@ test('what a passkey sign-in says in amr and acr: hwk or swk, and mfa only with 
   t.deepEqual(factorsOf({ backupEligible: true }, true), { amr: ['swk', 'mfa'], acr: ACR_MFA });
   t.deepEqual(factorsOf({ backupEligible: true }, false), { amr: ['swk'], acr: undefined });
   t.deepEqual(factorsOf({ backupEligible: false }, false), { amr: ['hwk'], acr: undefined });
+});
+
+test('on PostgreSQL, passkeys keep their key, counter and flags, and challenges are used once', async (t) => {
+  const pg = await startTestGatehouse({ database: 'pg' });
+  try {
+    const sub = await createUserDirectly(pg, 'grace', 'cobol-compiler-1959');
+    const store = new PasskeyStore(pg.services.db);
+    const publicKey = new Uint8Array(randomBytes(77));
+    await store.add({
+      userId: sub,
+      credentialId: 'cred-1',
+      publicKey,
+      counter: 7,
+      transports: ['internal', 'hybrid'],
+      backupEligible: true,
+      backedUp: false,
+      name: 'Phone',
+    });
+    const [stored] = await store.of(sub);
+    t.like(stored, { credentialId: 'cred-1', counter: 7, transports: ['internal', 'hybrid'], backupEligible: true, backedUp: false, name: 'Phone' });
+    t.deepEqual(stored!.publicKey, publicKey);
+    t.true(await store.recordUse(stored!, 8, true));
+    // A second use recorded from the same reading of the counter loses: one of two racing sign-ins.
+    t.false(await store.recordUse(stored!, 8, true));
+    t.like(await store.byCredentialId('cred-1'), { counter: 8, backedUp: true });
+    t.true(await store.rename(sub, stored!.id, 'Old phone'));
+    t.false(await store.remove('someone-else', stored!.id));
+    t.true(await store.remove(sub, stored!.id));
+
+    const challenges = new PasskeyChallenges(pg.services.db);
+    const challenge = await challenges.issue('register', 'session-csrf');
+    const both = await Promise.all([challenges.consume('register', 'session-csrf', challenge), challenges.consume('register', 'session-csrf', challenge)]);
+    t.deepEqual(both.sort(), [false, true]);
+  } finally {
+    await pg.close();
+  }
 });
