@@ -265,6 +265,24 @@ test('a sign-in answer is used once: replayed, or posted to another sign-in, it 
   }
 });
 
+test('a person an operator disables cannot sign in with their passkey', async (t) => {
+  const { gh, browser } = t.context;
+  const sub = await createUserDirectly(gh, 'hedy', 'frequency-hopping-1942');
+  const { page } = await pageWithAuthenticator(browser);
+  try {
+    await signInToAccountPage(page, gh.config.issuer, 'hedy', 'frequency-hopping-1942');
+    await addPasskey(page, 'Laptop', 'frequency-hopping-1942');
+    await gh.services.accounts.setDisabled(sub, true);
+    await startSignIn(t, page);
+    await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
+    await page.waitForSelector('[role="alert"]');
+    t.regex((await page.locator('[role="alert"]').textContent())!, /That passkey did not sign you in/);
+    t.is(await page.locator('h1').textContent(), 'Sign in');
+  } finally {
+    await page.close();
+  }
+});
+
 test('a passkey Gatehouse never registered is refused, even one made for its RP id', async (t) => {
   const { browser } = t.context;
   const { page, cdp, authenticatorId } = await pageWithAuthenticator(browser);
