@@ -75,7 +75,12 @@ async function addPasskey(page: Page, name: string, password: string) {
   await page.fill('#passkey-name', name);
   await page.fill('#passkey-add-password', password);
   await page.getByRole('button', { name: 'Add a passkey' }).click();
-  await page.waitForURL(/notice=passkey-added|\/account\/passkeys\/add$/);
+  await page.waitForURL(/\/account\/passkeys\/add$/);
+  // The password was right: the page now offers to create the passkey.
+  if (await page.getByRole('button', { name: 'Create the passkey' }).count()) {
+    await page.getByRole('button', { name: 'Create the passkey' }).click();
+    await page.waitForURL(/notice=passkey-added|\/account\/passkeys\/create$/);
+  }
 }
 
 /** An authorization request of Team Wiki, opened in `page`: the sign-in page. */
@@ -176,12 +181,14 @@ test('where the browser offers passkeys in the username field, picking one there
 test('adding a passkey with a wrong password is refused and adds nothing', async (t) => {
   const { gh, browser } = t.context;
   const sub = await createUserDirectly(gh, 'brendan', 'correct-horse-battery');
-  const { page } = await pageWithAuthenticator(browser);
+  const { page, cdp, authenticatorId } = await pageWithAuthenticator(browser);
   try {
     await signInToAccountPage(page, gh.config.issuer, 'brendan', 'correct-horse-battery');
     await addPasskey(page, 'Phone', 'not-my-password');
     t.regex((await page.locator('section[aria-labelledby="passkeys-heading"] [role="alert"]').textContent())!, /current password is not correct/);
     t.deepEqual(await gh.services.passkeys.of(sub), []);
+    // The password is checked before the device is asked: no orphan passkey is left on it.
+    t.deepEqual((await cdp.send('WebAuthn.getCredentials', { authenticatorId })).credentials, []);
   } finally {
     await page.close();
   }
@@ -317,7 +324,7 @@ test('passkey forms refuse posts without their CSRF token and change nothing', a
   try {
     await signInToAccountPage(page, gh.config.issuer, 'edsger', 'goto-considered-1968');
     const base = gh.config.issuer;
-    for (const path of ['/account/passkeys/add', '/account/passkeys/rename', '/account/passkeys/remove']) {
+    for (const path of ['/account/passkeys/add', '/account/passkeys/create', '/account/passkeys/rename', '/account/passkeys/remove']) {
       const answer = await postAs(
         page,
         `${base}${path}`,

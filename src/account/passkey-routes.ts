@@ -19,19 +19,21 @@ interface SignedIn {
 
 /** What the passkey routes need of the account page they are part of. */
 export interface PasskeyRouteDeps {
-  passkeys: Pick<PasskeysService, 'register' | 'rename' | 'remove'>;
+  passkeys: Pick<PasskeysService, 'registrationOptions' | 'register' | 'rename' | 'remove'>;
   person(ctx: Koa.Context): SignedIn;
   fields(ctx: Koa.Context): Record<string, unknown>;
   /** The current password asked again: undefined when right, else the status and sentence to show. */
   confirmPassword(ctx: Koa.Context, signedIn: SignedIn, password: string): Promise<{ status: number; sentence: string } | undefined>;
   /** Shows the account page with an error in its passkeys section. */
   refuse(ctx: Koa.Context, signedIn: SignedIn, status: number, sentence: string): Promise<void>;
+  /** Shows the account page with more in its context (the step that creates a passkey). */
+  show(ctx: Koa.Context, signedIn: SignedIn, context: Record<string, unknown>): Promise<void>;
   record(ctx: Koa.Context, userId: string, kind: AccountEventKind): Promise<void>;
   done(ctx: Koa.Context, notice: keyof typeof PASSKEY_NOTICES): void;
 }
 
-/** The passkeys section of the page: the person's passkeys, and options to create one more. */
-export async function passkeysView(passkeys: Pick<PasskeysService, 'of' | 'registrationOptions'>, { user, session }: SignedIn) {
+/** The passkeys section of the page: the person's passkeys. */
+export async function passkeysView(passkeys: Pick<PasskeysService, 'of'>, { user }: SignedIn) {
   const list = await passkeys.of(user.id);
   return {
     passkeys: list.map((p) => ({
@@ -41,8 +43,6 @@ export async function passkeysView(passkeys: Pick<PasskeysService, 'of' | 'regis
       lastUsed: p.lastUsedAt ? p.lastUsedAt.toISOString().slice(0, 16).replace('T', ' ') : undefined,
       synced: p.backupEligible,
     })),
-    // The challenge is bound to this session's CSRF token: another session cannot answer it.
-    passkeyOptions: JSON.stringify(await passkeys.registrationOptions(user, session.csrf)),
     passkeyNameMax: PASSKEY_NAME_MAX,
   };
 }
@@ -65,8 +65,11 @@ const passkeyId = (raw: unknown) => (typeof raw === 'string' && /^\d{1,15}$/.tes
  * sign-in and CSRF checks run first.
  */
 export function addPasskeyRoutes(router: Router, deps: PasskeyRouteDeps): void {
-  const { passkeys, person, fields, confirmPassword, refuse, record, done } = deps;
+  const { passkeys, person, fields, confirmPassword, refuse, record, done, show } = deps;
 
+  // Step one: the password, checked before the device makes anything (a wrong one would leave a
+  // passkey on the device that Gatehouse never took). The challenge handed out after it is the
+  // proof of it: bound to this session, five minutes, used once.
   router.post('/passkeys/add', async (ctx) => {
     const signedIn = person(ctx);
     const body = fields(ctx);
@@ -75,6 +78,16 @@ export function addPasskeyRoutes(router: Router, deps: PasskeyRouteDeps): void {
     if (!text(body.current_password)) return refuse(ctx, signedIn, 400, 'Enter your current password to add a passkey.');
     const wrong = await confirmPassword(ctx, signedIn, text(body.current_password));
     if (wrong) return refuse(ctx, signedIn, wrong.status, wrong.sentence);
+    const options = await passkeys.registrationOptions(signedIn.user, signedIn.session.csrf);
+    await show(ctx, signedIn, { passkeyCreate: { name: named.name, options: JSON.stringify(options) } });
+  });
+
+  // Step two: the browser's new passkey, answering that challenge.
+  router.post('/passkeys/create', async (ctx) => {
+    const signedIn = person(ctx);
+    const body = fields(ctx);
+    const named = passkeyName(text(body.name));
+    if ('error' in named) return refuse(ctx, signedIn, 400, named.error);
     try {
       await passkeys.register(signedIn.user, signedIn.session.csrf, text(body.credential), named.name);
     } catch (err) {

@@ -97,6 +97,7 @@ export function accountRoutes(deps: AccountPageDeps): Router {
     errors: Partial<Record<Section, string>> = {},
     status = 200,
     typed: { name?: string; email?: string } = {},
+    extra: Record<string, unknown> = {},
   ) => {
     const key = ctx.query.notice;
     const notice = typeof key === 'string' && Object.hasOwn(NOTICES, key) ? NOTICES[key] : undefined;
@@ -114,6 +115,7 @@ export function accountRoutes(deps: AccountPageDeps): Router {
         canChangeEmail: deps.emailChange !== undefined,
         ...view,
         ...(await passkeysView(deps.passkeys, { user, session })),
+        ...extra,
       },
       status,
     );
@@ -282,6 +284,7 @@ export function accountRoutes(deps: AccountPageDeps): Router {
     fields: formFields,
     confirmPassword,
     refuse: (ctx, signedIn, status, sentence) => accountPage(ctx, signedIn, { passkeys: sentence }, status),
+    show: (ctx, signedIn, context) => accountPage(ctx, signedIn, {}, 200, {}, context),
     record,
     done: (ctx, notice) => seeOther(ctx, `/account?notice=${notice}`),
   });
