@@ -7,6 +7,7 @@ import type { CredentialThrottle } from '../src/accounts/throttle.ts';
 import type { ScopesService } from '../src/scopes/service.ts';
 import type { ResourcesService } from '../src/resources/service.ts';
 import { signInWithPassword } from '../src/accounts/sign-in.ts';
+import { PasskeyRefused, type PasskeysService } from '../src/accounts/passkeys/index.ts';
 import { GatehouseError } from '../src/errors.ts';
 import { formRefusal, interactionErrorPage, problemOf, respondWithPage, type Problem } from '../src/problem.ts';
 import { securityReporter } from '../src/observability/request-log.ts';
@@ -23,6 +24,8 @@ export interface InteractionDeps {
   scopes: Pick<ScopesService, 'descriptions'>;
   /** The resource servers, so the consent page names the API a token is asked for. */
   resources: Pick<ResourcesService, 'find'>;
+  /** Sign-in with a passkey beside the password form. */
+  passkeys: Pick<PasskeysService, 'authenticationOptions' | 'signIn'>;
   views: Views;
 }
 
@@ -72,7 +75,7 @@ function formFields(ctx: Koa.Context): Record<string, unknown> {
 }
 
 /** The login and consent pages oidc-provider sends people to, at /interaction/:uid. */
-export function interactionRoutes({ interactions, accounts, throttle, scopes, resources, views }: InteractionDeps): Router {
+export function interactionRoutes({ interactions, accounts, throttle, scopes, resources, passkeys, views }: InteractionDeps): Router {
   const router = new Router({ prefix: '/interaction' });
 
   const page = (ctx: Koa.Context, template: string, context: Record<string, unknown>, status = 200) => {
@@ -84,6 +87,10 @@ export function interactionRoutes({ interactions, accounts, throttle, scopes, re
   // The error page of the interactions, for a problem of the one error model (src/problem.ts).
   const errorPage = (ctx: Koa.Context, problem: Problem, wording?: { title: string; description: string }) =>
     respondWithPage(ctx, problem, views.render('error.njk', { csrf: csrfToken(ctx), ...interactionErrorPage(problem), ...wording }));
+
+  // The sign-in page, each time with a fresh passkey challenge bound to this interaction.
+  const loginPage = async (ctx: Koa.Context, uid: string, context: Record<string, unknown>, status = 200) =>
+    page(ctx, 'login.njk', { title: 'Sign in', uid, passkeyOptions: JSON.stringify(await passkeys.authenticationOptions(uid)), passkeyAutofill: true, ...context }, status);
 
   const clientView = async (clientId: unknown) => {
     const client = await interactions.client(clientId);
@@ -119,7 +126,7 @@ export function interactionRoutes({ interactions, accounts, throttle, scopes, re
     const { uid, prompt, params } = await interactions.details(ctx);
     const client = await clientView(params.client_id);
     if (prompt.name === 'login') {
-      return page(ctx, 'login.njk', { title: 'Sign in', uid, client, username: typeof params.login_hint === 'string' ? params.login_hint : '' });
+      return loginPage(ctx, uid, { client, username: typeof params.login_hint === 'string' ? params.login_hint : '' });
     }
     if (prompt.name === 'consent') {
       return page(ctx, 'consent.njk', { title: `Allow ${client.name}?`, uid, client, ...(await consentView(prompt.details, params, await scopes.descriptions(), resources)) });
@@ -133,7 +140,7 @@ export function interactionRoutes({ interactions, accounts, throttle, scopes, re
     const body = formFields(ctx);
     const username = typeof body.username === 'string' ? body.username.trim() : '';
     const password = typeof body.password === 'string' ? body.password : '';
-    const again = (status: number, error: string) => page(ctx, 'login.njk', { title: 'Sign in', uid, client, username, error }, status);
+    const again = (status: number, error: string) => loginPage(ctx, uid, { client, username, error }, status);
 
     if (!csrfValid(ctx, body.csrf)) return again(403, 'Your form expired. Please sign in again.');
     if (prompt.name !== 'login') return again(400, 'You are already signed in. Go back to the application.');
@@ -145,6 +152,30 @@ export function interactionRoutes({ interactions, accounts, throttle, scopes, re
       return again(status, sentence);
     }
     await finish(ctx, { login: { accountId: result.user.id, amr: ['pwd'] } }, false);
+  });
+
+  // A passkey alone signs in: the browser's answer to this interaction's challenge.
+  router.post('/:uid/passkey', formBody, async (ctx) => {
+    const { uid, prompt, params } = await interactions.details(ctx);
+    const client = await clientView(params.client_id);
+    const body = formFields(ctx);
+    // After a refused passkey the page does not offer the autofill again by itself: a browser
+    // that answers it at once would otherwise post the same refused passkey over and over.
+    const again = (status: number, error: string) => loginPage(ctx, uid, { client, username: '', error, passkeyAutofill: false }, status);
+    if (!csrfValid(ctx, body.csrf)) return again(403, 'Your form expired. Please sign in again.');
+    if (prompt.name !== 'login') return again(400, 'You are already signed in. Go back to the application.');
+    let signedIn: Awaited<ReturnType<typeof passkeys.signIn>>;
+    try {
+      signedIn = await passkeys.signIn(uid, typeof body.credential === 'string' ? body.credential : '');
+    } catch (err) {
+      if (!(err instanceof PasskeyRefused)) throw err;
+      securityReporter(ctx)('login.passkey_refused', { ip: ctx.ip });
+      return again(401, err.message);
+    }
+    const user = await accounts.findActive(signedIn.userId);
+    if (!user) return again(401, 'That passkey did not sign you in. Try again, or sign in with your password.');
+    securityReporter(ctx)('login.succeeded', { username: user.username, method: 'passkey', ip: ctx.ip });
+    await finish(ctx, { login: { accountId: user.id, amr: signedIn.amr, ...(signedIn.acr ? { acr: signedIn.acr } : {}) } }, false);
   });
 
   router.post('/:uid/consent', formBody, async (ctx) => {
@@ -174,10 +205,10 @@ export function interactionRoutes({ interactions, accounts, throttle, scopes, re
 
   // The page is read with GET, its forms post: another method gets our error page, not the
   // router's plain text.
-  router.all(['/:uid', '/:uid/login', '/:uid/consent'], async (ctx, next) => {
+  router.all(['/:uid', '/:uid/login', '/:uid/passkey', '/:uid/consent'], async (ctx, next) => {
     if (ctx.method === 'OPTIONS') return next();
     const refused = problemOf(new GatehouseError(405, 'method_not_allowed', 'This address only shows the sign-in page and takes its forms. Go back to the application and start again.'));
-    errorPage(ctx, { ...refused, headers: { allow: /\/(login|consent)\/?$/.test(ctx.path) ? 'POST' : 'GET, HEAD' } });
+    errorPage(ctx, { ...refused, headers: { allow: /\/(login|passkey|consent)\/?$/.test(ctx.path) ? 'POST' : 'GET, HEAD' } });
   });
 
   return router;

@@ -1,7 +1,7 @@
-import fs from 'node:fs';
 import Koa from 'koa';
 import compose from 'koa-compose';
 import { createViews, type Views } from './web/views.ts';
+import { servedAssets } from './web/assets.ts';
 import { interactionRoutes } from '../interactions/routes.ts';
 import { ACCOUNT_LINK_PREFIXES, accountLinkRoutes } from '../interactions/reset-routes.ts';
 import { GatehouseError } from './errors.ts';
@@ -29,8 +29,6 @@ export interface GatehouseApp {
   /** Reloads the signing keys from the database; rebuilds the provider if they changed. */
   reloadSigningKeys(): Promise<boolean>;
 }
-
-const stylesheet = fs.readFileSync(new URL('../interactions/public/gatehouse.css', import.meta.url));
 
 /** Where Gatehouse's own routes live; every other path is oidc-provider's. */
 export const OWN_PREFIXES = ['/healthz', '/readyz', '/interaction/', '/logout', '/admin', '/userdata', '/account', ...ACCOUNT_LINK_PREFIXES];
@@ -105,15 +103,7 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
   app.use(knownMethodsOnly);
   if (services.metrics) app.use(metricsRoute(services.metrics, config.metrics.token));
   if (config.compatPaths) app.use(dotCompatPaths(config.compatPaths));
-  app.use(async (ctx, next) => {
-    if (ctx.path === '/assets/gatehouse.css' && (ctx.method === 'GET' || ctx.method === 'HEAD')) {
-      ctx.type = 'text/css';
-      ctx.set('cache-control', 'public, max-age=3600');
-      ctx.body = stylesheet;
-      return;
-    }
-    await next();
-  });
+  app.use(servedAssets);
   // Each route module gets the services it uses, never the database.
   const { admin, clients, accounts, apiKeys, adminTokens, audit, scopes, resources, throttle, adminSessions } = services;
   const ownRoutes: Koa.Middleware = compose(
@@ -122,7 +112,7 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
         database: () => services.db.raw('select 1'),
         ...(services.stores.redis ? { redis: () => services.stores.redis!.client.ping() } : {}),
       }),
-      interactionRoutes({ interactions: oidc.interactions, accounts: services.accounts, throttle: services.throttle, scopes: services.scopes, resources: services.resources, views }),
+      interactionRoutes({ interactions: oidc.interactions, accounts: services.accounts, throttle: services.throttle, scopes: services.scopes, resources: services.resources, passkeys: services.passkeys, views }),
       accountLinkRoutes({ passwordResets: services.passwordResets, emailVerification: services.emailVerification, views }),
       bearerLogoutRoutes(oidc),
       accountRoutes({
@@ -134,6 +124,7 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
         oidc,
         views,
         emailChange: config.mail ? services.emailVerification : undefined,
+        passkeys: services.passkeys,
       }),
       adminApiRoutes({ config, admin, clients, accounts, apiKeys, adminTokens, audit, scopes, resources, throttle }),
       adminPageRoutes({ admin, clients, accounts, apiKeys, audit, scopes, resources, throttle, adminSessions }, views),

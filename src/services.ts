@@ -15,6 +15,7 @@ import { AdminTokensService } from './admin/tokens.ts';
 import { AdminSessionsService } from './admin/sessions.ts';
 import { AccountSessionsService } from './account/sessions.ts';
 import { AccountEvents } from './account/events.ts';
+import { createPasskeys, type PasskeysService } from './accounts/passkeys/index.ts';
 import { connectRedis } from './stores/redis.ts';
 import { redactUrl } from './observability/redact.ts';
 import { SqliteStatements } from '../adapters/sqlite.ts';
@@ -61,6 +62,7 @@ export interface Services {
   accountSessions: AccountSessionsService;
   /** Each person's recent security events, shown on /account. */
   accountEvents: AccountEvents;
+  passkeys: PasskeysService;
   audit: AuditLog;
   /** Every operator change, audited: what the CLI, admin pages and admin API call. */
   admin: AdminOperations;
@@ -180,6 +182,7 @@ export async function openServices(config: Config, { migrate = true, migrated, l
     );
     events.listen((event, fields) => accountEvents.fromSecurityEvent(event, fields));
     const audit = new AuditLog(db, events);
+    const passkeys = createPasskeys(db, config.issuer);
     const mailer: Mailer | undefined = config.mail ? smtpMailer(config.mail) : undefined;
     const outbox = mailer ? new Outbox(mailer, log) : undefined;
     const links = new AccountLinks(db);
@@ -196,7 +199,7 @@ export async function openServices(config: Config, { migrate = true, migrated, l
       sqlite?.close();
       await db.destroy();
     };
-    return { config, db, stores, settings, clients, scopes, resources, keys, accounts, throttle, apiKeys, userdata, adapters, grants, adminTokens, adminSessions, accountSessions, accountEvents, audit, admin, log, events, metrics, invalidations, backchannel, passwordResets, emailVerification, outbox, close };
+    return { config, db, stores, settings, clients, scopes, resources, keys, accounts, throttle, apiKeys, userdata, adapters, grants, adminTokens, adminSessions, accountSessions, accountEvents, passkeys, audit, admin, log, events, metrics, invalidations, backchannel, passwordResets, emailVerification, outbox, close };
   } catch (err) {
     await invalidations?.close();
     redis?.disconnect();

@@ -11,6 +11,9 @@ export const ACCOUNT_EVENT_TEXTS = {
   'account.access_removed': 'An app’s access removed',
   'account.session_ended': 'A session signed out',
   'account.sessions_ended': 'Signed out everywhere',
+  'account.passkey_added': 'Passkey added',
+  'account.passkey_renamed': 'Passkey renamed',
+  'account.passkey_removed': 'Passkey removed',
 } as const;
 
 export type AccountEventKind = keyof typeof ACCOUNT_EVENT_TEXTS;

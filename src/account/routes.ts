@@ -17,6 +17,8 @@ import type { Views } from '../web/views.ts';
 import type { EmailVerificationService } from '../accounts/recovery/email-verification.ts';
 import type { AccountEvents, AccountEventKind } from './events.ts';
 import { accountPageView } from './view-model.ts';
+import { addPasskeyRoutes, PASSKEY_NOTICES, passkeysView } from './passkey-routes.ts';
+import type { PasskeysService } from '../accounts/passkeys/index.ts';
 import { AccountSessionCookie } from './cookie.ts';
 import type { AccountSession, AccountSessionsService } from './sessions.ts';
 
@@ -30,6 +32,7 @@ export interface AccountPageDeps {
   views: Views;
   /** Mails a link to a new address; the account takes it once the link is followed. Absent without SMTP. */
   emailChange: Pick<EmailVerificationService, 'startChange'> | undefined;
+  passkeys: Pick<PasskeysService, 'of' | 'registrationOptions' | 'register' | 'rename' | 'remove'>;
 }
 
 // Forms only: small urlencoded bodies, parsed on these routes alone.
@@ -52,10 +55,11 @@ const NOTICES: Record<string, string> = {
   'access-removed': 'The app’s access is removed: its tokens stop working, and it must ask you again.',
   'session-ended': 'That session is signed out.',
   'sessions-ended': 'You are signed out everywhere else: every app session, and the account page on other devices.',
+  ...PASSKEY_NOTICES,
 };
 
 /** Which section of the page a form's error belongs to. */
-type Section = 'name' | 'email' | 'password' | 'apps' | 'sessions';
+type Section = 'name' | 'email' | 'password' | 'apps' | 'sessions' | 'passkeys';
 
 interface SignedIn {
   user: User;
@@ -93,6 +97,7 @@ export function accountRoutes(deps: AccountPageDeps): Router {
     errors: Partial<Record<Section, string>> = {},
     status = 200,
     typed: { name?: string; email?: string } = {},
+    extra: Record<string, unknown> = {},
   ) => {
     const key = ctx.query.notice;
     const notice = typeof key === 'string' && Object.hasOwn(NOTICES, key) ? NOTICES[key] : undefined;
@@ -109,12 +114,24 @@ export function accountRoutes(deps: AccountPageDeps): Router {
         newEmail: typed.email ?? '',
         canChangeEmail: deps.emailChange !== undefined,
         ...view,
+        ...(await passkeysView(deps.passkeys, { user, session })),
+        ...extra,
       },
       status,
     );
   };
 
   const record = (ctx: Koa.Context, userId: string, kind: AccountEventKind) => accountEvents.record(userId, kind, ctx.ip);
+
+  // The current password, asked again before a change: checked like a sign-in (same throttle:
+  // these forms are no way around it); a correct one is not logged as a sign-in.
+  const confirmPassword = async (ctx: Koa.Context, signedIn: SignedIn, password: string) => {
+    const result = await signInWithPassword(accounts, throttle, signedIn.user.username, password, ctx.ip, passwordCheckReporter(securityReporter(ctx)));
+    if (result.ok && result.user.id === signedIn.user.id) return undefined;
+    const refused = result.ok ? new GatehouseError(401, 'access_denied', 'the current password is not correct') : result.refused;
+    const { status, sentence } = formRefusal(ctx, refused);
+    return { status, sentence: status === 401 ? 'Your current password is not correct. Nothing was changed.' : sentence };
+  };
 
   // Errors become the sign-in pages' error page: the status and what went wrong, never a stack trace.
   router.use(async (ctx, next) => {
@@ -223,14 +240,8 @@ export function accountRoutes(deps: AccountPageDeps): Router {
     if (!sameTypedPassword(password, confirm)) return refuse(400, 'The new password and its confirmation differ. Nothing was changed.');
     if (password.length < MIN_PASSWORD_LENGTH) return refuse(400, `The new password must be at least ${MIN_PASSWORD_LENGTH} characters.`);
     if (password.length > MAX_PASSWORD_LENGTH) return refuse(400, `The new password must be at most ${MAX_PASSWORD_LENGTH} characters.`);
-    // The current password is checked like a sign-in (same throttle: this form is no way around
-    // it); a correct one is not logged as a sign-in.
-    const result = await signInWithPassword(accounts, throttle, signedIn.user.username, current, ctx.ip, passwordCheckReporter(securityReporter(ctx)));
-    if (!result.ok || result.user.id !== signedIn.user.id) {
-      const refused = result.ok ? new GatehouseError(401, 'access_denied', 'the current password is not correct') : result.refused;
-      const { status, sentence } = formRefusal(ctx, refused);
-      return refuse(status, status === 401 ? 'Your current password is not correct. Nothing was changed.' : sentence);
-    }
+    const wrong = await confirmPassword(ctx, signedIn, current);
+    if (wrong) return refuse(wrong.status, wrong.sentence);
     // Ends every session of the person (this page's too) and revokes their tokens; this
     // browser then gets a new account session, so it stays signed in here alone.
     await accounts.setPassword(signedIn.user.id, password);
@@ -265,6 +276,17 @@ export function accountRoutes(deps: AccountPageDeps): Router {
     await accountSessions.endAllOf(signedIn.user.id, cookie.value(ctx));
     await record(ctx, signedIn.user.id, 'account.sessions_ended');
     seeOther(ctx, '/account?notice=sessions-ended');
+  });
+
+  addPasskeyRoutes(router, {
+    passkeys: deps.passkeys,
+    person,
+    fields: formFields,
+    confirmPassword,
+    refuse: (ctx, signedIn, status, sentence) => accountPage(ctx, signedIn, { passkeys: sentence }, status),
+    show: (ctx, signedIn, context) => accountPage(ctx, signedIn, {}, 200, {}, context),
+    record,
+    done: (ctx, notice) => seeOther(ctx, `/account?notice=${notice}`),
   });
 
   // A form's address opened as a page (back, a bookmark) shows the account page; any other

@@ -62,7 +62,9 @@ export function createProvider(deps: ProviderDeps): Provider {
     enableHttpPostMethods: httpPost,
     findAccount: deps.findAccount,
     claims: {
-      openid: ['sub'],
+      // How the person signed in (RFC 8176: pwd, hwk/swk, mfa) and at what level: in every ID
+      // token (oidc-provider adds a claim only when a scope lists it or the client asks for it).
+      openid: ['sub', 'acr', 'amr'],
       profile: ['name', 'preferred_username', 'updated_at'],
       email: ['email', 'email_verified'],
     },
