@@ -12,6 +12,8 @@ import { formRefusal, interactionErrorPage, problemOf, respondWithPage, type Pro
 import { securityReporter } from '../src/observability/request-log.ts';
 import { csrfToken, csrfValid } from '../src/web/csrf.ts';
 import { describeScope } from './scopes.ts';
+import { codeStep } from './code-step.ts';
+import type { TotpService } from '../src/accounts/mfa/totp.ts';
 import type { Views } from '../src/web/views.ts';
 
 export interface InteractionDeps {
@@ -24,6 +26,8 @@ export interface InteractionDeps {
   /** The resource servers, so the consent page names the API a token is asked for. */
   resources: Pick<ResourcesService, 'find'>;
   views: Views;
+  /** Authenticator apps: a person with one is asked for a code after the password (code-step.ts). */
+  totp: Pick<TotpService, 'isEnrolled' | 'verify'>;
 }
 
 // Forms only: small urlencoded bodies, parsed on these routes alone (never before the provider).
@@ -72,7 +76,7 @@ function formFields(ctx: Koa.Context): Record<string, unknown> {
 }
 
 /** The login and consent pages oidc-provider sends people to, at /interaction/:uid. */
-export function interactionRoutes({ interactions, accounts, throttle, scopes, resources, views }: InteractionDeps): Router {
+export function interactionRoutes({ interactions, accounts, throttle, scopes, resources, views, totp }: InteractionDeps): Router {
   const router = new Router({ prefix: '/interaction' });
 
   const page = (ctx: Koa.Context, template: string, context: Record<string, unknown>, status = 200) => {
@@ -115,6 +119,8 @@ export function interactionRoutes({ interactions, accounts, throttle, scopes, re
     ctx.redirect(returnTo);
   };
 
+  const codes = codeStep({ interactions, totp, throttle }, page, finish);
+
   router.get('/:uid', async (ctx) => {
     const { uid, prompt, params } = await interactions.details(ctx);
     const client = await clientView(params.client_id);
@@ -144,8 +150,9 @@ export function interactionRoutes({ interactions, accounts, throttle, scopes, re
       const { status, sentence } = formRefusal(ctx, result.refused);
       return again(status, sentence);
     }
-    await finish(ctx, { login: { accountId: result.user.id, amr: ['pwd'] } }, false);
+    await codes.afterPassword(ctx, uid, client, result.user.id);
   });
+  codes.routes(router, clientView, formFields);
 
   router.post('/:uid/consent', formBody, async (ctx) => {
     const details = await interactions.details(ctx);
@@ -174,10 +181,10 @@ export function interactionRoutes({ interactions, accounts, throttle, scopes, re
 
   // The page is read with GET, its forms post: another method gets our error page, not the
   // router's plain text.
-  router.all(['/:uid', '/:uid/login', '/:uid/consent'], async (ctx, next) => {
+  router.all(['/:uid', '/:uid/login', '/:uid/code', '/:uid/consent'], async (ctx, next) => {
     if (ctx.method === 'OPTIONS') return next();
     const refused = problemOf(new GatehouseError(405, 'method_not_allowed', 'This address only shows the sign-in page and takes its forms. Go back to the application and start again.'));
-    errorPage(ctx, { ...refused, headers: { allow: /\/(login|consent)\/?$/.test(ctx.path) ? 'POST' : 'GET, HEAD' } });
+    errorPage(ctx, { ...refused, headers: { allow: /\/(login|code|consent)\/?$/.test(ctx.path) ? 'POST' : 'GET, HEAD' } });
   });
 
   return router;

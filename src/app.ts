@@ -122,7 +122,7 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
         database: () => services.db.raw('select 1'),
         ...(services.stores.redis ? { redis: () => services.stores.redis!.client.ping() } : {}),
       }),
-      interactionRoutes({ interactions: oidc.interactions, accounts: services.accounts, throttle: services.throttle, scopes: services.scopes, resources: services.resources, views }),
+      interactionRoutes({ interactions: oidc.interactions, accounts: services.accounts, throttle: services.throttle, scopes: services.scopes, resources: services.resources, views, totp: services.totp }),
       accountLinkRoutes({ passwordResets: services.passwordResets, emailVerification: services.emailVerification, views }),
       bearerLogoutRoutes(oidc),
       accountRoutes({
@@ -134,6 +134,7 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
         oidc,
         views,
         emailChange: config.mail ? services.emailVerification : undefined,
+        totp: services.totp,
       }),
       adminApiRoutes({ config, admin, clients, accounts, apiKeys, adminTokens, audit, scopes, resources, throttle }),
       adminPageRoutes({ admin, clients, accounts, apiKeys, audit, scopes, resources, throttle, adminSessions }, views),

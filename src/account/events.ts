@@ -11,6 +11,9 @@ export const ACCOUNT_EVENT_TEXTS = {
   'account.access_removed': 'An app’s access removed',
   'account.session_ended': 'A session signed out',
   'account.sessions_ended': 'Signed out everywhere',
+  'account.totp_added': 'Authenticator app set up',
+  'account.totp_removed': 'Authenticator app removed',
+  'account.mfa_reset': 'Authenticator app removed by an operator',
 } as const;
 
 export type AccountEventKind = keyof typeof ACCOUNT_EVENT_TEXTS;

@@ -19,6 +19,8 @@ import type { AccountEvents, AccountEventKind } from './events.ts';
 import { accountPageView } from './view-model.ts';
 import { AccountSessionCookie } from './cookie.ts';
 import type { AccountSession, AccountSessionsService } from './sessions.ts';
+import type { TotpService } from '../accounts/mfa/totp.ts';
+import { accountCodeStep, accountTotpRoutes, totpSectionView } from './totp-routes.ts';
 
 export interface AccountPageDeps {
   accounts: AccountsService;
@@ -30,6 +32,8 @@ export interface AccountPageDeps {
   views: Views;
   /** Mails a link to a new address; the account takes it once the link is followed. Absent without SMTP. */
   emailChange: Pick<EmailVerificationService, 'startChange'> | undefined;
+  /** Authenticator apps (totp-routes.ts). */
+  totp: TotpService;
 }
 
 // Forms only: small urlencoded bodies, parsed on these routes alone.
@@ -52,10 +56,11 @@ const NOTICES: Record<string, string> = {
   'access-removed': 'The app’s access is removed: its tokens stop working, and it must ask you again.',
   'session-ended': 'That session is signed out.',
   'sessions-ended': 'You are signed out everywhere else: every app session, and the account page on other devices.',
+  'totp-removed': 'Your authenticator app is removed: signing in asks for your password alone. Its recovery codes no longer work.',
 };
 
 /** Which section of the page a form's error belongs to. */
-type Section = 'name' | 'email' | 'password' | 'apps' | 'sessions';
+type Section = 'name' | 'email' | 'password' | 'totp' | 'apps' | 'sessions';
 
 interface SignedIn {
   user: User;
@@ -108,6 +113,7 @@ export function accountRoutes(deps: AccountPageDeps): Router {
         name: typed.name ?? user.name,
         newEmail: typed.email ?? '',
         canChangeEmail: deps.emailChange !== undefined,
+        totp: await totpSectionView(deps.totp, user.id),
         ...view,
       },
       status,
@@ -131,7 +137,7 @@ export function accountRoutes(deps: AccountPageDeps): Router {
 
   // Every page but sign-in needs a signed-in, enabled person; every POST the session's CSRF token.
   router.use(async (ctx, next) => {
-    if (ctx.path === '/account/login') return next();
+    if (ctx.path === '/account/login' || ctx.path === '/account/login/code') return next();
     const signedIn = await currentPerson(ctx, cookie, accounts);
     if (!signedIn) return seeOther(ctx, '/account/login');
     ctx.state.account = signedIn;
@@ -152,6 +158,19 @@ export function accountRoutes(deps: AccountPageDeps): Router {
   });
   const person = (ctx: Koa.Context) => ctx.state.account as SignedIn;
 
+  const signIn = async (ctx: Koa.Context, userId: string) => {
+    await cookie.create(ctx, userId);
+  };
+  const codes = accountCodeStep({ totp: deps.totp, throttle, render, signIn });
+
+  // The current password again, checked like a sign-in (same throttle: these forms are no way
+  // around it); a correct one is not logged as a sign-in. Answers the refusal, if any.
+  const checkCurrentPassword = async (ctx: Koa.Context, signedIn: SignedIn, current: string) => {
+    const result = await signInWithPassword(accounts, throttle, signedIn.user.username, current, ctx.ip, passwordCheckReporter(securityReporter(ctx)));
+    if (result.ok && result.user.id === signedIn.user.id) return undefined;
+    return formRefusal(ctx, result.ok ? new GatehouseError(401, 'access_denied', 'the current password is not correct') : result.refused);
+  };
+
   router.get('/login', async (ctx) => {
     if (await currentPerson(ctx, cookie, accounts)) return seeOther(ctx, '/account');
     loginPage(ctx, {});
@@ -170,9 +189,11 @@ export function accountRoutes(deps: AccountPageDeps): Router {
       const { status, sentence } = formRefusal(ctx, result.refused);
       return again(status, sentence);
     }
+    if (await codes.askedForCode(ctx, result.user.id)) return;
     await cookie.create(ctx, result.user.id);
     seeOther(ctx, '/account?notice=signed-in');
   });
+  codes.routes(router);
 
   router.post('/logout', async (ctx) => {
     await cookie.end(ctx);
@@ -223,14 +244,8 @@ export function accountRoutes(deps: AccountPageDeps): Router {
     if (password !== confirm) return refuse(400, 'The new password and its confirmation differ. Nothing was changed.');
     if (password.length < MIN_PASSWORD_LENGTH) return refuse(400, `The new password must be at least ${MIN_PASSWORD_LENGTH} characters.`);
     if (password.length > MAX_PASSWORD_LENGTH) return refuse(400, `The new password must be at most ${MAX_PASSWORD_LENGTH} characters.`);
-    // The current password is checked like a sign-in (same throttle: this form is no way around
-    // it); a correct one is not logged as a sign-in.
-    const result = await signInWithPassword(accounts, throttle, signedIn.user.username, current, ctx.ip, passwordCheckReporter(securityReporter(ctx)));
-    if (!result.ok || result.user.id !== signedIn.user.id) {
-      const refused = result.ok ? new GatehouseError(401, 'access_denied', 'the current password is not correct') : result.refused;
-      const { status, sentence } = formRefusal(ctx, refused);
-      return refuse(status, status === 401 ? 'Your current password is not correct. Nothing was changed.' : sentence);
-    }
+    const refused = await checkCurrentPassword(ctx, signedIn, current);
+    if (refused) return refuse(refused.status, refused.status === 401 ? 'Your current password is not correct. Nothing was changed.' : refused.sentence);
     // Ends every session of the person (this page's too) and revokes their tokens; this
     // browser then gets a new account session, so it stays signed in here alone.
     await accounts.setPassword(signedIn.user.id, password);
@@ -265,6 +280,17 @@ export function accountRoutes(deps: AccountPageDeps): Router {
     await accountSessions.endAllOf(signedIn.user.id, cookie.value(ctx));
     await record(ctx, signedIn.user.id, 'account.sessions_ended');
     seeOther(ctx, '/account?notice=sessions-ended');
+  });
+
+  accountTotpRoutes(router, {
+    totp: deps.totp,
+    throttle,
+    render,
+    accountPageWithError: (ctx, signedIn, error, status) => accountPage(ctx, signedIn as SignedIn, { totp: error }, status),
+    checkCurrentPassword: (ctx, signedIn, password) => checkCurrentPassword(ctx, signedIn as SignedIn, password),
+    signIn,
+    record,
+    person,
   });
 
   // A form's address opened as a page (back, a bookmark) shows the account page; any other
