@@ -65,7 +65,9 @@ export function createProvider(deps: ProviderDeps): Provider {
     // What a sign-in proved, set by the login result (src/accounts/mfa/second-factor.ts); listed in discovery.
     acrValues: [ACR.password, ACR.mfa],
     claims: {
-      openid: ['sub'],
+      // acr and amr (RFC 8176): what the sign-in proved, from the login result. Under openid, so
+      // every ID token carries them (a claim of its own would only be released when asked for).
+      openid: ['sub', 'acr', 'amr'],
       profile: ['name', 'preferred_username', 'updated_at'],
       email: ['email', 'email_verified'],
     },

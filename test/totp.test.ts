@@ -1,0 +1,241 @@
+import anyTest, { type TestFn } from 'ava';
+import * as OTPAuth from 'otpauth';
+import type { TestGatehouse } from './support/gatehouse.ts';
+import { decodeEntities, submitTampered } from './support/http.ts';
+import { authorizationRequest, createClient, createUserDirectly, oidc, REDIRECT_URI, redeem, relyingParty, startLoopbackGatehouse } from './support/relying-party.ts';
+import { isConsentPage, signInToAccount, UserAgent, type Page } from './support/user-agent.ts';
+import { testClock } from './support/clock.ts';
+
+const test = anyTest as TestFn<{ gh: TestGatehouse; rp: oidc.Configuration; base: string }>;
+const clock = testClock();
+const PASSWORD = 'correct horse battery';
+
+test.before(async (t) => {
+  const gh = await startLoopbackGatehouse();
+  const client = await createClient(gh, ['--name', 'Team Wiki', '--type', 'confidential', '--grant', 'authorization_code', '--redirect-uri', REDIRECT_URI]);
+  t.context = { gh, rp: await relyingParty(gh, client, 'basic'), base: gh.config.issuer };
+});
+
+test.after.always(async (t) => {
+  await t.context.gh?.close();
+});
+
+/** The value of the read-only input `id` on a page. */
+const inputValue = (page: Page, id: string) => decodeEntities(new RegExp(`id="${id}"[^>]*value="([^"]*)"`).exec(page.html)?.[1] ?? '');
+/** The code an authenticator app shows now for `secret`, as a person reads it off their phone. */
+const codeNow = (secret: string) => new OTPAuth.TOTP({ secret: OTPAuth.Secret.fromBase32(secret), digits: 6, period: 30 }).generate();
+/** Moves the clock to the start of the next 30-second window: the app shows a new code. */
+const nextWindow = () => clock.advanceTo((Math.floor(Date.now() / 30_000) + 1) * 30_000 + 1000);
+const recoveryCodes = (page: Page) => [...page.html.matchAll(/<li><code>([a-z0-9-]+)<\/code><\/li>/g)].map((m) => m[1]!);
+
+/** A person signs in to /account and sets up an authenticator app; returns the secret and recovery codes. */
+async function enrol(t: { context: { base: string } }, username: string) {
+  const agent = new UserAgent();
+  const account = await signInToAccount(agent, t.context.base, username, PASSWORD);
+  const setup = await agent.submit(account, /\/account\/totp\/setup$/, {});
+  const secret = inputValue(setup, 'otpauth-secret');
+  const shown = await agent.submit(setup, /\/account\/totp\/confirm$/, { code: codeNow(secret) });
+  return { agent, setup, secret, shown, codes: recoveryCodes(shown) };
+}
+
+/** The person opens Team Wiki, types their password, and is asked for a code. */
+async function passwordStep(t: { context: { rp: oidc.Configuration } }, agent: UserAgent, username: string) {
+  const pending = await authorizationRequest(t.context.rp);
+  const login = await agent.open(pending.url);
+  const codePage = await agent.submit(login, /\/login$/, { username, password: PASSWORD });
+  return { pending, codePage };
+}
+
+async function finishAtApp(t: { context: { rp: oidc.Configuration } }, agent: UserAgent, page: Page, pending: Parameters<typeof redeem>[2]) {
+  const landed = isConsentPage(page) ? await agent.submit(page, /\/consent$/, { decision: 'allow' }) : page;
+  return redeem(t.context.rp, landed, pending);
+}
+
+test.serial('a person sets up an authenticator app from the QR code and gets ten recovery codes, shown once', async (t) => {
+  await createUserDirectly(t.context.gh, 'tess', PASSWORD);
+  const { agent, setup, secret, shown, codes } = await enrol(t, 'tess');
+  t.regex(setup.html, /<h1>Set up an authenticator app<\/h1>/);
+  const uri = inputValue(setup, 'otpauth-uri');
+  t.true(uri.startsWith('otpauth://totp/'), uri);
+  t.is(new URL(uri).searchParams.get('secret'), secret);
+  const img = /<img class="qr" src="data:image\/svg\+xml;base64,([^"]+)"/.exec(setup.html);
+  t.truthy(img, 'a QR code drawn as SVG');
+  t.regex(Buffer.from(img![1]!, 'base64').toString('utf8'), /^<svg /);
+  t.regex(setup.html, /name="code" inputmode="numeric" autocomplete="one-time-code"/);
+  t.is(shown.status, 200);
+  t.is(codes.length, 10);
+  t.is(new Set(codes).size, 10);
+  // Back on the account page: on, ten codes left, and they are not shown again.
+  const account = await agent.open(`${t.context.base}/account`);
+  t.regex(account.html, /Recovery codes left: <strong>10<\/strong>/);
+  for (const c of codes) t.false(account.html.includes(c));
+  // Stored sealed and hashed: neither the secret nor a code is in the database as typed.
+  const row = await t.context.gh.services.db('user_totp').first();
+  t.false(JSON.stringify(row).includes(secret));
+  const hashes = JSON.stringify(await t.context.gh.services.db('user_recovery_codes').select());
+  for (const c of codes) t.false(hashes.includes(c));
+});
+
+test.serial('signing in to an app asks for a code after the password; the ID token says amr pwd+otp+mfa and the mfa acr', async (t) => {
+  await createUserDirectly(t.context.gh, 'uma', PASSWORD);
+  const { secret } = await enrol(t, 'uma');
+  nextWindow();
+  const agent = new UserAgent([REDIRECT_URI]);
+  const { pending, codePage } = await passwordStep(t, agent, 'uma');
+  t.regex(codePage.html, /<h1>Enter your code<\/h1>/);
+  t.regex(codePage.html, /<label for="code">/);
+  t.regex(codePage.html, /autocomplete="one-time-code"/);
+  t.regex(codePage.headers.get('content-security-policy') ?? '', /default-src 'none'; script-src 'self'.*frame-ancestors 'none'/);
+  t.is(codePage.headers.get('x-frame-options'), 'DENY');
+  const after = await agent.submit(codePage, /\/code$/, { code: codeNow(secret) });
+  const tokens = await finishAtApp(t, agent, after, pending);
+  const claims = tokens.claims()!;
+  t.deepEqual(claims.amr, ['pwd', 'otp', 'mfa']);
+  t.is(claims.acr, 'urn:gatehouse:acr:mfa');
+});
+
+test.serial('without an authenticator the ID token says amr pwd and the password acr; discovery lists both acr values', async (t) => {
+  await createUserDirectly(t.context.gh, 'vic', PASSWORD);
+  const agent = new UserAgent([REDIRECT_URI]);
+  const { pending, codePage } = await passwordStep(t, agent, 'vic');
+  const claims = (await finishAtApp(t, agent, codePage, pending)).claims()!;
+  t.deepEqual(claims.amr, ['pwd']);
+  t.is(claims.acr, 'urn:gatehouse:acr:pwd');
+  const discovery = (await (await fetch(`${t.context.base}/.well-known/openid-configuration`)).json()) as { acr_values_supported?: string[] };
+  t.deepEqual(discovery.acr_values_supported, ['urn:gatehouse:acr:pwd', 'urn:gatehouse:acr:mfa']);
+});
+
+test.serial('a code used once is refused the second time in its window, and the next window’s code works', async (t) => {
+  await createUserDirectly(t.context.gh, 'wes', PASSWORD);
+  const { secret } = await enrol(t, 'wes');
+  nextWindow();
+  const code = codeNow(secret);
+  const first = new UserAgent([REDIRECT_URI]);
+  const one = await passwordStep(t, first, 'wes');
+  await finishAtApp(t, first, await first.submit(one.codePage, /\/code$/, { code }), one.pending);
+
+  const second = new UserAgent([REDIRECT_URI]);
+  const two = await passwordStep(t, second, 'wes');
+  const replayed = await second.submit(two.codePage, /\/code$/, { code });
+  t.is(replayed.status, 401, replayed.html.match(/role="alert">([^<]*)/)?.[1]);
+  t.regex(replayed.html, /That code was used already/);
+  nextWindow();
+  const fresh = await second.submit(replayed, /\/code$/, { code: codeNow(secret) });
+  const claims = (await finishAtApp(t, second, fresh, two.pending)).claims()!;
+  t.deepEqual(claims.amr, ['pwd', 'otp', 'mfa']);
+});
+
+test.serial('the same code submitted twice at once signs in once', async (t) => {
+  await createUserDirectly(t.context.gh, 'xan', PASSWORD);
+  const { secret } = await enrol(t, 'xan');
+  nextWindow();
+  const agents = [new UserAgent([REDIRECT_URI]), new UserAgent([REDIRECT_URI])];
+  const steps = await Promise.all(agents.map((a) => passwordStep(t, a, 'xan')));
+  const code = codeNow(secret);
+  const answers = await Promise.all(agents.map((a, i) => a.submit(steps[i]!.codePage, /\/code$/, { code })));
+  const signedIn = answers.filter((p) => p.url.startsWith(REDIRECT_URI) || isConsentPage(p));
+  t.is(signedIn.length, 1, answers.map((p) => `${p.status} ${p.url}`).join(', '));
+  t.is(answers.filter((p) => p.status === 401).length, 1);
+});
+
+test.serial('wrong codes are throttled like passwords: after five from one address, even the right code is refused', async (t) => {
+  await createUserDirectly(t.context.gh, 'yan', PASSWORD);
+  const { secret } = await enrol(t, 'yan');
+  nextWindow();
+  const agent = new UserAgent([REDIRECT_URI]);
+  let { codePage: page } = await passwordStep(t, agent, 'yan');
+  const wrong = codeNow(secret) === '000000' ? '111111' : '000000';
+  for (let i = 0; i < 5; i++) {
+    page = await agent.submit(page, /\/code$/, { code: wrong });
+    t.is(page.status, 401);
+    t.regex(page.html, /The code is not correct/);
+  }
+  const locked = await agent.submit(page, /\/code$/, { code: codeNow(secret) });
+  t.is(locked.status, 429);
+  t.regex(locked.html, /Too many wrong codes/);
+  t.truthy(locked.headers.get('retry-after'));
+});
+
+test.serial('each recovery code signs in once, in place of a code', async (t) => {
+  await createUserDirectly(t.context.gh, 'zoe', PASSWORD);
+  const { codes, agent: accountBrowser } = await enrol(t, 'zoe');
+  const first = new UserAgent([REDIRECT_URI]);
+  const one = await passwordStep(t, first, 'zoe');
+  const claims = (await finishAtApp(t, first, await first.submit(one.codePage, /\/code$/, { code: codes[0]!.toUpperCase() }), one.pending)).claims()!;
+  t.deepEqual(claims.amr, ['pwd', 'otp', 'mfa']);
+  const second = new UserAgent([REDIRECT_URI]);
+  const two = await passwordStep(t, second, 'zoe');
+  const again = await second.submit(two.codePage, /\/code$/, { code: codes[0]! });
+  t.is(again.status, 401);
+  const account = await accountBrowser.open(`${t.context.base}/account`);
+  t.regex(account.html, /Recovery codes left: <strong>9<\/strong>/);
+});
+
+test.serial('the code form refuses a forged post, an empty or huge code, and a code without the password step', async (t) => {
+  await createUserDirectly(t.context.gh, 'abe', PASSWORD);
+  const { secret } = await enrol(t, 'abe');
+  nextWindow();
+  const agent = new UserAgent([REDIRECT_URI]);
+  const { codePage } = await passwordStep(t, agent, 'abe');
+  const forged = await submitTampered(agent, codePage, /\/code$/, { csrf: 'forged', code: codeNow(secret) });
+  t.is(forged.status, 403);
+  const empty = await agent.submit(codePage, /\/code$/, { code: '' });
+  t.is(empty.status, 400);
+  t.regex(empty.html, /Enter the code/);
+  const huge = await agent.submit(codePage, /\/code$/, { code: '9'.repeat(10_000) });
+  t.is(huge.status, 400);
+  // Another browser with the same interaction page but no password step.
+  const stranger = new UserAgent([REDIRECT_URI]);
+  for (const [k, v] of agent.cookieEntries()) if (!k.startsWith('gh_pwd_ok')) stranger.setCookie(k, v);
+  const skipped = await stranger.submit(codePage, /\/code$/, { code: codeNow(secret) });
+  t.is(skipped.status, 400);
+  t.regex(skipped.html, /sign in with your password first/);
+});
+
+test.serial('setup refuses a wrong first code, a forged form and bad input, and changes nothing', async (t) => {
+  await createUserDirectly(t.context.gh, 'bea', PASSWORD);
+  const agent = new UserAgent();
+  const account = await signInToAccount(agent, t.context.base, 'bea', PASSWORD);
+  const setup = await agent.submit(account, /\/account\/totp\/setup$/, {});
+  const secret = inputValue(setup, 'otpauth-secret');
+  const right = codeNow(secret);
+  const wrong = await agent.submit(setup, /\/account\/totp\/confirm$/, { code: right === '123456' ? '654321' : '123456' });
+  t.is(wrong.status, 400);
+  t.regex(wrong.html, /not the one your app shows/);
+  const letters = await agent.submit(setup, /\/account\/totp\/confirm$/, { code: 'abcdef' });
+  t.is(letters.status, 400);
+  const forged = await submitTampered(agent, setup, /\/account\/totp\/confirm$/, { csrf: 'forged', code: right });
+  t.is(forged.status, 403);
+  t.false(await t.context.gh.services.totp.isEnrolled((await t.context.gh.services.accounts.resolve('bea')).id));
+});
+
+test.serial('removing the authenticator asks for the current password again', async (t) => {
+  await createUserDirectly(t.context.gh, 'cal', PASSWORD);
+  const { agent } = await enrol(t, 'cal');
+  const account = await agent.open(`${t.context.base}/account`);
+  const wrong = await agent.submit(account, /\/account\/totp\/remove$/, { current_password: 'not it at all' });
+  t.is(wrong.status, 401);
+  t.regex(wrong.html, /current password is not correct/);
+  const forged = await submitTampered(agent, account, /\/account\/totp\/remove$/, { csrf: 'forged', current_password: PASSWORD });
+  t.is(forged.status, 403);
+  const removed = await agent.submit(account, /\/account\/totp\/remove$/, { current_password: PASSWORD });
+  t.is(removed.status, 200);
+  t.regex(removed.html, /Your authenticator app is removed/);
+  t.regex(removed.html, /Set up an authenticator app/);
+});
+
+test.serial('signing in to /account asks for the code too', async (t) => {
+  await createUserDirectly(t.context.gh, 'dee', PASSWORD);
+  const { secret } = await enrol(t, 'dee');
+  nextWindow();
+  const agent = new UserAgent();
+  const codePage = await signInToAccount(agent, t.context.base, 'dee', PASSWORD);
+  t.regex(codePage.html, /<h1>Enter your code<\/h1>/);
+  t.regex(codePage.html, /autocomplete="one-time-code"/);
+  t.is((await agent.open(`${t.context.base}/account`)).url, `${t.context.base}/account/login`);
+  const forged = await submitTampered(agent, codePage, /\/account\/login\/code$/, { csrf: 'forged', code: codeNow(secret) });
+  t.is(forged.status, 403);
+  const account = await agent.submit(codePage, /\/account\/login\/code$/, { code: codeNow(secret) });
+  t.is(account.url, `${t.context.base}/account?notice=signed-in`);
+  t.regex(account.html, /Your account/);
+});
