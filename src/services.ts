@@ -189,7 +189,7 @@ export async function openServices(config: Config, { migrate = true, migrated, l
     const links = new AccountLinks(db);
     const passwordResets = new PasswordResetService(links, accounts, throttle, config.issuer, mailer && outbox ? { mailer, outbox } : undefined);
     const emailVerification = new EmailVerificationService(links, accounts, config.issuer, mailer);
-    const admin = new AdminOperations(clients, accounts, apiKeys, grants, keys, adminTokens, audit, userdata, scopes, resources, throttle, passwordResets);
+    const admin = new AdminOperations(clients, accounts, apiKeys, grants, keys, adminTokens, audit, userdata, scopes, resources, throttle, passwordResets, totp);
     const close = async () => {
       // Logout tokens on their way get a few seconds to arrive (a CLI run exits right after);
       // retries still waiting are dropped.

@@ -5,6 +5,9 @@ import { decodeEntities, submitTampered } from './support/http.ts';
 import { authorizationRequest, createClient, createUserDirectly, oidc, REDIRECT_URI, redeem, relyingParty, startLoopbackGatehouse } from './support/relying-party.ts';
 import { isConsentPage, signInToAccount, UserAgent, type Page } from './support/user-agent.ts';
 import { testClock } from './support/clock.ts';
+import { runCli } from './support/cli.ts';
+import { adminApi } from './support/admin-api.ts';
+import { chromiumAvailable, launchBrowser, screenshotForDocs } from './support/browser.ts';
 
 const test = anyTest as TestFn<{ gh: TestGatehouse; rp: oidc.Configuration; base: string }>;
 const clock = testClock();
@@ -238,4 +241,79 @@ test.serial('signing in to /account asks for the code too', async (t) => {
   const account = await agent.submit(codePage, /\/account\/login\/code$/, { code: codeNow(secret) });
   t.is(account.url, `${t.context.base}/account?notice=signed-in`);
   t.regex(account.html, /Your account/);
+});
+
+/** The person's authenticator, as the database says (for operator tests: what the reset did). */
+const enrolled = async (t: { context: { gh: TestGatehouse } }, username: string) =>
+  t.context.gh.services.totp.isEnrolled((await t.context.gh.services.accounts.resolve(username)).id);
+
+test.serial('an operator resets a person’s authenticator with `users mfa reset`; the password alone signs in again', async (t) => {
+  await createUserDirectly(t.context.gh, 'eli', PASSWORD);
+  await enrol(t, 'eli');
+  const usage = await runCli(['users', 'mfa', 'reset'], t.context.gh.env);
+  t.not(usage.code, 0);
+  t.regex(usage.stderr, /missing user id or username/);
+  const res = await runCli(['users', 'mfa', 'reset', 'eli', '--json'], t.context.gh.env);
+  t.is(res.code, 0, res.stderr);
+  t.is(res.json().authenticator_removed, true);
+  t.false(await enrolled(t, 'eli'));
+  const agent = new UserAgent([REDIRECT_URI]);
+  const { pending, codePage } = await passwordStep(t, agent, 'eli');
+  t.deepEqual((await finishAtApp(t, agent, codePage, pending)).claims()!.amr, ['pwd']);
+  const audit = await t.context.gh.services.db('audit_log').where({ action: 'user.mfa_reset' }).select();
+  t.true(audit.length >= 1);
+});
+
+test.serial('an operator resets it with POST /admin/api/users/{id}/mfa/reset', async (t) => {
+  const id = await createUserDirectly(t.context.gh, 'fay', PASSWORD);
+  await enrol(t, 'fay');
+  const token = (await runCli(['admin-tokens', 'create', '--name', 'totp-test', '--json'], t.context.gh.env)).json().token as string;
+  const api = adminApi(t.context.gh, token);
+  const res = await api('POST', `/users/${id}/mfa/reset`);
+  t.is(res.status, 200, res.text);
+  t.is(res.body.authenticator_removed, true);
+  t.false(await enrolled(t, 'fay'));
+  t.is((await api('POST', `/users/${id}/mfa/reset`)).body.authenticator_removed, false);
+  t.is((await api('POST', '/users/nobody-here/mfa/reset')).status, 404);
+});
+
+test.serial('in Chromium, a person sets up an authenticator app on /account, and an operator resets it from the admin page', async (t) => {
+  if (!chromiumAvailable()) throw new Error('Debian chromium is required for the browser tests (apt-get install -y chromium)');
+  await createUserDirectly(t.context.gh, 'gus', PASSWORD);
+  await runCli(['users', 'create', '--username', 'opal', '--email', 'opal@example.com', '--admin', '--password-stdin'], t.context.gh.env, `${PASSWORD}\n`);
+  const browser = await launchBrowser();
+  try {
+    const page = await (await browser.newContext()).newPage();
+    const blocked: string[] = [];
+    page.on('console', (m) => /Content Security Policy/.test(m.text()) && blocked.push(m.text()));
+    await page.goto(`${t.context.base}/account/login`);
+    await page.getByLabel('Username').fill('gus');
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Set up an authenticator app' }).click();
+    await page.waitForURL(`${t.context.base}/account/totp`);
+    const qrShown = await page.locator('img.qr').evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth > 0);
+    t.true(qrShown, 'the QR code renders under the strict CSP');
+    await screenshotForDocs(page, 'totp-setup');
+    const secret = await page.getByLabel('Key, to type in by hand').inputValue();
+    await page.getByLabel('Code from your app').fill(codeNow(secret));
+    await page.getByRole('button', { name: 'Turn on' }).click();
+    await page.getByRole('heading', { name: 'Your recovery codes' }).waitFor();
+    t.is(await page.locator('.recovery-codes li').count(), 10);
+    t.deepEqual(blocked, []);
+
+    const operator = await (await browser.newContext()).newPage();
+    await operator.goto(`${t.context.base}/admin/login`);
+    await operator.fill('input[name="username"]', 'opal');
+    await operator.fill('input[name="password"]', PASSWORD);
+    await operator.click('button[type="submit"]');
+    await operator.waitForURL(`${t.context.base}/admin/clients`);
+    const id = (await t.context.gh.services.accounts.resolve('gus')).id;
+    await operator.goto(`${t.context.base}/admin/users/${encodeURIComponent(id)}`);
+    await operator.getByRole('button', { name: 'Reset two-factor sign-in' }).click();
+    await operator.getByText('authenticator app and recovery codes are removed').waitFor();
+    t.false(await enrolled(t, 'gus'));
+  } finally {
+    await browser.close();
+  }
 });
