@@ -41,11 +41,7 @@ export function codeStep({ interactions, totp, throttle }: CodeStepDeps, page: P
       codePage(ctx, uid, client);
     },
 
-    routes(
-      router: Router,
-      clientView: (clientId: unknown) => Promise<unknown>,
-      formFields: (ctx: Koa.Context) => Record<string, unknown>
-    ): void {
+    routes(router: Router, clientView: (clientId: unknown) => Promise<unknown>, formFields: (ctx: Koa.Context) => Record<string, unknown>): void {
       router.post('/:uid/code', formBody, async (ctx) => {
         const { uid, prompt, params } = await interactions.details(ctx);
         const client = await clientView(params.client_id);

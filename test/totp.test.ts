@@ -2,7 +2,16 @@ import anyTest, { type TestFn } from 'ava';
 import * as OTPAuth from 'otpauth';
 import type { TestGatehouse } from './support/gatehouse.ts';
 import { decodeEntities, submitTampered } from './support/http.ts';
-import { authorizationRequest, createClient, createUserDirectly, oidc, REDIRECT_URI, redeem, relyingParty, startLoopbackGatehouse } from './support/relying-party.ts';
+import {
+  authorizationRequest,
+  createClient,
+  createUserDirectly,
+  type oidc,
+  REDIRECT_URI,
+  redeem,
+  relyingParty,
+  startLoopbackGatehouse,
+} from './support/relying-party.ts';
 import { isConsentPage, signInToAccount, UserAgent, type Page } from './support/user-agent.ts';
 import { testClock } from './support/clock.ts';
 import { runCli } from './support/cli.ts';

@@ -128,10 +128,18 @@ export function accountTotpRoutes(router: Router, deps: AccountTotpDeps): void {
   router.post('/totp/remove', async (ctx) => {
     const signedIn = deps.person(ctx);
     const current = (ctx.request as { body?: Record<string, unknown> }).body?.current_password;
-    if (typeof current !== 'string' || !current) return deps.accountPageWithError(ctx, signedIn, 'Enter your current password to remove the authenticator app.', 400);
+    if (typeof current !== 'string' || !current)
+      return deps.accountPageWithError(ctx, signedIn, 'Enter your current password to remove the authenticator app.', 400);
     const refused = await deps.checkCurrentPassword(ctx, signedIn, current);
-    if (refused) return deps.accountPageWithError(ctx, signedIn, refused.status === 401 ? 'Your current password is not correct. Nothing was changed.' : refused.sentence, refused.status);
-    if (!(await totp.remove(signedIn.user.id))) return deps.accountPageWithError(ctx, signedIn, 'There is no authenticator app to remove. Nothing was changed.', 404);
+    if (refused)
+      return deps.accountPageWithError(
+        ctx,
+        signedIn,
+        refused.status === 401 ? 'Your current password is not correct. Nothing was changed.' : refused.sentence,
+        refused.status,
+      );
+    if (!(await totp.remove(signedIn.user.id)))
+      return deps.accountPageWithError(ctx, signedIn, 'There is no authenticator app to remove. Nothing was changed.', 404);
     await deps.record(ctx, signedIn.user.id, 'account.totp_removed');
     seeOther(ctx, '/account?notice=totp-removed');
   });

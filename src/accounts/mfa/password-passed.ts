@@ -18,7 +18,9 @@ export class PasswordPassedCookie {
   ) {}
 
   set(ctx: Koa.Context, path: string, userId: string, bound: string): void {
-    const value = Buffer.from(JSON.stringify({ u: userId, b: bound, e: this.now() + PASSWORD_PASSED_MS, n: randomBytes(8).toString('hex') })).toString('base64url');
+    const value = Buffer.from(JSON.stringify({ u: userId, b: bound, e: this.now() + PASSWORD_PASSED_MS, n: randomBytes(8).toString('hex') })).toString(
+      'base64url',
+    );
     ctx.cookies.set(this.name, value, { signed: true, httpOnly: true, sameSite: 'lax', secure: ctx.secure, path, maxAge: PASSWORD_PASSED_MS, overwrite: true });
   }
 

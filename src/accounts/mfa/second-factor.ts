@@ -58,8 +58,7 @@ export async function checkSecondFactor(
   if (!check.ok) {
     await reservation.failed();
     report('login.code_failed', { sub: userId, ip: address, reason: check.reason });
-    const description =
-      check.reason === 'replayed' ? 'that code was used already: wait for the next one in your app' : 'the code is not correct';
+    const description = check.reason === 'replayed' ? 'that code was used already: wait for the next one in your app' : 'the code is not correct';
     return { ok: false, refused: new GatehouseError(401, 'access_denied', description) };
   }
   await reservation.succeeded();

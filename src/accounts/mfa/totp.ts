@@ -163,7 +163,6 @@ export class TotpService {
 
 /** One recovery code, shown as "xxxxx-xxxxx". */
 function newRecoveryCode(): string {
-
   const chars = Array.from({ length: 10 }, () => RECOVERY_ALPHABET[randomInt(RECOVERY_ALPHABET.length)]);
   return `${chars.slice(0, 5).join('')}-${chars.slice(5).join('')}`;
 }
