@@ -74,6 +74,15 @@ test.serial('a person sets up an authenticator app from the QR code and gets ten
   t.truthy(img, 'a QR code drawn as SVG');
   t.regex(Buffer.from(img![1]!, 'base64').toString('utf8'), /^<svg /);
   t.regex(setup.html, /name="code" inputmode="numeric" autocomplete="one-time-code"/);
+  for (const page of [setup, shown]) {
+    t.regex(page.html, /<html lang="en">/);
+    t.regex(page.headers.get('content-security-policy') ?? '', /default-src 'none'; script-src 'self'.*frame-ancestors 'none'/);
+    t.is(page.headers.get('x-frame-options'), 'DENY');
+    t.is(page.headers.get('cache-control'), 'no-store');
+    t.false(/<script/.test(page.html), 'no script, inline or not');
+  }
+  t.regex(setup.html, /<title>Set up an authenticator app · Gatehouse<\/title>/);
+  t.regex(setup.html, /<label for="code">/);
   t.is(shown.status, 200);
   t.is(codes.length, 10);
   t.is(new Set(codes).size, 10);
@@ -243,7 +252,10 @@ test.serial('signing in to /account asks for the code too', async (t) => {
   const agent = new UserAgent();
   const codePage = await signInToAccount(agent, t.context.base, 'dee', PASSWORD);
   t.regex(codePage.html, /<h1>Enter your code<\/h1>/);
+  t.regex(codePage.html, /<label for="code">/);
   t.regex(codePage.html, /autocomplete="one-time-code"/);
+  t.regex(codePage.headers.get('content-security-policy') ?? '', /frame-ancestors 'none'/);
+  t.is(codePage.headers.get('x-frame-options'), 'DENY');
   t.is((await agent.open(`${t.context.base}/account`)).url, `${t.context.base}/account/login`);
   const forged = await submitTampered(agent, codePage, /\/account\/login\/code$/, { csrf: 'forged', code: codeNow(secret) });
   t.is(forged.status, 403);
