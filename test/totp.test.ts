@@ -190,6 +190,11 @@ test.serial('each recovery code signs in once, in place of a code', async (t) =>
   t.is(again.status, 401);
   const account = await accountBrowser.open(`${t.context.base}/account`);
   t.regex(account.html, /Recovery codes left: <strong>9<\/strong>/);
+  // Their history says so (recentOf waits for events still being written), with no code in it.
+  const history = account;
+  t.regex(history.html, /Authenticator or recovery code accepted/);
+  t.regex(history.html, /Wrong authenticator code typed/);
+  t.false(history.html.includes(codes[0]!));
 });
 
 test.serial('the code form refuses a forged post, an empty or huge code, and a code without the password step', async (t) => {
