@@ -3,7 +3,7 @@ import type Koa from 'koa';
 import { koaBody } from 'koa-body';
 import type { CredentialThrottle } from '../src/accounts/throttle.ts';
 import { authenticationOf, checkSecondFactor } from '../src/accounts/mfa/second-factor.ts';
-import { PasswordPassedCookie } from '../src/accounts/mfa/password-passed.ts';
+import { PasswordPassedCookie } from '../src/web/password-passed.ts';
 import type { TotpService } from '../src/accounts/mfa/totp.ts';
 import type { InteractionResults, Interactions } from '../src/oidc/index.ts';
 import { securityReporter } from '../src/observability/request-log.ts';

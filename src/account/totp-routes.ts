@@ -1,7 +1,7 @@
 import type Router from '@koa/router';
 import type Koa from 'koa';
 import { checkSecondFactor } from '../accounts/mfa/second-factor.ts';
-import { PasswordPassedCookie } from '../accounts/mfa/password-passed.ts';
+import { PasswordPassedCookie } from '../web/password-passed.ts';
 import type { TotpService } from '../accounts/mfa/totp.ts';
 import type { User } from '../accounts/service.ts';
 import type { CredentialThrottle } from '../accounts/throttle.ts';
