@@ -360,3 +360,21 @@ test.serial('on PostgreSQL too, one code raced five times at once is accepted on
     await gh.close();
   }
 });
+
+test.serial('an operator with an authenticator app is asked for a code when signing in to /admin', async (t) => {
+  await runCli(['users', 'create', '--username', 'ivy', '--email', 'ivy@example.com', '--admin', '--password-stdin'], t.context.gh.env, `${PASSWORD}\n`);
+  const { secret } = await enrol(t, 'ivy');
+  nextWindow();
+  const agent = new UserAgent();
+  const login = await agent.open(`${t.context.base}/admin/login`);
+  const codePage = await agent.submit(login, /\/admin\/login$/, { username: 'ivy', password: PASSWORD });
+  t.regex(codePage.html, /<h1>Enter your code<\/h1>/);
+  t.regex(codePage.html, /autocomplete="one-time-code"/);
+  t.is((await agent.open(`${t.context.base}/admin/clients`)).url, `${t.context.base}/admin/login`, 'no admin session before the code');
+  const forged = await submitTampered(agent, codePage, /\/admin\/login\/code$/, { csrf: 'forged', code: codeNow(secret) });
+  t.is(forged.status, 403);
+  const wrong = await agent.submit(codePage, /\/admin\/login\/code$/, { code: codeNow(secret) === '000000' ? '111111' : '000000' });
+  t.is(wrong.status, 401);
+  const admin = await agent.submit(codePage, /\/admin\/login\/code$/, { code: codeNow(secret) });
+  t.is(admin.url, `${t.context.base}/admin/clients`);
+});
