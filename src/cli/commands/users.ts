@@ -109,7 +109,9 @@ async function run(services: Services, { sub, args, out, stdin }: Invocation): P
       if (positionals.length > 2) throw new UsageError(`unexpected argument ${positionals[2]}`);
       const user = await services.accounts.resolve(requireId(positionals.slice(1), 'user id or username'));
       const { user: reset, removed } = await services.admin.resetUserMfa(CLI_ACTOR, user.id);
-      const said = removed ? `${reset.username}'s authenticator app and recovery codes are removed: they sign in with their password alone` : `${reset.username} had no authenticator app; nothing changed`;
+      const said = removed
+        ? `${reset.username}'s authenticator app and recovery codes are removed: they sign in with their password alone`
+        : `${reset.username} had no authenticator app; nothing changed`;
       return out.print(said, { ...userJson(reset), authenticator_removed: removed });
     }
     default:
