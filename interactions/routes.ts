@@ -13,6 +13,8 @@ import { formRefusal, interactionErrorPage, problemOf, respondWithPage, type Pro
 import { securityReporter } from '../src/observability/request-log.ts';
 import { csrfToken, csrfValid } from '../src/web/csrf.ts';
 import { describeScope } from './scopes.ts';
+import { codeStep } from './code-step.ts';
+import type { TotpService } from '../src/accounts/mfa/totp.ts';
 import type { Views } from '../src/web/views.ts';
 
 export interface InteractionDeps {
@@ -27,6 +29,8 @@ export interface InteractionDeps {
   /** Sign-in with a passkey beside the password form. */
   passkeys: Pick<PasskeysService, 'authenticationOptions' | 'signIn'>;
   views: Views;
+  /** Authenticator apps: a person with one is asked for a code after the password (code-step.ts). */
+  totp: Pick<TotpService, 'isEnrolled' | 'verify'>;
 }
 
 // Forms only: small urlencoded bodies, parsed on these routes alone (never before the provider).
@@ -75,7 +79,7 @@ function formFields(ctx: Koa.Context): Record<string, unknown> {
 }
 
 /** The login and consent pages oidc-provider sends people to, at /interaction/:uid. */
-export function interactionRoutes({ interactions, accounts, throttle, scopes, resources, passkeys, views }: InteractionDeps): Router {
+export function interactionRoutes({ interactions, accounts, throttle, scopes, resources, passkeys, views, totp }: InteractionDeps): Router {
   const router = new Router({ prefix: '/interaction' });
 
   const page = (ctx: Koa.Context, template: string, context: Record<string, unknown>, status = 200) => {
@@ -122,6 +126,8 @@ export function interactionRoutes({ interactions, accounts, throttle, scopes, re
     ctx.redirect(returnTo);
   };
 
+  const codes = codeStep({ interactions, totp, throttle }, page, finish);
+
   router.get('/:uid', async (ctx) => {
     const { uid, prompt, params } = await interactions.details(ctx);
     const client = await clientView(params.client_id);
@@ -151,8 +157,9 @@ export function interactionRoutes({ interactions, accounts, throttle, scopes, re
       const { status, sentence } = formRefusal(ctx, result.refused);
       return again(status, sentence);
     }
-    await finish(ctx, { login: { accountId: result.user.id, amr: ['pwd'] } }, false);
+    await codes.afterPassword(ctx, uid, client, result.user.id);
   });
+  codes.routes(router, clientView, formFields);
 
   // A passkey alone signs in: the browser's answer to this interaction's challenge.
   router.post('/:uid/passkey', formBody, async (ctx) => {
@@ -205,10 +212,10 @@ export function interactionRoutes({ interactions, accounts, throttle, scopes, re
 
   // The page is read with GET, its forms post: another method gets our error page, not the
   // router's plain text.
-  router.all(['/:uid', '/:uid/login', '/:uid/passkey', '/:uid/consent'], async (ctx, next) => {
+  router.all(['/:uid', '/:uid/login', '/:uid/code', '/:uid/passkey', '/:uid/consent'], async (ctx, next) => {
     if (ctx.method === 'OPTIONS') return next();
     const refused = problemOf(new GatehouseError(405, 'method_not_allowed', 'This address only shows the sign-in page and takes its forms. Go back to the application and start again.'));
-    errorPage(ctx, { ...refused, headers: { allow: /\/(login|passkey|consent)\/?$/.test(ctx.path) ? 'POST' : 'GET, HEAD' } });
+    errorPage(ctx, { ...refused, headers: { allow: /\/(login|code|passkey|consent)\/?$/.test(ctx.path) ? 'POST' : 'GET, HEAD' } });
   });
 
   return router;

@@ -29,6 +29,7 @@ import { SecurityEvents } from './observability/security-events.ts';
 import { openInvalidations, type Invalidations } from './cache/invalidation.ts';
 import { ScopesService } from './scopes/service.ts';
 import { loadAtRest } from './settings/at-rest.ts';
+import { TotpService } from './accounts/mfa/totp.ts';
 import { ResourcesService } from './resources/service.ts';
 import { AccountLinks } from './accounts/recovery/links.ts';
 import { PasswordResetService } from './accounts/recovery/password-reset.ts';
@@ -50,6 +51,8 @@ export interface Services {
   keys: KeysService;
   accounts: AccountsService;
   throttle: CredentialThrottle;
+  /** Authenticator apps (TOTP) and recovery codes of people. */
+  totp: TotpService;
   apiKeys: ApiKeysService;
   userdata: UserdataService;
   /** The one adapter factory: oidc-provider's storage, also used to revoke grants outside a request. */
@@ -173,6 +176,7 @@ export async function openServices(config: Config, { migrate = true, migrated, l
       sqlite?.db,
     );
     const throttle = new CredentialThrottle(db);
+    const totp = new TotpService(db, atRest, new URL(config.issuer).host);
     const adminTokens = new AdminTokensService(db, secretKey);
     const events = new SecurityEvents(log, metrics);
     const accountEvents = new AccountEvents(
@@ -188,7 +192,7 @@ export async function openServices(config: Config, { migrate = true, migrated, l
     const links = new AccountLinks(db);
     const passwordResets = new PasswordResetService(links, accounts, throttle, config.issuer, mailer && outbox ? { mailer, outbox } : undefined);
     const emailVerification = new EmailVerificationService(links, accounts, config.issuer, mailer);
-    const admin = new AdminOperations(clients, accounts, apiKeys, grants, keys, adminTokens, audit, userdata, scopes, resources, throttle, passwordResets);
+    const admin = new AdminOperations(clients, accounts, apiKeys, grants, keys, adminTokens, audit, userdata, scopes, resources, throttle, passwordResets, totp);
     const close = async () => {
       // Logout tokens on their way get a few seconds to arrive (a CLI run exits right after);
       // retries still waiting are dropped.
@@ -199,7 +203,7 @@ export async function openServices(config: Config, { migrate = true, migrated, l
       sqlite?.close();
       await db.destroy();
     };
-    return { config, db, stores, settings, clients, scopes, resources, keys, accounts, throttle, apiKeys, userdata, adapters, grants, adminTokens, adminSessions, accountSessions, accountEvents, passkeys, audit, admin, log, events, metrics, invalidations, backchannel, passwordResets, emailVerification, outbox, close };
+    return { config, db, stores, settings, clients, scopes, resources, keys, accounts, throttle, totp, apiKeys, userdata, adapters, grants, adminTokens, adminSessions, accountSessions, accountEvents, passkeys, audit, admin, log, events, metrics, invalidations, backchannel, passwordResets, emailVerification, outbox, close };
   } catch (err) {
     await invalidations?.close();
     redis?.disconnect();

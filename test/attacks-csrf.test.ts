@@ -124,6 +124,8 @@ const ADMIN_FORMS: Record<string, AdminForm> = {
   '/admin/users/:id/unlock': { prepare: async (gh) => ({ url: `/admin/users/${await newUser(gh)}/unlock`, fields: {} }) },
   // An accepted reset link is audited (and replaces the user's older links), so a forged one shows in the snapshot.
   '/admin/users/:id/reset-link': { prepare: async (gh) => ({ url: `/admin/users/${await newUser(gh)}/reset-link`, fields: {} }) },
+  // An accepted reset of two-factor sign-in is audited (with or without an app to remove), so a forged one shows in the snapshot.
+  '/admin/users/:id/mfa/reset': { prepare: async (gh) => ({ url: `/admin/users/${await newUser(gh)}/mfa/reset`, fields: {} }) },
   '/admin/users/:id/grant-admin': { prepare: async (gh) => ({ url: `/admin/users/${await newUser(gh)}/grant-admin`, fields: {} }) },
   '/admin/users/:id/remove-admin': { prepare: async (gh) => ({ url: `/admin/users/${await newUser(gh, { isAdmin: true })}/remove-admin`, fields: {} }) },
   '/admin/users/:id/password': { prepare: async (gh) => ({ url: `/admin/users/${await newUser(gh)}/password`, fields: { password: 'set-by-a-forger-1' } }) },
@@ -173,8 +175,11 @@ const ADMIN_FORMS: Record<string, AdminForm> = {
   },
 };
 
-/** The admin sign-in form is public and has its own double-submit token (the gatehouse.csrf cookie). */
-const PUBLIC_FORMS = new Set(['/admin/login']);
+/**
+ * The admin sign-in form and its code step are public and have their own double-submit token
+ * (the gatehouse.csrf cookie); the code step's forged post is tested in totp.test.ts.
+ */
+const PUBLIC_FORMS = new Set(['/admin/login', '/admin/login/code']);
 
 test.serial('every POST route of the admin pages has a CSRF case in this file', (t) => {
   const { gh } = t.context;

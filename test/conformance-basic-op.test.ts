@@ -312,9 +312,9 @@ test('oidcc-claims-locales: claims_locales=se does not cause an error', async (t
   t.is((await userinfo(t.context.gh, f.token.body.access_token)).body.name, 'Buffy Summers');
 });
 
-test('oidcc-ensure-request-with-acr-values-succeeds: acr_values="1 2" succeeds (acr, if returned, is a string)', async (t) => {
-  t.is(t.context.discovery.acr_values_supported, undefined, 'no acr values are advertised, so the suite sends 1 and 2');
-  const f = await flow(t, { acr_values: '1 2' });
+test('oidcc-ensure-request-with-acr-values-succeeds: the advertised acr_values succeed (acr, if returned, is a string)', async (t) => {
+  t.deepEqual(t.context.discovery.acr_values_supported, ['urn:gatehouse:acr:pwd', 'urn:gatehouse:acr:mfa'], 'the suite sends the advertised values');
+  const f = await flow(t, { acr_values: 'urn:gatehouse:acr:pwd urn:gatehouse:acr:mfa' });
   t.false(f.callback.has('error'));
   if ('acr' in f.claims) t.is(typeof f.claims.acr, 'string');
   assertIdToken(t, f.token.body.id_token, { clientId: t.context.basic.clientId, nonce: f.nonce, accessToken: f.token.body.access_token });

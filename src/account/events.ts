@@ -5,6 +5,9 @@ export const ACCOUNT_EVENT_TEXTS = {
   'login.succeeded': 'Signed in',
   'login.failed': 'Wrong password typed',
   'login.locked': 'Sign-in refused: too many attempts',
+  'login.code_failed': 'Wrong authenticator code typed',
+  'login.code_locked': 'Code refused: too many wrong codes',
+  'login.code_accepted': 'Authenticator or recovery code accepted',
   'account.name_changed': 'Name changed',
   'account.email_change_requested': 'New email address asked for (waiting for its confirmation)',
   'account.password_changed': 'Password changed',
@@ -14,6 +17,9 @@ export const ACCOUNT_EVENT_TEXTS = {
   'account.passkey_added': 'Passkey added',
   'account.passkey_renamed': 'Passkey renamed',
   'account.passkey_removed': 'Passkey removed',
+  'account.totp_added': 'Authenticator app set up',
+  'account.totp_removed': 'Authenticator app removed',
+  'account.mfa_reset': 'Authenticator app removed by an operator',
 } as const;
 
 export type AccountEventKind = keyof typeof ACCOUNT_EVENT_TEXTS;

@@ -21,6 +21,8 @@ import { addPasskeyRoutes, PASSKEY_NOTICES, passkeysView } from './passkey-route
 import type { PasskeysService } from '../accounts/passkeys/index.ts';
 import { AccountSessionCookie } from './cookie.ts';
 import type { AccountSession, AccountSessionsService } from './sessions.ts';
+import type { TotpService } from '../accounts/mfa/totp.ts';
+import { accountCodeStep, accountTotpRoutes, totpSectionView } from './totp-routes.ts';
 
 export interface AccountPageDeps {
   accounts: AccountsService;
@@ -33,6 +35,8 @@ export interface AccountPageDeps {
   /** Mails a link to a new address; the account takes it once the link is followed. Absent without SMTP. */
   emailChange: Pick<EmailVerificationService, 'startChange'> | undefined;
   passkeys: Pick<PasskeysService, 'of' | 'registrationOptions' | 'register' | 'rename' | 'remove'>;
+  /** Authenticator apps (totp-routes.ts). */
+  totp: TotpService;
 }
 
 // Forms only: small urlencoded bodies, parsed on these routes alone.
@@ -56,10 +60,11 @@ const NOTICES: Record<string, string> = {
   'session-ended': 'That session is signed out.',
   'sessions-ended': 'You are signed out everywhere else: every app session, and the account page on other devices.',
   ...PASSKEY_NOTICES,
+  'totp-removed': 'Your authenticator app is removed: signing in asks for your password alone. Its recovery codes no longer work.',
 };
 
 /** Which section of the page a form's error belongs to. */
-type Section = 'name' | 'email' | 'password' | 'apps' | 'sessions' | 'passkeys';
+type Section = 'name' | 'email' | 'password' | 'totp' | 'apps' | 'sessions' | 'passkeys';
 
 interface SignedIn {
   user: User;
@@ -113,6 +118,7 @@ export function accountRoutes(deps: AccountPageDeps): Router {
         name: typed.name ?? user.name,
         newEmail: typed.email ?? '',
         canChangeEmail: deps.emailChange !== undefined,
+        totp: await totpSectionView(deps.totp, user.id),
         ...view,
         ...(await passkeysView(deps.passkeys, { user, session })),
         ...extra,
@@ -148,7 +154,7 @@ export function accountRoutes(deps: AccountPageDeps): Router {
 
   // Every page but sign-in needs a signed-in, enabled person; every POST the session's CSRF token.
   router.use(async (ctx, next) => {
-    if (ctx.path === '/account/login') return next();
+    if (ctx.path === '/account/login' || ctx.path === '/account/login/code') return next();
     const signedIn = await currentPerson(ctx, cookie, accounts);
     if (!signedIn) return seeOther(ctx, '/account/login');
     ctx.state.account = signedIn;
@@ -169,6 +175,11 @@ export function accountRoutes(deps: AccountPageDeps): Router {
   });
   const person = (ctx: Koa.Context) => ctx.state.account as SignedIn;
 
+  const signIn = async (ctx: Koa.Context, userId: string) => {
+    await cookie.create(ctx, userId);
+  };
+  const codes = accountCodeStep({ totp: deps.totp, throttle, render, signIn });
+
   router.get('/login', async (ctx) => {
     if (await currentPerson(ctx, cookie, accounts)) return seeOther(ctx, '/account');
     loginPage(ctx, {});
@@ -187,9 +198,11 @@ export function accountRoutes(deps: AccountPageDeps): Router {
       const { status, sentence } = formRefusal(ctx, result.refused);
       return again(status, sentence);
     }
+    if (await codes.askedForCode(ctx, result.user.id)) return;
     await cookie.create(ctx, result.user.id);
     seeOther(ctx, '/account?notice=signed-in');
   });
+  codes.routes(router);
 
   router.post('/logout', async (ctx) => {
     await cookie.end(ctx);
@@ -287,6 +300,17 @@ export function accountRoutes(deps: AccountPageDeps): Router {
     show: (ctx, signedIn, context) => accountPage(ctx, signedIn, {}, 200, {}, context),
     record,
     done: (ctx, notice) => seeOther(ctx, `/account?notice=${notice}`),
+  });
+
+  accountTotpRoutes(router, {
+    totp: deps.totp,
+    throttle,
+    render,
+    accountPageWithError: (ctx, signedIn, error, status) => accountPage(ctx, signedIn as SignedIn, { totp: error }, status),
+    checkCurrentPassword: (ctx, signedIn, password) => confirmPassword(ctx, signedIn as SignedIn, password),
+    signIn,
+    record,
+    person,
   });
 
   // A form's address opened as a page (back, a bookmark) shows the account page; any other

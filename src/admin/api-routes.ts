@@ -180,6 +180,10 @@ export function adminApiRoutes(services: AdminApiServices): Router<State> {
     const { user, cleared } = await admin.unlockUser(ctx.state.actor, ctx.params.id!);
     ctx.body = { ...userJson(user), counters_cleared: cleared };
   });
+  router.post('/users/:id/mfa/reset', async (ctx) => {
+    const { user, removed } = await admin.resetUserMfa(ctx.state.actor, ctx.params.id!);
+    ctx.body = { ...userJson(user), authenticator_removed: removed };
+  });
   // A password reset link to hand over (or, with {"send": true}, mailed to the user).
   router.post('/users/:id/reset-link', jsonBody, async (ctx) => {
     const body = ctx.request.length ? objectBody(ctx) : {};

@@ -206,6 +206,13 @@ export function openApiDocument(issuer: string) {
           responses: { '200': { description: 'User, with counters_cleared: how many failure counters were removed', ...json(ref('User')) }, ...errors },
         },
       },
+      '/users/{id}/mfa/reset': {
+        parameters: [idParam('id', 'user id (sub)')],
+        post: {
+          summary: 'Remove the user’s authenticator app and recovery codes (they sign in with the password alone, and may set up a new app); audited as user.mfa_reset',
+          responses: { '200': { description: 'User, with authenticator_removed: whether there was one', ...json(ref('User')) }, ...errors },
+        },
+      },
       '/users/{id}/reset-link': {
         parameters: [idParam('id', 'user id (sub)')],
         post: {

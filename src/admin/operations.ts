@@ -1,3 +1,4 @@
+import type { TotpService } from '../accounts/mfa/totp.ts';
 import type { CredentialThrottle } from '../accounts/throttle.ts';
 import type { AccountsService, User } from '../accounts/service.ts';
 import type { ApiKeysService } from '../apikeys/service.ts';
@@ -79,6 +80,8 @@ export class AdminOperations {
     private readonly resources: ResourcesService,
     private readonly throttle: CredentialThrottle,
     private readonly passwordResets: PasswordResetService,
+    /** Second factors a person set up (authenticator apps); an operator's reset removes them. */
+    private readonly totp: Pick<TotpService, 'remove'>,
   ) {}
 
   async createClient(actor: Actor, input: ClientSettingsInput): Promise<ClientWithSecret> {
@@ -164,6 +167,18 @@ export class AdminOperations {
     const cleared = await this.throttle.clearUsername(user.username);
     await this.audit.record(actor, 'user.unlock', `user:${id}`, { counters_cleared: cleared });
     return { user, cleared };
+  }
+
+  /**
+   * Removes a person's second factors (their authenticator app and its recovery codes): for
+   * someone who lost their phone and their codes. They sign in with the password alone after
+   * this, and may set up a new app on /account.
+   */
+  async resetUserMfa(actor: Actor, id: string): Promise<{ user: User; removed: boolean }> {
+    const user = await this.accounts.get(id);
+    const removed = await this.totp.remove(user.id);
+    await this.audit.record(actor, 'user.mfa_reset', `user:${id}`, { authenticator_removed: removed });
+    return { user, removed };
   }
 
   /** Refused for the operator's own account, and for the last enabled admin (LastAdminError). */

@@ -46,6 +46,7 @@ export const USAGE = `usage: npm run -s cli -- <command> [options] [--json]
   users unlock ID|USERNAME                  lifts sign-in locks and slow-downs, from every address
   users reset-link --username U [--send]    a single-use password reset link (30 minutes) to hand
                                             over; --send mails it to the user (needs SMTP)
+  users mfa reset ID|USERNAME               removes their authenticator app and recovery codes
   api-keys create --client CLIENT_ID --scope userdata:read --scope userdata:write [--name N]
                                             prints the key once
   api-keys list [--client CLIENT_ID]

@@ -8,6 +8,7 @@ import { applyClientCredentialsScopeRules } from './client-credentials.ts';
 import type { Views } from '../web/views.ts';
 import { findLatestGrantId } from './artifacts.ts';
 import type { CredentialThrottle } from '../accounts/throttle.ts';
+import { ACR } from '../accounts/mfa/second-factor.ts';
 import { settleAuthorizationScope } from './authorization-scope.ts';
 import { deviceFlowFeature, throttleCodeGuessing } from './device-flow.ts';
 import { authenticateClientsWithStoredSecrets } from './client-auth.ts';
@@ -61,6 +62,8 @@ export function createProvider(deps: ProviderDeps): Provider {
     },
     enableHttpPostMethods: httpPost,
     findAccount: deps.findAccount,
+    // What a sign-in proved, set by the login result (src/accounts/mfa/second-factor.ts); listed in discovery.
+    acrValues: [ACR.password, ACR.mfa],
     claims: {
       // How the person signed in (RFC 8176: pwd, hwk/swk, mfa) and at what level: in every ID
       // token (oidc-provider adds a claim only when a scope lists it or the client asks for it).

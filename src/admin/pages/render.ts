@@ -16,6 +16,8 @@ const NOTICES: Record<string, string> = {
   'user-created': 'The user is created.',
   'user-disabled': 'The user is disabled: they cannot sign in, and their sessions and tokens are revoked.',
   'user-enabled': 'The user is enabled.',
+  'mfa-reset':
+    'The user’s authenticator app and recovery codes are removed: they sign in with their password alone, and may set up a new app on their account page.',
   'user-unlocked': 'The user is unlocked: wrong passwords typed before no longer lock or slow their sign-in, from any address.',
   'admin-granted': 'The user is now an admin.',
   'admin-removed': 'The user is no longer an admin.',

@@ -75,6 +75,7 @@ export function userPages(router: Router, { admin, accounts }: UserPagesServices
     'grant-admin': { notice: 'admin-granted', run: (actor: Actor, id: string) => admin.setUserAdmin(actor, id, true) },
     'remove-admin': { notice: 'admin-removed', run: (actor: Actor, id: string) => admin.setUserAdmin(actor, id, false) },
     unlock: { notice: 'user-unlocked', run: (actor: Actor, id: string) => admin.unlockUser(actor, id) },
+    'mfa/reset': { notice: 'mfa-reset', run: (actor: Actor, id: string) => admin.resetUserMfa(actor, id) },
   };
   for (const [action, { notice, run }] of Object.entries(userActions)) {
     router.post(`/users/:id/${action}`, async (ctx) => {

@@ -1,4 +1,4 @@
-/** `users create|list|show|set-password|disable|enable|grant-admin|remove-admin|unlock|reset-link`. */
+/** `users create|list|show|set-password|disable|enable|grant-admin|remove-admin|unlock|reset-link|mfa reset`. */
 import type { Services } from '../../services.ts';
 import type { User } from '../../accounts/service.ts';
 import { CLI_ACTOR } from '../../admin/audit.ts';
@@ -104,13 +104,23 @@ async function run(services: Services, { sub, args, out, stdin }: Invocation): P
       if (link.sent) return out.print(`reset link mailed to ${user.email} (valid once, until ${until})`, { sent: true, email: user.email, expires_at: until });
       return out.print(`${link.url}\nvalid once, until ${until}: hand it to ${user.username} yourself`, { url: link.url, expires_at: until });
     }
+    case 'mfa': {
+      if (positionals[0] !== 'reset') throw new UsageError('usage: users mfa reset ID|USERNAME');
+      if (positionals.length > 2) throw new UsageError(`unexpected argument ${positionals[2]}`);
+      const user = await services.accounts.resolve(requireId(positionals.slice(1), 'user id or username'));
+      const { user: reset, removed } = await services.admin.resetUserMfa(CLI_ACTOR, user.id);
+      const said = removed
+        ? `${reset.username}'s authenticator app and recovery codes are removed: they sign in with their password alone`
+        : `${reset.username} had no authenticator app; nothing changed`;
+      return out.print(said, { ...userJson(reset), authenticator_removed: removed });
+    }
     default:
       throw new UsageError(`unknown users command ${sub ?? '(none)'}`);
   }
 }
 
 export const users: Command = {
-  subcommands: ['create', 'list', 'show', 'set-password', 'disable', 'enable', 'grant-admin', 'remove-admin', 'unlock', 'reset-link'],
+  subcommands: ['create', 'list', 'show', 'set-password', 'disable', 'enable', 'grant-admin', 'remove-admin', 'unlock', 'reset-link', 'mfa'],
   options: userOptions,
   run,
 };

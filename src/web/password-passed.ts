@@ -1,0 +1,42 @@
+import { randomBytes } from 'node:crypto';
+import type Koa from 'koa';
+
+/** How long a person has to type their code after their password. */
+export const PASSWORD_PASSED_MS = 10 * 60_000;
+
+/**
+ * "This browser typed the right password for this person, a moment ago": what the code step of a
+ * sign-in needs from the password step. A signed, HttpOnly cookie scoped to the one form that
+ * reads it (an interaction's, or the account page's), naming what it is bound to (`bound`: the
+ * interaction uid), so it opens no other sign-in. It is no session: it only lets the code form be
+ * tried, under the code throttle, until it expires.
+ */
+export class PasswordPassedCookie {
+  constructor(
+    private readonly name: string,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  set(ctx: Koa.Context, path: string, userId: string, bound: string): void {
+    const value = Buffer.from(JSON.stringify({ u: userId, b: bound, e: this.now() + PASSWORD_PASSED_MS, n: randomBytes(8).toString('hex') })).toString(
+      'base64url',
+    );
+    ctx.cookies.set(this.name, value, { signed: true, httpOnly: true, sameSite: 'lax', secure: ctx.secure, path, maxAge: PASSWORD_PASSED_MS, overwrite: true });
+  }
+
+  /** The person who passed the password step for `bound`, while it is fresh. */
+  userId(ctx: Koa.Context, bound: string): string | undefined {
+    const raw = ctx.cookies.get(this.name, { signed: true });
+    if (!raw) return undefined;
+    try {
+      const { u, b, e } = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8')) as { u?: unknown; b?: unknown; e?: unknown };
+      return typeof u === 'string' && b === bound && typeof e === 'number' && e > this.now() ? u : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  clear(ctx: Koa.Context, path: string): void {
+    ctx.cookies.set(this.name, '', { signed: true, httpOnly: true, sameSite: 'lax', secure: ctx.secure, path, overwrite: true });
+  }
+}
