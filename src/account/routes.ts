@@ -1,4 +1,5 @@
 import Router from '@koa/router';
+import { readSignInForm } from '../web/sign-in-form.ts';
 import type Koa from 'koa';
 import { koaBody } from 'koa-body';
 import type { AccountsService, User } from '../accounts/service.ts';
@@ -12,7 +13,7 @@ import { securityReporter } from '../observability/request-log.ts';
 import type { ReportSecurityEvent } from '../observability/security-events.ts';
 import type { Oidc } from '../oidc/index.ts';
 import { formRefusal, interactionErrorPage, isUnexpected, problemOf, respondWithPage } from '../problem.ts';
-import { csrfToken, csrfValid, sameSecret } from '../web/csrf.ts';
+import { csrfToken, sameSecret } from '../web/csrf.ts';
 import type { Views } from '../web/views.ts';
 import type { EmailVerificationService } from '../accounts/recovery/email-verification.ts';
 import type { AccountEvents, AccountEventKind } from './events.ts';
@@ -186,12 +187,11 @@ export function accountRoutes(deps: AccountPageDeps): Router {
   });
 
   router.post('/login', async (ctx) => {
-    const body = formFields(ctx);
-    const username = text(body.username).trim();
-    const password = text(body.password);
+    const form = readSignInForm(ctx, formFields(ctx));
+    const { username } = form;
     const again = (status: number, error: string) => loginPage(ctx, { username, error }, status);
-    if (!csrfValid(ctx, body.csrf)) return again(403, 'Your form expired. Please sign in again.');
-    if (!username || !password) return again(400, 'Enter your username and password.');
+    if (!form.ok) return again(form.status, form.error);
+    const { password } = form;
     // The same throttle and counters as every other sign-in form.
     const result = await signInWithPassword(accounts, throttle, username, password, ctx.ip, securityReporter(ctx));
     if (!result.ok) {

@@ -1,4 +1,5 @@
 import type Router from '@koa/router';
+import { readSignInForm } from '../../web/sign-in-form.ts';
 import type Koa from 'koa';
 import { csrfToken, csrfValid } from '../../web/csrf.ts';
 import type { AccountsService } from '../../accounts/service.ts';
@@ -34,13 +35,11 @@ export function sessionPages(router: Router, { accounts, throttle, totp }: Sessi
   });
 
   router.post('/login', async (ctx) => {
-    const body = formFields(ctx);
-    const username = text(body.username).trim();
-    const password = text(body.password);
+    const form = readSignInForm(ctx, formFields(ctx));
+    const { username } = form;
     const again = (status: number, error: string) => loginPage(ctx, { username, error }, status);
-
-    if (!csrfValid(ctx, body.csrf)) return again(403, 'Your form expired. Please sign in again.');
-    if (!username || !password) return again(400, 'Enter your username and password.');
+    if (!form.ok) return again(form.status, form.error);
+    const { password } = form;
 
     // The same throttle, and the same counters, as the sign-in page of the interactions.
     const result = await signInWithPassword(accounts, throttle, username, password, ctx.ip, securityReporter(ctx));
