@@ -208,9 +208,11 @@ export class ResourcesService {
 
   /** Deletes a resource no client gets by default; tokens issued for it stay valid until they expire. */
   async delete(audience: string): Promise<Resource> {
+    // Writes first (the row to itself), then reads and checks (see ScopesService.delete: on
+    // SQLite a transaction that reads before it writes fails at once under concurrent writes).
     const deleted = await this.db.transaction(async (trx) => {
+      if (!(await trx('resources').where({ audience }).update({ audience }))) throw new NotFoundError(`resource ${audience}`);
       const found = await trx('resources').where({ audience }).first();
-      if (!found) throw new NotFoundError(`resource ${audience}`);
       const holders = (await trx('clients').select('client_id', 'name', 'settings').orderBy('name'))
         .filter((c) => (JSON.parse(String(c.settings)) as { defaultResource?: unknown }).defaultResource === audience)
         .map((c) => ({ clientId: String(c.client_id), name: String(c.name) }));

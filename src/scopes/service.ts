@@ -127,9 +127,13 @@ export class ScopesService {
   /** Deletes an API scope no client holds; refused with the clients named while any does. */
   async delete(name: string): Promise<Scope> {
     if (isBuiltInScope(name)) throw new GatehouseError(400, 'invalid_request', `${name} is a built-in scope and cannot be deleted`);
+    // Writes first (the row to itself), then reads and checks: on SQLite a transaction that
+    // reads before it writes fails at once ("database is locked"; busy_timeout does not apply)
+    // when another process wrote in between, while one that starts with a write waits for the
+    // lock and then reads what is current. On PostgreSQL the same write locks the row.
     const deleted = await this.db.transaction(async (trx) => {
+      if (!(await trx('scopes').where({ name }).update({ name }))) throw new NotFoundError(`scope ${name}`);
       const row = await trx('scopes').where({ name }).first();
-      if (!row) throw new NotFoundError(`scope ${name}`);
       const holders: ScopeHolder[] = (await trx('clients').select('client_id', 'name', 'settings').orderBy('name'))
         .filter((c) => scopesHeldBy(String(c.settings)).includes(name))
         .map((c) => ({ clientId: String(c.client_id), name: String(c.name) }));
