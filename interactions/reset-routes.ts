@@ -10,7 +10,7 @@ import type { Views } from '../src/web/views.ts';
 
 export interface AccountLinkDeps {
   passwordResets: Pick<PasswordResetService, 'request' | 'check' | 'reset' | 'canMail'>;
-  emailVerification: Pick<EmailVerificationService, 'confirm'>;
+  emailVerification: Pick<EmailVerificationService, 'check' | 'confirm'>;
   views: Views;
 }
 
@@ -107,16 +107,36 @@ export function accountLinkRoutes({ passwordResets, emailVerification, views }: 
     });
   });
 
+  const usedVerifyLink = (ctx: Koa.Context) =>
+    page(
+      ctx,
+      'account-link-done.njk',
+      { title: 'This link no longer works', message: 'A verification link works once, within 24 hours, and only the newest one. Nothing was changed.' },
+      410,
+    );
+
+  // GET only shows what the link confirms: mail scanners and link previews open links, and a
+  // person must be the one who confirms. The button posts (with CSRF) and uses the link.
   router.get('/verify-email/:token', async (ctx) => {
-    const user = await emailVerification.confirm(ctx.params.token!);
-    if (!user) {
+    const link = await emailVerification.check(ctx.params.token!);
+    if (!link) return usedVerifyLink(ctx);
+    page(ctx, 'verify-email.njk', { title: 'Confirm your email address', token: ctx.params.token!, ...link });
+  });
+
+  router.post('/verify-email/:token', formBody, async (ctx) => {
+    const token = ctx.params.token!;
+    const link = await emailVerification.check(token);
+    if (!link) return usedVerifyLink(ctx);
+    if (!csrfValid(ctx, formFields(ctx).csrf)) {
       return page(
         ctx,
-        'account-link-done.njk',
-        { title: 'This link no longer works', message: 'A verification link works once, within 24 hours, and only the newest one. Nothing was changed.' },
-        410,
+        'verify-email.njk',
+        { title: 'Confirm your email address', token, ...link, error: 'Your form expired. Please press Confirm again.' },
+        403,
       );
     }
+    const user = await emailVerification.confirm(token);
+    if (!user) return usedVerifyLink(ctx);
     page(ctx, 'account-link-done.njk', {
       title: 'Your address is confirmed',
       message: `Thank you: ${user.email} is now the verified address of ${user.username}.`,
@@ -126,8 +146,7 @@ export function accountLinkRoutes({ passwordResets, emailVerification, views }: 
   // The pages are read with GET, their forms post: another method gets a clear answer.
   router.all(['/password-reset', '/password-reset/:token', '/verify-email/:token'], async (ctx, next) => {
     if (ctx.method === 'OPTIONS') return next();
-    const posts = !ctx.path.startsWith('/verify-email/');
-    ctx.set('allow', posts ? 'GET, HEAD, POST' : 'GET, HEAD');
+    ctx.set('allow', 'GET, HEAD, POST');
     page(
       ctx,
       'account-link-done.njk',

@@ -50,6 +50,14 @@ async function emailClaims(t: { context: { rp: oidc.Configuration } }, username:
 
 const verifyPrefix = (gh: TestGatehouse) => `${gh.config.issuer}/verify-email/`;
 
+/** A person follows the link and presses Confirm on its page: the page a GET shows changes nothing by itself. */
+async function confirmLink(link: string) {
+  const agent = new UserAgent();
+  const shown = await agent.open(link);
+  if (shown.status !== 200) return shown;
+  return agent.submit(shown, /\/verify-email\//, {});
+}
+
 test.serial('an operator creates a user with --send-verification; following the mailed link verifies the address, and apps see it', async (t) => {
   const { gh, smtp } = t.context;
   const created = await createWithVerification(gh, 'vera');
@@ -64,7 +72,12 @@ test.serial('an operator creates a user with --send-verification; following the 
   t.true(mail.html.includes(`href="${link}"`));
   t.false(mail.raw.includes(PASSWORD), 'the mail holds no password');
 
-  const page = await new UserAgent().open(link);
+  const agent = new UserAgent();
+  const shown = await agent.open(link);
+  t.is(shown.status, 200);
+  t.regex(shown.html, /Confirm that <strong>vera@example\.com<\/strong> is the email address of the account <strong>vera<\/strong>/);
+  t.false((await gh.services.accounts.get(created.id)).emailVerified, 'opening the link confirms nothing');
+  const page = await agent.submit(shown, /\/verify-email\//, {});
   t.is(page.status, 200);
   t.regex(page.html, /Your address is confirmed/);
   t.regex(page.html, /<html lang="en">/);
@@ -73,7 +86,7 @@ test.serial('an operator creates a user with --send-verification; following the 
   t.true((await gh.services.accounts.get(created.id)).emailVerified);
   t.deepEqual(await emailClaims(t, 'vera'), { email: 'vera@example.com', email_verified: true });
 
-  const again = await new UserAgent().open(link);
+  const again = await confirmLink(link);
   t.is(again.status, 410, 'the link works once');
   t.regex(again.html, /This link no longer works/);
 });
@@ -89,7 +102,7 @@ test.serial('a changed address is used only once its link is followed, and the o
   t.is((await gh.services.accounts.get(created.id)).email, 'max@example.com', 'not used before it is verified');
   t.deepEqual(await emailClaims(t, 'max'), { email: 'max@example.com', email_verified: false });
 
-  t.is((await new UserAgent().open(linkIn(changed, verifyPrefix(gh)))).status, 200);
+  t.is((await confirmLink(linkIn(changed, verifyPrefix(gh)))).status, 200);
   const user = await gh.services.accounts.get(created.id);
   t.is(user.email, 'max.new@example.org');
   t.true(user.emailVerified);
@@ -120,7 +133,7 @@ test.serial('a person changes their own address on /account: a mail to the new o
   t.is((await gh.services.accounts.get(created.id)).email, 'nora@example.com', 'not used before it is confirmed');
 
   const mail = await smtp.next('nora@new.example.org');
-  t.is((await new UserAgent().open(linkIn(mail, verifyPrefix(gh)))).status, 200);
+  t.is((await confirmLink(linkIn(mail, verifyPrefix(gh)))).status, 200);
   const user = await gh.services.accounts.get(created.id);
   t.is(user.email, 'nora@new.example.org');
   t.true(user.emailVerified);
@@ -133,10 +146,10 @@ test.serial('a verification link older than 24 hours, or replaced by a newer one
   const first = linkIn(await smtp.next('olga@example.com'), verifyPrefix(gh));
   await gh.services.emailVerification.send(created.id);
   const second = linkIn(await smtp.next('olga@example.com'), verifyPrefix(gh));
-  t.is((await new UserAgent().open(first)).status, 410, 'only the newest link works');
+  t.is((await confirmLink(first)).status, 410, 'only the newest link works');
 
   clock.advance(25 * 60 * 60_000);
-  t.is((await new UserAgent().open(second)).status, 410);
+  t.is((await confirmLink(second)).status, 410);
   t.false((await gh.services.accounts.get(created.id)).emailVerified);
   t.is((await new UserAgent().open(`${verifyPrefix(gh)}made-up`)).status, 410);
 
@@ -144,6 +157,41 @@ test.serial('a verification link older than 24 hours, or replaced by a newer one
   clock.advance(24 * 60 * 60_000);
   t.true((await gh.services.passwordResets.sweepLinks()) >= 2);
   t.is((await gh.services.db('account_links').where({ user_id: created.id })).length, 0);
+});
+
+test.serial('a mail scanner opening the link many times confirms nothing; a forged POST without the page CSRF token is refused', async (t) => {
+  const { gh, smtp } = t.context;
+  const created = await gh.services.accounts.create({ username: 'scan', email: 'scan@example.com', password: PASSWORD });
+  // Sent in this process: its clock is the one the server reads (an earlier test moved it on).
+  await gh.services.emailVerification.send(created.id);
+  const link = linkIn(await smtp.next('scan@example.com'), verifyPrefix(gh));
+  for (const method of ['GET', 'HEAD', 'GET', 'OPTIONS']) {
+    const res = await fetch(link, { method, redirect: 'manual' });
+    t.not(res.status, 500, method);
+  }
+  t.false((await gh.services.accounts.get(created.id)).emailVerified, 'prefetching changed nothing');
+  // A cross-site page posting to the link: no CSRF cookie or field.
+  const forged = await fetch(link, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: 'confirm=yes',
+    redirect: 'manual',
+  });
+  t.is(forged.status, 403);
+  t.regex(await forged.text(), /Your form expired/);
+  t.false((await gh.services.accounts.get(created.id)).emailVerified, 'the forged post changed nothing');
+  t.is((await confirmLink(link)).status, 200, 'the link still works for the person');
+  t.true((await gh.services.accounts.get(created.id)).emailVerified);
+});
+
+test.serial('two Confirm presses racing with one link: one confirms, the other is told the link no longer works', async (t) => {
+  const { gh, smtp } = t.context;
+  await gh.services.emailVerification.send((await gh.services.accounts.create({ username: 'twice', email: 'twice@example.com', password: PASSWORD })).id);
+  const link = linkIn(await smtp.next('twice@example.com'), verifyPrefix(gh));
+  const agents = [new UserAgent(), new UserAgent(), new UserAgent()];
+  const pages = await Promise.all(agents.map((a) => a.open(link)));
+  const answers = await Promise.all(agents.map((a, i) => a.submit(pages[i]!, /\/verify-email\//, {})));
+  t.deepEqual(answers.map((a) => a.status).sort(), [200, 410, 410]);
 });
 
 test.serial('without SMTP, --send-verification is refused before anyone is created', async (t) => {

@@ -39,7 +39,17 @@ export class EmailVerificationService {
     return this.mailLink(await this.accounts.get(userId), parsed.data);
   }
 
-  /** Follows a link: the address is now verified (and, for a change, now the account's). Undefined for a bad link. */
+  /**
+   * What a link would confirm (the page asking the person to confirm), using nothing: a mail
+   * scanner that prefetches the link must not verify the address. Undefined for a bad link.
+   */
+  async check(token: string): Promise<{ username: string; email: string } | undefined> {
+    const link = await this.links.peek('verify', token);
+    const user = link?.email ? await this.accounts.findActive(link.userId) : undefined;
+    return user && link?.email ? { username: user.username, email: link.email } : undefined;
+  }
+
+  /** Uses a link (the person pressed Confirm): the address is now verified (and, for a change, now the account's). Undefined for a bad link. */
   async confirm(token: string): Promise<User | undefined> {
     const link = await this.links.use('verify', token);
     if (!link?.email || !(await this.accounts.findActive(link.userId))) return undefined;
