@@ -148,13 +148,22 @@ export async function openServices(config: Config, { migrate = true, migrated, l
     const userdata = new UserdataService(db, config.userdataMaxBytes);
     const keys = new KeysService(db, invalidations, atRest);
     const adapters = createAdapterFactory(stores, clients);
-    const deliveries = new BackchannelDeliveries({ log, count: (outcome) => metrics?.backchannelLogout(outcome) });
-    const backchannel = new BackchannelLogout({
+    const backchannel: BackchannelLogout = new BackchannelLogout({
       issuer: config.issuer,
       findClient: (clientId) => clients.find(clientId),
       privateJwks: () => keys.privateJwks(),
-      deliveries,
+      deliveries: () => deliveries,
+      log,
     });
+    // A serving process also sends what others left (a CLI run's retries, a stopped process's).
+    const deliveries = new BackchannelDeliveries({
+      db,
+      send: (logout) => backchannel.deliver(logout),
+      log,
+      count: (outcome) => metrics?.backchannelLogout(outcome),
+      ...(listen ? { pollMs: 5000 } : {}),
+    });
+    if (listen) deliveries.start();
     const grants = new GrantsService(stores, adapters, (sub, signIns) => backchannel.notify(sub, signIns));
     const adminSessions = new AdminSessionsService(db);
     const accountSessions = new AccountSessionsService(db);
@@ -195,8 +204,8 @@ export async function openServices(config: Config, { migrate = true, migrated, l
     const admin = new AdminOperations(clients, accounts, apiKeys, grants, keys, adminTokens, audit, userdata, scopes, resources, throttle, passwordResets, totp);
     const close = async () => {
       // Logout tokens on their way get a few seconds to arrive (a CLI run exits right after);
-      // retries still waiting are dropped.
-      await Promise.race([Promise.all([deliveries.idle(), outbox?.idle()]), new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
+      // retries still waiting stay stored, for the next process to send.
+      await Promise.race([Promise.all([deliveries.settled(), outbox?.idle()]), new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
       deliveries.close();
       await invalidations!.close();
       redis?.disconnect();

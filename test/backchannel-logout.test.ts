@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
 import { runCli } from './support/cli.ts';
 import { LOGOUT_EVENT, LogoutReceiver, type ReceivedLogout } from './support/logout-receiver.ts';
-import type { TestGatehouse } from './support/gatehouse.ts';
+import { freePort, restartTestGatehouse, type TestGatehouse } from './support/gatehouse.ts';
 import { submitFormById } from './support/http.ts';
 import {
   authorizationRequest,
@@ -17,6 +17,7 @@ import {
   startLoopbackGatehouse,
 } from './support/relying-party.ts';
 import { UserAgent } from './support/user-agent.ts';
+import { waitFor } from './support/wait.ts';
 
 /**
  * OpenID Connect Back-Channel Logout 1.0: an app registered with a back-channel logout URI is
@@ -164,5 +165,45 @@ test('a back-channel logout URI must be https (or http on loopback) without a fr
     );
     t.is(res.code, 1, uri);
     t.regex(res.stderr, /--backchannel-logout-uri/, uri);
+  }
+});
+
+test('a logout whose app is down when Gatehouse stops is delivered after the next start, once the app is back', async (t) => {
+  let gh = await startLoopbackGatehouse();
+  const receiver = new LogoutReceiver();
+  try {
+    // The app registers its URI, and is down: nothing listens there yet.
+    const appPort = await freePort();
+    const app = await createClient(gh, [
+      ...['--name', 'Down wiki', '--type', 'confidential', '--grant', 'authorization_code', '--redirect-uri', REDIRECT_URI],
+      ...['--backchannel-logout-uri', `http://127.0.0.1:${appPort}/backchannel-logout`, '--backchannel-logout-session-required'],
+    ]);
+    const rp = await relyingParty(gh, app, 'basic');
+    const username = `p${randomBytes(5).toString('hex')}`;
+    const sub = await createUserDirectly(gh, username, PASSWORD);
+    const agent = new UserAgent([REDIRECT_URI]);
+    const pending = await authorizationRequest(rp);
+    const tokens = await redeem(rp, await signInAndAllow(agent, pending.url, username, PASSWORD), pending);
+    const res = await fetch(`${gh.config.issuer}/logout`, { method: 'POST', headers: { authorization: `Bearer ${tokens.access_token}` } });
+    t.is(res.status, 204);
+    const db = gh.services.db;
+    t.true(
+      await waitFor(async () => (await db('backchannel_deliveries').where({ client_id: app.clientId }).first())?.attempts === 1, 10_000),
+      'the first attempt failed',
+    );
+
+    gh = await restartTestGatehouse(gh);
+    await receiver.start(gh.config.issuer, () => app.clientId, appPort);
+    const received = await receiver.tokenFor(sub);
+    t.is(received.claims.sid, tokens.claims()!.sid);
+    t.is(received.typ, 'logout+jwt');
+    t.true(
+      await waitFor(async () => (await gh.services.db('backchannel_deliveries').where({ client_id: app.clientId })).length === 0, 5000),
+      'delivered: removed',
+    );
+    t.is(receiver.received.length, 1, 'sent once');
+  } finally {
+    receiver.close();
+    await gh.close();
   }
 });

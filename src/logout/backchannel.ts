@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { importJWK, SignJWT } from 'jose';
 import type { Client } from '../clients/service.ts';
-import type { BackchannelDeliveries } from './backchannel-deliveries.ts';
+import type { BackchannelDeliveries, PendingLogout } from './backchannel-deliveries.ts';
 
 /**
  * OpenID Connect Back-Channel Logout 1.0: when a person's sign-in to an app ends, the app is
@@ -9,8 +9,9 @@ import type { BackchannelDeliveries } from './backchannel-deliveries.ts';
  * its registered `backchannel_logout_uri`, so it can end its own session for them.
  *
  * Every way a sign-in ends comes here: RP-initiated logout (oidc-provider's end_session),
- * `POST /logout`, sessions an operator ends, a person disabled, a password set. The token is
- * made and sent by the delivery queue, after the logout has answered.
+ * `POST /logout`, sessions an operator ends, a person disabled, a password set. The logout
+ * stores what each token is made from (backchannel-deliveries.ts); each attempt signs a fresh
+ * token and sends it, after the logout has answered.
  */
 
 /** One app a person was signed in to, and the session id (`sid`) it knows that sign-in by. */
@@ -24,7 +25,9 @@ export interface BackchannelLogoutDeps {
   findClient: (clientId: string) => Promise<Client | undefined>;
   /** The private signing keys, newest active first (KeysService.privateJwks). */
   privateJwks: () => Promise<{ keys: JsonWebKey[] }>;
-  deliveries: BackchannelDeliveries;
+  /** The durable queue the logouts go to; it calls `deliver` for each attempt. */
+  deliveries: () => BackchannelDeliveries;
+  log: { warn(fields: object, message: string): void };
   fetch?: typeof fetch;
 }
 
@@ -35,19 +38,32 @@ const TOKEN_LIFETIME_SECONDS = 120;
 export class BackchannelLogout {
   constructor(private readonly deps: BackchannelLogoutDeps) {}
 
-  /** Tells each app of `signIns` that `sub` is signed out; returns at once, never throws. */
-  notify(sub: string, signIns: readonly EndedSignIn[]): void {
-    const seen = new Set<string>();
-    for (const signIn of signIns) {
-      const key = `${signIn.clientId}\n${signIn.sid ?? ''}`;
-      if (seen.has(key)) continue;
-      seen.add(key);
-      this.deps.deliveries.enqueue({ clientId: signIn.clientId, send: () => this.send(sub, signIn) });
+  /**
+   * Stores a logout for each app of `signIns` that has a back-channel URI, to be sent after the
+   * caller has answered; resolves once stored, never rejects (a store failure is logged: the
+   * logout itself has happened, and the app's tokens are revoked by it).
+   */
+  async notify(sub: string, signIns: readonly EndedSignIn[]): Promise<void> {
+    try {
+      const seen = new Set<string>();
+      const logouts: PendingLogout[] = [];
+      for (const signIn of signIns) {
+        const key = `${signIn.clientId}\n${signIn.sid ?? ''}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        if ((await this.deps.findClient(signIn.clientId))?.backchannelLogoutUri) logouts.push({ clientId: signIn.clientId, sub, sid: signIn.sid });
+      }
+      await this.deps.deliveries().enqueue(logouts);
+    } catch (err) {
+      this.deps.log.warn(
+        { event: 'backchannel_logout.store_error', detail: (err as Error).message },
+        'back-channel logouts could not be stored; the apps are not told',
+      );
     }
   }
 
-  /** Signs a fresh logout token and POSTs it; an app without a back-channel URI is not sent anything. */
-  private async send(sub: string, { clientId, sid }: EndedSignIn): Promise<void> {
+  /** One attempt: signs a fresh logout token and POSTs it; an app without a back-channel URI (any more) is not sent anything. */
+  async deliver({ clientId, sub, sid }: PendingLogout): Promise<void> {
     const client = await this.deps.findClient(clientId);
     if (!client?.backchannelLogoutUri) return;
     const token = await this.logoutToken(client, sub, sid);

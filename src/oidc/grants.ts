@@ -39,7 +39,7 @@ export class GrantsService {
     private readonly stores: Stores,
     private readonly adapterFor: AdapterFactory,
     /** Told of each app sign-in that ends with a session (back-channel logout); never waited for. */
-    private readonly signedOut: (sub: string, signIns: EndedSignIn[]) => void = () => undefined,
+    private readonly signedOut: (sub: string, signIns: EndedSignIn[]) => void | Promise<void> = () => undefined,
   ) {}
 
   /** A user's live grants, newest first. */
@@ -131,7 +131,7 @@ export class GrantsService {
    */
   async endSessions(sub: string, clientId?: string): Promise<void> {
     const sessions = await findAccountSessions(this.stores.db, sub);
-    this.signedOut(sub, signInsOf(sessions, clientId));
+    await this.signedOut(sub, signInsOf(sessions, clientId));
     for (const session of sessions) {
       if (clientId === undefined) {
         await session.destroy();
@@ -158,13 +158,13 @@ export class GrantsService {
   async endSession(sub: string, handle: string): Promise<void> {
     const session = (await findAccountSessions(this.stores.db, sub)).find((s) => s.handle === handle);
     if (!session) throw new GatehouseError(404, 'not_found', 'that session has ended already, or is not yours');
-    this.signedOut(sub, signInsOf([session]));
+    await this.signedOut(sub, signInsOf([session]));
     await session.destroy();
   }
 
   /** Every app the user's sessions are signed in to hears that they are signed out. */
   private async tellAppsOfSessionsEnding(sub: string): Promise<void> {
-    this.signedOut(sub, signInsOf(await findAccountSessions(this.stores.db, sub)));
+    await this.signedOut(sub, signInsOf(await findAccountSessions(this.stores.db, sub)));
   }
 }
 

@@ -72,12 +72,15 @@ export function dropUnstoredDeviceSession(ctx: KoaContextWithOIDC): boolean {
  * (lib/actions/end_session.js) awaits `client.backchannelLogout(accountId, sid)` on the Client
  * model's prototype for each client of the session that has a backchannel_logout_uri, and
  * emits backchannel.error when it rejects. Gatehouse replaces it with its own delivery, which
- * returns at once (the person's logout never waits for an app) and is shared with every other
+ * only stores the logout (the person's logout never waits for an app) and is shared with every other
  * way a sign-in ends (see src/logout/backchannel.ts).
  */
-export function deliverBackchannelLogoutsWith(provider: Provider, notify: (sub: string, clientId: string, sid: string | undefined) => void): void {
+export function deliverBackchannelLogoutsWith(
+  provider: Provider,
+  notify: (sub: string, clientId: string, sid: string | undefined) => void | Promise<void>,
+): void {
   provider.Client.prototype.backchannelLogout = async function backchannelLogout(this: { clientId: string }, sub: string, sid: string) {
-    notify(sub, this.clientId, sid);
+    await notify(sub, this.clientId, sid);
   };
 }
 

@@ -25,7 +25,8 @@ export class LogoutReceiver {
   url = '';
   private server: http.Server | undefined;
 
-  async start(issuer: string, audience: () => string): Promise<void> {
+  /** Listens on `port` when given (an app that comes back up at the URI it registered), else on a free one. */
+  async start(issuer: string, audience: () => string, port?: number): Promise<void> {
     const jwks = createRemoteJWKSet(new URL(`${issuer}/jwks`));
     this.server = http.createServer(async (req, res) => {
       let body = '';
@@ -43,9 +44,9 @@ export class LogoutReceiver {
       if (this.hold) await this.hold;
       res.writeHead(200, { 'cache-control': 'no-store' }).end();
     });
-    const port = await freePort();
-    await new Promise<void>((resolve) => this.server!.listen(port, '127.0.0.1', resolve));
-    this.url = `http://127.0.0.1:${port}/backchannel-logout`;
+    const listenOn = port ?? (await freePort());
+    await new Promise<void>((resolve) => this.server!.listen(listenOn, '127.0.0.1', resolve));
+    this.url = `http://127.0.0.1:${listenOn}/backchannel-logout`;
   }
 
   /** Resolves once a logout token for `sub` has arrived. */
