@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { backchannelHostProblem } from '../logout/backchannel-target.ts';
 import { ValidationError } from '../errors.ts';
 import { SIGNING_ALGS } from '../keys/service.ts';
 import { audienceProblem } from '../resources/audience.ts';
@@ -207,7 +208,8 @@ export function checkClientSettings(
   for (const field of ['logoUri', 'clientUri', 'backchannelLogoutUri'] as const) {
     const value = s[field];
     if (value) {
-      const problem = checkUri(value, { allowPath: true });
+      // Gatehouse itself POSTs to the back-channel URI: never to a cloud metadata service (SSRF).
+      const problem = checkUri(value, { allowPath: true }) ?? (field === 'backchannelLogoutUri' ? backchannelHostProblem(value) : undefined);
       if (problem) fields[field] = problem;
     }
   }

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { importJWK, SignJWT } from 'jose';
 import type { Client } from '../clients/service.ts';
 import type { BackchannelDeliveries, PendingLogout } from './backchannel-deliveries.ts';
+import { checkBackchannelTarget, type Resolve } from './backchannel-target.ts';
 
 /**
  * OpenID Connect Back-Channel Logout 1.0: when a person's sign-in to an app ends, the app is
@@ -29,6 +30,8 @@ export interface BackchannelLogoutDeps {
   deliveries: () => BackchannelDeliveries;
   log: { warn(fields: object, message: string): void };
   fetch?: typeof fetch;
+  /** Resolves a URI's host before each attempt (tests give their own). */
+  resolve?: Resolve;
 }
 
 const LOGOUT_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
@@ -66,6 +69,7 @@ export class BackchannelLogout {
   async deliver({ clientId, sub, sid }: PendingLogout): Promise<void> {
     const client = await this.deps.findClient(clientId);
     if (!client?.backchannelLogoutUri) return;
+    await checkBackchannelTarget(client.backchannelLogoutUri, this.deps.resolve);
     const token = await this.logoutToken(client, sub, sid);
     const res = await (this.deps.fetch ?? fetch)(client.backchannelLogoutUri, {
       method: 'POST',
