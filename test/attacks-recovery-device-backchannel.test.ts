@@ -172,6 +172,47 @@ test.serial('thirty device-code guesses at once from one address: at most ten ar
 });
 
 test.serial(
+  'two people pressing Continue for one device code at once (one read it off the screen): one signs the device in, the other is told the code was used',
+  async (t) => {
+    const { gh } = t.context;
+    const client = await createClient(gh, ['--name', `Shared TV ${tag()}`, '--type', 'public', '--grant', DEVICE_GRANT]);
+    const cli = await relyingParty(gh, client, 'none');
+    const people = await Promise.all(
+      ['owner', 'shoulder-surfer'].map(async (who) => {
+        const username = `${who}-${tag()}`;
+        return { who, username, sub: await createUserDirectly(gh, username, PASSWORD) };
+      }),
+    );
+    // Raced several times: one run that lets both through is a finding.
+    for (let round = 0; round < 5; round++) {
+      const device = await oidc.initiateDeviceAuthorization(cli, { scope: 'openid' });
+      const polling = oidc.pollDeviceAuthorizationGrant(cli, device);
+      const agents = people.map(() => new UserAgent());
+      const headers = { 'x-forwarded-for': from() };
+      const codePages = await Promise.all(agents.map((a) => a.open(`${gh.config.issuer}/device`, { headers })));
+      const confirms = await Promise.all(agents.map((a, i) => a.submit(codePages[i]!, /\/device$/, { user_code: device.user_code })));
+      for (const c of confirms) t.regex(c.html, /Sign in on this device\?/, 'both may look at the confirmation page');
+      const continued = await Promise.all(agents.map((a, i) => a.submit(confirms[i]!, /\/device$/, {})));
+      const through = continued.map((c, i) => (/name="password"/.test(c.html) ? i : -1)).filter((i) => i >= 0);
+      t.is(through.length, 1, `round ${round}: ${through.length} reached the sign-in`);
+      const loser = continued.find((_, i) => !through.includes(i));
+      t.regex(loser?.html ?? '', /That code was used already/);
+      const winner = through[0]!;
+      const consent = await agents[winner]!.submit(continued[winner]!, /\/login$/, { username: people[winner]!.username, password: PASSWORD });
+      // A person who allowed the app in an earlier round is not asked again.
+      const done = /name="decision"/.test(consent.html) ? await agents[winner]!.submit(consent, /\/consent$/, { decision: 'allow' }) : consent;
+      t.regex(done.html, /Your device is signed in/);
+      t.is((await polling).claims()!.sub, people[winner]!.sub, 'the device has the tokens of the one who signed it in');
+      // Spent: entering it again (a replay) gets nowhere.
+      const replay = await agents[1 - winner]!.submit(await agents[1 - winner]!.open(`${gh.config.issuer}/device`, { headers }), /\/device$/, {
+        user_code: device.user_code,
+      });
+      t.regex(replay.html, /That code (was used already|is not right)/, 'a spent code is gone');
+    }
+  },
+);
+
+test.serial(
   "the resources endpoints and reset links refuse a person's access token, an API key, a client's token and a revoked admin token, and nothing changes",
   async (t) => {
     const { gh, api } = t.context;
