@@ -129,6 +129,22 @@ test.serial('"Forgot your password?" answers an address with an account exactly 
   for (const email of known) await smtp.next(email);
 });
 
+test.serial(
+  'twelve reset requests for one address at once, from twelve addresses: three are mailed, the rest are throttled, and the victim gets three mails',
+  async (t) => {
+    const { gh, smtp } = t.context;
+    const username = `bombed-${tag()}`;
+    const id = await createUserDirectly(gh, username, PASSWORD);
+    const email = `${username}@example.com`;
+    const answers = await Promise.all(Array.from({ length: 12 }, () => askForReset(gh, email, { 'x-forwarded-for': from() })));
+    t.deepEqual(answers.map((a) => a.status).sort(), [...Array(3).fill(200), ...Array(9).fill(429)]);
+    await gh.services.outbox!.idle();
+    t.is(smtp.countTo(email), 3);
+    t.is((await gh.services.db('account_links').where({ user_id: id, purpose: 'reset' })).length, 3, 'one link per mail; only the newest works');
+    for (let i = 0; i < 3; i++) await smtp.next(email);
+  },
+);
+
 test.serial('thirty device-code guesses at once from one address: at most ten are checked, and the right code then is locked out too', async (t) => {
   const { gh } = t.context;
   const client = await createClient(gh, ['--name', `Guessed ${tag()}`, '--type', 'public', '--grant', DEVICE_GRANT]);
