@@ -16,6 +16,8 @@ import { describeScope } from './scopes.ts';
 import { codeStep } from './code-step.ts';
 import type { TotpService } from '../src/accounts/mfa/totp.ts';
 import type { Views } from '../src/web/views.ts';
+import { acrValuesAskMfa, amrHasTwoFactors, secondFactorRequired, type MfaPolicy } from '../src/accounts/mfa/policy.ts';
+import type { AccountEvents } from '../src/account/events.ts';
 
 export interface InteractionDeps {
   /** oidc-provider's interactions (through the provider serving now: it is rebuilt when signing keys change). */
@@ -27,10 +29,14 @@ export interface InteractionDeps {
   /** The resource servers, so the consent page names the API a token is asked for. */
   resources: Pick<ResourcesService, 'find'>;
   /** Sign-in with a passkey beside the password form. */
-  passkeys: Pick<PasskeysService, 'authenticationOptions' | 'signIn'>;
+  passkeys: Pick<PasskeysService, 'authenticationOptions' | 'signIn' | 'of'>;
   views: Views;
   /** Authenticator apps: a person with one is asked for a code after the password (code-step.ts). */
-  totp: Pick<TotpService, 'isEnrolled' | 'verify'>;
+  totp: Pick<TotpService, 'isEnrolled' | 'verify' | 'begin' | 'pending' | 'confirm'>;
+  /** GATEHOUSE_REQUIRE_MFA: who must sign in with two factors besides the apps that ask for it. */
+  mfaPolicy: MfaPolicy;
+  /** The person's account history (an authenticator app set up during a sign-in). */
+  accountEvents: Pick<AccountEvents, 'record'>;
 }
 
 // Forms only: small urlencoded bodies, parsed on these routes alone (never before the provider).
@@ -79,7 +85,7 @@ function formFields(ctx: Koa.Context): Record<string, unknown> {
 }
 
 /** The login and consent pages oidc-provider sends people to, at /interaction/:uid. */
-export function interactionRoutes({ interactions, accounts, throttle, scopes, resources, passkeys, views, totp }: InteractionDeps): Router {
+export function interactionRoutes({ interactions, accounts, throttle, scopes, resources, passkeys, views, totp, mfaPolicy, accountEvents }: InteractionDeps): Router {
   const router = new Router({ prefix: '/interaction' });
 
   const page = (ctx: Koa.Context, template: string, context: Record<string, unknown>, status = 200) => {
@@ -102,8 +108,13 @@ export function interactionRoutes({ interactions, accounts, throttle, scopes, re
       name: client?.clientName ?? 'An application',
       logoUri: client?.logoUri,
       clientUri: client?.clientUri,
+      requireMfa: client?.requireMfa === true,
     };
   };
+
+  // The MFA policy, applied once for every way in (password, passkey): the person's, the app's, the request's.
+  const needsTwoFactors = (user: { isAdmin: boolean }, client: { requireMfa: boolean }, params: Record<string, unknown>) =>
+    secondFactorRequired(mfaPolicy, user, { byClient: client.requireMfa, byRequest: acrValuesAskMfa(params.acr_values) });
 
   // Expired or unknown interactions (the cookie is gone, or the link is stale) get our error page.
   router.use(async (ctx, next) => {
@@ -126,7 +137,18 @@ export function interactionRoutes({ interactions, accounts, throttle, scopes, re
     ctx.redirect(returnTo);
   };
 
-  const codes = codeStep({ interactions, totp, throttle }, page, finish);
+  const codes = codeStep(
+    {
+      interactions,
+      accounts,
+      totp,
+      throttle,
+      hasPasskey: async (userId) => (await passkeys.of(userId)).length > 0,
+      record: (userId, kind, address) => accountEvents.record(userId, kind, address),
+    },
+    page,
+    finish,
+  );
 
   router.get('/:uid', async (ctx) => {
     const { uid, prompt, params } = await interactions.details(ctx);
@@ -157,7 +179,7 @@ export function interactionRoutes({ interactions, accounts, throttle, scopes, re
       const { status, sentence } = formRefusal(ctx, result.refused);
       return again(status, sentence);
     }
-    await codes.afterPassword(ctx, uid, client, result.user.id);
+    await codes.afterPassword(ctx, uid, client, result.user, needsTwoFactors(result.user, client, params));
   });
   codes.routes(router, clientView, formFields);
 
@@ -181,6 +203,10 @@ export function interactionRoutes({ interactions, accounts, throttle, scopes, re
     }
     const user = await accounts.findActive(signedIn.userId);
     if (!user) return again(401, 'That passkey did not sign you in. Try again, or sign in with your password.');
+    if (needsTwoFactors(user, client, params) && !amrHasTwoFactors(signedIn.amr)) {
+      securityReporter(ctx)('login.passkey_refused', { ip: ctx.ip, sub: user.id, reason: 'one_factor' });
+      return again(401, 'This sign-in needs two factors, and that passkey did not check it is you (no PIN or fingerprint). Sign in with your password and code instead.');
+    }
     securityReporter(ctx)('login.succeeded', { username: user.username, method: 'passkey', ip: ctx.ip });
     await finish(ctx, { login: { accountId: user.id, amr: signedIn.amr, ...(signedIn.acr ? { acr: signedIn.acr } : {}) } }, false);
   });
@@ -212,10 +238,10 @@ export function interactionRoutes({ interactions, accounts, throttle, scopes, re
 
   // The page is read with GET, its forms post: another method gets our error page, not the
   // router's plain text.
-  router.all(['/:uid', '/:uid/login', '/:uid/code', '/:uid/passkey', '/:uid/consent'], async (ctx, next) => {
+  router.all(['/:uid', '/:uid/login', '/:uid/code', '/:uid/enrol', '/:uid/enrolled', '/:uid/passkey', '/:uid/consent'], async (ctx, next) => {
     if (ctx.method === 'OPTIONS') return next();
     const refused = problemOf(new GatehouseError(405, 'method_not_allowed', 'This address only shows the sign-in page and takes its forms. Go back to the application and start again.'));
-    errorPage(ctx, { ...refused, headers: { allow: /\/(login|code|passkey|consent)\/?$/.test(ctx.path) ? 'POST' : 'GET, HEAD' } });
+    errorPage(ctx, { ...refused, headers: { allow: /\/(login|code|enrol|enrolled|passkey|consent)\/?$/.test(ctx.path) ? 'POST' : 'GET, HEAD' } });
   });
 
   return router;
