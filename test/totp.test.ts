@@ -254,7 +254,7 @@ test.serial('setting up an authenticator app asks for the current password first
   await createUserDirectly(t.context.gh, 'cyd', PASSWORD);
   const agent = new UserAgent();
   const account = await signInToAccount(agent, t.context.base, 'cyd', PASSWORD);
-  t.regex(account.html, /<label for="totp_setup_password">Current password<\/label>/);
+  t.regex(account.html, /<label for="totp_setup_password">Your password, to set up an app<\/label>/);
   const missing = await agent.submit(account, /\/account\/totp\/setup$/, { current_password: '' });
   t.is(missing.status, 400);
   t.regex(missing.html, /Enter your current password to set up an authenticator app/);
