@@ -45,19 +45,6 @@ export function codeStep(deps: CodeStepDeps, page: Page, finish: Finish) {
           status,
         ),
       passwordFirst: (ctx) => page(ctx, 'login.njk', { title: 'Sign in', uid, client, username: '', error: 'Please sign in with your password first.' }, 400),
-      passkeyInstead: (ctx) =>
-        page(
-          ctx,
-          'login.njk',
-          {
-            title: 'Sign in',
-            uid,
-            client,
-            username: '',
-            error: 'This sign-in needs a second factor: use "Sign in with a passkey" (your passkey checks it is you).',
-          },
-          401,
-        ),
     },
     complete: (ctx, user, authentication) => finish(ctx, { login: { accountId: user.id, ...authentication } }, false),
   });

@@ -29,7 +29,7 @@ export interface InteractionDeps {
   /** The resource servers, so the consent page names the API a token is asked for. */
   resources: Pick<ResourcesService, 'find'>;
   /** Sign-in with a passkey beside the password form. */
-  passkeys: Pick<PasskeysService, 'authenticationOptions' | 'signIn' | 'of'>;
+  passkeys: Pick<PasskeysService, 'authenticationOptions' | 'signIn'>;
   views: Views;
   /** Authenticator apps: a person with one is asked for a code after the password (code-step.ts). */
   totp: Pick<TotpService, 'isEnrolled' | 'verify' | 'begin' | 'pending' | 'confirm'>;
@@ -143,7 +143,6 @@ export function interactionRoutes({ interactions, accounts, throttle, scopes, re
       accounts,
       totp,
       throttle,
-      hasPasskey: async (userId) => (await passkeys.of(userId)).length > 0,
       record: (userId, kind, address) => accountEvents.record(userId, kind, address),
     },
     page,
@@ -205,7 +204,7 @@ export function interactionRoutes({ interactions, accounts, throttle, scopes, re
     if (!user) return again(401, 'That passkey did not sign you in. Try again, or sign in with your password.');
     if (needsTwoFactors(user, client, params) && !amrHasTwoFactors(signedIn.amr)) {
       securityReporter(ctx)('login.passkey_refused', { ip: ctx.ip, sub: user.id, reason: 'one_factor' });
-      return again(401, 'This sign-in needs two factors, and that passkey did not check it is you (no PIN or fingerprint). Sign in with your password and code instead.');
+      return again(401, 'This sign-in needs two factors, and that passkey did not check it is you (no PIN or fingerprint). Sign in with your password instead.');
     }
     securityReporter(ctx)('login.succeeded', { username: user.username, method: 'passkey', ip: ctx.ip });
     await finish(ctx, { login: { accountId: user.id, amr: signedIn.amr, ...(signedIn.acr ? { acr: signedIn.acr } : {}) } }, false);

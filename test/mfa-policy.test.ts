@@ -1,7 +1,7 @@
 import anyTest, { type TestFn } from 'ava';
 import * as OTPAuth from 'otpauth';
 import { loadConfig } from '../src/config.ts';
-import type { TestGatehouse } from './support/gatehouse.ts';
+import { startTestGatehouse, type TestGatehouse } from './support/gatehouse.ts';
 import { decodeEntities, submitTampered } from './support/http.ts';
 import {
   authorizationRequest,
@@ -449,5 +449,66 @@ test.serial('in Chromium, the enrolment page of a sign-in: title, lang, labels, 
     t.deepEqual(blocked, []);
   } finally {
     await browser.close();
+  }
+});
+
+test.serial('in Chromium, a passkey that checks it is you is two factors: a require_mfa app takes it alone, with no setup', async (t) => {
+  if (!chromiumAvailable()) throw new Error('Debian chromium is required for the browser tests (apt-get install -y chromium)');
+  // Passkeys need a host name for their relying party id, not 127.0.0.1: a Gatehouse at localhost.
+  const gh = await startTestGatehouse();
+  const payrollClient = await createClient(gh, [
+    '--name',
+    'Payroll',
+    '--type',
+    'confidential',
+    '--grant',
+    'authorization_code',
+    '--redirect-uri',
+    REDIRECT_URI,
+    '--require-mfa',
+  ]);
+  const payroll = await relyingParty(gh, payrollClient, 'basic');
+  const id = await createUserDirectly(gh, 'xia', PASSWORD);
+  const browser = await launchBrowser();
+  try {
+    const page = await browser.newPage();
+    // The button, not the autofill (a virtual authenticator would answer the autofill at once).
+    await page.addInitScript({ content: "Object.defineProperty(PublicKeyCredential, 'isConditionalMediationAvailable', { value: async () => false });" });
+    await page.route(`${REDIRECT_URI}**`, (route) => route.fulfill({ status: 200, contentType: 'text/plain', body: 'back at the app' }));
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send('WebAuthn.enable');
+    await cdp.send('WebAuthn.addVirtualAuthenticator', {
+      options: {
+        protocol: 'ctap2',
+        transport: 'internal',
+        hasResidentKey: true,
+        hasUserVerification: true,
+        isUserVerified: true,
+        automaticPresenceSimulation: true,
+      },
+    });
+    await page.goto(`${gh.config.issuer}/account`);
+    await page.fill('input[name="username"]', 'xia');
+    await page.fill('input[name="password"]', PASSWORD);
+    await page.click('button[type="submit"]');
+    await page.waitForURL(/\/account\?notice=signed-in$/);
+    await page.fill('#passkey-name', 'Laptop');
+    await page.fill('#passkey-add-password', PASSWORD);
+    await page.getByRole('button', { name: 'Add a passkey' }).click();
+    await page.getByRole('button', { name: 'Create the passkey' }).click();
+    await page.waitForURL(/notice=passkey-added/);
+
+    const pending = await authorizationRequest(payroll);
+    await page.goto(pending.url);
+    await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
+    await page.waitForSelector('button[name="decision"][value="allow"]');
+    await page.click('button[name="decision"][value="allow"]');
+    await page.waitForURL((u) => u.href.startsWith(REDIRECT_URI));
+    const claims = (await redeem(payroll, { url: page.url(), status: 200, html: '', headers: new Headers() }, pending)).claims()!;
+    t.deepEqual(claims.amr, ['hwk', 'mfa']);
+    t.false(await gh.services.totp.isEnrolled(id), 'no authenticator app was asked for');
+  } finally {
+    await browser.close();
+    await gh.close();
   }
 });

@@ -29,11 +29,6 @@ export interface SignInPages {
   recoveryCodes(ctx: Koa.Context, codes: readonly string[], error?: string, status?: number): void | Promise<void>;
   /** This browser passed no password step for this form (or too long ago): back to the password. */
   passwordFirst(ctx: Koa.Context): void | Promise<void>;
-  /**
-   * A person who needs a second factor, has no authenticator app but has a passkey, on a form
-   * that offers passkeys: told to use it. Without it, such a person sets up an app.
-   */
-  passkeyInstead?(ctx: Koa.Context): void | Promise<void>;
 }
 
 /** One sign-in form, for one request: where its password-passed cookie lives and what finishing does. */
@@ -51,8 +46,6 @@ export interface SignInStepsDeps {
   accounts: Pick<AccountsService, 'findActive'>;
   totp: Pick<TotpService, 'isEnrolled' | 'verify' | 'begin' | 'pending' | 'confirm'>;
   throttle: CredentialThrottle;
-  /** Whether the person has a passkey (for `passkeyInstead`). */
-  hasPasskey?: (userId: string) => Promise<boolean>;
   /** The person's account history ("Authenticator app set up"). */
   record?: (userId: string, kind: 'account.totp_added', address: string) => Promise<void>;
 }
@@ -106,7 +99,8 @@ export function signInSteps(deps: SignInStepsDeps, cookie: PasswordPassedCookie)
         return surface.pages.code(ctx);
       }
       if (!required) return complete(ctx, surface, user, authenticationOf(false));
-      if (surface.pages.passkeyInstead && deps.hasPasskey && (await deps.hasPasskey(user.id))) return surface.pages.passkeyInstead(ctx);
+      // Someone with a passkey typed their password instead: they set up an app too (their passkey
+      // may not check who holds it, and then it is one factor; a refusal there must not be a dead end).
       await startEnrolment(ctx, surface, user);
     },
 
