@@ -1,7 +1,7 @@
 import Router from '@koa/router';
 import type Koa from 'koa';
 import { koaBody } from 'koa-body';
-import type { InteractionResults, Interactions, MissingConsent } from '../src/oidc/index.ts';
+import { MFA_REQUIRED_REASON, type InteractionResults, type Interactions, type MissingConsent } from '../src/oidc/index.ts';
 import type { AccountsService } from '../src/accounts/service.ts';
 import type { CredentialThrottle } from '../src/accounts/throttle.ts';
 import type { ScopesService } from '../src/scopes/service.ts';
@@ -153,7 +153,9 @@ export function interactionRoutes({ interactions, accounts, throttle, scopes, re
     const { uid, prompt, params } = await interactions.details(ctx);
     const client = await clientView(params.client_id);
     if (prompt.name === 'login') {
-      return loginPage(ctx, uid, { client, username: typeof params.login_hint === 'string' ? params.login_hint : '' });
+      // Signed in already, with one factor, where two are needed: say why the password is asked again.
+      const notice = prompt.reasons?.includes(MFA_REQUIRED_REASON) ? `${client.name} asks for a second factor: sign in again, with your password and then your code.` : undefined;
+      return loginPage(ctx, uid, { client, username: typeof params.login_hint === 'string' ? params.login_hint : '', notice });
     }
     if (prompt.name === 'consent') {
       return page(ctx, 'consent.njk', { title: `Allow ${client.name}?`, uid, client, ...(await consentView(prompt.details, params, await scopes.descriptions(), resources)) });

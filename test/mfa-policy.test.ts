@@ -200,6 +200,9 @@ test.serial('a session signed in with a password alone is asked again at a requi
   const silent = await authorizationRequest(payroll, { prompt: 'none' });
   t.is(callbackParams(await agent.open(silent.url))?.get('error'), 'login_required');
   const secret = await withAuthenticator(gh, id, 'dan');
+  const asked = await agent.open((await authorizationRequest(payroll)).url);
+  t.true(isLoginPage(asked));
+  t.regex(asked.html, /Payroll asks for a second factor: sign in again/);
   const { pending, next } = await passwordAtApp(payroll, agent, 'dan');
   t.true(isCodePage(next), h1(next));
   const claims = (await finishAtApp(payroll, agent, await agent.submit(next, /\/code$/, { code: codeNow(secret) }), pending)).claims()!;

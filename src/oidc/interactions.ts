@@ -6,7 +6,8 @@ export type { InteractionResults };
 /** The interaction oidc-provider sent the browser to: which step, for which request. */
 export interface InteractionState {
   uid: string;
-  prompt: { name: string; details: Record<string, unknown> };
+  /** `reasons`: the checks that asked for it (MFA_REQUIRED_REASON: two factors, where the session has one). */
+  prompt: { name: string; reasons?: string[]; details: Record<string, unknown> };
   params: Record<string, unknown>;
   session?: { accountId: string } | undefined;
   grantId?: string | undefined;
