@@ -2,14 +2,13 @@ import type Router from '@koa/router';
 import type Koa from 'koa';
 import { koaBody } from 'koa-body';
 import type { User } from '../src/accounts/service.ts';
-import type { InteractionResults, Interactions } from '../src/oidc/index.ts';
+import type { Interactions } from '../src/oidc/index.ts';
 import { PasswordPassedCookie } from '../src/web/password-passed.ts';
 import { signInSteps, type SignInStepsDeps, type SignInSurface } from '../src/web/sign-in-steps.ts';
 
 export type CodeStepDeps = SignInStepsDeps & { interactions: Interactions };
 
 type Page = (ctx: Koa.Context, template: string, context: Record<string, unknown>, status?: number) => void;
-type Finish = (ctx: Koa.Context, result: InteractionResults, merge: boolean) => Promise<void>;
 
 const passed = new PasswordPassedCookie('gh_pwd_ok');
 // The same small urlencoded bodies as the sign-in form's.
@@ -18,10 +17,10 @@ const formBody = koaBody({ urlencoded: true, json: false, multipart: false, text
 /**
  * The steps of an app's sign-in after the right password (src/web/sign-in-steps.ts, shared with
  * /admin and /account), at /interaction/:uid/…: `code` for a person with an authenticator app,
- * `enrol` then `enrolled` for one who needs a second factor and has none. The sign-in finishes
- * (amr ["pwd", "otp", "mfa"]) only at the end of them.
+ * `enrol` for one who needs a second factor and has none. The sign-in finishes (amr ["pwd",
+ * "otp", "mfa"]) only with a right code in one of them.
  */
-export function codeStep(deps: CodeStepDeps, page: Page, finish: Finish) {
+export function codeStep(deps: CodeStepDeps, page: Page) {
   const { interactions } = deps;
   const steps = signInSteps(deps, passed);
 
@@ -37,16 +36,11 @@ export function codeStep(deps: CodeStepDeps, page: Page, finish: Finish) {
           { title: 'Set up an authenticator app', uid, client, ...setup, confirmAction: `/interaction/${uid}/enrol`, error },
           status,
         ),
-      recoveryCodes: (ctx, codes, error, status = 200) =>
-        page(
-          ctx,
-          'sign-in-recovery-codes.njk',
-          { title: 'Your recovery codes', uid, client, codes, continueAction: `/interaction/${uid}/enrolled`, error },
-          status,
-        ),
+      recoveryCodes: (ctx, codes, continueTo) => page(ctx, 'sign-in-recovery-codes.njk', { title: 'Your recovery codes', client, codes, continueTo }),
       passwordFirst: (ctx) => page(ctx, 'login.njk', { title: 'Sign in', uid, client, username: '', error: 'Please sign in with your password first.' }, 400),
     },
-    complete: (ctx, user, authentication) => finish(ctx, { login: { accountId: user.id, ...authentication } }, false),
+    // The result is stored with the interaction; the browser resumes the authorization at the address answered.
+    complete: (ctx, user, authentication) => interactions.finish(ctx, { login: { accountId: user.id, ...authentication } }, { mergeWithLastSubmission: false }),
   });
 
   return {
@@ -55,7 +49,7 @@ export function codeStep(deps: CodeStepDeps, page: Page, finish: Finish) {
       steps.afterPassword(ctx, surface(uid, client), user, required),
 
     routes(router: Router, clientView: (clientId: unknown) => Promise<unknown>, formFields: (ctx: Koa.Context) => Record<string, unknown>): void {
-      const step = (name: 'code' | 'enrol' | 'afterEnrolment') => async (ctx: Koa.Context) => {
+      const step = (name: 'code' | 'enrol') => async (ctx: Koa.Context) => {
         const { uid, prompt, params } = await interactions.details(ctx);
         const at = surface(uid, await clientView(params.client_id));
         // Once the login step is done (or another step is asked), none of these forms signs anyone in.
@@ -64,7 +58,6 @@ export function codeStep(deps: CodeStepDeps, page: Page, finish: Finish) {
       };
       router.post('/:uid/code', formBody, step('code'));
       router.post('/:uid/enrol', formBody, step('enrol'));
-      router.post('/:uid/enrolled', formBody, step('afterEnrolment'));
     },
   };
 }

@@ -146,7 +146,6 @@ export function interactionRoutes({ interactions, accounts, throttle, scopes, re
       record: (userId, kind, address) => accountEvents.record(userId, kind, address),
     },
     page,
-    finish,
   );
 
   router.get('/:uid', async (ctx) => {
@@ -239,10 +238,10 @@ export function interactionRoutes({ interactions, accounts, throttle, scopes, re
 
   // The page is read with GET, its forms post: another method gets our error page, not the
   // router's plain text.
-  router.all(['/:uid', '/:uid/login', '/:uid/code', '/:uid/enrol', '/:uid/enrolled', '/:uid/passkey', '/:uid/consent'], async (ctx, next) => {
+  router.all(['/:uid', '/:uid/login', '/:uid/code', '/:uid/enrol', '/:uid/passkey', '/:uid/consent'], async (ctx, next) => {
     if (ctx.method === 'OPTIONS') return next();
     const refused = problemOf(new GatehouseError(405, 'method_not_allowed', 'This address only shows the sign-in page and takes its forms. Go back to the application and start again.'));
-    errorPage(ctx, { ...refused, headers: { allow: /\/(login|code|enrol|enrolled|passkey|consent)\/?$/.test(ctx.path) ? 'POST' : 'GET, HEAD' } });
+    errorPage(ctx, { ...refused, headers: { allow: /\/(login|code|enrol|passkey|consent)\/?$/.test(ctx.path) ? 'POST' : 'GET, HEAD' } });
   });
 
   return router;

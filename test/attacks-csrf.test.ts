@@ -180,7 +180,7 @@ const ADMIN_FORMS: Record<string, AdminForm> = {
  * token (the gatehouse.csrf cookie); the code step's forged post is tested in totp.test.ts, the
  * setup steps' in mfa-policy.test.ts.
  */
-const PUBLIC_FORMS = new Set(['/admin/login', '/admin/login/code', '/admin/login/enrol', '/admin/login/enrolled']);
+const PUBLIC_FORMS = new Set(['/admin/login', '/admin/login/code', '/admin/login/enrol']);
 
 test.serial('every POST route of the admin pages has a CSRF case in this file', (t) => {
   const { gh } = t.context;

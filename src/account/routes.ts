@@ -52,7 +52,7 @@ const formBody = koaBody({ urlencoded: true, json: false, multipart: false, text
 
 const text = (v: unknown): string => (typeof v === 'string' ? v : '');
 /** The sign-in and its steps after the password: before any account session, checked with the sign-in form's CSRF token. */
-const SIGN_IN_PATHS: ReadonlySet<string> = new Set(['/account/login', '/account/login/code', '/account/login/enrol', '/account/login/enrolled']);
+const SIGN_IN_PATHS: ReadonlySet<string> = new Set(['/account/login', '/account/login/code', '/account/login/enrol']);
 
 function formFields(ctx: Koa.Context): Record<string, unknown> {
   const body: unknown = (ctx.request as { body?: unknown }).body;
@@ -199,18 +199,12 @@ export function accountRoutes(deps: AccountPageDeps): Router {
           { title: 'Set up an authenticator app', csrf: csrfToken(ctx), ...setup, confirmAction: '/account/login/enrol', error },
           status,
         ),
-      recoveryCodes: (ctx, codes, error, status = 200) =>
-        render(
-          ctx,
-          'sign-in-recovery-codes.njk',
-          { title: 'Your recovery codes', csrf: csrfToken(ctx), codes, continueAction: '/account/login/enrolled', error },
-          status,
-        ),
+      recoveryCodes: (ctx, codes, continueTo) => render(ctx, 'sign-in-recovery-codes.njk', { title: 'Your recovery codes', codes, continueTo }),
       passwordFirst: (ctx) => seeOther(ctx, '/account/login'),
     },
     complete: async (ctx, user) => {
       await cookie.create(ctx, user.id);
-      seeOther(ctx, '/account?notice=signed-in');
+      return '/account?notice=signed-in';
     },
   };
 
@@ -235,7 +229,6 @@ export function accountRoutes(deps: AccountPageDeps): Router {
   });
   router.post('/login/code', async (ctx) => steps.code(ctx, surface, formFields(ctx)));
   router.post('/login/enrol', async (ctx) => steps.enrol(ctx, surface, formFields(ctx)));
-  router.post('/login/enrolled', async (ctx) => steps.afterEnrolment(ctx, surface, formFields(ctx)));
 
   router.post('/logout', async (ctx) => {
     await cookie.end(ctx);

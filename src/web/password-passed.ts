@@ -11,12 +11,11 @@ export const PASSWORD_PASSED_MS = 10 * 60_000;
  * interaction uid), so it opens no other sign-in. It is no session: it only lets the code form be
  * tried, under the code throttle, until it expires.
  *
- * `stage` says which step it opens: `code` (a person with an authenticator app types a code),
- * `enrol` (a person who needs a second factor and has none sets one up) or `enrolled` (they did,
- * and saw their recovery codes: the sign-in may finish). Each step reads only its own stage, so
- * no form is a way around another.
+ * `stage` says which step it opens: `code` (a person with an authenticator app types a code) or
+ * `enrol` (a person who needs a second factor and has none sets one up). Each step reads only its
+ * own stage, so neither form is a way around the other.
  */
-export type PasswordPassedStage = 'code' | 'enrol' | 'enrolled';
+export type PasswordPassedStage = 'code' | 'enrol';
 
 export class PasswordPassedCookie {
   constructor(

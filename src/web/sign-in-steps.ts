@@ -25,8 +25,8 @@ export interface SignInPages {
   code(ctx: Koa.Context, error?: string, status?: number): void | Promise<void>;
   /** Sets up an authenticator app before the sign-in can finish (field `code`). */
   enrol(ctx: Koa.Context, setup: TotpSetupView, error?: string, status?: number): void | Promise<void>;
-  /** The recovery codes of the new app, shown once, with a button that finishes the sign-in. */
-  recoveryCodes(ctx: Koa.Context, codes: readonly string[], error?: string, status?: number): void | Promise<void>;
+  /** The recovery codes of the new app, shown once, with a link on to where the finished sign-in goes (`continueTo`). */
+  recoveryCodes(ctx: Koa.Context, codes: readonly string[], continueTo: string): void | Promise<void>;
   /** This browser passed no password step for this form (or too long ago): back to the password. */
   passwordFirst(ctx: Koa.Context): void | Promise<void>;
 }
@@ -38,8 +38,8 @@ export interface SignInSurface {
   /** The cookie's path: the form's own addresses only. */
   path: string;
   pages: SignInPages;
-  /** Starts the session the person signed in for (the sign-in is complete). */
-  complete(ctx: Koa.Context, user: User, authentication: Authentication): Promise<void>;
+  /** Starts the session the person signed in for (the sign-in is complete); answers where the browser goes next. */
+  complete(ctx: Koa.Context, user: User, authentication: Authentication): Promise<string>;
 }
 
 export interface SignInStepsDeps {
@@ -57,16 +57,22 @@ const text = (v: unknown): string => (typeof v === 'string' ? v.trim() : '');
  * The one path from "the password was right" to a session, for every sign-in form: the code
  * step for a person with an authenticator app; for one who needs a second factor (the MFA
  * policy, decided by the caller with secondFactorRequired) and has none, setting up an app
- * first, inside the sign-in (they cannot skip it: no step finishes without its own stage of the
- * password-passed cookie); else the session at once. "Signed in" (login.succeeded) is reported
+ * first, inside the sign-in (they cannot skip it: no step opens without its own stage of the
+ * password-passed cookie, and the session starts with the first right code, which turns the app
+ * on once, in one conditional update); else the session at once. "Signed in" (login.succeeded) is reported
  * here, when the session starts, not when the password was right.
  */
 export function signInSteps(deps: SignInStepsDeps, cookie: PasswordPassedCookie) {
   const { accounts, totp, throttle } = deps;
 
-  const complete = async (ctx: Koa.Context, surface: SignInSurface, user: User, authentication: Authentication) => {
+  const complete = async (ctx: Koa.Context, surface: SignInSurface, user: User, authentication: Authentication): Promise<string> => {
     securityReporter(ctx)('login.succeeded', { ip: ctx.ip, username: user.username, sub: user.id, amr: authentication.amr }, 'info');
-    await surface.complete(ctx, user, authentication);
+    return surface.complete(ctx, user, authentication);
+  };
+  const completeAndGo = async (ctx: Koa.Context, surface: SignInSurface, user: User, authentication: Authentication) => {
+    const next = await complete(ctx, surface, user, authentication);
+    ctx.status = 303;
+    ctx.redirect(next);
   };
 
   // A new secret each time: a setup left pending by someone else who knew the password is never shown.
@@ -84,7 +90,7 @@ export function signInSteps(deps: SignInStepsDeps, cookie: PasswordPassedCookie)
   };
 
   /** The person of this stage, still enabled; undefined (and the password page) otherwise. */
-  const personAt = async (ctx: Koa.Context, surface: SignInSurface, stage: 'code' | 'enrol' | 'enrolled') => {
+  const personAt = async (ctx: Koa.Context, surface: SignInSurface, stage: 'code' | 'enrol') => {
     const userId = cookie.userId(ctx, surface.bound, stage);
     const user = userId ? await accounts.findActive(userId) : undefined;
     if (!user) await surface.pages.passwordFirst(ctx);
@@ -98,7 +104,7 @@ export function signInSteps(deps: SignInStepsDeps, cookie: PasswordPassedCookie)
         cookie.set(ctx, surface.path, user.id, surface.bound, 'code');
         return surface.pages.code(ctx);
       }
-      if (!required) return complete(ctx, surface, user, authenticationOf(false));
+      if (!required) return completeAndGo(ctx, surface, user, authenticationOf(false));
       // Someone with a passkey typed their password instead: they set up an app too (their passkey
       // may not check who holds it, and then it is one factor; a refusal there must not be a dead end).
       await startEnrolment(ctx, surface, user);
@@ -118,10 +124,13 @@ export function signInSteps(deps: SignInStepsDeps, cookie: PasswordPassedCookie)
         return surface.pages.code(ctx, sentence, status);
       }
       cookie.clear(ctx, surface.path);
-      await complete(ctx, surface, user, authenticationOf(true));
+      await completeAndGo(ctx, surface, user, authenticationOf(true));
     },
 
-    /** The setup form: the first code of the new app turns it on and shows the recovery codes. */
+    /**
+     * The setup form: the first code of the new app turns it on and finishes the sign-in (the
+     * code is the second factor); the recovery codes are then shown once, with the way on.
+     */
     async enrol(ctx: Koa.Context, surface: SignInSurface, fields: Record<string, unknown>): Promise<void> {
       const csrfOk = csrfValid(ctx, fields.csrf);
       const user = await personAt(ctx, surface, 'enrol');
@@ -132,17 +141,9 @@ export function signInSteps(deps: SignInStepsDeps, cookie: PasswordPassedCookie)
       const codes = await totp.confirm(user.id, code);
       if (!codes) return enrolAgain(ctx, surface, user, 'That code is not the one your app shows now. Check the app and try again.', 400);
       await deps.record?.(user.id, 'account.totp_added', ctx.ip);
-      cookie.set(ctx, surface.path, user.id, surface.bound, 'enrolled');
-      await surface.pages.recoveryCodes(ctx, codes);
-    },
-
-    /** "Continue" under the recovery codes: the sign-in finishes with both factors. */
-    async afterEnrolment(ctx: Koa.Context, surface: SignInSurface, fields: Record<string, unknown>): Promise<void> {
-      if (!csrfValid(ctx, fields.csrf)) return surface.pages.recoveryCodes(ctx, [], 'Your form expired. Please press Continue again.', 403);
-      const user = await personAt(ctx, surface, 'enrolled');
-      if (!user) return;
       cookie.clear(ctx, surface.path);
-      await complete(ctx, surface, user, authenticationOf(true));
+      const next = await complete(ctx, surface, user, authenticationOf(true));
+      await surface.pages.recoveryCodes(ctx, codes, next);
     },
   };
 }

@@ -19,9 +19,15 @@ export function secondFactorRequired(policy: MfaPolicy, person: { isAdmin: boole
   return policy === 'all' || (policy === 'admins' && person.isAdmin) || asked.byClient === true || asked.byRequest === true;
 }
 
-/** An authorization request's acr_values (space-separated, OIDC Core 3.1.2.1) ask for the MFA level. */
+/**
+ * An authorization request's acr_values (space-separated, OIDC Core 3.1.2.1) ask for the MFA
+ * level: they name it and not the password level. "pwd mfa" lists both as acceptable (in order
+ * of preference), so a password alone answers it.
+ */
 export function acrValuesAskMfa(acrValues: unknown): boolean {
-  return typeof acrValues === 'string' && acrValues.split(' ').includes(ACR.mfa);
+  if (typeof acrValues !== 'string') return false;
+  const asked = acrValues.split(' ');
+  return asked.includes(ACR.mfa) && !asked.includes(ACR.password);
 }
 
 /** A sign-in's amr (RFC 8176) shows two factors. */

@@ -22,7 +22,7 @@ export type AdminPageServices = SessionPagesServices &
   ResourcePagesServices &
   AuditPagesServices & { adminSessions: AdminSessionsService };
 
-const PUBLIC_PATHS: ReadonlySet<string> = new Set(['/admin/login', '/admin/login/code', '/admin/login/enrol', '/admin/login/enrolled', ...ASSET_PATHS]);
+const PUBLIC_PATHS: ReadonlySet<string> = new Set(['/admin/login', '/admin/login/code', '/admin/login/enrol', ...ASSET_PATHS]);
 
 /**
  * The operator's admin pages under /admin: clients, users, API keys, scopes and the audit log.

@@ -55,13 +55,12 @@ export function sessionPages(
           { title: 'Set up an authenticator app', csrf: csrfToken(ctx), ...setup, confirmAction: '/admin/login/enrol', error },
           status,
         ),
-      recoveryCodes: (ctx, codes, error, status = 200) =>
-        page(ctx, 'login-recovery-codes.njk', { title: 'Your recovery codes', csrf: csrfToken(ctx), codes, error }, status),
+      recoveryCodes: (ctx, codes, continueTo) => page(ctx, 'login-recovery-codes.njk', { title: 'Your recovery codes', codes, continueTo }),
       passwordFirst: (ctx) => seeOther(ctx, '/admin/login'),
     },
     complete: async (ctx, user) => {
       await cookie.create(ctx, user.id);
-      seeOther(ctx, '/admin/clients');
+      return '/admin/clients';
     },
   };
 
@@ -93,7 +92,6 @@ export function sessionPages(
   // The steps after the password, before any admin session exists: checked with the sign-in form's CSRF token.
   router.post('/login/code', async (ctx) => steps.code(ctx, surface, formFields(ctx)));
   router.post('/login/enrol', async (ctx) => steps.enrol(ctx, surface, formFields(ctx)));
-  router.post('/login/enrolled', async (ctx) => steps.afterEnrolment(ctx, surface, formFields(ctx)));
 
   router.post('/logout', async (ctx) => {
     await cookie.end(ctx);
