@@ -1,6 +1,7 @@
 import anyTest, { type TestFn } from 'ava';
 import * as OTPAuth from 'otpauth';
 import { loadConfig } from '../src/config.ts';
+import { acrValuesAskMfa, secondFactorRequired } from '../src/accounts/mfa/policy.ts';
 import { startTestGatehouse, type TestGatehouse } from './support/gatehouse.ts';
 import { decodeEntities, submitTampered } from './support/http.ts';
 import {
@@ -98,6 +99,23 @@ test('a bad GATEHOUSE_REQUIRE_MFA stops start-up with one line naming the variab
   t.throws(() => loadConfig({ GATEHOUSE_REQUIRE_MFA: 'operators' }), { message: 'invalid GATEHOUSE_REQUIRE_MFA: must be one of off, admins, all' });
   t.is(loadConfig({}).requireMfa, 'off');
   t.is(loadConfig({ GATEHOUSE_REQUIRE_MFA: 'admins' }).requireMfa, 'admins');
+});
+
+test('the one rule: the policy for the person, the app, or the request asks for two factors', (t) => {
+  const person = { isAdmin: false };
+  const operator = { isAdmin: true };
+  t.false(secondFactorRequired('off', operator));
+  t.true(secondFactorRequired('off', person, { byClient: true }));
+  t.true(secondFactorRequired('off', person, { byRequest: true }));
+  t.false(secondFactorRequired('admins', person));
+  t.true(secondFactorRequired('admins', operator));
+  t.true(secondFactorRequired('all', person));
+  t.true(acrValuesAskMfa('urn:gatehouse:acr:mfa'));
+  t.true(acrValuesAskMfa('urn:example:gold urn:gatehouse:acr:mfa'));
+  t.false(acrValuesAskMfa('urn:gatehouse:acr:pwd urn:gatehouse:acr:mfa'), 'either level is acceptable');
+  t.false(acrValuesAskMfa('urn:gatehouse:acr:pwd'));
+  t.false(acrValuesAskMfa(undefined));
+  t.false(acrValuesAskMfa(['urn:gatehouse:acr:mfa']));
 });
 
 test.serial('a require_mfa app sends a person without a second factor to set up an authenticator app; the ID token says amr pwd+otp+mfa', async (t) => {
