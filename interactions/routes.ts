@@ -1,7 +1,7 @@
 import Router from '@koa/router';
 import type Koa from 'koa';
 import { koaBody } from 'koa-body';
-import type { InteractionResults, Interactions, MissingConsent } from '../src/oidc/index.ts';
+import { MFA_REQUIRED_REASON, type InteractionResults, type Interactions, type MissingConsent } from '../src/oidc/index.ts';
 import type { AccountsService } from '../src/accounts/service.ts';
 import type { CredentialThrottle } from '../src/accounts/throttle.ts';
 import type { ScopesService } from '../src/scopes/service.ts';
@@ -16,6 +16,8 @@ import { describeScope } from './scopes.ts';
 import { codeStep } from './code-step.ts';
 import type { TotpService } from '../src/accounts/mfa/totp.ts';
 import type { Views } from '../src/web/views.ts';
+import { acrValuesAskMfa, amrHasTwoFactors, secondFactorRequired, type MfaPolicy } from '../src/accounts/mfa/policy.ts';
+import type { AccountEvents } from '../src/account/events.ts';
 
 export interface InteractionDeps {
   /** oidc-provider's interactions (through the provider serving now: it is rebuilt when signing keys change). */
@@ -30,7 +32,11 @@ export interface InteractionDeps {
   passkeys: Pick<PasskeysService, 'authenticationOptions' | 'signIn'>;
   views: Views;
   /** Authenticator apps: a person with one is asked for a code after the password (code-step.ts). */
-  totp: Pick<TotpService, 'isEnrolled' | 'verify'>;
+  totp: Pick<TotpService, 'isEnrolled' | 'verify' | 'begin' | 'pending' | 'confirm'>;
+  /** GATEHOUSE_REQUIRE_MFA: who must sign in with two factors besides the apps that ask for it. */
+  mfaPolicy: MfaPolicy;
+  /** The person's account history (an authenticator app set up during a sign-in). */
+  accountEvents: Pick<AccountEvents, 'record'>;
 }
 
 // Forms only: small urlencoded bodies, parsed on these routes alone (never before the provider).
@@ -79,7 +85,7 @@ function formFields(ctx: Koa.Context): Record<string, unknown> {
 }
 
 /** The login and consent pages oidc-provider sends people to, at /interaction/:uid. */
-export function interactionRoutes({ interactions, accounts, throttle, scopes, resources, passkeys, views, totp }: InteractionDeps): Router {
+export function interactionRoutes({ interactions, accounts, throttle, scopes, resources, passkeys, views, totp, mfaPolicy, accountEvents }: InteractionDeps): Router {
   const router = new Router({ prefix: '/interaction' });
 
   const page = (ctx: Koa.Context, template: string, context: Record<string, unknown>, status = 200) => {
@@ -102,8 +108,13 @@ export function interactionRoutes({ interactions, accounts, throttle, scopes, re
       name: client?.clientName ?? 'An application',
       logoUri: client?.logoUri,
       clientUri: client?.clientUri,
+      requireMfa: client?.requireMfa === true,
     };
   };
+
+  // The MFA policy, applied once for every way in (password, passkey): the person's, the app's, the request's.
+  const needsTwoFactors = (user: { isAdmin: boolean }, client: { requireMfa: boolean }, params: Record<string, unknown>) =>
+    secondFactorRequired(mfaPolicy, user, { byClient: client.requireMfa, byRequest: acrValuesAskMfa(params.acr_values) });
 
   // Expired or unknown interactions (the cookie is gone, or the link is stale) get our error page.
   router.use(async (ctx, next) => {
@@ -126,13 +137,24 @@ export function interactionRoutes({ interactions, accounts, throttle, scopes, re
     ctx.redirect(returnTo);
   };
 
-  const codes = codeStep({ interactions, totp, throttle }, page, finish);
+  const codes = codeStep(
+    {
+      interactions,
+      accounts,
+      totp,
+      throttle,
+      record: (userId, kind, address) => accountEvents.record(userId, kind, address),
+    },
+    page,
+  );
 
   router.get('/:uid', async (ctx) => {
     const { uid, prompt, params } = await interactions.details(ctx);
     const client = await clientView(params.client_id);
     if (prompt.name === 'login') {
-      return loginPage(ctx, uid, { client, username: typeof params.login_hint === 'string' ? params.login_hint : '' });
+      // Signed in already, with one factor, where two are needed: say why the password is asked again.
+      const notice = prompt.reasons?.includes(MFA_REQUIRED_REASON) ? `${client.name} asks for a second factor: sign in again, with your password and then your code.` : undefined;
+      return loginPage(ctx, uid, { client, username: typeof params.login_hint === 'string' ? params.login_hint : '', notice });
     }
     if (prompt.name === 'consent') {
       return page(ctx, 'consent.njk', { title: `Allow ${client.name}?`, uid, client, ...(await consentView(prompt.details, params, await scopes.descriptions(), resources)) });
@@ -157,7 +179,7 @@ export function interactionRoutes({ interactions, accounts, throttle, scopes, re
       const { status, sentence } = formRefusal(ctx, result.refused);
       return again(status, sentence);
     }
-    await codes.afterPassword(ctx, uid, client, result.user.id);
+    await codes.afterPassword(ctx, uid, client, result.user, needsTwoFactors(result.user, client, params));
   });
   codes.routes(router, clientView, formFields);
 
@@ -181,6 +203,10 @@ export function interactionRoutes({ interactions, accounts, throttle, scopes, re
     }
     const user = await accounts.findActive(signedIn.userId);
     if (!user) return again(401, 'That passkey did not sign you in. Try again, or sign in with your password.');
+    if (needsTwoFactors(user, client, params) && !amrHasTwoFactors(signedIn.amr)) {
+      securityReporter(ctx)('login.passkey_refused', { ip: ctx.ip, sub: user.id, reason: 'one_factor' });
+      return again(401, 'This sign-in needs two factors, and that passkey did not check it is you (no PIN or fingerprint). Sign in with your password instead.');
+    }
     securityReporter(ctx)('login.succeeded', { username: user.username, method: 'passkey', ip: ctx.ip });
     await finish(ctx, { login: { accountId: user.id, amr: signedIn.amr, ...(signedIn.acr ? { acr: signedIn.acr } : {}) } }, false);
   });
@@ -212,10 +238,10 @@ export function interactionRoutes({ interactions, accounts, throttle, scopes, re
 
   // The page is read with GET, its forms post: another method gets our error page, not the
   // router's plain text.
-  router.all(['/:uid', '/:uid/login', '/:uid/code', '/:uid/passkey', '/:uid/consent'], async (ctx, next) => {
+  router.all(['/:uid', '/:uid/login', '/:uid/code', '/:uid/enrol', '/:uid/passkey', '/:uid/consent'], async (ctx, next) => {
     if (ctx.method === 'OPTIONS') return next();
     const refused = problemOf(new GatehouseError(405, 'method_not_allowed', 'This address only shows the sign-in page and takes its forms. Go back to the application and start again.'));
-    errorPage(ctx, { ...refused, headers: { allow: /\/(login|code|passkey|consent)\/?$/.test(ctx.path) ? 'POST' : 'GET, HEAD' } });
+    errorPage(ctx, { ...refused, headers: { allow: /\/(login|code|enrol|passkey|consent)\/?$/.test(ctx.path) ? 'POST' : 'GET, HEAD' } });
   });
 
   return router;

@@ -112,7 +112,7 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
         database: () => services.db.raw('select 1'),
         ...(services.stores.redis ? { redis: () => services.stores.redis!.client.ping() } : {}),
       }),
-      interactionRoutes({ interactions: oidc.interactions, accounts: services.accounts, throttle: services.throttle, scopes: services.scopes, resources: services.resources, passkeys: services.passkeys, views, totp: services.totp }),
+      interactionRoutes({ interactions: oidc.interactions, accounts: services.accounts, throttle: services.throttle, scopes: services.scopes, resources: services.resources, passkeys: services.passkeys, views, totp: services.totp, mfaPolicy: config.requireMfa, accountEvents: services.accountEvents }),
       accountLinkRoutes({ passwordResets: services.passwordResets, emailVerification: services.emailVerification, views }),
       bearerLogoutRoutes(oidc),
       accountRoutes({
@@ -126,9 +126,10 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
         emailChange: config.mail ? services.emailVerification : undefined,
         passkeys: services.passkeys,
         totp: services.totp,
+        mfaPolicy: config.requireMfa,
       }),
       adminApiRoutes({ config, admin, clients, accounts, apiKeys, adminTokens, audit, scopes, resources, throttle }),
-      adminPageRoutes({ admin, clients, accounts, apiKeys, audit, scopes, resources, throttle, adminSessions, totp: services.totp }, views),
+      adminPageRoutes({ admin, clients, accounts, apiKeys, audit, scopes, resources, throttle, adminSessions, totp: services.totp, config, accountEvents: services.accountEvents }, views),
       userdataRoutes({ verifyAccessToken: oidc.verifyAccessToken, hasLiveGrant: oidc.hasLiveGrant, throttle: services.throttle, accounts: services.accounts, apiKeys: services.apiKeys, userdata: services.userdata, maxBytes: config.userdataMaxBytes }),
     ].flatMap((router) => [router.routes(), router.allowedMethods()]) as Koa.Middleware[],
   );

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { LOG_LEVELS, type LogLevel } from './observability/logger.ts';
 import { parseCompatPaths, type CompatPaths } from './compat/dot-paths.ts';
 import { isBuiltInScope, SCOPE_TOKEN } from './scopes/names.ts';
+import { MFA_POLICIES, type MfaPolicy } from './accounts/mfa/policy.ts';
 
 /**
  * Everything Gatehouse reads from the environment, checked once at start-up.
@@ -64,6 +65,8 @@ export interface Config {
   metrics: { enabled: boolean; token: string | undefined };
   /** Outgoing mail (password reset, address verification); undefined when GATEHOUSE_SMTP_URL is unset. */
   mail: MailConfig | undefined;
+  /** Who must sign in with a second factor besides the clients that ask for it (src/accounts/mfa/policy.ts). */
+  requireMfa: MfaPolicy;
 }
 
 /** Where mail goes out. `smtpUrl` carries the SMTP password: show it only through redactUrl. */
@@ -210,6 +213,7 @@ const envSchema = z.object({
   GATEHOUSE_METRICS: booleanFlag.default(false),
   GATEHOUSE_SMTP_URL: smtpUrl.optional(),
   GATEHOUSE_MAIL_FROM: mailFrom.optional(),
+  GATEHOUSE_REQUIRE_MFA: z.enum(MFA_POLICIES, `must be one of ${MFA_POLICIES.join(', ')}`).default('off'),
   GATEHOUSE_METRICS_TOKEN: z.string().min(32, 'must be at least 32 characters').regex(/^[\x21-\x7E]+$/, 'must be printable ASCII without spaces').optional(),
 });
 
@@ -274,5 +278,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: e.GATEHOUSE_LOG_LEVEL,
     metrics: { enabled: e.GATEHOUSE_METRICS, token: e.GATEHOUSE_METRICS_TOKEN },
     mail: e.GATEHOUSE_SMTP_URL ? { smtpUrl: e.GATEHOUSE_SMTP_URL, from: e.GATEHOUSE_MAIL_FROM! } : undefined,
+    requireMfa: e.GATEHOUSE_REQUIRE_MFA,
   };
 }

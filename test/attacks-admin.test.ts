@@ -74,8 +74,8 @@ test.before(async (t) => {
 
 test.after.always(async (t) => t.context.gh?.close());
 
-/** The pages anyone may see: the sign-in form, its code step (after a right password only) and its assets. */
-const PUBLIC_PAGES = new Set(['GET /admin/login', 'POST /admin/login', 'POST /admin/login/code', 'GET /admin/assets/:file']);
+/** The pages anyone may see: the sign-in form, its code and setup steps (after a right password only) and its assets. */
+const PUBLIC_PAGES = new Set(['GET /admin/login', 'POST /admin/login', 'POST /admin/login/code', 'POST /admin/login/enrol', 'GET /admin/assets/:file']);
 /** The API's description is public (it names no data). */
 const PUBLIC_API = new Set(['GET /admin/api/openapi.json']);
 

@@ -176,10 +176,11 @@ const ADMIN_FORMS: Record<string, AdminForm> = {
 };
 
 /**
- * The admin sign-in form and its code step are public and have their own double-submit token
- * (the gatehouse.csrf cookie); the code step's forged post is tested in totp.test.ts.
+ * The admin sign-in form and its code and setup steps are public and have their own double-submit
+ * token (the gatehouse.csrf cookie); the code step's forged post is tested in totp.test.ts, the
+ * setup steps' in mfa-policy.test.ts.
  */
-const PUBLIC_FORMS = new Set(['/admin/login', '/admin/login/code']);
+const PUBLIC_FORMS = new Set(['/admin/login', '/admin/login/code', '/admin/login/enrol']);
 
 test.serial('every POST route of the admin pages has a CSRF case in this file', (t) => {
   const { gh } = t.context;

@@ -44,7 +44,7 @@ const recoveryCodes = (page: Page) => [...page.html.matchAll(/<li><code>([a-z0-9
 async function enrol(t: { context: { base: string } }, username: string) {
   const agent = new UserAgent();
   const account = await signInToAccount(agent, t.context.base, username, PASSWORD);
-  const setup = await agent.submit(account, /\/account\/totp\/setup$/, {});
+  const setup = await agent.submit(account, /\/account\/totp\/setup$/, { current_password: PASSWORD });
   const secret = inputValue(setup, 'otpauth-secret');
   const shown = await agent.submit(setup, /\/account\/totp\/confirm$/, { code: codeNow(secret) });
   return { agent, setup, secret, shown, codes: recoveryCodes(shown) };
@@ -222,7 +222,7 @@ test.serial('setup refuses a wrong first code, a forged form and bad input, and 
   await createUserDirectly(t.context.gh, 'bea', PASSWORD);
   const agent = new UserAgent();
   const account = await signInToAccount(agent, t.context.base, 'bea', PASSWORD);
-  const setup = await agent.submit(account, /\/account\/totp\/setup$/, {});
+  const setup = await agent.submit(account, /\/account\/totp\/setup$/, { current_password: PASSWORD });
   const secret = inputValue(setup, 'otpauth-secret');
   const right = codeNow(secret);
   const wrong = await agent.submit(setup, /\/account\/totp\/confirm$/, { code: right === '123456' ? '654321' : '123456' });
@@ -248,6 +248,25 @@ test.serial('removing the authenticator asks for the current password again', as
   t.is(removed.status, 200);
   t.regex(removed.html, /Your authenticator app is removed/);
   t.regex(removed.html, /Set up an authenticator app/);
+});
+
+test.serial('setting up an authenticator app asks for the current password first, and a wrong or missing one starts nothing', async (t) => {
+  await createUserDirectly(t.context.gh, 'cyd', PASSWORD);
+  const agent = new UserAgent();
+  const account = await signInToAccount(agent, t.context.base, 'cyd', PASSWORD);
+  t.regex(account.html, /<label for="totp_setup_password">Your password, to set up an app<\/label>/);
+  const missing = await agent.submit(account, /\/account\/totp\/setup$/, { current_password: '' });
+  t.is(missing.status, 400);
+  t.regex(missing.html, /Enter your current password to set up an authenticator app/);
+  const wrong = await agent.submit(account, /\/account\/totp\/setup$/, { current_password: 'not it at all' });
+  t.is(wrong.status, 401);
+  t.regex(wrong.html, /current password is not correct. Nothing was changed/);
+  const forged = await submitTampered(agent, account, /\/account\/totp\/setup$/, { csrf: 'forged', current_password: PASSWORD });
+  t.is(forged.status, 403);
+  const id = (await t.context.gh.services.accounts.resolve('cyd')).id;
+  t.is(await t.context.gh.services.db('user_totp').where({ user_id: id }).first(), undefined, 'no secret was made');
+  const setup = await agent.submit(account, /\/account\/totp\/setup$/, { current_password: PASSWORD });
+  t.regex(setup.html, /<h1>Set up an authenticator app<\/h1>/);
 });
 
 test.serial('signing in to /account asks for the code too', async (t) => {
@@ -316,6 +335,7 @@ test.serial('in Chromium, a person sets up an authenticator app on /account, and
     await page.getByLabel('Username').fill('gus');
     await page.getByLabel('Password').fill(PASSWORD);
     await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.locator('#totp_setup_password').fill(PASSWORD);
     await page.getByRole('button', { name: 'Set up an authenticator app' }).click();
     await page.waitForURL(`${t.context.base}/account/totp`);
     const qrShown = await page.locator('img.qr').evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth > 0);

@@ -23,7 +23,10 @@ import type { PasskeysService } from '../accounts/passkeys/index.ts';
 import { AccountSessionCookie } from './cookie.ts';
 import type { AccountSession, AccountSessionsService } from './sessions.ts';
 import type { TotpService } from '../accounts/mfa/totp.ts';
-import { accountCodeStep, accountTotpRoutes, totpSectionView } from './totp-routes.ts';
+import { accountTotpRoutes, totpSectionView } from './totp-routes.ts';
+import { PasswordPassedCookie } from '../web/password-passed.ts';
+import { signInSteps, type SignInSurface } from '../web/sign-in-steps.ts';
+import { secondFactorRequired, type MfaPolicy } from '../accounts/mfa/policy.ts';
 
 export interface AccountPageDeps {
   accounts: AccountsService;
@@ -38,12 +41,18 @@ export interface AccountPageDeps {
   passkeys: Pick<PasskeysService, 'of' | 'registrationOptions' | 'register' | 'rename' | 'remove'>;
   /** Authenticator apps (totp-routes.ts). */
   totp: TotpService;
+  /** GATEHOUSE_REQUIRE_MFA: `all` (and `admins`, for operators) holds this page's sign-in to two factors too. */
+  mfaPolicy: MfaPolicy;
 }
+
+const passed = new PasswordPassedCookie('gh_account_pwd_ok');
 
 // Forms only: small urlencoded bodies, parsed on these routes alone.
 const formBody = koaBody({ urlencoded: true, json: false, multipart: false, text: false, formLimit: '16kb' });
 
 const text = (v: unknown): string => (typeof v === 'string' ? v : '');
+/** The sign-in and its steps after the password: before any account session, checked with the sign-in form's CSRF token. */
+const SIGN_IN_PATHS: ReadonlySet<string> = new Set(['/account/login', '/account/login/code', '/account/login/enrol']);
 
 function formFields(ctx: Koa.Context): Record<string, unknown> {
   const body: unknown = (ctx.request as { body?: unknown }).body;
@@ -155,7 +164,7 @@ export function accountRoutes(deps: AccountPageDeps): Router {
 
   // Every page but sign-in needs a signed-in, enabled person; every POST the session's CSRF token.
   router.use(async (ctx, next) => {
-    if (ctx.path === '/account/login' || ctx.path === '/account/login/code') return next();
+    if (SIGN_IN_PATHS.has(ctx.path)) return next();
     const signedIn = await currentPerson(ctx, cookie, accounts);
     if (!signedIn) return seeOther(ctx, '/account/login');
     ctx.state.account = signedIn;
@@ -176,10 +185,28 @@ export function accountRoutes(deps: AccountPageDeps): Router {
   });
   const person = (ctx: Koa.Context) => ctx.state.account as SignedIn;
 
-  const signIn = async (ctx: Koa.Context, userId: string) => {
-    await cookie.create(ctx, userId);
+  // The steps after the password, shared with the apps' and the admin's sign-ins.
+  const steps = signInSteps({ accounts, totp: deps.totp, throttle, record: (userId, kind, address) => accountEvents.record(userId, kind, address) }, passed);
+  const surface: SignInSurface = {
+    bound: 'account',
+    path: '/account/login',
+    pages: {
+      code: (ctx, error, status = 200) => render(ctx, 'account-login-code.njk', { title: 'Enter your code', csrf: csrfToken(ctx), error }, status),
+      enrol: (ctx, setup, error, status = 200) =>
+        render(
+          ctx,
+          'sign-in-enrol.njk',
+          { title: 'Set up an authenticator app', csrf: csrfToken(ctx), ...setup, confirmAction: '/account/login/enrol', error },
+          status,
+        ),
+      recoveryCodes: (ctx, codes, continueTo) => render(ctx, 'sign-in-recovery-codes.njk', { title: 'Your recovery codes', codes, continueTo }),
+      passwordFirst: (ctx) => seeOther(ctx, '/account/login'),
+    },
+    complete: async (ctx, user) => {
+      await cookie.create(ctx, user.id);
+      return '/account?notice=signed-in';
+    },
   };
-  const codes = accountCodeStep({ totp: deps.totp, throttle, render, signIn });
 
   router.get('/login', async (ctx) => {
     if (await currentPerson(ctx, cookie, accounts)) return seeOther(ctx, '/account');
@@ -198,11 +225,10 @@ export function accountRoutes(deps: AccountPageDeps): Router {
       const { status, sentence } = formRefusal(ctx, result.refused);
       return again(status, sentence);
     }
-    if (await codes.askedForCode(ctx, result.user.id)) return;
-    await cookie.create(ctx, result.user.id);
-    seeOther(ctx, '/account?notice=signed-in');
+    await steps.afterPassword(ctx, surface, result.user, secondFactorRequired(deps.mfaPolicy, result.user));
   });
-  codes.routes(router);
+  router.post('/login/code', async (ctx) => steps.code(ctx, surface, formFields(ctx)));
+  router.post('/login/enrol', async (ctx) => steps.enrol(ctx, surface, formFields(ctx)));
 
   router.post('/logout', async (ctx) => {
     await cookie.end(ctx);
@@ -308,7 +334,6 @@ export function accountRoutes(deps: AccountPageDeps): Router {
     render,
     accountPageWithError: (ctx, signedIn, error, status) => accountPage(ctx, signedIn as SignedIn, { totp: error }, status),
     checkCurrentPassword: (ctx, signedIn, password) => confirmPassword(ctx, signedIn as SignedIn, password),
-    signIn,
     record,
     person,
   });
@@ -339,5 +364,5 @@ async function currentPerson(ctx: Koa.Context, cookie: AccountSessionCookie, acc
 
 /** Reports a current-password check: failures and locks as any sign-in's, success under its own name. */
 function passwordCheckReporter(report: ReportSecurityEvent): ReportSecurityEvent {
-  return (event, fields, level) => report(event === 'login.succeeded' ? 'account.password_confirmed' : event, fields, level);
+  return (event, fields, level) => report(event === 'login.password_accepted' ? 'account.password_confirmed' : event, fields, level);
 }

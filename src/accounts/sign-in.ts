@@ -76,7 +76,9 @@ export async function signInWithPassword(
       return { ok: false, refused: new GatehouseError(401, 'access_denied', 'the username or password is not correct') };
     }
     await reservation.succeeded();
-    report('login.succeeded', { ...ip, username: user.username, sub: user.id }, 'info');
+    // Not "signed in" yet: the code step, or setting up a second factor, may follow
+    // (src/web/sign-in-steps.ts reports login.succeeded when the session starts).
+    report('login.password_accepted', { ...ip, username: user.username, sub: user.id }, 'info');
     return { ok: true, user };
   } finally {
     leaveUsername();

@@ -293,7 +293,11 @@ export class CredentialThrottle {
    * The rows of the address alone stay: that address tried other names too.
    */
   async clearUsername(username: string): Promise<number> {
-    const { exact, prefix } = CredentialThrottle.usernameSubjects(username);
+    return this.clearSubjects(CredentialThrottle.usernameSubjects(username));
+  }
+
+  /** Deletes the counter `exact` and every counter whose subject starts with `prefix`; answers how many. */
+  async clearSubjects({ exact, prefix }: { exact: string; prefix: string }): Promise<number> {
     const escaped = prefix.replace(/[!%_]/g, (c) => `!${c}`);
     return this.db('login_failures')
       .where({ subject: exact })

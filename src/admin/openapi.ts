@@ -41,6 +41,7 @@ export function openApiDocument(issuer: string) {
             require_pushed_authorization_requests: { type: 'boolean', description: 'authorization requests must be pushed to /request first (RFC 9126)' },
             dpop_bound_access_tokens: { type: 'boolean', description: 'access tokens must be DPoP-bound: a token request without a DPoP proof is refused (RFC 9449)' },
             skip_consent: { type: 'boolean', description: 'first-party app: no consent page' },
+            require_mfa: { type: 'boolean', description: 'signing in to this app takes a second factor (authenticator code or verified passkey); people without one set one up first' },
             allow_insecure_redirect: { type: 'boolean', description: 'accept plain-http redirect URIs on any host (off: https, or http on loopback only)' },
             id_token_signed_response_alg: { enum: [...ID_TOKEN_ALGS] },
             logo_uri: { type: ['string', 'null'], format: 'uri' },

@@ -1,4 +1,5 @@
 import type { TotpService } from '../accounts/mfa/totp.ts';
+import { codeSubjects } from '../accounts/mfa/second-factor.ts';
 import type { CredentialThrottle } from '../accounts/throttle.ts';
 import type { AccountsService, User } from '../accounts/service.ts';
 import type { ApiKeysService } from '../apikeys/service.ts';
@@ -37,6 +38,7 @@ const settingsOf = (c: Client): Required<ClientChanges> => ({
   requirePar: c.requirePar,
   requireDpop: c.requireDpop,
   skipConsent: c.skipConsent,
+  requireMfa: c.requireMfa,
   allowInsecureRedirect: c.allowInsecureRedirect,
   idTokenSignedResponseAlg: c.idTokenSignedResponseAlg,
   // No logo and an empty one are the same setting.
@@ -164,7 +166,8 @@ export class AdminOperations {
    */
   async unlockUser(actor: Actor, id: string): Promise<{ user: User; cleared: number }> {
     const user = await this.accounts.get(id);
-    const cleared = await this.throttle.clearUsername(user.username);
+    // Wrong passwords and wrong codes alike: a person locked out of the code step is locked out too.
+    const cleared = (await this.throttle.clearUsername(user.username)) + (await this.throttle.clearSubjects(codeSubjects(user.id)));
     await this.audit.record(actor, 'user.unlock', `user:${id}`, { counters_cleared: cleared });
     return { user, cleared };
   }

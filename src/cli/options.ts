@@ -40,6 +40,7 @@ const OPTION_NAMES: Record<string, string> = {
   requirePar: '--require-par',
   requireDpop: '--require-dpop',
   skipConsent: '--skip-consent',
+  requireMfa: '--require-mfa',
   allowInsecureRedirect: '--allow-insecure-redirect',
   idTokenSignedResponseAlg: '--id-token-alg',
   logoUri: '--logo-uri',

@@ -26,13 +26,14 @@ export const USAGE = `usage: npm run -s cli -- <command> [options] [--json]
                  [--backchannel-logout-session-required]  the token carries the session id
                  [--require-par]            authorization requests must be pushed to /request first
                  [--require-dpop]           access tokens must be DPoP-bound
+                 [--require-mfa]            signing in to the app takes a second factor
   clients list [--search TEXT]              name or client_id contains TEXT
   clients show ID
   clients update ID [any create option] [--no-require-pkce] [--no-skip-consent] [--disable | --enable]
                  [--no-default-scope]       a request without scope asks for the --scope again
                  [--no-default-resource]    a request without resource= gets a token for Gatehouse
                  [--no-backchannel-logout-uri] [--no-backchannel-logout-session-required]
-                 [--no-require-par] [--no-require-dpop]
+                 [--no-require-par] [--no-require-dpop] [--no-require-mfa]
   clients delete ID
   clients rotate-secret ID
   users create --username U --email E [--name N] [--password-stdin] [--admin] [--email-verified]
@@ -43,7 +44,7 @@ export const USAGE = `usage: npm run -s cli -- <command> [options] [--json]
   users set-password ID|USERNAME [--password-stdin]
   users disable ID|USERNAME                 sign-in refused, tokens revoked
   users enable ID|USERNAME
-  users unlock ID|USERNAME                  lifts sign-in locks and slow-downs, from every address
+  users unlock ID|USERNAME                  lifts sign-in and code locks and slow-downs, from every address
   users reset-link --username U [--send]    a single-use password reset link (30 minutes) to hand
                                             over; --send mails it to the user (needs SMTP)
   users mfa reset ID|USERNAME               removes their authenticator app and recovery codes

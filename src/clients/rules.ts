@@ -59,6 +59,12 @@ export interface ClientSettings {
   /** First-party app: people are not asked to consent (django-oauth-toolkit's skip_authorization). */
   skipConsent: boolean;
   /**
+   * Signing in to this app takes a second factor (an authenticator code or a verified passkey):
+   * a person without one sets one up first, and a session signed in with a password alone is
+   * asked again. See src/accounts/mfa/policy.ts.
+   */
+  requireMfa: boolean;
+  /**
    * The operator accepts plain-http redirect URIs on hosts other than loopback (an old tutorial's
    * consumer, a lab network). Off by default: RFC 9700 §4.1 wants codes sent over TLS only.
    */
@@ -126,6 +132,7 @@ const shape = z.object({
   requirePar: z.boolean('must be true or false').optional(),
   requireDpop: z.boolean('must be true or false').optional(),
   skipConsent: z.boolean('must be true or false').optional(),
+  requireMfa: z.boolean('must be true or false').optional(),
   allowInsecureRedirect: z.boolean('must be true or false').optional(),
   idTokenSignedResponseAlg: z.enum(ID_TOKEN_ALGS, `must be one of ${ID_TOKEN_ALGS.join(', ')}`).optional(),
   logoUri: optionalUri.optional(),
@@ -257,6 +264,7 @@ export function checkClientSettings(
     requirePar: s.requirePar ?? false,
     requireDpop: s.requireDpop ?? false,
     skipConsent: s.skipConsent ?? false,
+    requireMfa: s.requireMfa ?? false,
     allowInsecureRedirect: allowHttp,
     idTokenSignedResponseAlg: s.idTokenSignedResponseAlg ?? 'RS256',
     logoUri: s.logoUri ?? null,

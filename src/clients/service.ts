@@ -53,6 +53,8 @@ const storedSettings = z.object({
   requirePar: z.boolean().default(false),
   requireDpop: z.boolean().default(false),
   skipConsent: z.boolean().default(false),
+  // Rows written before the MFA policy existed ask for no second factor.
+  requireMfa: z.boolean().default(false),
   allowInsecureRedirect: z.boolean().default(false),
   idTokenSignedResponseAlg: z.enum(STORED_ID_TOKEN_ALGS),
   logoUri: z.string().nullable(),
@@ -346,6 +348,7 @@ export class ClientsService {
       require_pushed_authorization_requests: c.requirePar,
       dpop_bound_access_tokens: c.requireDpop,
       'gatehouse:skip_consent': c.skipConsent,
+      'gatehouse:require_mfa': c.requireMfa,
       ...(c.defaultResource ? { 'gatehouse:default_resource': c.defaultResource } : {}),
       ...(c.backchannelLogoutUri ? { backchannel_logout_uri: c.backchannelLogoutUri, backchannel_logout_session_required: c.backchannelLogoutSessionRequired } : {}),
     };

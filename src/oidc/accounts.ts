@@ -1,5 +1,6 @@
 import type { Account, FindAccount } from 'oidc-provider';
 import type { AccountsService, User } from '../accounts/service.ts';
+import { OPERATOR_FLAG } from './interaction-policy.ts';
 
 /** The claims of a user, by scope; oidc-provider filters them to what was granted. */
 export function claimsOf(user: User): Record<string, unknown> {
@@ -18,6 +19,7 @@ export function findAccountIn(accounts: AccountsService): FindAccount {
   return async (_ctx, sub): Promise<Account | undefined> => {
     const user = await accounts.findActive(sub);
     if (!user) return undefined;
-    return { accountId: user.id, claims: async () => claimsOf(user) as Awaited<ReturnType<Account['claims']>> };
+    // The operator flag lets the interaction policy hold operators to GATEHOUSE_REQUIRE_MFA=admins.
+    return { accountId: user.id, [OPERATOR_FLAG]: user.isAdmin, claims: async () => claimsOf(user) as Awaited<ReturnType<Account['claims']>> };
   };
 }

@@ -14,6 +14,7 @@ import { interactionsOf, type Interactions } from './interactions.ts';
 export type { Provider };
 export { createProvider, type ProviderDeps } from './provider.ts';
 export { findAccountIn } from './accounts.ts';
+export { MFA_REQUIRED_REASON } from './interaction-policy.ts';
 export { GrantsService, type UserGrant, type UserSession } from './grants.ts';
 export { accessTokenVerifier, type AccessTokenVerifier, type VerifiedAccessToken, type VerifyOptions } from './access-token.ts';
 export { interactionsOf, type Interactions, type InteractionResults, type InteractionState, type MissingConsent } from './interactions.ts';

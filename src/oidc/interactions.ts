@@ -6,7 +6,8 @@ export type { InteractionResults };
 /** The interaction oidc-provider sent the browser to: which step, for which request. */
 export interface InteractionState {
   uid: string;
-  prompt: { name: string; details: Record<string, unknown> };
+  /** `reasons`: the checks that asked for it (MFA_REQUIRED_REASON: two factors, where the session has one). */
+  prompt: { name: string; reasons?: string[]; details: Record<string, unknown> };
   params: Record<string, unknown>;
   session?: { accountId: string } | undefined;
   grantId?: string | undefined;
@@ -26,7 +27,9 @@ export interface Interactions {
   /** Finishes the step; returns where to send the browser. */
   finish(ctx: Koa.Context, result: InteractionResults, options: { mergeWithLastSubmission: boolean }): Promise<string>;
   /** A client's display metadata (undefined for an unknown or disabled client). */
-  client(clientId: unknown): Promise<{ clientName?: string | undefined; logoUri?: string | undefined; clientUri?: string | undefined } | undefined>;
+  client(
+    clientId: unknown,
+  ): Promise<{ clientName?: string | undefined; logoUri?: string | undefined; clientUri?: string | undefined; requireMfa: boolean } | undefined>;
   /** Records the user's consent to what is missing, in the interaction's grant or a new one; returns the grant id. */
   grantConsent(state: InteractionState, missing: MissingConsent): Promise<string>;
   /** The interaction expired or was already finished (the cookie is gone, the link is stale). */
@@ -42,7 +45,9 @@ export function interactionsOf(provider: () => Provider): Interactions {
       return provider().interactionResult(ctx.req, ctx.res, result, options);
     },
     async client(clientId) {
-      return typeof clientId === 'string' ? provider().Client.find(clientId) : undefined;
+      const client = typeof clientId === 'string' ? await provider().Client.find(clientId) : undefined;
+      if (!client) return undefined;
+      return { clientName: client.clientName, logoUri: client.logoUri, clientUri: client.clientUri, requireMfa: client['gatehouse:require_mfa'] === true };
     },
     async grantConsent(state, missing) {
       const current = provider();

@@ -12,7 +12,7 @@ import { ACR } from '../accounts/mfa/second-factor.ts';
 import { settleAuthorizationScope } from './authorization-scope.ts';
 import { deviceFlowFeature, throttleCodeGuessing } from './device-flow.ts';
 import { authenticateClientsWithStoredSecrets } from './client-auth.ts';
-import { interactionPolicyForGoneAccounts } from './interaction-policy.ts';
+import { gatehouseInteractionPolicy } from './interaction-policy.ts';
 import { answerJwtIntrospection, deliverBackchannelLogoutsWith, onProviderErrorAnswer, revokeWhenConsumeLosesRace } from './internals.ts';
 import type { BackchannelLogout } from '../logout/backchannel.ts';
 import { trustProxyHops } from '../proxy-trust.ts';
@@ -85,6 +85,7 @@ export function createProvider(deps: ProviderDeps): Provider {
         'gatehouse:require_pkce',
         'gatehouse:stored_secret',
         'gatehouse:skip_consent',
+        'gatehouse:require_mfa',
         'gatehouse:default_scope',
         'gatehouse:default_resource',
       ],
@@ -157,7 +158,7 @@ export function createProvider(deps: ProviderDeps): Provider {
     },
     interactions: {
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
-      policy: interactionPolicyForGoneAccounts(),
+      policy: gatehouseInteractionPolicy(config.requireMfa),
     },
     ttl: {
       // A resource server may set its own lifetime (resources create --access-token-ttl).

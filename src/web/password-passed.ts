@@ -10,27 +10,33 @@ export const PASSWORD_PASSED_MS = 10 * 60_000;
  * reads it (an interaction's, or the account page's), naming what it is bound to (`bound`: the
  * interaction uid), so it opens no other sign-in. It is no session: it only lets the code form be
  * tried, under the code throttle, until it expires.
+ *
+ * `stage` says which step it opens: `code` (a person with an authenticator app types a code) or
+ * `enrol` (a person who needs a second factor and has none sets one up). Each step reads only its
+ * own stage, so neither form is a way around the other.
  */
+export type PasswordPassedStage = 'code' | 'enrol';
+
 export class PasswordPassedCookie {
   constructor(
     private readonly name: string,
     private readonly now: () => number = Date.now,
   ) {}
 
-  set(ctx: Koa.Context, path: string, userId: string, bound: string): void {
-    const value = Buffer.from(JSON.stringify({ u: userId, b: bound, e: this.now() + PASSWORD_PASSED_MS, n: randomBytes(8).toString('hex') })).toString(
-      'base64url',
-    );
+  set(ctx: Koa.Context, path: string, userId: string, bound: string, stage: PasswordPassedStage = 'code'): void {
+    const value = Buffer.from(
+      JSON.stringify({ u: userId, b: bound, s: stage, e: this.now() + PASSWORD_PASSED_MS, n: randomBytes(8).toString('hex') }),
+    ).toString('base64url');
     ctx.cookies.set(this.name, value, { signed: true, httpOnly: true, sameSite: 'lax', secure: ctx.secure, path, maxAge: PASSWORD_PASSED_MS, overwrite: true });
   }
 
-  /** The person who passed the password step for `bound`, while it is fresh. */
-  userId(ctx: Koa.Context, bound: string): string | undefined {
+  /** The person who passed the password step for `bound` and is at `stage`, while it is fresh. */
+  userId(ctx: Koa.Context, bound: string, stage: PasswordPassedStage = 'code'): string | undefined {
     const raw = ctx.cookies.get(this.name, { signed: true });
     if (!raw) return undefined;
     try {
-      const { u, b, e } = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8')) as { u?: unknown; b?: unknown; e?: unknown };
-      return typeof u === 'string' && b === bound && typeof e === 'number' && e > this.now() ? u : undefined;
+      const { u, b, s, e } = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8')) as { u?: unknown; b?: unknown; s?: unknown; e?: unknown };
+      return typeof u === 'string' && b === bound && s === stage && typeof e === 'number' && e > this.now() ? u : undefined;
     } catch {
       return undefined;
     }

@@ -25,6 +25,12 @@ export function codeLimits(userId: string, address: string): Limit[] {
   ];
 }
 
+/** Every code counter of one person (codeLimits): the one from anywhere and those of every address. */
+export function codeSubjects(userId: string): { exact: string; prefix: string } {
+  const exact = boundedSubject('code-user', userId);
+  return { exact, prefix: `${boundedSubject('code-user-addr', userId)}|` };
+}
+
 export type SecondFactorResult = { ok: true; kind: 'otp' | 'recovery' } | { ok: false; refused: GatehouseError };
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

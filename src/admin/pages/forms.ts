@@ -53,6 +53,7 @@ export interface ClientForm {
   authMethod: string;
   requirePkce: boolean;
   skipConsent: boolean;
+  requireMfa: boolean;
   allowInsecureRedirect: boolean;
   logoUri: string;
   clientUri: string;
@@ -69,6 +70,7 @@ export const CLIENT_FORM_FIELDS = new Set<string>([
   'authMethod',
   'requirePkce',
   'skipConsent',
+  'requireMfa',
   'allowInsecureRedirect',
   'logoUri',
   'clientUri',
@@ -86,6 +88,7 @@ export const NEW_CLIENT_FORM: ClientForm = {
   authMethod: '',
   requirePkce: false,
   skipConsent: false,
+  requireMfa: false,
   allowInsecureRedirect: false,
   logoUri: '',
   clientUri: '',
@@ -104,6 +107,7 @@ export const clientFormFromBody = (body: Record<string, unknown>): ClientForm =>
   authMethod: text(body.authMethod),
   requirePkce: checked(body.requirePkce),
   skipConsent: checked(body.skipConsent),
+  requireMfa: checked(body.requireMfa),
   allowInsecureRedirect: checked(body.allowInsecureRedirect),
   logoUri: text(body.logoUri),
   clientUri: text(body.clientUri),
@@ -122,6 +126,7 @@ export const clientFormFromClient = (c: Client): ClientForm => ({
   authMethod: c.authMethod,
   requirePkce: c.requirePkce,
   skipConsent: c.skipConsent,
+  requireMfa: c.requireMfa,
   allowInsecureRedirect: c.allowInsecureRedirect,
   logoUri: c.logoUri ?? '',
   clientUri: c.clientUri ?? '',
@@ -141,6 +146,7 @@ export const clientInput = (f: ClientForm): ClientSettingsInput => ({
   authMethod: f.authMethod || undefined,
   requirePkce: f.requirePkce,
   skipConsent: f.skipConsent,
+  requireMfa: f.requireMfa,
   allowInsecureRedirect: f.allowInsecureRedirect,
   logoUri: f.logoUri,
   clientUri: f.clientUri,

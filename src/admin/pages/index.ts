@@ -22,7 +22,7 @@ export type AdminPageServices = SessionPagesServices &
   ResourcePagesServices &
   AuditPagesServices & { adminSessions: AdminSessionsService };
 
-const PUBLIC_PATHS: ReadonlySet<string> = new Set(['/admin/login', '/admin/login/code', ...ASSET_PATHS]);
+const PUBLIC_PATHS: ReadonlySet<string> = new Set(['/admin/login', '/admin/login/code', '/admin/login/enrol', ...ASSET_PATHS]);
 
 /**
  * The operator's admin pages under /admin: clients, users, API keys, scopes and the audit log.
@@ -40,7 +40,7 @@ export function adminPageRoutes(services: AdminPageServices, views: Views): Rout
   requireOperator(router, { cookie, accounts, views, publicPaths: PUBLIC_PATHS });
 
   assetRoutes(router);
-  sessionPages(router, { accounts, throttle, totp: services.totp }, cookie, page);
+  sessionPages(router, { accounts, throttle, totp: services.totp, config: services.config, accountEvents: services.accountEvents }, cookie, page);
   clientPages(router, { admin, clients, apiKeys }, page);
   userPages(router, { admin, accounts }, page);
   scopePages(router, { admin, scopes }, page);

@@ -18,7 +18,7 @@ const NOTICES: Record<string, string> = {
   'user-enabled': 'The user is enabled.',
   'mfa-reset':
     'The user’s authenticator app and recovery codes are removed: they sign in with their password alone, and may set up a new app on their account page.',
-  'user-unlocked': 'The user is unlocked: wrong passwords typed before no longer lock or slow their sign-in, from any address.',
+  'user-unlocked': 'The user is unlocked: wrong passwords and codes typed before no longer lock or slow their sign-in, from any address.',
   'admin-granted': 'The user is now an admin.',
   'admin-removed': 'The user is no longer an admin.',
   'password-set': 'The password is set.',

@@ -1,33 +1,68 @@
 import type Router from '@koa/router';
 import { readSignInForm } from '../../web/sign-in-form.ts';
 import type Koa from 'koa';
-import { csrfToken, csrfValid } from '../../web/csrf.ts';
+import { csrfToken } from '../../web/csrf.ts';
 import type { AccountsService } from '../../accounts/service.ts';
 import { signInWithPassword } from '../../accounts/sign-in.ts';
 import { formRefusal } from '../../problem.ts';
 import type { CredentialThrottle } from '../../accounts/throttle.ts';
 import { securityReporter } from '../../observability/request-log.ts';
-import { formFields, text } from './forms.ts';
+import { formFields } from './forms.ts';
 import { signedIn, type AdminSessionCookie } from './guard.ts';
 import { seeOther, type Render } from './render.ts';
 import type { TotpService } from '../../accounts/mfa/totp.ts';
-import { checkSecondFactor } from '../../accounts/mfa/second-factor.ts';
+import { secondFactorRequired } from '../../accounts/mfa/policy.ts';
+import type { Config } from '../../config.ts';
+import type { AccountEvents } from '../../account/events.ts';
+import { signInSteps, type SignInSurface } from '../../web/sign-in-steps.ts';
 import { PasswordPassedCookie } from '../../web/password-passed.ts';
 
 export interface SessionPagesServices {
   accounts: AccountsService;
   throttle: CredentialThrottle;
-  /** An operator with an authenticator app is asked for a code after the password. */
-  totp: Pick<TotpService, 'isEnrolled' | 'verify'>;
+  /** An operator with an authenticator app is asked for a code after the password; one who must have one sets it up. */
+  totp: Pick<TotpService, 'isEnrolled' | 'verify' | 'begin' | 'pending' | 'confirm'>;
+  /** GATEHOUSE_REQUIRE_MFA (`requireMfa`): under `admins` or `all`, operators sign in with two factors. */
+  config: Pick<Config, 'requireMfa'>;
+  /** The operator's own account history (an authenticator app set up while signing in). */
+  accountEvents: Pick<AccountEvents, 'record'>;
 }
 
 const passed = new PasswordPassedCookie('gh_admin_pwd_ok');
-const CODE_PATH = '/admin/login';
+const STEPS_PATH = '/admin/login';
 
 /** Signing in to the admin pages and out: for users with the admin flag, in a database session. */
-export function sessionPages(router: Router, { accounts, throttle, totp }: SessionPagesServices, cookie: AdminSessionCookie, page: Render): void {
+export function sessionPages(
+  router: Router,
+  { accounts, throttle, totp, config, accountEvents }: SessionPagesServices,
+  cookie: AdminSessionCookie,
+  page: Render,
+): void {
   const loginPage = (ctx: Koa.Context, context: { username?: string; error?: string }, status = 200) =>
     page(ctx, 'login.njk', { title: 'Sign in to Gatehouse admin', csrf: csrfToken(ctx), username: '', ...context }, status);
+
+  // The steps after the password, shared with the apps' and the account page's sign-ins.
+  const steps = signInSteps({ accounts, totp, throttle, record: (userId, kind, address) => accountEvents.record(userId, kind, address) }, passed);
+  const surface: SignInSurface = {
+    bound: 'admin',
+    path: STEPS_PATH,
+    pages: {
+      code: (ctx, error, status = 200) => page(ctx, 'login-code.njk', { title: 'Enter your code', csrf: csrfToken(ctx), error }, status),
+      enrol: (ctx, setup, error, status = 200) =>
+        page(
+          ctx,
+          'login-enrol.njk',
+          { title: 'Set up an authenticator app', csrf: csrfToken(ctx), ...setup, confirmAction: '/admin/login/enrol', error },
+          status,
+        ),
+      recoveryCodes: (ctx, codes, continueTo) => page(ctx, 'login-recovery-codes.njk', { title: 'Your recovery codes', codes, continueTo }),
+      passwordFirst: (ctx) => seeOther(ctx, '/admin/login'),
+    },
+    complete: async (ctx, user) => {
+      await cookie.create(ctx, user.id);
+      return '/admin/clients';
+    },
+  };
 
   router.get('/login', async (ctx) => {
     if (await signedIn(ctx, cookie, accounts)) return seeOther(ctx, '/admin/clients');
@@ -51,34 +86,12 @@ export function sessionPages(router: Router, { accounts, throttle, totp }: Sessi
     if (!user.isAdmin) {
       return again(403, `${user.username} is not an operator. Only users with the admin flag can sign in to Gatehouse admin; ask an operator to grant it.`);
     }
-    if (await totp.isEnrolled(user.id)) {
-      passed.set(ctx, CODE_PATH, user.id, 'admin');
-      return codePage(ctx);
-    }
-    await cookie.create(ctx, user.id);
-    seeOther(ctx, '/admin/clients');
+    await steps.afterPassword(ctx, surface, user, secondFactorRequired(config.requireMfa, user));
   });
 
-  const codePage = (ctx: Koa.Context, error?: string, status = 200) =>
-    page(ctx, 'login-code.njk', { title: 'Enter your code', csrf: csrfToken(ctx), error }, status);
-
-  // The code step, before any admin session exists: checked with the sign-in form's CSRF token.
-  router.post('/login/code', async (ctx) => {
-    const body = formFields(ctx);
-    if (!csrfValid(ctx, body.csrf)) return codePage(ctx, 'Your form expired. Please enter the code again.', 403);
-    const userId = passed.userId(ctx, 'admin');
-    if (!userId) return seeOther(ctx, '/admin/login');
-    const code = text(body.code).trim();
-    if (!code || code.length > 64) return codePage(ctx, 'Enter the code from your authenticator app, or a recovery code.', 400);
-    const result = await checkSecondFactor(totp, throttle, userId, code, ctx.ip, securityReporter(ctx));
-    if (!result.ok) {
-      const { status, sentence } = formRefusal(ctx, result.refused);
-      return codePage(ctx, sentence, status);
-    }
-    passed.clear(ctx, CODE_PATH);
-    await cookie.create(ctx, userId);
-    seeOther(ctx, '/admin/clients');
-  });
+  // The steps after the password, before any admin session exists: checked with the sign-in form's CSRF token.
+  router.post('/login/code', async (ctx) => steps.code(ctx, surface, formFields(ctx)));
+  router.post('/login/enrol', async (ctx) => steps.enrol(ctx, surface, formFields(ctx)));
 
   router.post('/logout', async (ctx) => {
     await cookie.end(ctx);

@@ -27,6 +27,8 @@ const clientOptions = {
   'no-require-dpop': { type: 'boolean' },
   'skip-consent': { type: 'boolean' },
   'no-skip-consent': { type: 'boolean' },
+  'require-mfa': { type: 'boolean' },
+  'no-require-mfa': { type: 'boolean' },
   'allow-insecure-redirect': { type: 'boolean' },
   'no-allow-insecure-redirect': { type: 'boolean' },
   'logo-uri': { type: 'string' },
@@ -70,6 +72,7 @@ function clientInputFrom(values: Record<string, unknown>) {
     requirePar: values['require-par'] ? true : values['no-require-par'] ? false : undefined,
     requireDpop: values['require-dpop'] ? true : values['no-require-dpop'] ? false : undefined,
     skipConsent: values['skip-consent'] ? true : values['no-skip-consent'] ? false : undefined,
+    requireMfa: values['require-mfa'] ? true : values['no-require-mfa'] ? false : undefined,
     allowInsecureRedirect: values['allow-insecure-redirect'] ? true : values['no-allow-insecure-redirect'] ? false : undefined,
     logoUri: values['logo-uri'],
     clientUri: values['client-uri'],
@@ -97,6 +100,7 @@ function clientText(client: Client, clientSecret?: string | null): string {
     `require PKCE:  ${client.type === 'public' ? 'yes (public client)' : client.requirePkce ? 'yes' : 'no'}`,
     ...(client.requirePar ? ['require PAR:   yes (authorization requests are pushed to /request first)'] : []),
     ...(client.requireDpop ? ['require DPoP:  yes (access tokens are bound to a key)'] : []),
+    `require MFA:   ${client.requireMfa ? 'yes (signing in takes a second factor)' : 'no (GATEHOUSE_REQUIRE_MFA decides)'}`,
   ];
   if (client.redirectUris.length) lines.push(`redirect URIs: ${client.redirectUris.join(' ')}`);
   if (client.postLogoutRedirectUris.length) lines.push(`post-logout:   ${client.postLogoutRedirectUris.join(' ')}`);
