@@ -64,6 +64,8 @@ export interface Config {
   metrics: { enabled: boolean; token: string | undefined };
   /** Outgoing mail (password reset, address verification); undefined when GATEHOUSE_SMTP_URL is unset. */
   mail: MailConfig | undefined;
+  /** How long one call to an upstream identity provider may take, in milliseconds, before the person is told it is not answering. */
+  idpTimeoutMs: number;
 }
 
 /** Where mail goes out. `smtpUrl` carries the SMTP password: show it only through redactUrl. */
@@ -210,6 +212,7 @@ const envSchema = z.object({
   GATEHOUSE_METRICS: booleanFlag.default(false),
   GATEHOUSE_SMTP_URL: smtpUrl.optional(),
   GATEHOUSE_MAIL_FROM: mailFrom.optional(),
+  GATEHOUSE_IDP_TIMEOUT_MS: z.coerce.number().int('must be a whole number of milliseconds').min(100, 'must be at least 100 ms').max(60_000, 'must be at most 60000 ms').default(10_000),
   GATEHOUSE_METRICS_TOKEN: z.string().min(32, 'must be at least 32 characters').regex(/^[\x21-\x7E]+$/, 'must be printable ASCII without spaces').optional(),
 });
 
@@ -274,5 +277,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: e.GATEHOUSE_LOG_LEVEL,
     metrics: { enabled: e.GATEHOUSE_METRICS, token: e.GATEHOUSE_METRICS_TOKEN },
     mail: e.GATEHOUSE_SMTP_URL ? { smtpUrl: e.GATEHOUSE_SMTP_URL, from: e.GATEHOUSE_MAIL_FROM! } : undefined,
+    idpTimeoutMs: e.GATEHOUSE_IDP_TIMEOUT_MS,
   };
 }

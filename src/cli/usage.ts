@@ -72,7 +72,15 @@ export const USAGE = `usage: npm run -s cli -- <command> [options] [--json]
   resources show URL
   resources update URL [--name N] [--scope S]… [--token-format opaque|jwt] [--signing-alg ES256|RS256]
                  [--access-token-ttl SECONDS | --default-ttl]
-  resources delete URL                      refused while a client has it as --default-resource`;
+  resources delete URL                      refused while a client has it as --default-resource
+  idps create --name N (--issuer URL | --preset google|microsoft[:TENANT]|github|gitlab)
+                 --client-id ID --client-secret-stdin [--scope "openid email profile"]
+                 [--button TEXT] [--position N] [--no-create-accounts]
+                                            sign in with another identity provider; prints the
+                                            redirect URI to register there
+  idps list | show NAME | delete NAME
+  idps update NAME [--issuer URL] [--client-id ID] [--client-secret-stdin] [--scope S] [--button TEXT]
+                 [--position N] [--enable | --disable] [--create-accounts | --no-create-accounts]`;
 
 /** `--help` or `-h` anywhere before a `--`. */
 export function asksForHelp(args: string[]): boolean {
