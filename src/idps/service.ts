@@ -286,6 +286,14 @@ export class IdpsService {
     return row ? { interactionUid: String(row.interaction_uid), idpName: String(row.idp_name) } : undefined;
   }
 
+  /** A live handle's payload, left in place (a form shown again after a wrong password). */
+  async readFlow<T>(purpose: FlowPurpose, handle: unknown, interactionUid: string, idpName: string): Promise<T | undefined> {
+    if (typeof handle !== 'string' || !handle || handle.length > 200) return undefined;
+    const id = sha256(`${purpose}:${handle}`);
+    const row = await this.db('idp_flows').where({ id, interaction_uid: interactionUid, idp_name: idpName }).where('expires_at', '>', this.now()).first();
+    return row ? (JSON.parse(this.atRest.open(String(row.sealed), `idp_flows:${id}`)) as T) : undefined;
+  }
+
   /**
    * Uses a handle once: of two requests with it at once, exactly one deletes the row and gets the
    * payload; the other, like a replay later, gets undefined. Bound to the interaction and provider.

@@ -1,0 +1,404 @@
+import http from 'node:http';
+import Provider from 'oidc-provider';
+import anyTest, { type TestFn } from 'ava';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { chromiumAvailable, launchBrowser } from './support/browser.ts';
+import { freePort, startTestGatehouse, type TestGatehouse } from './support/gatehouse.ts';
+import { runCli } from './support/cli.ts';
+import { createClient, oidc, relyingParty, startLoopbackGatehouse, type RegisteredClient } from './support/relying-party.ts';
+
+/**
+ * Signing in through an upstream identity provider, end to end: an app's authorization request
+ * at Gatehouse ("downstream", 127.0.0.1), the person clicks "Sign in with Upstream", signs in at
+ * a second, real Gatehouse ("upstream", on localhost: another site, so the two keep their own
+ * cookies in the one browser), and comes back to the app with a code and tokens.
+ */
+
+interface Context {
+  browser: Browser;
+  down: TestGatehouse;
+  up: TestGatehouse;
+  app: http.Server;
+  appCallback: string;
+  appClient: RegisteredClient;
+  upClient: RegisteredClient;
+  /** A bare oidc-provider (its development sign-in pages) as another upstream. */
+  bare: http.Server;
+  /** Accepts connections and never answers: an upstream that hangs. */
+  hanging: http.Server;
+}
+const test = anyTest as TestFn<Context>;
+
+const PASSWORD = 'correct-horse-battery-9';
+
+test.before(async (t) => {
+  if (!chromiumAvailable()) throw new Error('Debian chromium is required for the browser tests (apt-get install -y chromium)');
+  const [down, up] = await Promise.all([startLoopbackGatehouse({ env: { GATEHOUSE_IDP_TIMEOUT_MS: '1500' } }), startTestGatehouse()]);
+  const appPort = await freePort();
+  const app = http.createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html' });
+    res.end('<!doctype html><title>Back at the app</title><h1>Back at the app</h1>');
+  });
+  await new Promise<void>((resolve) => app.listen(appPort, '127.0.0.1', resolve));
+  const appCallback = `http://127.0.0.1:${appPort}/callback`;
+  const appClient = await createClient(down, [
+    '--name',
+    'Team Wiki',
+    '--type',
+    'confidential',
+    '--grant',
+    'authorization_code',
+    '--redirect-uri',
+    appCallback,
+    '--skip-consent',
+  ]);
+  // Gatehouse downstream is a client of the upstream, registered with the redirect URI `idps create` prints.
+  const upClient = await createClient(up, [
+    '--name',
+    'Downstream Gatehouse',
+    '--type',
+    'confidential',
+    '--grant',
+    'authorization_code',
+    '--redirect-uri',
+    `${down.config.issuer}/idp/upstream/callback`,
+    '--skip-consent',
+  ]);
+
+  const barePort = await freePort();
+  const bareIssuer = `http://localhost:${barePort}`;
+  const bareProvider = new Provider(bareIssuer, {
+    clients: [
+      {
+        client_id: 'gatehouse',
+        client_secret: 'a-bare-client-secret-of-some-length',
+        redirect_uris: [`${down.config.issuer}/idp/bare/callback`],
+        grant_types: ['authorization_code'],
+        response_types: ['code'],
+      },
+    ],
+    // Whoever types a login is that subject, with a verified address.
+    findAccount: async (_ctx, sub) => ({ accountId: sub, claims: async () => ({ sub, email: `${sub}@bare.example`, email_verified: true, name: sub }) }),
+    claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
+    features: { devInteractions: { enabled: true } },
+  });
+  // This upstream answers with an ID token for another nonce than it was sent (a mix-up, or a
+  // token injected on the way): Gatehouse must refuse it, and nothing else here finishes through it.
+  bareProvider.use(async (ctx, next) => {
+    if (ctx.path === '/auth' && ctx.query.nonce) {
+      const query = new URLSearchParams(ctx.querystring);
+      query.set('nonce', 'an-attackers-nonce');
+      ctx.querystring = query.toString();
+    }
+    await next();
+  });
+  const bare = bareProvider.listen(barePort);
+  const hanging = http.createServer(() => {});
+  const hangingPort = await freePort();
+  await new Promise<void>((resolve) => hanging.listen(hangingPort, '127.0.0.1', resolve));
+  const closedPort = await freePort();
+  const idps = down.services.idps;
+  await idps.create({
+    name: 'bare',
+    issuer: bareIssuer,
+    clientId: 'gatehouse',
+    clientSecret: 'a-bare-client-secret-of-some-length',
+    button: 'Sign in with Bare',
+  });
+  await idps.create({ name: 'slow', issuer: `http://127.0.0.1:${hangingPort}`, clientId: 'x', clientSecret: 'y', button: 'Sign in with Slow' });
+  await idps.create({ name: 'down', issuer: `http://127.0.0.1:${closedPort}`, clientId: 'x', clientSecret: 'y', button: 'Sign in with Down' });
+  t.context = { browser: await launchBrowser(), down, up, app, appCallback, appClient, upClient, bare, hanging };
+  const created = await runCli(
+    [
+      'idps',
+      'create',
+      '--name',
+      'upstream',
+      '--issuer',
+      up.config.issuer,
+      '--client-id',
+      upClient.clientId,
+      '--client-secret-stdin',
+      '--button',
+      'Sign in with Upstream',
+      '--json',
+    ],
+    down.env,
+    `${upClient.clientSecret}\n`,
+  );
+  if (created.code !== 0) throw new Error(created.stderr);
+});
+
+test.after.always(async (t) => {
+  await t.context.browser?.close();
+  t.context.app?.close();
+  t.context.bare?.close();
+  t.context.hanging?.closeAllConnections();
+  t.context.hanging?.close();
+  await Promise.all([t.context.down?.close(), t.context.up?.close()]);
+});
+
+/** A person at the upstream, with an address the upstream has (or has not) verified. */
+async function upstreamPerson(t: { context: Context }, username: string, emailVerified = true, email = `${username}@example.com`) {
+  return t.context.up.services.accounts.create({
+    username,
+    email,
+    name: `${username[0]!.toUpperCase()}${username.slice(1)} Upstream`,
+    password: PASSWORD,
+    emailVerified,
+  });
+}
+
+/** The app sends a fresh browser to Gatehouse; returns the page (the sign-in page) and what the app keeps. */
+async function appSignIn(t: { context: Context }, context: BrowserContext) {
+  const rp = await relyingParty(t.context.down, t.context.appClient, 'basic');
+  const verifier = oidc.randomPKCECodeVerifier();
+  const state = oidc.randomState();
+  const nonce = oidc.randomNonce();
+  const url = oidc.buildAuthorizationUrl(rp, {
+    redirect_uri: t.context.appCallback,
+    scope: 'openid profile email',
+    state,
+    nonce,
+    code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+    code_challenge_method: 'S256',
+  });
+  const page = await context.newPage();
+  await page.goto(url.href);
+  const redeem = () =>
+    oidc.authorizationCodeGrant(rp, new URL(page.url()), { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce, idTokenExpected: true });
+  return { page, redeem };
+}
+
+/** On Gatehouse's sign-in page: "Sign in with Upstream", then the upstream's own sign-in form. */
+async function throughUpstream(t: { context: Context }, page: Page, username: string) {
+  await page.click('button:has-text("Sign in with Upstream")');
+  await page.waitForURL((u) => u.origin === t.context.up.config.issuer);
+  await page.fill('input[name="username"]', username);
+  await page.fill('input[name="password"]', PASSWORD);
+  await Promise.all([page.waitForURL((u) => u.origin !== t.context.up.config.issuer), page.click('button[type="submit"]:has-text("Sign in")')]);
+}
+
+const bodyText = async (page: Page) => (await page.textContent('body')) ?? '';
+
+test('a first sign-in through the upstream creates a Gatehouse account, and the app gets its code and tokens', async (t) => {
+  const { down, browser, appCallback } = t.context;
+  const upstreamUser = await upstreamPerson(t, 'ada');
+  const context = await browser.newContext();
+  try {
+    const { page, redeem } = await appSignIn(t, context);
+    t.is(await page.locator('h1').textContent(), 'Sign in');
+    // A form POST (with CSRF), not a link.
+    t.is(await page.locator('form[action="/idp/upstream/start"] input[name="csrf"]').count(), 1);
+    await throughUpstream(t, page, 'ada');
+    await page.waitForURL((u) => u.href.startsWith(appCallback));
+    const tokens = await redeem();
+    const claims = tokens.claims()!;
+    const created = await down.services.accounts.get(claims.sub);
+    // sub is Gatehouse's own; name and email come from the upstream.
+    t.not(claims.sub, upstreamUser.id);
+    t.is(created.email, 'ada@example.com');
+    t.true(created.emailVerified);
+    t.is(created.name, 'Ada Upstream');
+    t.is(created.username, 'ada');
+    t.false(created.hasPassword);
+    t.deepEqual(claims.amr, ['fed']);
+    const links = await down.services.idps.linksOf(created.id);
+    t.deepEqual(
+      links.map((l) => [l.idpName, l.subject]),
+      [['upstream', upstreamUser.id]],
+    );
+
+    // The second time, the same account (by the upstream's subject), no new one.
+    const again = await appSignIn(t, context);
+    await again.page.waitForURL((u) => u.href.startsWith(appCallback) || /\/interaction\//.test(u.pathname));
+    if (!again.page.url().startsWith(appCallback)) {
+      await again.page.click('button:has-text("Sign in with Upstream")');
+      await again.page.waitForURL((u) => u.href.startsWith(appCallback));
+    }
+    t.is((await again.redeem()).claims()!.sub, claims.sub);
+  } finally {
+    await context.close();
+  }
+});
+
+/** The error page the person sees, as status, heading and text. */
+async function errorPageOf(page: Page, response: { status(): number } | null) {
+  return { status: response?.status(), title: await page.locator('h1').textContent(), text: await bodyText(page) };
+}
+
+test('a forged or unknown state at the callback gets a clear page, 400', async (t) => {
+  const { down, browser } = t.context;
+  const context = await browser.newContext();
+  try {
+    const page = await context.newPage();
+    const response = await page.goto(`${down.config.issuer}/idp/upstream/callback?code=stolen&state=not-one-we-sent`);
+    const shown = await errorPageOf(page, response);
+    t.is(shown.status, 400);
+    t.regex(shown.text, /not for a sign-in Gatehouse is waiting for/);
+  } finally {
+    await context.close();
+  }
+});
+
+test('a replayed callback is refused: the state was used by the first', async (t) => {
+  const { browser, appCallback } = t.context;
+  await upstreamPerson(t, 'rita');
+  const context = await browser.newContext();
+  try {
+    const { page } = await appSignIn(t, context);
+    let callback: string | undefined;
+    page.on('request', (r) => {
+      if (r.url().includes('/idp/upstream/callback?')) callback ??= r.url();
+    });
+    await throughUpstream(t, page, 'rita');
+    await page.waitForURL((u) => u.href.startsWith(appCallback));
+    t.truthy(callback);
+    const replay = await context.newPage();
+    const shown = await errorPageOf(replay, await replay.goto(callback!));
+    t.is(shown.status, 400);
+    t.regex(shown.text, /already used, it expired, or it belongs to another sign-in/);
+  } finally {
+    await context.close();
+  }
+});
+
+test('the callback in another browser than the one that started is refused', async (t) => {
+  const { browser } = t.context;
+  await upstreamPerson(t, 'otto');
+  const context = await browser.newContext();
+  const other = await browser.newContext();
+  try {
+    // An attacker starts a sign-in in their browser and keeps the link to the upstream…
+    const { page } = await appSignIn(t, context);
+    let authorization: string | undefined;
+    page.on('request', (r) => {
+      // The first navigation to the upstream: its authorization endpoint, with state and nonce.
+      if (r.url().startsWith(t.context.up.config.issuer) && r.isNavigationRequest()) authorization ??= r.url();
+    });
+    await page.click('button:has-text("Sign in with Upstream")');
+    await page.waitForURL((u) => u.origin === t.context.up.config.issuer);
+    t.truthy(authorization);
+    // …and gets someone else to finish it in another browser: that browser has no such sign-in.
+    const victim = await other.newPage();
+    await victim.goto(authorization!);
+    await victim.fill('input[name="username"]', 'otto');
+    await victim.fill('input[name="password"]', PASSWORD);
+    const landed = victim.waitForResponse((r) => /\/interaction\/[^/]+\/idp\/upstream\/callback/.test(r.url()));
+    await victim.click('button[type="submit"]:has-text("Sign in")');
+    const shown = await errorPageOf(victim, await landed);
+    t.is(shown.status, 400);
+    t.is(shown.title, 'This sign-in has expired');
+    t.is(await t.context.down.services.idps.linkOf('upstream', (await t.context.up.services.accounts.resolve('otto')).id), undefined);
+  } finally {
+    await context.close();
+    await other.close();
+  }
+});
+
+test('the person declines at the upstream (access_denied) and sees why, 403', async (t) => {
+  const context = await t.context.browser.newContext();
+  try {
+    const { page } = await appSignIn(t, context);
+    await page.click('button:has-text("Sign in with Bare")');
+    await page.waitForURL((u) => u.port !== new URL(t.context.down.config.issuer).port);
+    const landed = page.waitForResponse((r) => /\/interaction\/[^/]+\/idp\/bare\/callback/.test(r.url()));
+    await page.click('a[href*="/abort"]');
+    const shown = await errorPageOf(page, await landed);
+    t.is(shown.status, 403);
+    t.regex(shown.text, /Bare did not sign you in \(the sign-in was declined there\)/);
+  } finally {
+    await context.close();
+  }
+});
+
+test('an ID token for another nonce than this sign-in sent is refused, 400', async (t) => {
+  const context = await t.context.browser.newContext();
+  try {
+    const { page } = await appSignIn(t, context);
+    await page.click('button:has-text("Sign in with Bare")');
+    await page.waitForSelector('input[name="login"]');
+    await page.fill('input[name="login"]', 'nina');
+    await page.fill('input[name="password"]', 'anything');
+    await page.click('button[type="submit"]');
+    await page.waitForSelector('button:has-text("Continue")');
+    const landed = page.waitForResponse((r) => /\/interaction\/[^/]+\/idp\/bare\/callback/.test(r.url()));
+    await page.click('button:has-text("Continue")');
+    const shown = await errorPageOf(page, await landed);
+    t.is(shown.status, 400);
+    t.regex(shown.text, /its nonce does not match/);
+    t.is(await t.context.down.services.idps.linkOf('bare', 'nina'), undefined);
+  } finally {
+    await context.close();
+  }
+});
+
+test('an upstream that does not answer gets a page within the timeout (504), one that is down a 502', async (t) => {
+  const context = await t.context.browser.newContext();
+  try {
+    const { page } = await appSignIn(t, context);
+    const startedAt = Date.now();
+    const [slow] = await Promise.all([page.waitForResponse((r) => r.url().endsWith('/idp/slow/start')), page.click('button:has-text("Sign in with Slow")')]);
+    const shown = await errorPageOf(page, slow);
+    t.is(shown.status, 504);
+    t.regex(shown.text, /Slow did not answer in time/);
+    t.true(Date.now() - startedAt < 10_000);
+
+    const second = await appSignIn(t, context);
+    const [down] = await Promise.all([
+      second.page.waitForResponse((r) => r.url().endsWith('/idp/down/start')),
+      second.page.click('button:has-text("Sign in with Down")'),
+    ]);
+    const refused = await errorPageOf(second.page, down);
+    t.is(refused.status, 502);
+    t.regex(refused.text, /Down cannot be reached right now/);
+  } finally {
+    await context.close();
+  }
+});
+
+test('a provider turned off after the page showed its button, and an unknown one, get their pages', async (t) => {
+  const { down } = t.context;
+  await down.services.idps.create({ name: 'soon-off', issuer: t.context.up.config.issuer, clientId: 'x', clientSecret: 'y', button: 'Sign in with Soon Off' });
+  const context = await t.context.browser.newContext();
+  try {
+    const { page } = await appSignIn(t, context);
+    await down.services.idps.update('soon-off', { enabled: false });
+    const [response] = await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith('/idp/soon-off/start')),
+      page.click('button:has-text("Sign in with Soon Off")'),
+    ]);
+    const shown = await errorPageOf(page, response);
+    t.is(shown.status, 403);
+    t.regex(shown.text, /Signing in with Soon Off is turned off/);
+    // A disabled provider's button is not shown at all.
+    const next = await appSignIn(t, context);
+    t.is(await next.page.locator('button:has-text("Sign in with Soon Off")').count(), 0);
+
+    const unknown = await fetch(`${down.config.issuer}/idp/nobody/start`, { method: 'POST', body: new URLSearchParams({ uid: 'x' }), redirect: 'manual' });
+    t.is(unknown.status, 404);
+    t.regex(await unknown.text(), /There is no such sign-in option here/);
+  } finally {
+    await context.close();
+  }
+});
+
+test('an upstream email that another account has is not taken: a clear page, 409, and no account', async (t) => {
+  const { down } = t.context;
+  // Unverified at the upstream: never matched, never linked, and no second account gets it.
+  await down.services.accounts.create({ username: 'walt', email: 'walt@example.com', password: PASSWORD });
+  const person = await upstreamPerson(t, 'walter', false, 'walt@example.com');
+  const context = await t.context.browser.newContext();
+  try {
+    const { page } = await appSignIn(t, context);
+    const landed = page.waitForResponse((r) => /\/interaction\/[^/]+\/idp\/upstream\/callback/.test(r.url()));
+    await throughUpstream(t, page, 'walter');
+    const shown = await errorPageOf(page, await landed);
+    t.is(shown.status, 409);
+    t.regex(shown.text, /belongs to another Gatehouse account/);
+    t.is((await down.services.accounts.activeWithEmail('walt@example.com')).length, 1);
+    t.is(await down.services.idps.linkOf('upstream', person.id), undefined);
+  } finally {
+    await context.close();
+  }
+});
