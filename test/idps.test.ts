@@ -5,6 +5,8 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { chromiumAvailable, launchBrowser } from './support/browser.ts';
 import { freePort, startTestGatehouse, type TestGatehouse } from './support/gatehouse.ts';
 import { runCli } from './support/cli.ts';
+import { accountForUpstream } from '../src/idps/sign-in.ts';
+import type { GatehouseError } from '../src/errors.ts';
 import { createClient, oidc, relyingParty, startLoopbackGatehouse, type RegisteredClient } from './support/relying-party.ts';
 
 /**
@@ -401,4 +403,78 @@ test('an upstream email that another account has is not taken: a clear page, 409
   } finally {
     await context.close();
   }
+});
+
+test('an upstream email that is an existing account is linked only after that account’s password, then signs in to it', async (t) => {
+  const { down, browser, appCallback } = t.context;
+  const existing = await down.services.accounts.create({ username: 'lin', email: 'lin@example.com', password: PASSWORD, name: 'Lin Here' });
+  const person = await upstreamPerson(t, 'lin-upstream', true, 'lin@example.com');
+  const context = await browser.newContext();
+  try {
+    const { page, redeem } = await appSignIn(t, context);
+    await throughUpstream(t, page, 'lin-upstream');
+    t.is(await page.locator('h1').textContent(), 'Link Upstream to your account');
+    t.regex(await bodyText(page), /belongs to the Gatehouse account lin/);
+    // Not linked by the email match alone.
+    t.is(await down.services.idps.linkOf('upstream', person.id), undefined);
+
+    const wrong = page.waitForResponse((r) => r.url().endsWith('/idp/upstream/link'));
+    await page.fill('input[name="password"]', 'not-the-password-at-all');
+    await page.click('button:has-text("Link and sign in")');
+    t.is((await wrong).status(), 401);
+    t.regex(await bodyText(page), /username or password is not correct/);
+    t.is(await down.services.idps.linkOf('upstream', person.id), undefined);
+
+    await page.fill('input[name="password"]', PASSWORD);
+    await page.click('button:has-text("Link and sign in")');
+    await page.waitForURL((u) => u.href.startsWith(appCallback));
+    const claims = (await redeem()).claims()!;
+    t.is(claims.sub, existing.id);
+    t.deepEqual(claims.amr, ['fed', 'pwd']);
+    t.is((await down.services.idps.linkOf('upstream', person.id))?.userId, existing.id);
+    // The account keeps its own name; nothing new was created.
+    t.is((await down.services.accounts.get(existing.id)).name, 'Lin Here');
+    t.is((await down.services.accounts.activeWithEmail('lin@example.com')).length, 1);
+  } finally {
+    await context.close();
+  }
+  // Next time, in a new browser, the upstream alone signs in to the linked account.
+  const fresh = await browser.newContext();
+  try {
+    const { page, redeem } = await appSignIn(t, fresh);
+    await throughUpstream(t, page, 'lin-upstream');
+    await page.waitForURL((u) => u.href.startsWith(appCallback));
+    t.is((await redeem()).claims()!.sub, existing.id);
+  } finally {
+    await fresh.close();
+  }
+});
+
+test('a provider that creates no accounts signs in only linked people, and a disabled account stays out', async (t) => {
+  const { down } = t.context;
+  const { idps, accounts } = down.services;
+  const closed = await idps.create({
+    name: 'closed',
+    issuer: 'https://idp.example.com',
+    clientId: 'c',
+    clientSecret: 's',
+    createAccounts: false,
+    enabled: false,
+  });
+  const stranger = { subject: 'stranger-1', email: 'stranger@example.com', emailVerified: true, name: 'Stranger', username: 'stranger' };
+  const error = await t.throwsAsync(accountForUpstream({ idps, accounts }, closed, stranger));
+  t.is((error as GatehouseError).status, 403);
+  t.regex(error!.message, /new accounts are not created through closed/);
+  t.is((await accounts.activeWithEmail('stranger@example.com')).length, 0);
+
+  const member = await accounts.create({ username: 'member', email: 'member@example.com', password: PASSWORD });
+  await idps.link('closed', 'member-1', member.id, 'member@example.com');
+  const outcome = await accountForUpstream({ idps, accounts }, closed, { ...stranger, subject: 'member-1' });
+  t.like(outcome, { kind: 'signedIn', created: false, user: { id: member.id } });
+  // The same identity cannot be linked twice.
+  await t.throwsAsync(idps.link('closed', 'member-1', member.id, ''), { message: /already linked/ });
+
+  await accounts.setDisabled(member.id, true);
+  const disabled = await t.throwsAsync(accountForUpstream({ idps, accounts }, closed, { ...stranger, subject: 'member-1' }));
+  t.is((disabled as GatehouseError).status, 403);
 });
