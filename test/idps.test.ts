@@ -5,6 +5,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { chromiumAvailable, launchBrowser } from './support/browser.ts';
 import { freePort, startTestGatehouse, type TestGatehouse } from './support/gatehouse.ts';
 import { runCli } from './support/cli.ts';
+import { startGitHubStandIn } from './support/github-stand-in.ts';
 import { accountForUpstream } from '../src/idps/sign-in.ts';
 import type { GatehouseError } from '../src/errors.ts';
 import { createClient, oidc, relyingParty, startLoopbackGatehouse, type RegisteredClient } from './support/relying-party.ts';
@@ -477,4 +478,46 @@ test('a provider that creates no accounts signs in only linked people, and a dis
   await accounts.setDisabled(member.id, true);
   const disabled = await t.throwsAsync(accountForUpstream({ idps, accounts }, closed, { ...stranger, subject: 'member-1' }));
   t.is((disabled as GatehouseError).status, 403);
+});
+
+test('the GitHub preset signs a person in through GitHub’s OAuth and API, with the primary verified address', async (t) => {
+  const { down, browser, appCallback } = t.context;
+  const clientSecret = 'github-oauth-app-secret-0123456789';
+  const github = await startGitHubStandIn({ clientId: 'Iv1.gatehouse', clientSecret, redirectUri: `${down.config.issuer}/idp/github/callback` });
+  try {
+    github.emails = [
+      { email: 'octo@old.example', primary: false, verified: true },
+      { email: 'octo@example.com', primary: true, verified: true },
+    ];
+    // The preset's address replaced by configuration (as for GitHub Enterprise Server), never by a request.
+    const created = await runCli(
+      ['idps', 'create', '--name', 'github', '--preset', 'github', '--issuer', github.url, '--client-id', 'Iv1.gatehouse', '--client-secret-stdin', '--json'],
+      down.env,
+      `${clientSecret}\n`,
+    );
+    t.is(created.code, 0, created.stderr);
+    t.like(created.json(), {
+      name: 'github',
+      protocol: 'github',
+      button: 'Sign in with GitHub',
+      scope: 'read:user user:email',
+      redirect_uri: `${down.config.issuer}/idp/github/callback`,
+    });
+    t.false(created.stdout.includes(clientSecret));
+
+    const context = await browser.newContext();
+    try {
+      const { page, redeem } = await appSignIn(t, context);
+      await page.click('button:has-text("Sign in with GitHub")');
+      await page.waitForURL((u) => u.href.startsWith(appCallback));
+      const claims = (await redeem()).claims()!;
+      const user = await down.services.accounts.get(claims.sub);
+      t.like(user, { username: 'octo-cat', email: 'octo@example.com', emailVerified: true, name: 'Octo Cat' });
+      t.is((await down.services.idps.linkOf('github', '4242'))?.userId, user.id);
+    } finally {
+      await context.close();
+    }
+  } finally {
+    github.close();
+  }
 });
