@@ -128,6 +128,7 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
         emailChange: config.mail ? services.emailVerification : undefined,
         passkeys: services.passkeys,
         totp: services.totp,
+        idps: services.idps,
       }),
       adminApiRoutes({ config, admin, clients, accounts, apiKeys, adminTokens, audit, scopes, resources, throttle }),
       adminPageRoutes({ admin, clients, accounts, apiKeys, audit, scopes, resources, throttle, adminSessions, totp: services.totp }, views),

@@ -6,6 +6,7 @@ import { chromiumAvailable, launchBrowser } from './support/browser.ts';
 import { freePort, startTestGatehouse, type TestGatehouse } from './support/gatehouse.ts';
 import { runCli } from './support/cli.ts';
 import { startGitHubStandIn } from './support/github-stand-in.ts';
+import { signInToAccount, UserAgent } from './support/user-agent.ts';
 import { accountForUpstream } from '../src/idps/sign-in.ts';
 import type { GatehouseError } from '../src/errors.ts';
 import { createClient, oidc, relyingParty, startLoopbackGatehouse, type RegisteredClient } from './support/relying-party.ts';
@@ -520,4 +521,49 @@ test('the GitHub preset signs a person in through GitHub’s OAuth and API, with
   } finally {
     github.close();
   }
+});
+
+test('the account page lists linked sign-ins, unlinks one with its CSRF token, and never the last way in', async (t) => {
+  const { down } = t.context;
+  const { idps, accounts, db } = down.services;
+  const user = await accounts.create({ username: 'una', email: 'una@example.com', password: PASSWORD });
+  await idps.link('upstream', 'una-at-upstream', user.id, 'una@upstream.example');
+  await idps.link('bare', 'una-at-bare', user.id, 'una@bare.example');
+  const agent = new UserAgent();
+  let page = await signInToAccount(agent, down.config.issuer, 'una', PASSWORD);
+  t.regex(page.html, /Linked sign-ins/);
+  t.regex(page.html, /Upstream<\/strong> una@upstream\.example/);
+  t.regex(page.html, /Bare<\/strong> una@bare\.example/);
+
+  // Without the page's CSRF token: nothing changes.
+  const forged = await agent.request(`${down.config.issuer}/account/idps/unlink`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ idp: 'upstream', subject: 'una-at-upstream' }),
+  });
+  t.is(forged.status, 403);
+  t.is((await idps.linksOf(user.id)).length, 2);
+
+  page = await agent.submit(page, /\/account\/idps\/unlink$/, {});
+  t.is(page.status, 200);
+  t.regex(page.html, /That sign-in is unlinked/);
+  t.deepEqual(
+    (await idps.linksOf(user.id)).map((l) => l.idpName),
+    ['upstream'],
+  );
+
+  // An account whose password is gone (it was made through an upstream) keeps its last link.
+  await db('users').where({ id: user.id }).update({ password_hash: null });
+  page = await agent.open(`${down.config.issuer}/account`);
+  page = await agent.submit(page, /\/account\/idps\/unlink$/, {});
+  t.is(page.status, 409);
+  t.regex(page.html, /This is your only way to sign in/);
+  t.is((await idps.linksOf(user.id)).length, 1);
+
+  // Another person's link is not theirs to unlink.
+  const other = await accounts.create({ username: 'otis', email: 'otis@example.com', password: PASSWORD });
+  await idps.link('upstream', 'otis-at-upstream', other.id, '');
+  const notTheirs = await agent.submit(page, /\/account\/idps\/unlink$/, { subject: 'otis-at-upstream' });
+  t.is(notTheirs.status, 404);
+  t.is((await idps.linksOf(other.id)).length, 1);
 });

@@ -24,6 +24,8 @@ import { AccountSessionCookie } from './cookie.ts';
 import type { AccountSession, AccountSessionsService } from './sessions.ts';
 import type { TotpService } from '../accounts/mfa/totp.ts';
 import { accountCodeStep, accountTotpRoutes, totpSectionView } from './totp-routes.ts';
+import { addIdpAccountRoutes, IDP_NOTICES, linkedIdentitiesView } from './idp-routes.ts';
+import type { IdpsService } from '../idps/service.ts';
 
 export interface AccountPageDeps {
   accounts: AccountsService;
@@ -38,6 +40,8 @@ export interface AccountPageDeps {
   passkeys: Pick<PasskeysService, 'of' | 'registrationOptions' | 'register' | 'rename' | 'remove'>;
   /** Authenticator apps (totp-routes.ts). */
   totp: TotpService;
+  /** Sign-ins linked through upstream providers (idp-routes.ts). */
+  idps?: Pick<IdpsService, 'linksOf' | 'list' | 'unlink'>;
 }
 
 // Forms only: small urlencoded bodies, parsed on these routes alone.
@@ -61,11 +65,12 @@ const NOTICES: Record<string, string> = {
   'session-ended': 'That session is signed out.',
   'sessions-ended': 'You are signed out everywhere else: every app session, and the account page on other devices.',
   ...PASSKEY_NOTICES,
+  ...IDP_NOTICES,
   'totp-removed': 'Your authenticator app is removed: signing in asks for your password alone. Its recovery codes no longer work.',
 };
 
 /** Which section of the page a form's error belongs to. */
-type Section = 'name' | 'email' | 'password' | 'totp' | 'apps' | 'sessions' | 'passkeys';
+type Section = 'name' | 'email' | 'password' | 'totp' | 'apps' | 'sessions' | 'passkeys' | 'idps';
 
 interface SignedIn {
   user: User;
@@ -122,6 +127,7 @@ export function accountRoutes(deps: AccountPageDeps): Router {
         totp: await totpSectionView(deps.totp, user.id),
         ...view,
         ...(await passkeysView(deps.passkeys, { user, session })),
+        ...(deps.idps ? await linkedIdentitiesView(deps.idps, { user }) : { linkedIdentities: [] }),
         ...extra,
       },
       status,
@@ -301,6 +307,18 @@ export function accountRoutes(deps: AccountPageDeps): Router {
     record,
     done: (ctx, notice) => seeOther(ctx, `/account?notice=${notice}`),
   });
+
+  if (deps.idps) {
+    addIdpAccountRoutes(router, {
+      idps: deps.idps,
+      passkeys: deps.passkeys,
+      person,
+      fields: formFields,
+      refuse: (ctx, signedIn, status, sentence) => accountPage(ctx, signedIn as SignedIn, { idps: sentence }, status),
+      record,
+      done: (ctx, notice) => seeOther(ctx, `/account?notice=${notice}`),
+    });
+  }
 
   accountTotpRoutes(router, {
     totp: deps.totp,

@@ -242,12 +242,15 @@ export class IdpsService {
     await this.db('linked_identities').where({ idp_name: link.idpName, subject: link.subject }).update({ last_used_at: this.now() });
   }
 
-  /** Removes one of the account's links; `keepsAWayIn` is asked inside, so two unlinks at once cannot both pass. */
-  async unlink(userId: string, idpName: string, subject: string, keepsAWayIn: (remaining: number) => Promise<boolean>): Promise<boolean> {
+  /**
+   * Removes one of the account's links, unless it is the last way in (`otherWayIn`: a password or
+   * a passkey). The links are counted under lock, so two unlinks at once cannot both remove "not the last".
+   */
+  async unlink(userId: string, idpName: string, subject: string, otherWayIn: boolean): Promise<boolean> {
     return this.db.transaction(async (trx) => {
       const mine = await trx('linked_identities').where({ user_id: userId }).forUpdate().select('idp_name', 'subject');
       if (!mine.some((r) => r.idp_name === idpName && r.subject === subject)) throw new NotFoundError('that linked sign-in');
-      if (!(await keepsAWayIn(mine.length - 1))) return false;
+      if (mine.length === 1 && !otherWayIn) return false;
       await trx('linked_identities').where({ user_id: userId, idp_name: idpName, subject }).delete();
       return true;
     });
