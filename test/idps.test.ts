@@ -7,6 +7,7 @@ import { freePort, startTestGatehouse, type TestGatehouse } from './support/gate
 import { runCli } from './support/cli.ts';
 import { startGitHubStandIn } from './support/github-stand-in.ts';
 import { signInToAccount, UserAgent } from './support/user-agent.ts';
+import { adminApi } from './support/admin-api.ts';
 import { accountForUpstream } from '../src/idps/sign-in.ts';
 import type { GatehouseError } from '../src/errors.ts';
 import { createClient, oidc, relyingParty, startLoopbackGatehouse, type RegisteredClient } from './support/relying-party.ts';
@@ -566,4 +567,54 @@ test('the account page lists linked sign-ins, unlinks one with its CSRF token, a
   const notTheirs = await agent.submit(page, /\/account\/idps\/unlink$/, { subject: 'otis-at-upstream' });
   t.is(notTheirs.status, 404);
   t.is((await idps.linksOf(other.id)).length, 1);
+});
+
+test('operators manage providers through the admin API (no secret ever shown, audited) and limit a client’s buttons from the CLI', async (t) => {
+  const { down } = t.context;
+  const { token } = await down.services.adminTokens.create('idps-test');
+  const api = adminApi(down, token);
+  const created = await api('POST', '/idps', {
+    body: { name: 'corp', issuer: 'https://login.corp.example', client_id: 'gh', client_secret: 'corp-secret-value', position: 1 },
+  });
+  t.is(created.status, 201);
+  t.like(created.body, { name: 'corp', button: 'Sign in with corp', position: 1, enabled: true, redirect_uri: `${down.config.issuer}/idp/corp/callback` });
+  t.false(created.text.includes('corp-secret-value'));
+  // Stored sealed, never as typed.
+  const row = await down.services.db('identity_providers').where({ name: 'corp' }).first();
+  t.false(JSON.stringify(row).includes('corp-secret-value'));
+  t.is(await down.services.idps.clientSecret('corp'), 'corp-secret-value');
+
+  const bad = await api('POST', '/idps', { body: { name: 'Not OK', issuer: 'http://corp.example', client_id: '', client_secret: 'x', colour: 'red' } });
+  t.is(bad.status, 400);
+  t.regex(bad.body.error_description, /colour: is not an identity provider field/);
+  const badFields = await api('POST', '/idps', { body: { name: 'Not OK', issuer: 'http://corp.example', client_id: '', client_secret: 'x' } });
+  t.regex(badFields.body.error_description, /name: .*issuer: must be an https URL \(plain http only for localhost\).*client_id: is required/);
+
+  const patched = await api('PATCH', '/idps/corp', { body: { button: 'Sign in with Corp SSO', enabled: false, client_secret: 'rotated-secret' } });
+  t.is(patched.status, 200);
+  t.like(patched.body, { button: 'Sign in with Corp SSO', enabled: false });
+  t.is(await down.services.idps.clientSecret('corp'), 'rotated-secret');
+  const audited = await down.services.audit.list({ limit: 20 });
+  const update = audited.find((e) => e.action === 'idp.update');
+  t.deepEqual((update?.details as { fields?: string[] })?.fields?.sort(), ['button', 'client_secret', 'enabled']);
+  t.false(JSON.stringify(audited).includes('rotated-secret'));
+
+  // A client limited to one provider shows only its button.
+  const limited = await createClient(down, ['--name', 'Limited', '--type', 'public', '--grant', 'authorization_code', '--redirect-uri', t.context.appCallback]);
+  const refused = await runCli(['clients', 'update', limited.clientId, '--idp', 'nope', '--name', 'Renamed', '--json'], down.env);
+  t.is(refused.code, 1);
+  t.regex(refused.stderr, /unknown identity provider nope/);
+  t.is((await down.services.clients.get(limited.clientId)).name, 'Limited');
+  const set = await runCli(['clients', 'update', limited.clientId, '--idp', 'bare', '--json'], down.env);
+  t.is(set.code, 0, set.stderr);
+  t.deepEqual(set.json().idps, ['bare']);
+  t.deepEqual((await api('GET', `/clients/${limited.clientId}/idps`)).body, { idps: ['bare'] });
+  t.deepEqual(
+    (await down.services.idps.offeredTo(limited.clientId)).map((i) => i.name),
+    ['bare'],
+  );
+  t.true((await down.services.idps.offeredTo(t.context.appClient.clientId)).length > 1);
+
+  t.is((await api('DELETE', '/idps/corp')).status, 204);
+  t.is((await api('GET', '/idps/corp')).status, 404);
 });

@@ -31,6 +31,7 @@ export const USAGE = `usage: npm run -s cli -- <command> [options] [--json]
   clients update ID [any create option] [--no-require-pkce] [--no-skip-consent] [--disable | --enable]
                  [--no-default-scope]       a request without scope asks for the --scope again
                  [--no-default-resource]    a request without resource= gets a token for Gatehouse
+                 [--idp NAME]… | [--all-idps]   which upstream providers its sign-in page shows
                  [--no-backchannel-logout-uri] [--no-backchannel-logout-session-required]
                  [--no-require-par] [--no-require-dpop]
   clients delete ID
