@@ -131,7 +131,7 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
         idps: services.idps,
       }),
       adminApiRoutes({ config, admin, clients, accounts, apiKeys, adminTokens, audit, scopes, resources, throttle, idps: services.idps }),
-      adminPageRoutes({ admin, clients, accounts, apiKeys, audit, scopes, resources, throttle, adminSessions, totp: services.totp }, views),
+      adminPageRoutes({ admin, clients, accounts, apiKeys, audit, scopes, resources, throttle, adminSessions, totp: services.totp, idps: services.idps }, views),
       userdataRoutes({ verifyAccessToken: oidc.verifyAccessToken, hasLiveGrant: oidc.hasLiveGrant, throttle: services.throttle, accounts: services.accounts, apiKeys: services.apiKeys, userdata: services.userdata, maxBytes: config.userdataMaxBytes }),
     ].flatMap((router) => [router.routes(), router.allowedMethods()]) as Koa.Middleware[],
   );

@@ -8,6 +8,7 @@ import { runCli } from './support/cli.ts';
 import { startGitHubStandIn } from './support/github-stand-in.ts';
 import { signInToAccount, UserAgent } from './support/user-agent.ts';
 import { adminApi } from './support/admin-api.ts';
+import { operatorAgent } from './support/attacks.ts';
 import { accountForUpstream } from '../src/idps/sign-in.ts';
 import type { GatehouseError } from '../src/errors.ts';
 import { createClient, oidc, relyingParty, startLoopbackGatehouse, type RegisteredClient } from './support/relying-party.ts';
@@ -617,4 +618,32 @@ test('operators manage providers through the admin API (no secret ever shown, au
 
   t.is((await api('DELETE', '/idps/corp')).status, 204);
   t.is((await api('GET', '/idps/corp')).status, 404);
+});
+
+test('an operator adds a provider on the admin pages, sees the redirect URI to register, and turns it off', async (t) => {
+  const { down } = t.context;
+  await down.services.accounts.create({ username: 'idp-operator', email: 'idp-operator@example.com', password: PASSWORD, isAdmin: true });
+  const { agent } = await operatorAgent(down, 'idp-operator', PASSWORD);
+  let page = await agent.open(`${down.config.issuer}/admin/idps`);
+  t.is(page.status, 200);
+  t.regex(page.html, new RegExp(`${down.config.issuer}/idp/upstream/callback`));
+
+  const refused = await agent.submit(page, /\/admin\/idps$/, { name: 'gitlab', preset: 'gitlab', clientId: '', clientSecret: '' });
+  t.is(refused.status, 400);
+  t.regex(refused.html, /Nothing was saved/);
+  t.is(await down.services.idps.find('gitlab'), undefined);
+
+  page = await agent.submit(page, /\/admin\/idps$/, { name: 'gitlab', preset: 'gitlab', clientId: 'gl-app', clientSecret: 'gl-secret', createAccounts: 'on' });
+  t.is(page.status, 200);
+  t.regex(page.html, /The provider is added/);
+  t.regex(page.html, new RegExp(`${down.config.issuer}/idp/gitlab/callback`));
+  t.like(await down.services.idps.find('gitlab'), { issuer: 'https://gitlab.com', button: 'Sign in with GitLab', enabled: true });
+  t.is(await down.services.idps.clientSecret('gitlab'), 'gl-secret');
+  t.false(page.html.includes('gl-secret'));
+
+  page = await agent.submit(page, /\/admin\/idps\/gitlab\/disable$/, {});
+  t.regex(page.html, /The provider is saved/);
+  t.false((await down.services.idps.find('gitlab'))!.enabled);
+  page = await agent.submit(page, /\/admin\/idps\/gitlab\/delete$/, {});
+  t.is(await down.services.idps.find('gitlab'), undefined);
 });
