@@ -647,3 +647,42 @@ test('an operator adds a provider on the admin pages, sees the redirect URI to r
   page = await agent.submit(page, /\/admin\/idps\/gitlab\/delete$/, {});
   t.is(await down.services.idps.find('gitlab'), undefined);
 });
+
+test('a client limited to some providers shows only their buttons, and a forged start for another is refused, 403', async (t) => {
+  const { down, browser, appCallback } = t.context;
+  const limited = await createClient(down, [
+    '--name',
+    'Bare Only',
+    '--type',
+    'confidential',
+    '--grant',
+    'authorization_code',
+    '--redirect-uri',
+    appCallback,
+    '--skip-consent',
+  ]);
+  await down.services.admin.setClientIdps({ label: 'test' }, limited.clientId, ['bare']);
+  const rp = await relyingParty(down, limited, 'basic');
+  const url = oidc.buildAuthorizationUrl(rp, {
+    redirect_uri: appCallback,
+    scope: 'openid',
+    code_challenge: await oidc.calculatePKCECodeChallenge(oidc.randomPKCECodeVerifier()),
+    code_challenge_method: 'S256',
+  });
+  const context = await browser.newContext();
+  try {
+    const page = await context.newPage();
+    await page.goto(url.href);
+    t.deepEqual(await page.locator('form[action^="/idp/"] button').allTextContents(), ['Sign in with Bare']);
+    // The same form, pointed at a provider this client does not offer.
+    await page.evaluate(() => document.querySelector('form[action="/idp/bare/start"]')!.setAttribute('action', '/idp/upstream/start'));
+    const [response] = await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith('/idp/upstream/start')),
+      page.click('button:has-text("Sign in with Bare")'),
+    ]);
+    t.is(response.status(), 403);
+    t.regex(await bodyText(page), /This application does not offer signing in with Upstream/);
+  } finally {
+    await context.close();
+  }
+});
