@@ -18,6 +18,7 @@ import type { TotpService } from '../src/accounts/mfa/totp.ts';
 import type { Views } from '../src/web/views.ts';
 import { acrValuesAskMfa, amrHasTwoFactors, secondFactorRequired, type MfaPolicy } from '../src/accounts/mfa/policy.ts';
 import type { AccountEvents } from '../src/account/events.ts';
+import type { IdpsService } from '../src/idps/service.ts';
 
 export interface InteractionDeps {
   /** oidc-provider's interactions (through the provider serving now: it is rebuilt when signing keys change). */
@@ -37,6 +38,8 @@ export interface InteractionDeps {
   mfaPolicy: MfaPolicy;
   /** The person's account history (an authenticator app set up during a sign-in). */
   accountEvents: Pick<AccountEvents, 'record'>;
+  /** The upstream identity providers whose buttons the sign-in page shows (interactions/idp-routes.ts). */
+  idps?: Pick<IdpsService, 'offeredTo'>;
 }
 
 // Forms only: small urlencoded bodies, parsed on these routes alone (never before the provider).
@@ -85,7 +88,7 @@ function formFields(ctx: Koa.Context): Record<string, unknown> {
 }
 
 /** The login and consent pages oidc-provider sends people to, at /interaction/:uid. */
-export function interactionRoutes({ interactions, accounts, throttle, scopes, resources, passkeys, views, totp, mfaPolicy, accountEvents }: InteractionDeps): Router {
+export function interactionRoutes({ interactions, accounts, throttle, scopes, resources, passkeys, views, totp, mfaPolicy, accountEvents, idps }: InteractionDeps): Router {
   const router = new Router({ prefix: '/interaction' });
 
   const page = (ctx: Koa.Context, template: string, context: Record<string, unknown>, status = 200) => {
@@ -99,12 +102,26 @@ export function interactionRoutes({ interactions, accounts, throttle, scopes, re
     respondWithPage(ctx, problem, views.render('error.njk', { csrf: csrfToken(ctx), ...interactionErrorPage(problem), ...wording }));
 
   // The sign-in page, each time with a fresh passkey challenge bound to this interaction.
+  // (context.client.id: which client's list of upstream providers the buttons follow.)
   const loginPage = async (ctx: Koa.Context, uid: string, context: Record<string, unknown>, status = 200) =>
-    page(ctx, 'login.njk', { title: 'Sign in', uid, passkeyOptions: JSON.stringify(await passkeys.authenticationOptions(uid)), passkeyAutofill: true, ...context }, status);
+    page(
+      ctx,
+      'login.njk',
+      {
+        title: 'Sign in',
+        uid,
+        passkeyOptions: JSON.stringify(await passkeys.authenticationOptions(uid)),
+        passkeyAutofill: true,
+        idps: idps ? (await idps.offeredTo((context.client as { id?: unknown } | undefined)?.id)).map((i) => ({ name: i.name, button: i.button })) : [],
+        ...context,
+      },
+      status,
+    );
 
   const clientView = async (clientId: unknown) => {
     const client = await interactions.client(clientId);
     return {
+      id: clientId,
       name: client?.clientName ?? 'An application',
       logoUri: client?.logoUri,
       clientUri: client?.clientUri,

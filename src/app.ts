@@ -3,6 +3,7 @@ import compose from 'koa-compose';
 import { createViews, type Views } from './web/views.ts';
 import { servedAssets } from './web/assets.ts';
 import { interactionRoutes } from '../interactions/routes.ts';
+import { idpRoutes } from '../interactions/idp-routes.ts';
 import { ACCOUNT_LINK_PREFIXES, accountLinkRoutes } from '../interactions/reset-routes.ts';
 import { GatehouseError } from './errors.ts';
 import { healthRoutes } from './health/routes.ts';
@@ -31,7 +32,7 @@ export interface GatehouseApp {
 }
 
 /** Where Gatehouse's own routes live; every other path is oidc-provider's. */
-export const OWN_PREFIXES = ['/healthz', '/readyz', '/interaction/', '/logout', '/admin', '/userdata', '/account', ...ACCOUNT_LINK_PREFIXES];
+export const OWN_PREFIXES = ['/healthz', '/readyz', '/interaction/', '/logout', '/admin', '/userdata', '/account', '/idp/', ...ACCOUNT_LINK_PREFIXES];
 
 const keyFingerprint = (jwks: { keys: Array<{ kid?: string }> }) => jwks.keys.map((k) => k.kid).join(',');
 
@@ -112,7 +113,8 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
         database: () => services.db.raw('select 1'),
         ...(services.stores.redis ? { redis: () => services.stores.redis!.client.ping() } : {}),
       }),
-      interactionRoutes({ interactions: oidc.interactions, accounts: services.accounts, throttle: services.throttle, scopes: services.scopes, resources: services.resources, passkeys: services.passkeys, views, totp: services.totp, mfaPolicy: config.requireMfa, accountEvents: services.accountEvents }),
+      interactionRoutes({ interactions: oidc.interactions, accounts: services.accounts, throttle: services.throttle, scopes: services.scopes, resources: services.resources, passkeys: services.passkeys, views, totp: services.totp, mfaPolicy: config.requireMfa, accountEvents: services.accountEvents, idps: services.idps }),
+      idpRoutes({ interactions: oidc.interactions, idps: services.idps, upstreams: services.upstreams, accounts: services.accounts, throttle: services.throttle, views }),
       accountLinkRoutes({ passwordResets: services.passwordResets, emailVerification: services.emailVerification, views }),
       bearerLogoutRoutes(oidc),
       accountRoutes({
@@ -127,9 +129,10 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
         passkeys: services.passkeys,
         totp: services.totp,
         mfaPolicy: config.requireMfa,
+        idps: services.idps,
       }),
-      adminApiRoutes({ config, admin, clients, accounts, apiKeys, adminTokens, audit, scopes, resources, throttle }),
-      adminPageRoutes({ admin, clients, accounts, apiKeys, audit, scopes, resources, throttle, adminSessions, totp: services.totp, config, accountEvents: services.accountEvents }, views),
+      adminApiRoutes({ config, admin, clients, accounts, apiKeys, adminTokens, audit, scopes, resources, throttle, idps: services.idps }),
+      adminPageRoutes({ admin, clients, accounts, apiKeys, audit, scopes, resources, throttle, adminSessions, totp: services.totp, config, accountEvents: services.accountEvents, idps: services.idps }, views),
       userdataRoutes({ verifyAccessToken: oidc.verifyAccessToken, hasLiveGrant: oidc.hasLiveGrant, throttle: services.throttle, accounts: services.accounts, apiKeys: services.apiKeys, userdata: services.userdata, maxBytes: config.userdataMaxBytes }),
     ].flatMap((router) => [router.routes(), router.allowedMethods()]) as Koa.Middleware[],
   );

@@ -67,6 +67,8 @@ export interface Config {
   mail: MailConfig | undefined;
   /** Who must sign in with a second factor besides the clients that ask for it (src/accounts/mfa/policy.ts). */
   requireMfa: MfaPolicy;
+  /** How long one call to an upstream identity provider may take, in milliseconds, before the person is told it is not answering. */
+  idpTimeoutMs: number;
 }
 
 /** Where mail goes out. `smtpUrl` carries the SMTP password: show it only through redactUrl. */
@@ -214,6 +216,7 @@ const envSchema = z.object({
   GATEHOUSE_SMTP_URL: smtpUrl.optional(),
   GATEHOUSE_MAIL_FROM: mailFrom.optional(),
   GATEHOUSE_REQUIRE_MFA: z.enum(MFA_POLICIES, `must be one of ${MFA_POLICIES.join(', ')}`).default('off'),
+  GATEHOUSE_IDP_TIMEOUT_MS: z.coerce.number().int('must be a whole number of milliseconds').min(100, 'must be at least 100 ms').max(60_000, 'must be at most 60000 ms').default(10_000),
   GATEHOUSE_METRICS_TOKEN: z.string().min(32, 'must be at least 32 characters').regex(/^[\x21-\x7E]+$/, 'must be printable ASCII without spaces').optional(),
 });
 
@@ -279,5 +282,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     metrics: { enabled: e.GATEHOUSE_METRICS, token: e.GATEHOUSE_METRICS_TOKEN },
     mail: e.GATEHOUSE_SMTP_URL ? { smtpUrl: e.GATEHOUSE_SMTP_URL, from: e.GATEHOUSE_MAIL_FROM! } : undefined,
     requireMfa: e.GATEHOUSE_REQUIRE_MFA,
+    idpTimeoutMs: e.GATEHOUSE_IDP_TIMEOUT_MS,
   };
 }

@@ -36,6 +36,8 @@ import { PasswordResetService } from './accounts/recovery/password-reset.ts';
 import { EmailVerificationService } from './accounts/recovery/email-verification.ts';
 import { smtpMailer, type Mailer } from './mail/mailer.ts';
 import { Outbox } from './mail/outbox.ts';
+import { IdpsService } from './idps/service.ts';
+import { Upstreams } from './idps/upstream.ts';
 
 /** The domain services every entry point (server, CLI, tests) shares: one source of truth. */
 export interface Services {
@@ -83,6 +85,10 @@ export interface Services {
   emailVerification: EmailVerificationService;
   /** Mail sent after the answer (undefined without GATEHOUSE_SMTP_URL). */
   outbox: Outbox | undefined;
+  /** Upstream identity providers (Google, GitHub, any OpenID Connect issuer) and the identities linked through them. */
+  idps: IdpsService;
+  /** Gatehouse as the relying party of those providers (openid-client), every call bounded by GATEHOUSE_IDP_TIMEOUT_MS. */
+  upstreams: Upstreams;
   close(): Promise<void>;
 }
 
@@ -201,7 +207,9 @@ export async function openServices(config: Config, { migrate = true, migrated, l
     const links = new AccountLinks(db);
     const passwordResets = new PasswordResetService(links, accounts, throttle, config.issuer, mailer && outbox ? { mailer, outbox } : undefined);
     const emailVerification = new EmailVerificationService(links, accounts, config.issuer, mailer);
-    const admin = new AdminOperations(clients, accounts, apiKeys, grants, keys, adminTokens, audit, userdata, scopes, resources, throttle, passwordResets, totp);
+    const idps = new IdpsService(db, atRest, config.issuer);
+    const upstreams = new Upstreams(idps, config.idpTimeoutMs);
+    const admin = new AdminOperations(clients, accounts, apiKeys, grants, keys, adminTokens, audit, userdata, scopes, resources, throttle, passwordResets, totp, idps);
     const close = async () => {
       // Logout tokens on their way get a few seconds to arrive (a CLI run exits right after);
       // retries still waiting stay stored, for the next process to send.
@@ -212,7 +220,7 @@ export async function openServices(config: Config, { migrate = true, migrated, l
       sqlite?.close();
       await db.destroy();
     };
-    return { config, db, stores, settings, clients, scopes, resources, keys, accounts, throttle, totp, apiKeys, userdata, adapters, grants, adminTokens, adminSessions, accountSessions, accountEvents, passkeys, audit, admin, log, events, metrics, invalidations, backchannel, passwordResets, emailVerification, outbox, close };
+    return { config, db, stores, settings, clients, scopes, resources, keys, accounts, throttle, totp, apiKeys, userdata, adapters, grants, adminTokens, adminSessions, accountSessions, accountEvents, passkeys, audit, admin, log, events, metrics, invalidations, backchannel, passwordResets, emailVerification, outbox, idps, upstreams, close };
   } catch (err) {
     await invalidations?.close();
     redis?.disconnect();

@@ -331,7 +331,7 @@ test.serial('an operator following a link to a client that no longer exists gets
     const text = (await page.locator('main').textContent())!;
     t.regex(text, /client no-such-client does not exist/);
     t.notRegex(text, /\bat .*\.ts:\d+/);
-    t.is(await page.locator('nav a').count(), 5, 'the nav is still there (clients, users, scopes, resources, audit log)');
+    t.is(await page.locator('nav a').count(), 6, 'the nav is still there (clients, users, scopes, resources, sign-in providers, audit log)');
   } finally {
     await page.close();
   }

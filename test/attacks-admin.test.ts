@@ -32,6 +32,8 @@ interface Ids {
   scope: string;
   /** A resource server no client has by default: a forged delete would succeed, and show. */
   resource: string;
+  /** An identity provider: a forged change or delete would show. */
+  idp: string;
 }
 
 interface Context {
@@ -61,10 +63,11 @@ test.before(async (t) => {
   const { token } = await gh.services.admin.createAdminToken(CLI_ACTOR, 'deploy-bot');
   const scope = await gh.services.admin.createScope(CLI_ACTOR, { name: 'victim:read', description: 'A scope nobody holds' });
   const resource = await gh.services.admin.createResource(CLI_ACTOR, { audience: 'https://victim-api.example.com', scopes: ['victim:read'] });
+  const idp = await gh.services.admin.createIdp(CLI_ACTOR, { name: 'victim-idp', issuer: 'https://idp.victim.example', clientId: 'c', clientSecret: 's' });
   const views = createViews();
   t.context = {
     gh,
-    ids: { clientId: app.client.clientId, userId, keyId: apiKey.id, grantId: grant!.grantId, scope: scope.name, resource: resource.audience },
+    ids: { clientId: app.client.clientId, userId, keyId: apiKey.id, grantId: grant!.grantId, scope: scope.name, resource: resource.audience, idp: idp.name },
     adminToken: token,
     personToken: accessToken,
     pages: routesOf(adminPageRoutes(gh.services, views)),
@@ -90,6 +93,7 @@ function concrete(path: string, ids: Ids): string {
     .replace(':clientId', encodeURIComponent(ids.clientId))
     .replace(/\/scopes\/:name/, `/scopes/${encodeURIComponent(ids.scope)}`)
     .replace(/\/resources\/:audience/, `/resources/${encodeURIComponent(ids.resource)}`)
+    .replace(/\/idps\/:name/, `/idps/${ids.idp}`)
     .replace(':file', 'admin.js');
 }
 

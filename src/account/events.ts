@@ -20,6 +20,7 @@ export const ACCOUNT_EVENT_TEXTS = {
   'account.totp_added': 'Authenticator app set up',
   'account.totp_removed': 'Authenticator app removed',
   'account.mfa_reset': 'Authenticator app removed by an operator',
+  'account.idp_unlinked': 'A linked sign-in unlinked',
 } as const;
 
 export type AccountEventKind = keyof typeof ACCOUNT_EVENT_TEXTS;

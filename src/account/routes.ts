@@ -27,6 +27,8 @@ import { accountTotpRoutes, totpSectionView } from './totp-routes.ts';
 import { PasswordPassedCookie } from '../web/password-passed.ts';
 import { signInSteps, type SignInSurface } from '../web/sign-in-steps.ts';
 import { secondFactorRequired, type MfaPolicy } from '../accounts/mfa/policy.ts';
+import { addIdpAccountRoutes, IDP_NOTICES, linkedIdentitiesView } from './idp-routes.ts';
+import type { IdpsService } from '../idps/service.ts';
 
 export interface AccountPageDeps {
   accounts: AccountsService;
@@ -43,6 +45,8 @@ export interface AccountPageDeps {
   totp: TotpService;
   /** GATEHOUSE_REQUIRE_MFA: `all` (and `admins`, for operators) holds this page's sign-in to two factors too. */
   mfaPolicy: MfaPolicy;
+  /** Sign-ins linked through upstream providers (idp-routes.ts). */
+  idps?: Pick<IdpsService, 'linksOf' | 'list' | 'unlink'>;
 }
 
 const passed = new PasswordPassedCookie('gh_account_pwd_ok');
@@ -70,11 +74,12 @@ const NOTICES: Record<string, string> = {
   'session-ended': 'That session is signed out.',
   'sessions-ended': 'You are signed out everywhere else: every app session, and the account page on other devices.',
   ...PASSKEY_NOTICES,
+  ...IDP_NOTICES,
   'totp-removed': 'Your authenticator app is removed: signing in asks for your password alone. Its recovery codes no longer work.',
 };
 
 /** Which section of the page a form's error belongs to. */
-type Section = 'name' | 'email' | 'password' | 'totp' | 'apps' | 'sessions' | 'passkeys';
+type Section = 'name' | 'email' | 'password' | 'totp' | 'apps' | 'sessions' | 'passkeys' | 'idps';
 
 interface SignedIn {
   user: User;
@@ -131,6 +136,7 @@ export function accountRoutes(deps: AccountPageDeps): Router {
         totp: await totpSectionView(deps.totp, user.id),
         ...view,
         ...(await passkeysView(deps.passkeys, { user, session })),
+        ...(deps.idps ? await linkedIdentitiesView(deps.idps, { user }) : { linkedIdentities: [] }),
         ...extra,
       },
       status,
@@ -327,6 +333,18 @@ export function accountRoutes(deps: AccountPageDeps): Router {
     record,
     done: (ctx, notice) => seeOther(ctx, `/account?notice=${notice}`),
   });
+
+  if (deps.idps) {
+    addIdpAccountRoutes(router, {
+      idps: deps.idps,
+      passkeys: deps.passkeys,
+      person,
+      fields: formFields,
+      refuse: (ctx, signedIn, status, sentence) => accountPage(ctx, signedIn as SignedIn, { idps: sentence }, status),
+      record,
+      done: (ctx, notice) => seeOther(ctx, `/account?notice=${notice}`),
+    });
+  }
 
   accountTotpRoutes(router, {
     totp: deps.totp,

@@ -17,6 +17,8 @@ import { servesPath } from './served-path.ts';
 import type { Actor } from './audit.ts';
 import { openApiDocument } from './openapi.ts';
 import { scopeJson, scopesWithBuiltIns } from '../scopes/representation.ts';
+import type { IdpsService } from '../idps/service.ts';
+import { idpInputFrom, idpJson, withIdpFieldNames } from '../idps/representation.ts';
 import { apiKeyJson, appDocumentJson, auditJson, grantJson, userJson } from './representations.ts';
 
 // JSON only, parsed on these routes alone (never before the provider), small.
@@ -50,6 +52,8 @@ export interface AdminApiServices {
   scopes: ScopesService;
   resources: Pick<ResourcesService, 'list' | 'get'>;
   throttle: CredentialThrottle;
+  /** Upstream identity providers; absent, their routes answer 404 like any unknown path. */
+  idps?: Pick<IdpsService, 'list' | 'get' | 'redirectUri' | 'clientLimit'>;
 }
 
 /** The admin API under /admin/api: the same audited operations as the pages and the CLI. */
@@ -258,6 +262,50 @@ export function adminApiRoutes(services: AdminApiServices): Router<State> {
     await admin.deleteResource(ctx.state.actor, ctx.params.audience!);
     ctx.status = 204;
   });
+
+  // Upstream identity providers (src/idps/): never their client secret back; redirect_uri is what to register there.
+  const idps = services.idps;
+  if (idps) {
+    const idpFieldsAsSent = async <T>(work: () => Promise<T>): Promise<T> => {
+      try {
+        return await work();
+      } catch (err) {
+        throw err instanceof ValidationError ? withIdpFieldNames(err) : err;
+      }
+    };
+    const shown = (idp: Awaited<ReturnType<typeof idps.get>>) => idpJson(idp, idps.redirectUri(idp.name));
+    router.get('/idps', async (ctx) => {
+      ctx.body = (await idps.list()).map(shown);
+    });
+    router.post('/idps', jsonBody, async (ctx) => {
+      const input = await idpFieldsAsSent(async () => idpInputFrom(objectBody(ctx)));
+      const idp = await idpFieldsAsSent(() => admin.createIdp(ctx.state.actor, input));
+      ctx.status = 201;
+      ctx.body = shown(idp);
+    });
+    router.get('/idps/:name', async (ctx) => {
+      ctx.body = shown(await idps.get(ctx.params.name!));
+    });
+    router.patch('/idps/:name', jsonBody, async (ctx) => {
+      const input = await idpFieldsAsSent(async () => idpInputFrom(objectBody(ctx)));
+      ctx.body = shown((await idpFieldsAsSent(() => admin.updateIdp(ctx.state.actor, ctx.params.name!, input))).idp);
+    });
+    router.delete('/idps/:name', async (ctx) => {
+      await admin.deleteIdp(ctx.state.actor, ctx.params.name!);
+      ctx.status = 204;
+    });
+    // Which providers a client's sign-in page shows: {"idps": ["google"]}; [] shows every enabled one.
+    router.get('/clients/:id/idps', async (ctx) => {
+      await clients.get(ctx.params.id!);
+      ctx.body = { idps: await idps.clientLimit(ctx.params.id!) };
+    });
+    router.put('/clients/:id/idps', jsonBody, async (ctx) => {
+      const body = objectBody(ctx);
+      const names = body.idps;
+      if (!Array.isArray(names) || names.some((n) => typeof n !== 'string')) throw new ValidationError({ idps: 'must be a list of identity provider names' });
+      ctx.body = { idps: await admin.setClientIdps(ctx.state.actor, ctx.params.id!, names as string[]) };
+    });
+  }
 
   // The audit log, newest first; page with ?before=<id>.
   router.get('/audit', async (ctx) => {

@@ -90,6 +90,27 @@ export function openApiDocument(issuer: string) {
             updated_at: { type: 'string', format: 'date-time', readOnly: true },
           },
         },
+        IdentityProvider: {
+          type: 'object',
+          description: 'An upstream identity provider people may sign in with (an OpenID Connect issuer, or GitHub)',
+          required: ['name', 'client_id', 'client_secret'],
+          properties: {
+            name: { type: 'string', pattern: '^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$', description: 'part of the redirect URI; fixed once created' },
+            preset: { type: ['string', 'null'], description: 'google, github, gitlab, microsoft or microsoft:TENANT_ID: fills in issuer, scope and button' },
+            issuer: { type: 'string', format: 'uri', description: 'https (http only for localhost); required without a preset' },
+            client_id: { type: 'string' },
+            client_secret: { type: 'string', writeOnly: true, description: 'stored encrypted; never returned' },
+            scope: { type: 'string', description: 'space-separated; must include openid for OpenID Connect' },
+            button: { type: 'string', description: 'the sign-in button (default "Sign in with NAME")' },
+            position: { type: 'integer', minimum: 0, maximum: 10000, description: 'button order, smallest first' },
+            enabled: { type: 'boolean' },
+            create_accounts: { type: 'boolean', description: 'a first sign-in creates an account (else only linked people get in)' },
+            protocol: { enum: ['oidc', 'github'], readOnly: true },
+            redirect_uri: { type: 'string', format: 'uri', readOnly: true, description: 'register it at the provider' },
+            created_at: { type: 'string', format: 'date-time', readOnly: true },
+            updated_at: { type: 'string', format: 'date-time', readOnly: true },
+          },
+        },
         User: {
           type: 'object',
           properties: {
@@ -275,6 +296,25 @@ export function openApiDocument(issuer: string) {
         delete: {
           summary: 'Delete a resource server; refused (409 resource_in_use) while a client has it as default_resource. Its tokens live until they expire',
           responses: { '204': { description: 'Deleted' }, '409': error, ...errors },
+        },
+      },
+      '/idps': {
+        get: { summary: 'List the identity providers, in button order', responses: { '200': { description: 'Providers', ...json({ type: 'array', items: ref('IdentityProvider') }) }, '401': error } },
+        post: { summary: 'Add an identity provider', requestBody: { required: true, ...json(ref('IdentityProvider')) }, responses: { '201': { description: 'Created', ...json(ref('IdentityProvider')) }, ...errors } },
+      },
+      '/idps/{name}': {
+        parameters: [idParam('name', 'provider name')],
+        get: { summary: 'One identity provider', responses: { '200': { description: 'Provider', ...json(ref('IdentityProvider')) }, ...errors } },
+        patch: { summary: 'Change an identity provider (not its name)', requestBody: { required: true, ...json(ref('IdentityProvider')) }, responses: { '200': { description: 'Changed', ...json(ref('IdentityProvider')) }, ...errors } },
+        delete: { summary: 'Delete an identity provider and the sign-ins linked through it (the accounts stay)', responses: { '204': { description: 'Deleted' }, ...errors } },
+      },
+      '/clients/{id}/idps': {
+        parameters: [idParam('id', 'client_id')],
+        get: { summary: "The providers the client's sign-in page is limited to ([]: every enabled one)", responses: { '200': { description: 'Limit', ...json({ type: 'object', properties: { idps: { type: 'array', items: { type: 'string' } } } }) }, ...errors } },
+        put: {
+          summary: "Limit the client's sign-in page to these providers ([] lifts the limit)",
+          requestBody: { required: true, ...json({ type: 'object', required: ['idps'], properties: { idps: { type: 'array', items: { type: 'string' } } } }) },
+          responses: { '200': { description: 'Limit', ...json({ type: 'object', properties: { idps: { type: 'array', items: { type: 'string' } } } }) }, ...errors },
         },
       },
       '/audit': {

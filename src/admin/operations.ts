@@ -14,6 +14,8 @@ import type { Resource, ResourceInput, ResourcesService } from '../resources/ser
 import type { Actor, AuditLog } from './audit.ts';
 import type { AdminTokensService } from './tokens.ts';
 import type { PasswordResetService } from '../accounts/recovery/password-reset.ts';
+import type { Idp, IdpsService } from '../idps/service.ts';
+import type { IdpInput } from '../idps/rules.ts';
 
 /** A stored /userdata document as the admin lists it. */
 export type AppDocument = StoredDocument & { clientName: string | null };
@@ -84,7 +86,37 @@ export class AdminOperations {
     private readonly passwordResets: PasswordResetService,
     /** Second factors a person set up (authenticator apps); an operator's reset removes them. */
     private readonly totp: Pick<TotpService, 'remove'>,
+    /** Upstream identity providers (src/idps/). */
+    private readonly idps: IdpsService,
   ) {}
+
+  async createIdp(actor: Actor, input: IdpInput): Promise<Idp> {
+    const idp = await this.idps.create(input);
+    await this.audit.record(actor, 'idp.create', `idp:${idp.name}`, { issuer: idp.issuer, preset: idp.preset });
+    return idp;
+  }
+
+  /** Applies what differs; the audit names the fields (a new client secret as "client_secret", never its value). */
+  async updateIdp(actor: Actor, name: string, input: IdpInput): Promise<{ idp: Idp; changed: string[] }> {
+    const updated = await this.idps.update(name, input);
+    if (updated.changed.length) await this.audit.record(actor, 'idp.update', `idp:${name}`, { fields: updated.changed });
+    return updated;
+  }
+
+  /** The identities linked through it go too; the accounts stay. */
+  async deleteIdp(actor: Actor, name: string): Promise<Idp> {
+    const idp = await this.idps.delete(name);
+    await this.audit.record(actor, 'idp.delete', `idp:${name}`);
+    return idp;
+  }
+
+  /** Limits which providers a client's sign-in page shows (empty: all enabled ones). */
+  async setClientIdps(actor: Actor, clientId: string, names: string[]): Promise<string[]> {
+    await this.clients.get(clientId);
+    const limit = await this.idps.setClientLimit(clientId, names);
+    await this.audit.record(actor, 'client.update', `client:${clientId}`, { fields: ['idps'], idps: limit });
+    return limit;
+  }
 
   async createClient(actor: Actor, input: ClientSettingsInput): Promise<ClientWithSecret> {
     const created = await this.clients.create(input);

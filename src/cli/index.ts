@@ -10,6 +10,7 @@ import { importCommand } from './commands/import.ts';
 import { keys } from './commands/keys.ts';
 import { migrate } from './commands/migrate.ts';
 import { resources } from './commands/resources.ts';
+import { idps } from './commands/idps.ts';
 import { scopes } from './commands/scopes.ts';
 import { users } from './commands/users.ts';
 import { parse, UsageError, withOptionNames } from './options.ts';
@@ -35,6 +36,7 @@ const COMMANDS: Record<string, Command> = {
   keys,
   scopes,
   resources,
+  idps,
 };
 
 const commandNamed = (name: string): Command | undefined => (Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined);

@@ -56,6 +56,14 @@ const OPTION_NAMES: Record<string, string> = {
   tokenFormat: '--token-format',
   signingAlg: '--signing-alg',
   accessTokenTtl: '--access-token-ttl',
+  issuer: '--issuer',
+  clientId: '--client-id',
+  clientSecret: '--client-secret-stdin',
+  button: '--button',
+  position: '--position',
+  preset: '--preset',
+  createAccounts: '--no-create-accounts',
+  idps: '--idp',
 };
 
 export function withOptionNames(err: ValidationError): ValidationError {

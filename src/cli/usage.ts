@@ -32,6 +32,7 @@ export const USAGE = `usage: npm run -s cli -- <command> [options] [--json]
   clients update ID [any create option] [--no-require-pkce] [--no-skip-consent] [--disable | --enable]
                  [--no-default-scope]       a request without scope asks for the --scope again
                  [--no-default-resource]    a request without resource= gets a token for Gatehouse
+                 [--idp NAME]… | [--all-idps]   which upstream providers its sign-in page shows
                  [--no-backchannel-logout-uri] [--no-backchannel-logout-session-required]
                  [--no-require-par] [--no-require-dpop] [--no-require-mfa]
   clients delete ID
@@ -73,7 +74,15 @@ export const USAGE = `usage: npm run -s cli -- <command> [options] [--json]
   resources show URL
   resources update URL [--name N] [--scope S]… [--token-format opaque|jwt] [--signing-alg ES256|RS256]
                  [--access-token-ttl SECONDS | --default-ttl]
-  resources delete URL                      refused while a client has it as --default-resource`;
+  resources delete URL                      refused while a client has it as --default-resource
+  idps create --name N (--issuer URL | --preset google|microsoft[:TENANT]|github|gitlab)
+                 --client-id ID --client-secret-stdin [--scope "openid email profile"]
+                 [--button TEXT] [--position N] [--no-create-accounts]
+                                            sign in with another identity provider; prints the
+                                            redirect URI to register there
+  idps list | show NAME | delete NAME
+  idps update NAME [--issuer URL] [--client-id ID] [--client-secret-stdin] [--scope S] [--button TEXT]
+                 [--position N] [--enable | --disable] [--create-accounts | --no-create-accounts]`;
 
 /** `--help` or `-h` anywhere before a `--`. */
 export function asksForHelp(args: string[]): boolean {

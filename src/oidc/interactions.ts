@@ -34,6 +34,11 @@ export interface Interactions {
   grantConsent(state: InteractionState, missing: MissingConsent): Promise<string>;
   /** The interaction expired or was already finished (the cookie is gone, the link is stale). */
   isStale(err: unknown): boolean;
+  /**
+   * A live interaction by its uid (its step and client), for a form posted outside the
+   * interaction's own path, where its cookie is not sent (the start of an upstream sign-in).
+   */
+  pending(uid: unknown): Promise<{ prompt: string; clientId: string } | undefined>;
 }
 
 export function interactionsOf(provider: () => Provider): Interactions {
@@ -64,6 +69,12 @@ export function interactionsOf(provider: () => Provider): Interactions {
     },
     isStale(err) {
       return err instanceof errors.SessionNotFound || err instanceof errors.InvalidRequest;
+    },
+    async pending(uid) {
+      if (typeof uid !== 'string' || !/^[\w-]{1,64}$/.test(uid)) return undefined;
+      const found = await provider().Interaction.find(uid);
+      if (!found || found.isExpired) return undefined;
+      return { prompt: String(found.prompt?.name ?? ''), clientId: String(found.params?.client_id ?? '') };
     },
   };
 }

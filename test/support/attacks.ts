@@ -18,12 +18,12 @@ export async function operatorAgent(gh: TestGatehouse, username: string, passwor
 
 /**
  * Everything an operator can change, as rows: clients, users, API keys, admin tokens, grants,
- * user documents and the audit log. Sessions and throttle counters are left out (reading a
+ * user documents, scopes, resources, identity providers and the audit log. Sessions and throttle counters are left out (reading a
  * page touches them).
  */
 export async function snapshot(gh: TestGatehouse): Promise<string> {
   const db = gh.services.db;
-  const [clients, users, apiKeys, adminTokens, grants, userdata, scopes, resources, audit] = await Promise.all([
+  const [clients, users, apiKeys, adminTokens, grants, userdata, scopes, resources, idps, clientIdps, audit] = await Promise.all([
     db('clients').select('*').orderBy('client_id'),
     db('users').select('*').orderBy('id'),
     db('api_keys').select('*').orderBy('id'),
@@ -32,9 +32,11 @@ export async function snapshot(gh: TestGatehouse): Promise<string> {
     db('userdata').select('*').orderBy(['sub', 'client_id']),
     db('scopes').select('*').orderBy('name'),
     db('resources').select('*').orderBy('audience'),
+    db('identity_providers').select('*').orderBy('name'),
+    db('client_identity_providers').select('*').orderBy(['client_id', 'idp_name']),
     db('audit_log').count({ n: '*' }).first(),
   ]);
-  return JSON.stringify({ clients, users, apiKeys, adminTokens, grants, userdata, scopes, resources, audit });
+  return JSON.stringify({ clients, users, apiKeys, adminTokens, grants, userdata, scopes, resources, idps, clientIdps, audit });
 }
 
 /**

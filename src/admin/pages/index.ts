@@ -13,6 +13,7 @@ import { resourcePages, type ResourcePagesServices } from './resources.ts';
 import { scopePages, type ScopePagesServices } from './scopes.ts';
 import { sessionPages, type SessionPagesServices } from './session.ts';
 import { userPages, type UserPagesServices } from './users.ts';
+import { idpPages, type IdpPagesServices } from './idps.ts';
 
 /** What the admin pages use: each area module gets its own part of it. */
 export type AdminPageServices = SessionPagesServices &
@@ -20,7 +21,7 @@ export type AdminPageServices = SessionPagesServices &
   UserPagesServices &
   ScopePagesServices &
   ResourcePagesServices &
-  AuditPagesServices & { adminSessions: AdminSessionsService };
+  AuditPagesServices & { adminSessions: AdminSessionsService } & Partial<Pick<IdpPagesServices, 'idps'>>;
 
 const PUBLIC_PATHS: ReadonlySet<string> = new Set(['/admin/login', '/admin/login/code', '/admin/login/enrol', ...ASSET_PATHS]);
 
@@ -46,6 +47,7 @@ export function adminPageRoutes(services: AdminPageServices, views: Views): Rout
   scopePages(router, { admin, scopes }, page);
   resourcePages(router, { admin, resources, scopes }, page);
   auditPages(router, { audit, clients, accounts }, page);
+  if (services.idps) idpPages(router, { admin, idps: services.idps }, page);
 
   // Any other address under /admin gets an error page (405 on a known path, else 404), not the
   // router's plain text.

@@ -5,6 +5,7 @@ import { toClientMetadata } from '../../clients/metadata.ts';
 import { CLI_ACTOR } from '../../admin/audit.ts';
 import type { Command, Invocation } from '../command.ts';
 import { parse, requireId, UsageError, type Options } from '../options.ts';
+import { ValidationError } from '../../errors.ts';
 
 const listOptions = { search: { type: 'string' } } satisfies Options;
 
@@ -46,6 +47,9 @@ const updateOptions = {
   'no-default-resource': { type: 'boolean' },
   'no-backchannel-logout-uri': { type: 'boolean' },
   'no-backchannel-logout-session-required': { type: 'boolean' },
+  // Which upstream identity providers the client's sign-in page shows (src/idps/).
+  idp: { type: 'string', multiple: true },
+  'all-idps': { type: 'boolean' },
 } satisfies Options;
 
 const optionsOf = { create: clientOptions, update: updateOptions, list: listOptions } satisfies Record<string, Options>;
@@ -142,8 +146,17 @@ async function run(services: Services, { sub, args, out }: Invocation): Promise<
       const { values, positionals } = parse(args, updateOptions);
       const id = requireId(positionals, 'client id');
       const disabled = values.disable ? true : values.enable ? false : undefined;
-      const { client, clientSecret } = await services.admin.updateClient(CLI_ACTOR, id, { ...clientInputFrom(values), disabled });
-      return out.print(clientText(client, clientSecret), toClientMetadata(client, clientSecret));
+      if (values.idp?.length && values['all-idps']) throw new UsageError('--idp and --all-idps contradict each other');
+      const { idp: idpNames, 'all-idps': allIdps, ...settings } = values;
+      // Bad input changes nothing: unknown provider names are refused before the client is touched.
+      const known = new Set((await services.idps.list()).map((i) => i.name));
+      const unknownIdps = (idpNames ?? []).filter((n) => !known.has(n));
+      if (unknownIdps.length) throw new ValidationError({ idps: `unknown identity provider ${unknownIdps.join(', ')} (idps list shows them)` });
+      const { client, clientSecret } = await services.admin.updateClient(CLI_ACTOR, id, { ...clientInputFrom(settings), disabled });
+      const idps =
+        idpNames?.length || allIdps ? await services.admin.setClientIdps(CLI_ACTOR, id, allIdps ? [] : idpNames!) : await services.idps.clientLimit(id);
+      const shown = clientText(client, clientSecret) + (idps.length ? `\nsign-in providers: ${idps.join(' ')}` : '');
+      return out.print(shown, { ...toClientMetadata(client, clientSecret), idps });
     }
     case 'delete': {
       const { positionals } = parse(args, {});

@@ -1,0 +1,221 @@
+import Router from '@koa/router';
+import type Koa from 'koa';
+import { koaBody } from 'koa-body';
+import type { Interactions } from '../src/oidc/index.ts';
+import type { AccountsService } from '../src/accounts/service.ts';
+import type { CredentialThrottle } from '../src/accounts/throttle.ts';
+import { signInWithPassword } from '../src/accounts/sign-in.ts';
+import { GatehouseError } from '../src/errors.ts';
+import type { Idp, IdpsService } from '../src/idps/service.ts';
+import { accountForUpstream } from '../src/idps/sign-in.ts';
+import { providerLabel, type UpstreamStart, type Upstreams } from '../src/idps/upstream.ts';
+import { formRefusal, interactionErrorPage, isUnexpected, problemOf, respondWithPage } from '../src/problem.ts';
+import { securityReporter, type RequestState } from '../src/observability/request-log.ts';
+import { csrfToken, csrfValid } from '../src/web/csrf.ts';
+import type { Views } from '../src/web/views.ts';
+
+export interface IdpRouteDeps {
+  interactions: Interactions;
+  idps: IdpsService;
+  upstreams: Pick<Upstreams, 'start' | 'finish'>;
+  accounts: AccountsService;
+  throttle: CredentialThrottle;
+  views: Views;
+}
+
+/** What sign-in through an upstream proves: a federated authentication (RFC 8176 "fed"). */
+const AMR_FEDERATED = ['fed'];
+
+const formBody = koaBody({ urlencoded: true, json: false, multipart: false, text: false, formLimit: '16kb' });
+
+const fieldsOf = (ctx: Koa.Context): Record<string, unknown> => {
+  const body: unknown = (ctx.request as { body?: unknown }).body;
+  return typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>) : {};
+};
+
+const refused = (status: number, code: string, sentence: string) => new GatehouseError(status, code, sentence);
+
+/** What is kept between the start and the callback, sealed under the state. */
+type HeldStart = UpstreamStart['checks'];
+/** What is kept while the person proves they own the account the upstream's email belongs to. */
+interface HeldLink {
+  subject: string;
+  email: string;
+  userId: string;
+}
+
+/**
+ * Sign-in through an upstream identity provider:
+ *   POST /idp/NAME/start (the sign-in page's button, CSRF) → the upstream →
+ *   GET /idp/NAME/callback (the redirect URI registered there) → 303 into the interaction's own
+ *   path, where its cookie is sent: GET /interaction/UID/idp/NAME/callback redeems the code once
+ *   and signs the person in, creates their account, or asks for proof before linking
+ *   (POST /interaction/UID/idp/NAME/link). Every failure is our error page with its status.
+ */
+export function idpRoutes({ interactions, idps, upstreams, accounts, throttle, views }: IdpRouteDeps): Router {
+  const router = new Router();
+
+  const errorPage = (ctx: Koa.Context, err: unknown, title?: string) => {
+    const problem = problemOf(err);
+    if (isUnexpected(problem)) (ctx.state as RequestState).log?.error({ err }, 'unexpected error');
+    respondWithPage(ctx, problem, views.render('error.njk', { csrf: csrfToken(ctx), ...interactionErrorPage(problem), ...(title ? { title } : {}) }));
+  };
+
+  // Every answer here is a page: the person is between two sites, with no JSON client involved.
+  router.use(async (ctx, next) => {
+    ctx.set('cache-control', 'no-store');
+    try {
+      await next();
+    } catch (err) {
+      if (interactions.isStale(err)) {
+        return errorPage(
+          ctx,
+          refused(
+            400,
+            'interaction_expired',
+            'The sign-in took too long or was already finished, or was started in another browser. Go back to the application and start again.',
+          ),
+          'This sign-in has expired',
+        );
+      }
+      errorPage(ctx, err, problemOf(err).status === 503 ? undefined : "Signing in didn't work");
+    }
+  });
+
+  /** The provider named in the path, while it is enabled; an unknown or disabled one is refused. */
+  const enabledIdp = async (name: string): Promise<Idp> => {
+    const idp = await idps.find(name);
+    if (!idp) throw refused(404, 'unknown_idp', 'There is no such sign-in option here. Go back to the application and start again.');
+    if (!idp.enabled) throw refused(403, 'idp_disabled', `Signing in with ${providerLabel(idp)} is turned off. Sign in another way.`);
+    return idp;
+  };
+
+  const finishLogin = async (ctx: Koa.Context, accountId: string, amr: string[]) => {
+    const returnTo = await interactions.finish(ctx, { login: { accountId, amr } }, { mergeWithLastSubmission: false });
+    ctx.status = 303;
+    ctx.redirect(returnTo);
+  };
+
+  router.post('/idp/:name/start', formBody, async (ctx) => {
+    const idp = await enabledIdp(ctx.params.name!);
+    const body = fieldsOf(ctx);
+    if (!csrfValid(ctx, body.csrf)) throw refused(403, 'invalid_csrf', 'Your form expired. Go back to the application and sign in again.');
+    const pending = await interactions.pending(body.uid);
+    if (pending?.prompt !== 'login') {
+      throw refused(400, 'interaction_expired', 'The sign-in took too long or was already finished. Go back to the application and start again.');
+    }
+    // The client's list (when it has one) says which providers its sign-in page offers.
+    if (!(await idps.offeredTo(pending.clientId)).some((i) => i.name === idp.name)) {
+      throw refused(403, 'idp_not_offered', `This application does not offer signing in with ${providerLabel(idp)}.`);
+    }
+    const started = await upstreams.start(idp);
+    await idps.holdFlow('start', String(body.uid), idp.name, started.checks, started.state);
+    securityReporter(ctx)('login.upstream_started', { idp: idp.name, ip: ctx.ip });
+    ctx.status = 303;
+    ctx.redirect(started.url);
+  });
+
+  // The redirect URI registered upstream. The interaction's cookie is scoped to its own path, so
+  // the answer is handed there, unused; a state Gatehouse is not waiting for goes no further.
+  router.get('/idp/:name/callback', async (ctx) => {
+    const idp = await enabledIdp(ctx.params.name!);
+    const held = await idps.peekFlow('start', ctx.query.state);
+    if (!held || held.idpName !== idp.name) throw unknownState();
+    ctx.status = 303;
+    ctx.redirect(`/interaction/${encodeURIComponent(held.interactionUid)}/idp/${idp.name}/callback?${ctx.querystring}`);
+  });
+
+  router.get('/interaction/:uid/idp/:name/callback', async (ctx) => {
+    const idp = await enabledIdp(ctx.params.name!);
+    const details = await interactions.details(ctx);
+    if (details.uid !== ctx.params.uid) throw unknownState();
+    const query = new URLSearchParams(ctx.querystring);
+    const state = query.get('state') ?? '';
+    // Used once, whatever comes of it: a replayed callback finds nothing.
+    const checks = await idps.takeFlow<HeldStart>('start', state, details.uid, idp.name);
+    if (!checks) throw unknownState();
+    const who = providerLabel(idp);
+    const upstreamError = query.get('error');
+    if (upstreamError === 'access_denied') {
+      securityReporter(ctx)('login.upstream_denied', { idp: idp.name, ip: ctx.ip });
+      throw refused(
+        403,
+        'access_denied',
+        `${who} did not sign you in (the sign-in was declined there). Go back to the application to try again or sign in another way.`,
+      );
+    }
+    if (upstreamError)
+      throw refused(
+        502,
+        'upstream_error',
+        `${who} could not sign you in (${upstreamError.slice(0, 60).replace(/[^\w.-]/g, '')}). Go back to the application and start again.`,
+      );
+    if (details.prompt.name !== 'login') throw refused(400, 'invalid_request', 'You are already signed in. Go back to the application.');
+
+    const person = await upstreams.finish(idp, query, state, checks);
+    const outcome = await accountForUpstream({ idps, accounts }, idp, person);
+    if (outcome.kind === 'needsProof') {
+      const token = await idps.holdFlow('link', details.uid, idp.name, {
+        subject: person.subject,
+        email: person.email!,
+        userId: outcome.user.id,
+      } satisfies HeldLink);
+      return linkPage(ctx, details.uid, idp, token, outcome.user.username, person.email!);
+    }
+    securityReporter(ctx)('login.succeeded', { username: outcome.user.username, method: `idp:${idp.name}`, created: outcome.created, ip: ctx.ip });
+    await finishLogin(ctx, outcome.user.id, AMR_FEDERATED);
+  });
+
+  // The person proves they own the account the upstream's verified email belongs to: its password.
+  router.post('/interaction/:uid/idp/:name/link', formBody, async (ctx) => {
+    const idp = await enabledIdp(ctx.params.name!);
+    const details = await interactions.details(ctx);
+    const body = fieldsOf(ctx);
+    const token = typeof body.token === 'string' ? body.token : '';
+    // Read, not used: a wrong password leaves the person the page to try again (throttled).
+    const heldLink = await idps.readFlow<HeldLink>('link', token, details.uid, idp.name);
+    const user = heldLink ? await accounts.findActive(heldLink.userId) : undefined;
+    if (!heldLink || !user) throw unknownState();
+    const again = (status: number, error: string) => linkPage(ctx, details.uid, idp, token, user.username, heldLink.email, error, status);
+    if (!csrfValid(ctx, body.csrf)) return again(403, 'Your form expired. Enter the password again.');
+    const password = typeof body.password === 'string' ? body.password : '';
+    if (!password) return again(400, 'Enter the password of the account.');
+    const result = await signInWithPassword(accounts, throttle, user.username, password, ctx.ip, securityReporter(ctx));
+    if (!result.ok || result.user.id !== user.id) {
+      const { status, sentence } = result.ok ? { status: 401, sentence: 'That password is not correct.' } : formRefusal(ctx, result.refused);
+      return again(status, sentence);
+    }
+    // Two posts of the same proof at once: one links, the other finds the token used.
+    const taken = await idps.takeFlow<HeldLink>('link', token, details.uid, idp.name);
+    if (!taken) throw unknownState();
+    await idps.link(idp.name, taken.subject, user.id, taken.email);
+    securityReporter(ctx)('account.idp_linked', { username: user.username, idp: idp.name, ip: ctx.ip });
+    await finishLogin(ctx, user.id, [...AMR_FEDERATED, 'pwd']);
+  });
+
+  const linkPage = (ctx: Koa.Context, uid: string, idp: Idp, token: string, username: string, email: string, error?: string, status = 200) => {
+    ctx.status = status;
+    ctx.type = 'html';
+    ctx.body = views.render('idp-link.njk', {
+      csrf: csrfToken(ctx),
+      title: `Link ${providerLabel(idp)}`,
+      uid,
+      idp: idp.name,
+      provider: providerLabel(idp),
+      token,
+      username,
+      email,
+      error,
+    });
+  };
+
+  return router;
+}
+
+/** A state (or link token) Gatehouse is not waiting for: forged, replayed, expired, or another browser's. */
+const unknownState = () =>
+  new GatehouseError(
+    400,
+    'invalid_state',
+    'This answer is not for a sign-in Gatehouse is waiting for: it was already used, it expired, or it belongs to another sign-in. Go back to the application and start again.',
+  );

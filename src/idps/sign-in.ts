@@ -1,0 +1,84 @@
+import { randomBytes } from 'node:crypto';
+import { GatehouseError, ValidationError } from '../errors.ts';
+import type { AccountsService, User } from '../accounts/service.ts';
+import type { Idp, IdpsService } from './service.ts';
+import { providerLabel, type UpstreamPerson } from './upstream.ts';
+
+/**
+ * Which Gatehouse account an upstream sign-in is. The rules:
+ * - an identity is known by (provider, upstream subject), never by its email;
+ * - a linked identity signs in its account (while that account is enabled);
+ * - an unlinked identity whose verified email belongs to an account is linked only after the
+ *   person proves they own that account (its password, in this flow): `needsProof`;
+ * - an unverified email is never matched, and a new account is never given an address another
+ *   account has;
+ * - otherwise a new account is created (unless the provider is set not to), with the upstream's
+ *   name and email; its sub is Gatehouse's own.
+ */
+export type UpstreamOutcome = { kind: 'signedIn'; user: User; created: boolean } | { kind: 'needsProof'; user: User };
+
+export async function accountForUpstream(
+  deps: {
+    idps: Pick<IdpsService, 'linkOf' | 'link' | 'touch'>;
+    accounts: Pick<AccountsService, 'findActive' | 'activeWithEmail' | 'create' | 'usernameExists'>;
+  },
+  idp: Idp,
+  person: UpstreamPerson,
+): Promise<UpstreamOutcome> {
+  const who = providerLabel(idp);
+  const link = await deps.idps.linkOf(idp.name, person.subject);
+  if (link) {
+    const user = await deps.accounts.findActive(link.userId);
+    if (!user) throw new GatehouseError(403, 'account_disabled', `The Gatehouse account linked to this ${who} sign-in is disabled. Ask an administrator.`);
+    await deps.idps.touch(link);
+    return { kind: 'signedIn', user, created: false };
+  }
+  const holders = person.email ? await deps.accounts.activeWithEmail(person.email) : [];
+  if (holders.length) {
+    // Only one account can be proven: with an address shared by several, the person links from
+    // their account page instead (signed in there, they are the proof).
+    if (person.emailVerified && holders.length === 1 && holders[0]!.hasPassword) return { kind: 'needsProof', user: holders[0]! };
+    throw new GatehouseError(
+      409,
+      'email_in_use',
+      `The email address ${who} gave belongs to another Gatehouse account. Sign in to that account with its password, then link ${who} on your account page.`,
+    );
+  }
+  if (!idp.createAccounts) {
+    throw new GatehouseError(
+      403,
+      'no_linked_account',
+      `No Gatehouse account is linked to this ${who} sign-in, and new accounts are not created through ${who}. Sign in with your password, then link ${who} on your account page.`,
+    );
+  }
+  if (!person.email)
+    throw new GatehouseError(
+      400,
+      'email_required',
+      `${who} did not give an email address, which a new Gatehouse account needs. Allow ${who} to share it, then try again.`,
+    );
+
+  const username = await freeUsername(deps.accounts, person);
+  let user: User;
+  try {
+    user = await deps.accounts.create({ username, email: person.email, name: person.name.slice(0, 300), emailVerified: person.emailVerified });
+  } catch (err) {
+    if (err instanceof ValidationError)
+      throw new GatehouseError(400, 'invalid_upstream_profile', `The profile ${who} gave cannot make a Gatehouse account (${err.description}).`);
+    throw err;
+  }
+  // Two first sign-ins of the same identity at once: the second finds it linked and signs in there.
+  await deps.idps.link(idp.name, person.subject, user.id, person.email);
+  return { kind: 'signedIn', user, created: true };
+}
+
+const USERNAME_CHARS = /[^\p{L}\p{N}._@+-]/gu;
+
+/** The upstream's suggestion (username, else the email's local part), made unique with a number. */
+async function freeUsername(accounts: Pick<AccountsService, 'usernameExists'>, person: UpstreamPerson): Promise<string> {
+  const base = (person.username ?? person.email?.split('@')[0] ?? '').replace(USERNAME_CHARS, '').slice(0, 140) || 'user';
+  for (const candidate of [base, ...Array.from({ length: 8 }, (_, i) => `${base}${i + 2}`)]) {
+    if (!(await accounts.usernameExists(candidate))) return candidate;
+  }
+  return `${base}-${randomBytes(4).toString('hex')}`;
+}
