@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Knex } from 'knex';
+import { preparedQueries, type PreparedQuery, type PreparedResult } from '../stores/prepared.ts';
 import { InFlight } from './in-flight.ts';
 import { usernameKey } from './service.ts';
 
@@ -124,11 +125,16 @@ export class CredentialThrottle {
     perAddress: new InFlight(LOGIN_THROTTLE.inFlightPerAddress, LOGIN_THROTTLE.waitingPerAddress, LOGIN_THROTTLE.waitPerAddressMs),
   };
 
+  /** The counter statements: run on every sign-in and every client authentication. */
+  private readonly query: PreparedQuery;
+
   constructor(
     private readonly db: Knex,
     private readonly settings = LOGIN_THROTTLE,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.query = preparedQueries(db);
+  }
 
   /** Sign-in counters: per username (slowed), per (username, address) (locked), per address (locked). */
   static signInLimits(username: string, address: string): Limit[] {
@@ -207,9 +213,9 @@ export class CredentialThrottle {
   }
 
   /** `pg` or SQLite's name for the smaller of two values. */
-  private run(statement: Fragment): Promise<unknown> {
+  private run(statement: Fragment): Promise<PreparedResult> {
     const text = statement.text.replaceAll('least_of(', this.db.client.config.client === 'pg' ? 'least(' : 'min(');
-    return this.db.raw(text, statement.params as Knex.RawBinding[]);
+    return this.query(text, statement.params);
   }
 
   /**
@@ -235,7 +241,7 @@ export class CredentialThrottle {
          and (cast(${limit.lockAfter ?? null} as integer) is null or ${stale}
               or login_failures.failures + login_failures.pending < cast(${limit.lockAfter ?? null} as integer))
        returning failures`);
-    const [row] = returnedRows(result);
+    const [row] = result.rows;
     return row ? Number(row.failures) : undefined;
   }
 
@@ -333,11 +339,6 @@ function sql(strings: TemplateStringsArray, ...values: unknown[]): Fragment {
   return { text, params };
 }
 const isFragment = (value: unknown): value is Fragment => typeof value === 'object' && value !== null && 'text' in value && 'params' in value;
-
-/** Rows of a raw `… returning` statement: an array from SQLite, `{ rows }` from PostgreSQL. */
-function returnedRows(result: unknown): Array<{ failures: unknown }> {
-  return (Array.isArray(result) ? result : ((result as { rows?: unknown[] }).rows ?? [])) as Array<{ failures: unknown }>;
-}
 
 /**
  * Checks a bearer credential that names no one until it is verified (an API key, an admin
