@@ -10,6 +10,7 @@
  *   BENCH_POSTGRES=0|1     PostgreSQL + Redis configurations (default: on, off with BENCH_QUICK)
  *   BENCH_PROFILE=0|1      --cpu-prof of Gatehouse under client-credentials load (default on)
  *   BENCH_ONLY=a,b,c1,c2,growth,profile   run only these parts
+ *   BENCH_WORKLOADS=cc,introspect,…   measure only these workloads (default: all); BENCH_SIGNINS=0 skips sign-ins
  *   BENCH_GROWTH_TOKENS=1000000 BENCH_GROWTH_USERS=100000 BENCH_GROWTH_CLIENTS=100000
  *   BENCH_POSTGRES_URL=postgres://127.0.0.1:5432/test  BENCH_REDIS_URL=redis://127.0.0.1:6379
  */
@@ -53,6 +54,8 @@ const PROFILE_WORKLOADS = (env.BENCH_PROFILE_WORKLOADS ?? 'cc').split(',').map((
   if (!w) throw new Error(`BENCH_PROFILE_WORKLOADS: unknown workload ${key} (${WORKLOADS.map((x) => x.key).join(', ')})`);
   return w;
 });
+const MEASURED = env.BENCH_WORKLOADS ? WORKLOADS.filter((w) => env.BENCH_WORKLOADS!.split(',').map((k) => k.trim()).includes(w.key)) : WORKLOADS;
+const SIGNINS = flag('BENCH_SIGNINS', true);
 const ONLY = env.BENCH_ONLY ? new Set(env.BENCH_ONLY.split(',').map((s) => s.trim())) : undefined;
 const growthSize = {
   tokens: num('BENCH_GROWTH_TOKENS', 1_000_000),
@@ -195,7 +198,7 @@ async function runConfig(spec: ConfigSpec): Promise<ConfigResult> {
     result.notes.push(`bare: ${bare.notes.join('; ')}`);
     result.idleRss = { a: gh.idleRssBytes, b: bare.idleRssBytes, aProcesses: gh.idleProcesses };
     log(`  [${spec.key}] idle RSS after start: ${aLabel} ${mib(gh.idleRssBytes)} MiB (${gh.idleProcesses} process${gh.idleProcesses === 1 ? '' : 'es'}), bare ${mib(bare.idleRssBytes)} MiB`);
-    await comparePair(spec.key, gh, bare, WORKLOADS, result, true);
+    await comparePair(spec.key, gh, bare, MEASURED, result, SIGNINS);
   } catch (err) {
     result.error = (err as Error).stack ?? String(err);
     for (const t of [gh, bare]) if (t && !t.server.crashed()) result.error += `\n--- last output of ${t.label}:\n${t.server.output().slice(-2000)}`;
