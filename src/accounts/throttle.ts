@@ -187,14 +187,15 @@ export class CredentialThrottle {
   /**
    * Reserves one attempt on every limit, or refuses it (taking back what it reserved) when one
    * of them is locked, backing off, or has as many attempts failed and in flight as it allows.
-   * One statement checks and reserves every counter at once, so parallel attempts (other
-   * processes included) are each counted, and none passes a check that attempts still in
-   * flight have already used up. Only failures count against a credential afterwards: a right
-   * one (or one never checked) just gives its reservations back, in one statement too (every
-   * client authentication runs both: two statements, not one per counter and step).
+   * Each statement checks and reserves at once, so parallel attempts (other processes included)
+   * are each counted, and none passes a check that attempts still in flight have already used
+   * up. Only failures count against a credential afterwards: a right one (or one never checked)
+   * just gives its reservations back. On SQLite all counters take one statement each way (every
+   * client authentication runs both: two statements, not four); on PostgreSQL, one per counter
+   * (see reserveInTurn).
    */
   async reserve(limits: Limit[]): Promise<Reservation | Refusal> {
-    const failuresBySubject = await this.reserveAll(limits);
+    const failuresBySubject = this.db.client.config.client === 'pg' ? await this.reserveInTurn(limits) : await this.reserveAll(limits);
     const refused = limits.find((limit) => !failuresBySubject.has(limit.subject));
     if (refused) {
       await this.releaseAll(
@@ -237,7 +238,10 @@ export class CredentialThrottle {
     // Every SET expression sees the row as it was before this statement. The casts tell
     // PostgreSQL what the parameters are (SQLite accepts them as they are).
     const stale = sql`login_failures.window_started_at < cast(${now - this.settings.windowMs} as bigint)`;
-    const rows = join(limits.map((limit) => sql`(${limit.subject}, 0, 1, cast(${now} as bigint), null, null)`));
+    // Rows in one order (by subject): PostgreSQL locks them as listed, so two reservations that
+    // share counters always take them in the same order and never wait for each other in a circle.
+    const ordered = [...limits].sort((x, y) => (x.subject < y.subject ? -1 : x.subject > y.subject ? 1 : 0));
+    const rows = join(ordered.map((limit) => sql`(${limit.subject}, 0, 1, cast(${now} as bigint), null, null)`));
     // Each row's own limit, by its subject (the statement's rows are the limits' distinct subjects).
     const lockAfter = sql`cast(case login_failures.subject ${join(
       limits.map((limit) => sql`when ${limit.subject} then cast(${limit.lockAfter ?? null} as integer)`),
@@ -256,13 +260,42 @@ export class CredentialThrottle {
     return new Map(result.rows.map((row) => [String(row.subject), Number(row.failures)]));
   }
 
-  /** Ends reserved attempts: a success or a cancel in one statement for all counters, a failure counter by counter. */
+  /**
+   * PostgreSQL: one counter at a time, in order, stopping at the first refused. Each statement
+   * locks one row, so no reservation, release or sweep (which locks many) ever waits for another
+   * in a circle; on SQLite, with one writer at a time, reserveAll takes them in one statement.
+   */
+  private async reserveInTurn(limits: Limit[]): Promise<Map<string, number>> {
+    const reserved = new Map<string, number>();
+    for (const limit of limits) {
+      const [entry] = await this.reserveAll([limit]);
+      if (!entry) break;
+      reserved.set(...entry);
+    }
+    return reserved;
+  }
+
+  /**
+   * Ends reserved attempts: a success or a cancel in one statement for all counters on SQLite
+   * (one writer at a time); on PostgreSQL one statement per counter, each locking one row, since
+   * an `update … where subject in (…)` locks its rows in whatever order it finds them, and two of
+   * those, or one and a reservation, could each wait for the other's row (deadlock). A failure
+   * is counted counter by counter.
+   */
   private async releaseAll(limits: Limit[], how: 'success' | 'failure' | 'cancel'): Promise<void> {
     if (!limits.length) return;
     if (how === 'failure') {
       for (const limit of limits) await this.countFailure(limit);
       return;
     }
+    if (this.db.client.config.client === 'pg') {
+      for (const limit of limits) await this.release([limit], how);
+      return;
+    }
+    await this.release(limits, how);
+  }
+
+  private async release(limits: Limit[], how: 'success' | 'cancel'): Promise<void> {
     const pending = sql`case when login_failures.pending > 0 then login_failures.pending - 1 else 0 end`;
     const all = join(limits.map((limit) => sql`${limit.subject}`));
     const cleared = how === 'success' ? limits.filter((limit) => limit.onSuccess === 'clear') : [];
