@@ -143,6 +143,8 @@ export interface SpawnOptions {
   env: Record<string, string>;
   /** Extra node flags (e.g. --cpu-prof). */
   nodeArgs?: string[];
+  /** A server that is not ours (django-oauth-toolkit under gunicorn): this command instead of node `script`. */
+  command?: { file: string; args: string[]; cwd: string };
   /** Path answering 200 once the server serves. */
   readyPath: string;
   /** How many serving processes to wait for (cluster workers), counting node children. */
@@ -160,8 +162,8 @@ export async function spawnServer(opts: SpawnOptions): Promise<ServerProcess> {
   // through a pipe, the bench process would spend the CPU it needs for the load on it.
   const logFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-bench-log-')), `${opts.name.replace(/\W+/g, '-')}.log`);
   const logFd = fs.openSync(logFile, 'a');
-  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), compiled], {
-    cwd: codeRoot,
+  const child = spawn(opts.command?.file ?? process.execPath, opts.command?.args ?? [...(opts.nodeArgs ?? []), compiled], {
+    cwd: opts.command?.cwd ?? codeRoot,
     env: { ...process.env, ...opts.env, PORT: String(opts.port) },
     stdio: ['ignore', logFd, 'pipe'],
   });
@@ -200,7 +202,7 @@ export async function spawnServer(opts: SpawnOptions): Promise<ServerProcess> {
   const seen = new Set<number>([pid]);
   knownPids.set(pid, seen);
   const pids = () => {
-    const workers = childrenOf(pid).filter(isNode);
+    const workers = opts.command ? childrenOf(pid) : childrenOf(pid).filter(isNode);
     for (const w of workers) seen.add(w);
     return [pid, ...workers];
   };

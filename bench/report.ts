@@ -46,6 +46,8 @@ export interface BenchReport {
   finishedAt?: Date;
   settings: Record<string, string | number | boolean>;
   scryptMs?: number[];
+  /** Why the django-oauth-toolkit target was not run (packages not installed). */
+  dotSkipped?: string;
   configs: ConfigResult[];
   checks: Check[];
   profiles: Array<{ title: string; summary: ProfileSummary; file: string; measurement: Measurement }>;

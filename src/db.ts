@@ -6,6 +6,7 @@ import type { DatabaseConfig } from './config.ts';
 import { createQuietLogger, type Logger } from './observability/logger.ts';
 import { redactCredentials } from './observability/redact.ts';
 import { tightenMode } from './settings/at-rest.ts';
+import { CachedStatementsSqliteClient } from './stores/sqlite-knex-client.ts';
 
 const migrationsDirectory = fileURLToPath(new URL('../migrations', import.meta.url));
 // This module runs as TypeScript (tests, CLI, `npm run dev`) or compiled to dist/ (`npm start`).
@@ -66,7 +67,8 @@ export function knexConfig(database: DatabaseConfig, logger: Logger = createQuie
     };
   }
   return {
-    client: 'better-sqlite3',
+    // Knex's better-sqlite3 dialect, with each statement prepared once per connection.
+    client: CachedStatementsSqliteClient as unknown as typeof Knex.Client,
     log,
     connection: { filename: database.filename },
     useNullAsDefault: true,

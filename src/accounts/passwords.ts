@@ -27,10 +27,12 @@ const UNATTRIBUTED = 'unattributed';
 let running = 0;
 const runningByKey = new Map<string, number>();
 /**
- * Waiting hashes, one queue per key. A free slot goes to the waiting key served longest ago (a
- * key never served first), so a key with a hundred hashes waiting gets one slot in turn like a
- * key with one: one address or account flooding sign-ins cannot starve the others, and a
- * newcomer waits for at most the hashes already running.
+ * Waiting hashes, one queue per key. A free slot goes to the waiting key served longest ago, a
+ * key never served counting from when it first queued, so a key with a hundred hashes waiting
+ * gets one slot in turn like a key with one: one address or account flooding sign-ins cannot
+ * starve the others, and a newcomer waits for the hashes running and at most one of each key
+ * that was waiting before it. Nor does a spray from many new addresses go before someone
+ * served before it began (an operator at their usual desk).
  */
 const waiting = new Map<string, Array<() => void>>();
 /** When each key last got a slot; forgotten wholesale past a bound (a hostile flood of keys). */
@@ -42,6 +44,10 @@ const mayStart = (key: string) => running < MAX_CONCURRENT_HASHES && (key === UN
 function take(key: string): void {
   running++;
   runningByKey.set(key, (runningByKey.get(key) ?? 0) + 1);
+  stampLastServed(key);
+}
+
+function stampLastServed(key: string): void {
   if (lastServed.size >= 10_000) lastServed.clear();
   lastServed.set(key, ++served);
 }
@@ -77,6 +83,7 @@ function startWaiting(): void {
 export async function withHashSlot<T>(key: string, work: () => Promise<T>): Promise<T> {
   if (mayStart(key) && !waiting.has(key)) take(key);
   else {
+    if (!lastServed.has(key)) stampLastServed(key);
     await new Promise<void>((resolve) => {
       const queue = waiting.get(key);
       if (queue) queue.push(resolve);

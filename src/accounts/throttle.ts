@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Knex } from 'knex';
+import { preparedQueries, type PreparedQuery, type PreparedResult } from '../stores/prepared.ts';
 import { InFlight } from './in-flight.ts';
 import { usernameKey } from './service.ts';
 
@@ -124,11 +125,16 @@ export class CredentialThrottle {
     perAddress: new InFlight(LOGIN_THROTTLE.inFlightPerAddress, LOGIN_THROTTLE.waitingPerAddress, LOGIN_THROTTLE.waitPerAddressMs),
   };
 
+  /** The counter statements: run on every sign-in and every client authentication. */
+  private readonly query: PreparedQuery;
+
   constructor(
     private readonly db: Knex,
     private readonly settings = LOGIN_THROTTLE,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.query = preparedQueries(db);
+  }
 
   /** Sign-in counters: per username (slowed), per (username, address) (locked), per address (locked). */
   static signInLimits(username: string, address: string): Limit[] {
@@ -179,64 +185,132 @@ export class CredentialThrottle {
   }
 
   /**
-   * Reserves one attempt on every limit, in order, or refuses it (taking back what it reserved)
-   * when one of them is locked, backing off, or has as many attempts failed and in flight as it
-   * allows. Each counter is one statement that checks and reserves at once, so parallel attempts
-   * (other processes included) are each counted, and none passes a check that attempts still in
-   * flight have already used up. Only failures count against a credential afterwards: a right one
-   * (or one never checked) just gives its reservation back.
+   * Reserves one attempt on every limit, or refuses it (taking back what it reserved) when one
+   * of them is locked, backing off, or has as many attempts failed and in flight as it allows.
+   * Each statement checks and reserves at once, so parallel attempts (other processes included)
+   * are each counted, and none passes a check that attempts still in flight have already used
+   * up. Only failures count against a credential afterwards: a right one (or one never checked)
+   * just gives its reservations back. On SQLite all counters take one statement each way (every
+   * client authentication runs both: two statements, not four); on PostgreSQL, one per counter
+   * (see reserveInTurn).
    */
   async reserve(limits: Limit[]): Promise<Reservation | Refusal> {
-    const reserved: Limit[] = [];
+    const failuresBySubject = this.db.client.config.client === 'pg' ? await this.reserveInTurn(limits) : await this.reserveAll(limits);
+    const refused = limits.find((limit) => !failuresBySubject.has(limit.subject));
+    if (refused) {
+      await this.releaseAll(
+        limits.filter((limit) => failuresBySubject.has(limit.subject)),
+        'cancel',
+      );
+      return this.refusal(refused.subject);
+    }
     let waitMs = 0;
     for (const limit of limits) {
-      const failures = await this.reserveOne(limit);
-      if (failures === undefined) {
-        await Promise.all(reserved.map((done) => this.release(done, 'cancel')));
-        return this.refusal(limit.subject);
-      }
-      reserved.push(limit);
+      const failures = failuresBySubject.get(limit.subject)!;
       const backoff = limit.backoff;
       if (backoff?.mode === 'wait' && failures >= backoff.after)
         waitMs = Math.max(waitMs, Math.min(backoff.maxMs, backoff.stepMs * (failures - backoff.after + 1)));
     }
-    const releaseAll = async (how: 'success' | 'failure' | 'cancel') => {
-      for (const limit of reserved) await this.release(limit, how);
+    return {
+      ok: true,
+      waitMs,
+      succeeded: () => this.releaseAll(limits, 'success'),
+      failed: () => this.releaseAll(limits, 'failure'),
+      cancel: () => this.releaseAll(limits, 'cancel'),
     };
-    return { ok: true, waitMs, succeeded: () => releaseAll('success'), failed: () => releaseAll('failure'), cancel: () => releaseAll('cancel') };
   }
 
   /** `pg` or SQLite's name for the smaller of two values. */
-  private run(statement: Fragment): Promise<unknown> {
+  private run(statement: Fragment): Promise<PreparedResult> {
     const text = statement.text.replaceAll('least_of(', this.db.client.config.client === 'pg' ? 'least(' : 'min(');
-    return this.db.raw(text, statement.params as Knex.RawBinding[]);
+    return this.query(text, statement.params);
   }
 
   /**
-   * One attempt more in flight on a counter, starting a new window when the last one is over;
-   * undefined (nothing reserved) while the counter is locked, backing off, or full (failures and
-   * attempts in flight reach `lockAfter`). Answers the failures so far. One statement: SQLite
-   * never has to turn a read into a write transaction (SQLITE_BUSY), and PostgreSQL locks the
-   * row for the statement.
+   * One attempt more in flight on each counter, starting a new window where the last one is
+   * over; a counter that is locked, backing off, or full (failures and attempts in flight reach
+   * its `lockAfter`) is left as it is. Answers the failures so far of each counter reserved.
+   * One statement: SQLite never has to turn a read into a write transaction (SQLITE_BUSY), and
+   * PostgreSQL locks the rows for the statement, always in the limits' order.
    */
-  private async reserveOne(limit: Limit): Promise<number | undefined> {
+  private async reserveAll(limits: Limit[]): Promise<Map<string, number>> {
     const now = this.now();
     // Every SET expression sees the row as it was before this statement. The casts tell
     // PostgreSQL what the parameters are (SQLite accepts them as they are).
     const stale = sql`login_failures.window_started_at < cast(${now - this.settings.windowMs} as bigint)`;
+    // Rows in one order (by subject): PostgreSQL locks them as listed, so two reservations that
+    // share counters always take them in the same order and never wait for each other in a circle.
+    const ordered = [...limits].sort((x, y) => (x.subject < y.subject ? -1 : x.subject > y.subject ? 1 : 0));
+    const rows = join(ordered.map((limit) => sql`(${limit.subject}, 0, 1, cast(${now} as bigint), null, null)`));
+    // Each row's own limit, by its subject (the statement's rows are the limits' distinct subjects).
+    const lockAfter = sql`cast(case login_failures.subject ${join(
+      limits.map((limit) => sql`when ${limit.subject} then cast(${limit.lockAfter ?? null} as integer)`),
+      ' ',
+    )} end as integer)`;
     const result = await this.run(sql`insert into login_failures (subject, failures, pending, window_started_at, locked_until, not_before)
-       values (${limit.subject}, 0, 1, cast(${now} as bigint), null, null)
+       values ${rows}
        on conflict (subject) do update set
          failures = case when ${stale} then 0 else login_failures.failures end,
          pending = case when ${stale} then 1 else login_failures.pending + 1 end,
          window_started_at = case when ${stale} then cast(${now} as bigint) else login_failures.window_started_at end
        where (login_failures.locked_until is null or login_failures.locked_until <= cast(${now} as bigint))
          and (login_failures.not_before is null or login_failures.not_before <= cast(${now} as bigint))
-         and (cast(${limit.lockAfter ?? null} as integer) is null or ${stale}
-              or login_failures.failures + login_failures.pending < cast(${limit.lockAfter ?? null} as integer))
-       returning failures`);
-    const [row] = returnedRows(result);
-    return row ? Number(row.failures) : undefined;
+         and (${lockAfter} is null or ${stale} or login_failures.failures + login_failures.pending < ${lockAfter})
+       returning subject, failures`);
+    return new Map(result.rows.map((row) => [String(row.subject), Number(row.failures)]));
+  }
+
+  /**
+   * PostgreSQL: one counter at a time, in order, stopping at the first refused. Each statement
+   * locks one row, so no reservation, release or sweep (which locks many) ever waits for another
+   * in a circle; on SQLite, with one writer at a time, reserveAll takes them in one statement.
+   */
+  private async reserveInTurn(limits: Limit[]): Promise<Map<string, number>> {
+    const reserved = new Map<string, number>();
+    for (const limit of limits) {
+      const [entry] = await this.reserveAll([limit]);
+      if (!entry) break;
+      reserved.set(...entry);
+    }
+    return reserved;
+  }
+
+  /**
+   * Ends reserved attempts: a success or a cancel in one statement for all counters on SQLite
+   * (one writer at a time); on PostgreSQL one statement per counter, each locking one row, since
+   * an `update … where subject in (…)` locks its rows in whatever order it finds them, and two of
+   * those, or one and a reservation, could each wait for the other's row (deadlock). A failure
+   * is counted counter by counter.
+   */
+  private async releaseAll(limits: Limit[], how: 'success' | 'failure' | 'cancel'): Promise<void> {
+    if (!limits.length) return;
+    if (how === 'failure') {
+      for (const limit of limits) await this.countFailure(limit);
+      return;
+    }
+    if (this.db.client.config.client === 'pg') {
+      for (const limit of limits) await this.release([limit], how);
+      return;
+    }
+    await this.release(limits, how);
+  }
+
+  private async release(limits: Limit[], how: 'success' | 'cancel'): Promise<void> {
+    const pending = sql`case when login_failures.pending > 0 then login_failures.pending - 1 else 0 end`;
+    const all = join(limits.map((limit) => sql`${limit.subject}`));
+    const cleared = how === 'success' ? limits.filter((limit) => limit.onSuccess === 'clear') : [];
+    if (!cleared.length) {
+      await this.run(sql`update login_failures set pending = ${pending} where subject in (${all})`);
+      return;
+    }
+    // A success clears its own credential's counters (`clear`) and refunds the others.
+    const isCleared = sql`subject in (${join(cleared.map((limit) => sql`${limit.subject}`))})`;
+    await this.run(sql`update login_failures set
+         failures = case when ${isCleared} then 0 else failures end,
+         pending = ${pending},
+         locked_until = case when ${isCleared} then null else locked_until end,
+         not_before = case when ${isCleared} then null else not_before end
+       where subject in (${all})`);
   }
 
   private async refusal(subject: string): Promise<Refusal> {
@@ -248,22 +322,11 @@ export class CredentialThrottle {
   }
 
   /**
-   * Ends one reserved attempt. A failure counts (locking at `lockAfter`, backing off from
-   * `backoff.after` for `refuse` limits); a success clears the counter (`clear`) or just gives
-   * the reservation back (`refund`); a cancelled attempt was never checked and only gives it back.
+   * Ends one reserved attempt that failed: the failure counts (locking at `lockAfter`, backing
+   * off from `backoff.after` for `refuse` limits). Successes and cancels are releaseAll's.
    */
-  private async release(limit: Limit, how: 'success' | 'failure' | 'cancel'): Promise<void> {
+  private async countFailure(limit: Limit): Promise<void> {
     const pending = sql`case when login_failures.pending > 0 then login_failures.pending - 1 else 0 end`;
-    if (how === 'cancel' || (how === 'success' && limit.onSuccess === 'refund')) {
-      await this.run(sql`update login_failures set pending = ${pending} where subject = ${limit.subject}`);
-      return;
-    }
-    if (how === 'success') {
-      await this.run(
-        sql`update login_failures set failures = 0, pending = ${pending}, locked_until = null, not_before = null where subject = ${limit.subject}`,
-      );
-      return;
-    }
     const now = this.now();
     const stale = sql`login_failures.window_started_at < cast(${now - this.settings.windowMs} as bigint)`;
     const failures = sql`(case when ${stale} then 1 else login_failures.failures + 1 end)`;
@@ -336,12 +399,12 @@ function sql(strings: TemplateStringsArray, ...values: unknown[]): Fragment {
   });
   return { text, params };
 }
-const isFragment = (value: unknown): value is Fragment => typeof value === 'object' && value !== null && 'text' in value && 'params' in value;
-
-/** Rows of a raw `… returning` statement: an array from SQLite, `{ rows }` from PostgreSQL. */
-function returnedRows(result: unknown): Array<{ failures: unknown }> {
-  return (Array.isArray(result) ? result : ((result as { rows?: unknown[] }).rows ?? [])) as Array<{ failures: unknown }>;
+/** Fragments one after another, separated as a list. */
+function join(fragments: Fragment[], separator = ', '): Fragment {
+  return { text: fragments.map((f) => f.text).join(separator), params: fragments.flatMap((f) => f.params) };
 }
+
+const isFragment = (value: unknown): value is Fragment => typeof value === 'object' && value !== null && 'text' in value && 'params' in value;
 
 /**
  * Checks a bearer credential that names no one until it is verified (an API key, an admin

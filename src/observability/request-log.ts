@@ -18,6 +18,33 @@ export interface RequestState {
 
 const noReport: ReportSecurityEvent = () => undefined;
 
+/**
+ * A request's state as requestLog leaves it: the logger is made only when something logs
+ * through it (most requests log nothing but their access line, which names the id itself).
+ * A class rather than a property defined and a closure made on every request: on the protocol
+ * endpoints that was measurable (bench/NOTES.md). Koa's ctx.state stays an object any
+ * middleware may add to.
+ */
+class LoggedRequestState implements RequestState {
+  #log: Logger | undefined;
+
+  constructor(
+    readonly requestId: string,
+    private readonly base: Logger,
+    private readonly events: SecurityEvents,
+  ) {}
+
+  get log(): Logger {
+    this.#log ??= this.base.child({ req_id: this.requestId });
+    return this.#log;
+  }
+
+  /** Bound once it is read: routes hand the reporter on (securityReporter(ctx)). */
+  get security(): ReportSecurityEvent {
+    return (event, fields, level) => this.events.record(event, fields, level, this.log);
+  }
+}
+
 /** The request's security-event reporter; a no-op outside the app (e.g. a route under test alone). */
 export const securityReporter = (ctx: Koa.Context): ReportSecurityEvent => (ctx.state as Partial<RequestState>).security ?? noReport;
 
@@ -57,13 +84,8 @@ export function requestLog(log: Logger, events: SecurityEvents, metrics: HttpMet
     const forwarded = ctx.get('x-request-id');
     const requestId = FORWARDED_ID.test(forwarded) ? forwarded : randomUUID();
     ctx.set('x-request-id', requestId);
-    const state = ctx.state as RequestState;
-    state.requestId = requestId;
-    // The request's own logger is made only when something logs through it (most requests
-    // log nothing but their access line, which names the id itself).
-    let requestLogger: Logger | undefined;
-    Object.defineProperty(state, 'log', { get: () => (requestLogger ??= log.child({ req_id: requestId })), enumerable: true, configurable: true });
-    state.security = (event, fields, level) => events.record(event, fields, level, state.log);
+    // Koa's state object is empty here (the first middleware to write to it is further in).
+    ctx.state = new LoggedRequestState(requestId, log, events);
     try {
       await next();
     } finally {
