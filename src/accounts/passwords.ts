@@ -16,7 +16,7 @@ const KEY_LENGTH = 32;
 // scrypt runs on libuv's small thread pool, which DNS lookups and file I/O share: a burst of
 // sign-ins must not take every thread (nor 32 MiB each without bound), so at most this many
 // hash at once and the rest queue here.
-const MAX_CONCURRENT_HASHES = Math.max(1, Math.min(2, availableParallelism()));
+export const MAX_CONCURRENT_HASHES = Math.max(1, Math.min(2, availableParallelism()));
 /**
  * Slots one key (an address) may hold at once: with two slots, one is always there for someone
  * else, so a flood from one address never holds every slot when an operator signs in.
@@ -41,10 +41,25 @@ let served = 0;
 
 const mayStart = (key: string) => running < MAX_CONCURRENT_HASHES && (key === UNATTRIBUTED || (runningByKey.get(key) ?? 0) < MAX_HASHES_PER_KEY);
 
+/** Hashes started in this process, and the count at which each key last started one (bounded like lastServed). */
+let started = 0;
+const startedAt = new Map<string, number>();
+
 function take(key: string): void {
   running++;
   runningByKey.set(key, (runningByKey.get(key) ?? 0) + 1);
   stampLastServed(key);
+  if (startedAt.size >= 10_000) startedAt.clear();
+  startedAt.set(key, ++started);
+}
+
+/**
+ * The queue's order, observed: how many hashes this process has started, or (with `key`) the
+ * count when that key last started one. Tests of its fairness compare the two, instead of
+ * timing sign-ins on a machine whose load they do not control.
+ */
+export function hashStarts(key?: string): number {
+  return key === undefined ? started : (startedAt.get(key) ?? 0);
 }
 
 function stampLastServed(key: string): void {
