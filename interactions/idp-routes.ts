@@ -2,7 +2,7 @@ import Router from '@koa/router';
 import type Koa from 'koa';
 import { koaBody } from 'koa-body';
 import type { Interactions } from '../src/oidc/index.ts';
-import type { AccountsService } from '../src/accounts/service.ts';
+import type { AccountsService, User } from '../src/accounts/service.ts';
 import type { CredentialThrottle } from '../src/accounts/throttle.ts';
 import { signInWithPassword } from '../src/accounts/sign-in.ts';
 import { GatehouseError } from '../src/errors.ts';
@@ -13,6 +13,11 @@ import { formRefusal, interactionErrorPage, isUnexpected, problemOf, respondWith
 import { securityReporter, type RequestState } from '../src/observability/request-log.ts';
 import { csrfToken, csrfValid } from '../src/web/csrf.ts';
 import type { Views } from '../src/web/views.ts';
+import type { TotpService } from '../src/accounts/mfa/totp.ts';
+import type { MfaPolicy } from '../src/accounts/mfa/policy.ts';
+import type { FirstFactor } from '../src/accounts/mfa/second-factor.ts';
+import type { AccountEvents } from '../src/account/events.ts';
+import { clientViewOf, codeStep, twoFactorsNeeded } from './code-step.ts';
 
 export interface IdpRouteDeps {
   interactions: Interactions;
@@ -21,10 +26,11 @@ export interface IdpRouteDeps {
   accounts: AccountsService;
   throttle: CredentialThrottle;
   views: Views;
+  /** The second factor after the upstream's sign-in: the same code and setup steps as after a password (code-step.ts). */
+  totp: Pick<TotpService, 'isEnrolled' | 'verify' | 'begin' | 'pending' | 'confirm'>;
+  mfaPolicy: MfaPolicy;
+  accountEvents: Pick<AccountEvents, 'record'>;
 }
-
-/** What sign-in through an upstream proves: a federated authentication (RFC 8176 "fed"). */
-const AMR_FEDERATED = ['fed'];
 
 const formBody = koaBody({ urlencoded: true, json: false, multipart: false, text: false, formLimit: '16kb' });
 
@@ -52,8 +58,18 @@ interface HeldLink {
  *   and signs the person in, creates their account, or asks for proof before linking
  *   (POST /interaction/UID/idp/NAME/link). Every failure is our error page with its status.
  */
-export function idpRoutes({ interactions, idps, upstreams, accounts, throttle, views }: IdpRouteDeps): Router {
+export function idpRoutes({ interactions, idps, upstreams, accounts, throttle, views, totp, mfaPolicy, accountEvents }: IdpRouteDeps): Router {
   const router = new Router();
+
+  const page = (ctx: Koa.Context, template: string, context: Record<string, unknown>, status = 200) => {
+    ctx.status = status;
+    ctx.type = 'html';
+    ctx.body = views.render(template, { csrf: csrfToken(ctx), ...context });
+  };
+  // The upstream's sign-in is a first factor like a password: then the code step for a person with
+  // an authenticator app, setting one up where two factors are required, else the session. Its
+  // forms post to /interaction/UID/code|enrol (interactions/routes.ts), the cookie says "fed".
+  const codes = codeStep({ interactions, accounts, totp, throttle, record: (userId, kind, address) => accountEvents.record(userId, kind, address) }, page);
 
   const errorPage = (ctx: Koa.Context, err: unknown, title?: string) => {
     const problem = problemOf(err);
@@ -90,10 +106,9 @@ export function idpRoutes({ interactions, idps, upstreams, accounts, throttle, v
     return idp;
   };
 
-  const finishLogin = async (ctx: Koa.Context, accountId: string, amr: string[]) => {
-    const returnTo = await interactions.finish(ctx, { login: { accountId, amr } }, { mergeWithLastSubmission: false });
-    ctx.status = 303;
-    ctx.redirect(returnTo);
+  const afterUpstream = async (ctx: Koa.Context, details: { uid: string; params: Record<string, unknown> }, user: User, first: FirstFactor) => {
+    const client = await clientViewOf(interactions, details.params.client_id);
+    await codes.afterFirstFactor(ctx, details.uid, client, user, twoFactorsNeeded(mfaPolicy, user, client, details.params), first);
   };
 
   router.post('/idp/:name/start', formBody, async (ctx) => {
@@ -162,8 +177,12 @@ export function idpRoutes({ interactions, idps, upstreams, accounts, throttle, v
       } satisfies HeldLink);
       return linkPage(ctx, details.uid, idp, token, outcome.user.username, person.email!);
     }
-    securityReporter(ctx)('login.succeeded', { username: outcome.user.username, method: `idp:${idp.name}`, created: outcome.created, ip: ctx.ip });
-    await finishLogin(ctx, outcome.user.id, AMR_FEDERATED);
+    securityReporter(ctx)(
+      'login.upstream_passed',
+      { username: outcome.user.username, sub: outcome.user.id, idp: idp.name, created: outcome.created, ip: ctx.ip },
+      'info',
+    );
+    await afterUpstream(ctx, details, outcome.user, 'federated');
   });
 
   // The person proves they own the account the upstream's verified email belongs to: its password.
@@ -190,7 +209,7 @@ export function idpRoutes({ interactions, idps, upstreams, accounts, throttle, v
     if (!taken) throw unknownState();
     await idps.link(idp.name, taken.subject, user.id, taken.email);
     securityReporter(ctx)('account.idp_linked', { username: user.username, idp: idp.name, ip: ctx.ip });
-    await finishLogin(ctx, user.id, [...AMR_FEDERATED, 'pwd']);
+    await afterUpstream(ctx, details, user, 'federated_password');
   });
 
   const linkPage = (ctx: Koa.Context, uid: string, idp: Idp, token: string, username: string, email: string, error?: string, status = 200) => {
