@@ -1,6 +1,7 @@
 import http from 'node:http';
 import Provider from 'oidc-provider';
 import anyTest, { type TestFn } from 'ava';
+import * as OTPAuth from 'otpauth';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { chromiumAvailable, launchBrowser } from './support/browser.ts';
 import { freePort, startTestGatehouse, type TestGatehouse } from './support/gatehouse.ts';
@@ -12,6 +13,7 @@ import { operatorAgent } from './support/attacks.ts';
 import { accountForUpstream } from '../src/idps/sign-in.ts';
 import type { GatehouseError } from '../src/errors.ts';
 import { createClient, oidc, relyingParty, startLoopbackGatehouse, type RegisteredClient } from './support/relying-party.ts';
+import { testClock } from './support/clock.ts';
 
 /**
  * Signing in through an upstream identity provider, end to end: an app's authorization request
@@ -27,6 +29,8 @@ interface Context {
   app: http.Server;
   appCallback: string;
   appClient: RegisteredClient;
+  /** Payroll: an app registered with --require-mfa. */
+  mfaClient: RegisteredClient;
   upClient: RegisteredClient;
   /** A bare oidc-provider (its development sign-in pages) as another upstream. */
   bare: http.Server;
@@ -36,6 +40,7 @@ interface Context {
 const test = anyTest as TestFn<Context>;
 
 const PASSWORD = 'correct-horse-battery-9';
+const clock = testClock();
 
 test.before(async (t) => {
   if (!chromiumAvailable()) throw new Error('Debian chromium is required for the browser tests (apt-get install -y chromium)');
@@ -57,6 +62,18 @@ test.before(async (t) => {
     '--redirect-uri',
     appCallback,
     '--skip-consent',
+  ]);
+  const mfaClient = await createClient(down, [
+    '--name',
+    'Payroll',
+    '--type',
+    'confidential',
+    '--grant',
+    'authorization_code',
+    '--redirect-uri',
+    appCallback,
+    '--skip-consent',
+    '--require-mfa',
   ]);
   // Gatehouse downstream is a client of the upstream, registered with the redirect URI `idps create` prints.
   const upClient = await createClient(up, [
@@ -113,7 +130,7 @@ test.before(async (t) => {
   });
   await idps.create({ name: 'slow', issuer: `http://127.0.0.1:${hangingPort}`, clientId: 'x', clientSecret: 'y', button: 'Sign in with Slow' });
   await idps.create({ name: 'down', issuer: `http://127.0.0.1:${closedPort}`, clientId: 'x', clientSecret: 'y', button: 'Sign in with Down' });
-  t.context = { browser: await launchBrowser(), down, up, app, appCallback, appClient, upClient, bare, hanging };
+  t.context = { browser: await launchBrowser(), down, up, app, appCallback, appClient, mfaClient, upClient, bare, hanging };
   const created = await runCli(
     [
       'idps',
@@ -156,8 +173,8 @@ async function upstreamPerson(t: { context: Context }, username: string, emailVe
 }
 
 /** The app sends a fresh browser to Gatehouse; returns the page (the sign-in page) and what the app keeps. */
-async function appSignIn(t: { context: Context }, context: BrowserContext) {
-  const rp = await relyingParty(t.context.down, t.context.appClient, 'basic');
+async function appSignIn(t: { context: Context }, context: BrowserContext, client: RegisteredClient = t.context.appClient) {
+  const rp = await relyingParty(t.context.down, client, 'basic');
   const verifier = oidc.randomPKCECodeVerifier();
   const state = oidc.randomState();
   const nonce = oidc.randomNonce();
@@ -223,6 +240,95 @@ test('a first sign-in through the upstream creates a Gatehouse account, and the 
       await again.page.waitForURL((u) => u.href.startsWith(appCallback));
     }
     t.is((await again.redeem()).claims()!.sub, claims.sub);
+  } finally {
+    await context.close();
+  }
+});
+
+/** The code an authenticator app shows now for `secret`. */
+const codeNow = (secret: string) => new OTPAuth.TOTP({ secret: OTPAuth.Secret.fromBase32(secret), digits: 6, period: 30 }).generate();
+/** Moves the clock to the start of the next 30-second window: the app shows a new code. */
+const nextWindow = () => clock.advanceTo((Math.floor(Date.now() / 30_000) + 1) * 30_000 + 1000);
+
+/** A Gatehouse account (no password) linked to the upstream person, with or without an authenticator app; returns the app's secret. */
+async function linkedDownstreamAccount(t: { context: Context }, username: string, withApp: boolean) {
+  const { down } = t.context;
+  const upstreamUser = await upstreamPerson(t, username);
+  const account = await down.services.accounts.create({ username, email: `${username}@example.com`, emailVerified: true });
+  await down.services.idps.link('upstream', upstreamUser.id, account.id, `${username}@example.com`);
+  if (!withApp) return { account, secret: undefined };
+  const setup = await down.services.totp.begin(account.id, username);
+  if (!(await down.services.totp.confirm(account.id, codeNow(setup!.secret)))) throw new Error('setup refused');
+  nextWindow();
+  return { account, secret: setup!.secret };
+}
+
+test('a person with an authenticator app who signs in through the upstream is asked for its code, a wrong one changes nothing, and the ID token says fed, otp, mfa', async (t) => {
+  const { browser, appCallback } = t.context;
+  const { account, secret } = await linkedDownstreamAccount(t, 'otto', true);
+  const context = await browser.newContext();
+  try {
+    const { page, redeem } = await appSignIn(t, context);
+    await throughUpstream(t, page, 'otto');
+    t.is(await page.locator('h1').textContent(), 'Enter your code');
+    t.regex(new URL(page.url()).pathname, /^\/interaction\/[^/]+\/idp\/upstream\/callback$/);
+
+    const right = codeNow(secret!);
+    const wrong = right === '000000' ? '111111' : '000000';
+    await page.fill('input[name="code"]', wrong);
+    const refused = await Promise.all([page.waitForResponse((r) => r.url().endsWith('/code')), page.click('button:has-text("Continue")')]);
+    t.is(refused[0].status(), 401);
+    t.is(await page.locator('h1').textContent(), 'Enter your code');
+    t.regex((await page.locator('[role="alert"]').textContent()) ?? '', /not correct/);
+    t.false(page.url().startsWith(appCallback), 'a wrong code signs no one in');
+
+    await page.fill('input[name="code"]', right);
+    await Promise.all([page.waitForURL((u) => u.href.startsWith(appCallback)), page.click('button:has-text("Continue")')]);
+    const claims = (await redeem()).claims()!;
+    t.is(claims.sub, account.id);
+    t.deepEqual(claims.amr, ['fed', 'otp', 'mfa']);
+    t.is(claims.acr, 'urn:gatehouse:acr:mfa');
+  } finally {
+    await context.close();
+  }
+});
+
+test('an app that requires two factors has an upstream person without an app set one up, and the sign-in finishes (no loop back to sign-in)', async (t) => {
+  const { down, browser, appCallback, mfaClient } = t.context;
+  const { account } = await linkedDownstreamAccount(t, 'petra', false);
+  const context = await browser.newContext();
+  try {
+    const { page, redeem } = await appSignIn(t, context, mfaClient);
+    await throughUpstream(t, page, 'petra');
+    t.is(await page.locator('h1').textContent(), 'Set up an authenticator app');
+    t.false(await down.services.totp.isEnrolled(account.id), 'nothing is on before the first code');
+    const secret = (await page.inputValue('#otpauth-secret')).replace(/\s/g, '');
+    await page.fill('input[name="code"]', codeNow(secret));
+    await Promise.all([page.waitForURL((u) => u.pathname.endsWith('/enrol')), page.click('button:has-text("Turn on")')]);
+    t.is(await page.locator('h1').textContent(), 'Your recovery codes');
+    t.true(await down.services.totp.isEnrolled(account.id));
+    await Promise.all([page.waitForURL((u) => u.href.startsWith(appCallback)), page.click('a:has-text("Continue")')]);
+    const claims = (await redeem()).claims()!;
+    t.is(claims.sub, account.id);
+    t.deepEqual(claims.amr, ['fed', 'otp', 'mfa']);
+    t.is(claims.acr, 'urn:gatehouse:acr:mfa');
+  } finally {
+    await context.close();
+  }
+});
+
+test('an upstream person without an app signs in to an app that requires nothing more with amr fed alone', async (t) => {
+  const { browser, appCallback } = t.context;
+  const { account } = await linkedDownstreamAccount(t, 'quinn', false);
+  const context = await browser.newContext();
+  try {
+    const { page, redeem } = await appSignIn(t, context);
+    await throughUpstream(t, page, 'quinn');
+    await page.waitForURL((u) => u.href.startsWith(appCallback));
+    const claims = (await redeem()).claims()!;
+    t.is(claims.sub, account.id);
+    t.deepEqual(claims.amr, ['fed']);
+    t.is(claims.acr, undefined, 'no acr of ours claims what the upstream checked');
   } finally {
     await context.close();
   }
