@@ -589,6 +589,33 @@ test('a provider that creates no accounts signs in only linked people, and a dis
   t.is((disabled as GatehouseError).status, 403);
 });
 
+test('the same first sign-in through an upstream arriving several times at once makes exactly one account and one link (SQLite and PostgreSQL)', async (t) => {
+  const pg = await startTestGatehouse({ database: 'pg' });
+  try {
+    for (const gh of [t.context.down, pg]) {
+      const { idps, accounts } = gh.services;
+      const idp = await idps.create({ name: 'racer', issuer: 'https://racer.example.com', clientId: 'c', clientSecret: 's' });
+      const person = { subject: 'racer-1', email: 'racer@example.com', emailVerified: true, name: 'Racer', username: 'racer' };
+      const outcomes = await Promise.all(Array.from({ length: 4 }, () => accountForUpstream({ idps, accounts }, idp, person)));
+      const ids = new Set(outcomes.map((o) => o.user.id));
+      t.is(ids.size, 1, 'every one signs in to the same account');
+      t.is(outcomes.filter((o) => o.kind === 'signedIn' && o.created).length, 1);
+      const made = await accounts.list('racer');
+      t.deepEqual(
+        made.map((u) => u.id),
+        [...ids],
+        'no spare account',
+      );
+      t.deepEqual(
+        (await idps.linksOf(made[0]!.id)).map((l) => [l.idpName, l.subject]),
+        [['racer', 'racer-1']],
+      );
+    }
+  } finally {
+    await pg.close();
+  }
+});
+
 test('the GitHub preset signs a person in through GitHub’s OAuth and API, with the primary verified address', async (t) => {
   const { down, browser, appCallback } = t.context;
   const clientSecret = 'github-oauth-app-secret-0123456789';
