@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { GatehouseError, ValidationError } from '../errors.ts';
 import type { AccountsService, User } from '../accounts/service.ts';
+import type { PasskeysService } from '../accounts/passkeys/index.ts';
 import type { Idp, IdpsService } from './service.ts';
 import { providerLabel, type UpstreamPerson } from './upstream.ts';
 
@@ -9,7 +10,7 @@ import { providerLabel, type UpstreamPerson } from './upstream.ts';
  * - an identity is known by (provider, upstream subject), never by its email;
  * - a linked identity signs in its account (while that account is enabled);
  * - an unlinked identity whose verified email belongs to an account is linked only after the
- *   person proves they own that account (its password, in this flow): `needsProof`;
+ *   person proves they own that account (its password or a passkey, in this flow): `needsProof`;
  * - an unverified email is never matched, and a new account is never given an address another
  *   account has;
  * - otherwise a new account is created (unless the provider is set not to), with the upstream's
@@ -22,6 +23,8 @@ export async function accountForUpstream(
   deps: {
     idps: Pick<IdpsService, 'linkOf' | 'createLinkedAccount' | 'touch'>;
     accounts: Pick<AccountsService, 'findActive' | 'activeWithEmail' | 'create' | 'usernameExists'>;
+    /** An account with a passkey (and no password) can prove itself with the passkey. */
+    passkeys?: Pick<PasskeysService, 'of'>;
   },
   idp: Idp,
   person: UpstreamPerson,
@@ -38,7 +41,9 @@ export async function accountForUpstream(
   if (holders.length) {
     // Only one account can be proven: with an address shared by several, the person links from
     // their account page instead (signed in there, they are the proof).
-    if (person.emailVerified && holders.length === 1 && holders[0]!.hasPassword) return { kind: 'needsProof', user: holders[0]! };
+    const holder = holders[0]!;
+    const canProve = holder.hasPassword || (deps.passkeys ? (await deps.passkeys.of(holder.id)).length > 0 : false);
+    if (person.emailVerified && holders.length === 1 && canProve) return { kind: 'needsProof', user: holder };
     // The same first sign-in arriving twice at once: the other one made this account and linked it just now.
     if (await deps.idps.linkOf(idp.name, person.subject)) return accountForUpstream(deps, idp, person);
     throw new GatehouseError(
