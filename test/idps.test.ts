@@ -12,6 +12,9 @@ import { adminApi } from './support/admin-api.ts';
 import { operatorAgent } from './support/attacks.ts';
 import { accountForUpstream } from '../src/idps/sign-in.ts';
 import type { GatehouseError } from '../src/errors.ts';
+import { isoCBOR } from '@simplewebauthn/server/helpers';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { PasskeyStore } from '../src/accounts/passkeys/store.ts';
 import { createClient, oidc, relyingParty, startLoopbackGatehouse, type RegisteredClient } from './support/relying-party.ts';
 import { testClock } from './support/clock.ts';
 
@@ -173,8 +176,13 @@ async function upstreamPerson(t: { context: Context }, username: string, emailVe
 }
 
 /** The app sends a fresh browser to Gatehouse; returns the page (the sign-in page) and what the app keeps. */
-async function appSignIn(t: { context: Context }, context: BrowserContext, client: RegisteredClient = t.context.appClient) {
-  const rp = await relyingParty(t.context.down, client, 'basic');
+async function appSignIn(
+  t: { context: Context },
+  context: BrowserContext,
+  client: RegisteredClient = t.context.appClient,
+  down: TestGatehouse = t.context.down,
+) {
+  const rp = await relyingParty(down, client, 'basic');
   const verifier = oidc.randomPKCECodeVerifier();
   const state = oidc.randomState();
   const nonce = oidc.randomNonce();
@@ -557,6 +565,106 @@ test('an upstream email that is an existing account is linked only after that ac
     t.is((await redeem()).claims()!.sub, existing.id);
   } finally {
     await fresh.close();
+  }
+});
+
+test('an upstream email that is an account with a passkey (and no password) is linked after a passkey of that account that checked it is them', async (t) => {
+  const { browser, appCallback } = t.context;
+  // WebAuthn needs a host name as RP id: here the downstream is on localhost, the upstream on 127.0.0.1.
+  const [down, up] = await Promise.all([startTestGatehouse(), startLoopbackGatehouse()]);
+  const context = await browser.newContext();
+  try {
+    const client = (name: string, redirectUri: string, gh: TestGatehouse) =>
+      createClient(gh, ['--name', name, '--type', 'confidential', '--grant', 'authorization_code', '--redirect-uri', redirectUri, '--skip-consent']);
+    const appClient = await client('Team Wiki', appCallback, down);
+    const upClient = await client('Downstream Gatehouse', `${down.config.issuer}/idp/upstream/callback`, up);
+    await down.services.idps.create({
+      name: 'upstream',
+      issuer: up.config.issuer,
+      clientId: upClient.clientId,
+      clientSecret: upClient.clientSecret!,
+      button: 'Sign in with Upstream',
+    });
+    await up.services.accounts.create({ username: 'grace', email: 'grace@example.com', name: 'Grace Upstream', password: PASSWORD, emailVerified: true });
+    const account = await down.services.accounts.create({ username: 'grace', email: 'grace@example.com', emailVerified: true });
+
+    // Her passkey: a device-bound key in the browser's authenticator, registered to her account.
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const jwk = publicKey.export({ format: 'jwk' });
+    const cose = isoCBOR.encode(
+      new Map<number, number | Uint8Array>([
+        [1, 2],
+        [3, -7],
+        [-1, 1],
+        [-2, Buffer.from(jwk.x!, 'base64url')],
+        [-3, Buffer.from(jwk.y!, 'base64url')],
+      ]),
+    );
+    const credentialId = randomBytes(16);
+    await new PasskeyStore(down.services.db).add({
+      userId: account.id,
+      credentialId: credentialId.toString('base64url'),
+      publicKey: cose,
+      counter: 0,
+      transports: ['internal'],
+      backupEligible: false,
+      backedUp: false,
+      name: 'Laptop',
+    });
+    const { page, redeem } = await appSignIn(t, context, appClient, down);
+    const cdp = await context.newCDPSession(page);
+    await cdp.send('WebAuthn.enable');
+    const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+      options: {
+        protocol: 'ctap2',
+        transport: 'internal',
+        hasResidentKey: true,
+        hasUserVerification: true,
+        isUserVerified: true,
+        automaticPresenceSimulation: true,
+      },
+    });
+    await cdp.send('WebAuthn.addCredential', {
+      authenticatorId,
+      credential: {
+        credentialId: credentialId.toString('base64'),
+        isResidentCredential: true,
+        rpId: 'localhost',
+        privateKey: privateKey.export({ format: 'der', type: 'pkcs8' }).toString('base64'),
+        userHandle: Buffer.from(account.id).toString('base64'),
+        signCount: 1,
+      },
+    });
+
+    await page.click('button:has-text("Sign in with Upstream")');
+    await page.waitForURL((u) => u.origin === up.config.issuer);
+    await page.fill('input[name="username"]', 'grace');
+    await page.fill('input[name="password"]', PASSWORD);
+    await Promise.all([page.waitForURL((u) => u.origin === down.config.issuer), page.click('button[type="submit"]:has-text("Sign in")')]);
+    t.is(await page.locator('h1').textContent(), 'Link Upstream to your account');
+    t.is(await page.locator('input[name="password"]').count(), 0, 'no password to ask for');
+    t.deepEqual(await down.services.idps.linksOf(account.id), [], 'nothing is linked before the proof');
+    // An answer that is no passkey of hers is refused with the page again, and links nothing.
+    const form = page.locator('form[action$="/link-passkey"]');
+    const forged = await page.request.post(`${down.config.issuer}${await form.getAttribute('action')}`, {
+      form: { csrf: await form.locator('input[name="csrf"]').inputValue(), token: await form.locator('input[name="token"]').inputValue(), credential: '{}' },
+      maxRedirects: 0,
+    });
+    t.is(forged.status(), 401);
+    t.regex(await forged.text(), /did not prove the account is yours/);
+    t.deepEqual(await down.services.idps.linksOf(account.id), []);
+
+    await Promise.all([page.waitForURL((u) => u.href.startsWith(appCallback)), page.click('button:has-text("Use a passkey")')]);
+    const claims = (await redeem()).claims()!;
+    t.is(claims.sub, account.id);
+    t.deepEqual(claims.amr, ['fed', 'hwk', 'mfa']);
+    t.deepEqual(
+      (await down.services.idps.linksOf(account.id)).map((l) => l.idpName),
+      ['upstream'],
+    );
+  } finally {
+    await context.close();
+    await Promise.all([down.close(), up.close()]);
   }
 });
 
