@@ -273,11 +273,11 @@ async function linkedDownstreamAccount(t: { context: Context }, username: string
 
 test('a person with an authenticator app who signs in through the upstream is asked for its code, a wrong one changes nothing, and the ID token says fed, otp, mfa', async (t) => {
   const { browser, appCallback } = t.context;
-  const { account, secret } = await linkedDownstreamAccount(t, 'otto', true);
+  const { account, secret } = await linkedDownstreamAccount(t, 'ottilie', true);
   const context = await browser.newContext();
   try {
     const { page, redeem } = await appSignIn(t, context);
-    await throughUpstream(t, page, 'otto');
+    await throughUpstream(t, page, 'ottilie');
     t.is(await page.locator('h1').textContent(), 'Enter your code');
     t.regex(new URL(page.url()).pathname, /^\/interaction\/[^/]+\/idp\/upstream\/callback$/);
 
