@@ -1,10 +1,28 @@
 import type Router from '@koa/router';
 import type Koa from 'koa';
 import { koaBody } from 'koa-body';
+import { acrValuesAskMfa, secondFactorRequired, type MfaPolicy } from '../src/accounts/mfa/policy.ts';
+import type { FirstFactor } from '../src/accounts/mfa/second-factor.ts';
 import type { User } from '../src/accounts/service.ts';
 import type { Interactions } from '../src/oidc/index.ts';
 import { PasswordPassedCookie } from '../src/web/password-passed.ts';
 import { signInSteps, type SignInStepsDeps, type SignInSurface } from '../src/web/sign-in-steps.ts';
+
+/** What the interaction pages show of the app asking, and whether it requires two factors (require_mfa). */
+export async function clientViewOf(interactions: Pick<Interactions, 'client'>, clientId: unknown) {
+  const client = await interactions.client(clientId);
+  return {
+    id: clientId,
+    name: client?.clientName ?? 'An application',
+    logoUri: client?.logoUri,
+    clientUri: client?.clientUri,
+    requireMfa: client?.requireMfa === true,
+  };
+}
+
+/** The MFA policy, applied once for every way into an app (password, passkey, upstream): the person's, the app's, the request's. */
+export const twoFactorsNeeded = (policy: MfaPolicy, user: { isAdmin: boolean }, client: { requireMfa: boolean }, params: Record<string, unknown>) =>
+  secondFactorRequired(policy, user, { byClient: client.requireMfa, byRequest: acrValuesAskMfa(params.acr_values) });
 
 export type CodeStepDeps = SignInStepsDeps & { interactions: Interactions };
 
@@ -47,6 +65,9 @@ export function codeStep(deps: CodeStepDeps, page: Page) {
     /** After the right password: the session at once, a code, or setting up an app first. */
     afterPassword: (ctx: Koa.Context, uid: string, client: unknown, user: User, required: boolean) =>
       steps.afterPassword(ctx, surface(uid, client), user, required),
+    /** The same after another first factor (an upstream identity provider's sign-in, interactions/idp-routes.ts). */
+    afterFirstFactor: (ctx: Koa.Context, uid: string, client: unknown, user: User, required: boolean, first: FirstFactor) =>
+      steps.afterFirstFactor(ctx, surface(uid, client), user, required, first),
 
     routes(router: Router, clientView: (clientId: unknown) => Promise<unknown>, formFields: (ctx: Koa.Context) => Record<string, unknown>): void {
       const step = (name: 'code' | 'enrol') => async (ctx: Koa.Context) => {

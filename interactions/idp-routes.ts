@@ -2,17 +2,24 @@ import Router from '@koa/router';
 import type Koa from 'koa';
 import { koaBody } from 'koa-body';
 import type { Interactions } from '../src/oidc/index.ts';
-import type { AccountsService } from '../src/accounts/service.ts';
+import type { AccountsService, User } from '../src/accounts/service.ts';
 import type { CredentialThrottle } from '../src/accounts/throttle.ts';
 import { signInWithPassword } from '../src/accounts/sign-in.ts';
 import { GatehouseError } from '../src/errors.ts';
 import type { Idp, IdpsService } from '../src/idps/service.ts';
 import { accountForUpstream } from '../src/idps/sign-in.ts';
+import { PasskeyRefused, type PasskeysService } from '../src/accounts/passkeys/index.ts';
+import { amrHasTwoFactors } from '../src/accounts/mfa/policy.ts';
 import { providerLabel, type UpstreamStart, type Upstreams } from '../src/idps/upstream.ts';
 import { formRefusal, interactionErrorPage, isUnexpected, problemOf, respondWithPage } from '../src/problem.ts';
 import { securityReporter, type RequestState } from '../src/observability/request-log.ts';
 import { csrfToken, csrfValid } from '../src/web/csrf.ts';
 import type { Views } from '../src/web/views.ts';
+import type { TotpService } from '../src/accounts/mfa/totp.ts';
+import type { MfaPolicy } from '../src/accounts/mfa/policy.ts';
+import type { FirstFactor } from '../src/accounts/mfa/second-factor.ts';
+import type { AccountEvents } from '../src/account/events.ts';
+import { clientViewOf, codeStep, twoFactorsNeeded } from './code-step.ts';
 
 export interface IdpRouteDeps {
   interactions: Interactions;
@@ -21,10 +28,13 @@ export interface IdpRouteDeps {
   accounts: AccountsService;
   throttle: CredentialThrottle;
   views: Views;
+  /** The second factor after the upstream's sign-in: the same code and setup steps as after a password (code-step.ts). */
+  totp: Pick<TotpService, 'isEnrolled' | 'verify' | 'begin' | 'pending' | 'confirm'>;
+  mfaPolicy: MfaPolicy;
+  accountEvents: Pick<AccountEvents, 'record'>;
+  /** A passkey of the account is proof of owning it, as its password is (the link page). */
+  passkeys: Pick<PasskeysService, 'authenticationOptions' | 'signIn' | 'of'>;
 }
-
-/** What sign-in through an upstream proves: a federated authentication (RFC 8176 "fed"). */
-const AMR_FEDERATED = ['fed'];
 
 const formBody = koaBody({ urlencoded: true, json: false, multipart: false, text: false, formLimit: '16kb' });
 
@@ -52,8 +62,18 @@ interface HeldLink {
  *   and signs the person in, creates their account, or asks for proof before linking
  *   (POST /interaction/UID/idp/NAME/link). Every failure is our error page with its status.
  */
-export function idpRoutes({ interactions, idps, upstreams, accounts, throttle, views }: IdpRouteDeps): Router {
+export function idpRoutes({ interactions, idps, upstreams, accounts, throttle, views, totp, mfaPolicy, accountEvents, passkeys }: IdpRouteDeps): Router {
   const router = new Router();
+
+  const page = (ctx: Koa.Context, template: string, context: Record<string, unknown>, status = 200) => {
+    ctx.status = status;
+    ctx.type = 'html';
+    ctx.body = views.render(template, { csrf: csrfToken(ctx), ...context });
+  };
+  // The upstream's sign-in is a first factor like a password: then the code step for a person with
+  // an authenticator app, setting one up where two factors are required, else the session. Its
+  // forms post to /interaction/UID/code|enrol (interactions/routes.ts), the cookie says "fed".
+  const codes = codeStep({ interactions, accounts, totp, throttle, record: (userId, kind, address) => accountEvents.record(userId, kind, address) }, page);
 
   const errorPage = (ctx: Koa.Context, err: unknown, title?: string) => {
     const problem = problemOf(err);
@@ -90,10 +110,9 @@ export function idpRoutes({ interactions, idps, upstreams, accounts, throttle, v
     return idp;
   };
 
-  const finishLogin = async (ctx: Koa.Context, accountId: string, amr: string[]) => {
-    const returnTo = await interactions.finish(ctx, { login: { accountId, amr } }, { mergeWithLastSubmission: false });
-    ctx.status = 303;
-    ctx.redirect(returnTo);
+  const afterUpstream = async (ctx: Koa.Context, details: { uid: string; params: Record<string, unknown> }, user: User, first: FirstFactor) => {
+    const client = await clientViewOf(interactions, details.params.client_id);
+    await codes.afterFirstFactor(ctx, details.uid, client, user, twoFactorsNeeded(mfaPolicy, user, client, details.params), first);
   };
 
   router.post('/idp/:name/start', formBody, async (ctx) => {
@@ -153,17 +172,21 @@ export function idpRoutes({ interactions, idps, upstreams, accounts, throttle, v
     if (details.prompt.name !== 'login') throw refused(400, 'invalid_request', 'You are already signed in. Go back to the application.');
 
     const person = await upstreams.finish(idp, query, state, checks);
-    const outcome = await accountForUpstream({ idps, accounts }, idp, person);
+    const outcome = await accountForUpstream({ idps, accounts, passkeys }, idp, person);
     if (outcome.kind === 'needsProof') {
       const token = await idps.holdFlow('link', details.uid, idp.name, {
         subject: person.subject,
         email: person.email!,
         userId: outcome.user.id,
       } satisfies HeldLink);
-      return linkPage(ctx, details.uid, idp, token, outcome.user.username, person.email!);
+      return linkPage(ctx, details.uid, idp, token, outcome.user, person.email!);
     }
-    securityReporter(ctx)('login.succeeded', { username: outcome.user.username, method: `idp:${idp.name}`, created: outcome.created, ip: ctx.ip });
-    await finishLogin(ctx, outcome.user.id, AMR_FEDERATED);
+    securityReporter(ctx)(
+      'login.upstream_passed',
+      { username: outcome.user.username, sub: outcome.user.id, idp: idp.name, created: outcome.created, ip: ctx.ip },
+      'info',
+    );
+    await afterUpstream(ctx, details, outcome.user, 'federated');
   });
 
   // The person proves they own the account the upstream's verified email belongs to: its password.
@@ -176,7 +199,7 @@ export function idpRoutes({ interactions, idps, upstreams, accounts, throttle, v
     const heldLink = await idps.readFlow<HeldLink>('link', token, details.uid, idp.name);
     const user = heldLink ? await accounts.findActive(heldLink.userId) : undefined;
     if (!heldLink || !user) throw unknownState();
-    const again = (status: number, error: string) => linkPage(ctx, details.uid, idp, token, user.username, heldLink.email, error, status);
+    const again = (status: number, error: string) => linkPage(ctx, details.uid, idp, token, user, heldLink.email, error, status);
     if (!csrfValid(ctx, body.csrf)) return again(403, 'Your form expired. Enter the password again.');
     const password = typeof body.password === 'string' ? body.password : '';
     if (!password) return again(400, 'Enter the password of the account.');
@@ -190,10 +213,54 @@ export function idpRoutes({ interactions, idps, upstreams, accounts, throttle, v
     if (!taken) throw unknownState();
     await idps.link(idp.name, taken.subject, user.id, taken.email);
     securityReporter(ctx)('account.idp_linked', { username: user.username, idp: idp.name, ip: ctx.ip });
-    await finishLogin(ctx, user.id, [...AMR_FEDERATED, 'pwd']);
+    await afterUpstream(ctx, details, user, 'federated_password');
   });
 
-  const linkPage = (ctx: Koa.Context, uid: string, idp: Idp, token: string, username: string, email: string, error?: string, status = 200) => {
+  // The person proves the account is theirs with one of its passkeys instead: one that checked it
+  // is them (PIN, fingerprint), answering this link flow's own challenge.
+  router.post('/interaction/:uid/idp/:name/link-passkey', formBody, async (ctx) => {
+    const idp = await enabledIdp(ctx.params.name!);
+    const details = await interactions.details(ctx);
+    const body = fieldsOf(ctx);
+    const token = typeof body.token === 'string' ? body.token : '';
+    const heldLink = await idps.readFlow<HeldLink>('link', token, details.uid, idp.name);
+    const user = heldLink ? await accounts.findActive(heldLink.userId) : undefined;
+    if (!heldLink || !user) throw unknownState();
+    const again = (status: number, error: string) => linkPage(ctx, details.uid, idp, token, user, heldLink.email, error, status);
+    if (!csrfValid(ctx, body.csrf)) return again(403, 'Your form expired. Try the passkey again.');
+    let proof: Awaited<ReturnType<typeof passkeys.signIn>>;
+    try {
+      proof = await passkeys.signIn(linkChallengeHolder(details.uid), typeof body.credential === 'string' ? body.credential : '');
+    } catch (err) {
+      if (!(err instanceof PasskeyRefused)) throw err;
+      securityReporter(ctx)('login.passkey_refused', { ip: ctx.ip, sub: user.id, reason: 'idp_link' });
+      return again(401, `That passkey did not prove the account is yours. Try again, or use the password of ${user.username}.`);
+    }
+    if (proof.userId !== user.id) {
+      securityReporter(ctx)('login.passkey_refused', { ip: ctx.ip, sub: user.id, reason: 'idp_link_other_account' });
+      return again(401, `That passkey is not one of ${user.username}'s. Use one of that account's passkeys, or its password.`);
+    }
+    if (!amrHasTwoFactors(proof.amr)) {
+      securityReporter(ctx)('login.passkey_refused', { ip: ctx.ip, sub: user.id, reason: 'one_factor' });
+      return again(401, 'That passkey did not check it is you (no PIN or fingerprint), so it cannot prove the account is yours. Use the password instead.');
+    }
+    const taken = await idps.takeFlow<HeldLink>('link', token, details.uid, idp.name);
+    if (!taken) throw unknownState();
+    await idps.link(idp.name, taken.subject, user.id, taken.email);
+    securityReporter(ctx)('account.idp_linked', { username: user.username, idp: idp.name, ip: ctx.ip, proof: 'passkey' });
+    securityReporter(ctx)('login.succeeded', { username: user.username, sub: user.id, method: `idp:${idp.name}+passkey`, ip: ctx.ip }, 'info');
+    // A verified passkey is two factors already (as on the sign-in page): the session at once.
+    const returnTo = await interactions.finish(
+      ctx,
+      { login: { accountId: user.id, amr: ['fed', ...proof.amr], ...(proof.acr ? { acr: proof.acr } : {}) } },
+      { mergeWithLastSubmission: false },
+    );
+    ctx.status = 303;
+    ctx.redirect(returnTo);
+  });
+
+  const linkPage = async (ctx: Koa.Context, uid: string, idp: Idp, token: string, user: User, email: string, error?: string, status = 200) => {
+    const withPasskey = (await passkeys.of(user.id)).length > 0;
     ctx.status = status;
     ctx.type = 'html';
     ctx.body = views.render('idp-link.njk', {
@@ -203,7 +270,10 @@ export function idpRoutes({ interactions, idps, upstreams, accounts, throttle, v
       idp: idp.name,
       provider: providerLabel(idp),
       token,
-      username,
+      username: user.username,
+      withPassword: user.hasPassword,
+      // A fresh challenge each time the page is shown, bound to this interaction's link step.
+      passkeyOptions: withPasskey ? JSON.stringify(await passkeys.authenticationOptions(linkChallengeHolder(uid))) : undefined,
       email,
       error,
     });
@@ -211,6 +281,9 @@ export function idpRoutes({ interactions, idps, upstreams, accounts, throttle, v
 
   return router;
 }
+
+/** The passkey challenge of an interaction's link step: never the sign-in page's (held under the uid alone). */
+const linkChallengeHolder = (uid: string) => `idp-link:${uid}`;
 
 /** A state (or link token) Gatehouse is not waiting for: forged, replayed, expired, or another browser's. */
 const unknownState = () =>

@@ -13,10 +13,10 @@ import { formRefusal, interactionErrorPage, problemOf, respondWithPage, type Pro
 import { securityReporter } from '../src/observability/request-log.ts';
 import { csrfToken, csrfValid } from '../src/web/csrf.ts';
 import { describeScope } from './scopes.ts';
-import { codeStep } from './code-step.ts';
+import { clientViewOf, codeStep, twoFactorsNeeded } from './code-step.ts';
 import type { TotpService } from '../src/accounts/mfa/totp.ts';
 import type { Views } from '../src/web/views.ts';
-import { acrValuesAskMfa, amrHasTwoFactors, secondFactorRequired, type MfaPolicy } from '../src/accounts/mfa/policy.ts';
+import { amrHasTwoFactors, type MfaPolicy } from '../src/accounts/mfa/policy.ts';
 import type { AccountEvents } from '../src/account/events.ts';
 import type { IdpsService } from '../src/idps/service.ts';
 
@@ -118,20 +118,9 @@ export function interactionRoutes({ interactions, accounts, throttle, scopes, re
       status,
     );
 
-  const clientView = async (clientId: unknown) => {
-    const client = await interactions.client(clientId);
-    return {
-      id: clientId,
-      name: client?.clientName ?? 'An application',
-      logoUri: client?.logoUri,
-      clientUri: client?.clientUri,
-      requireMfa: client?.requireMfa === true,
-    };
-  };
-
-  // The MFA policy, applied once for every way in (password, passkey): the person's, the app's, the request's.
+  const clientView = (clientId: unknown) => clientViewOf(interactions, clientId);
   const needsTwoFactors = (user: { isAdmin: boolean }, client: { requireMfa: boolean }, params: Record<string, unknown>) =>
-    secondFactorRequired(mfaPolicy, user, { byClient: client.requireMfa, byRequest: acrValuesAskMfa(params.acr_values) });
+    twoFactorsNeeded(mfaPolicy, user, client, params);
 
   // Expired or unknown interactions (the cookie is gone, or the link is stale) get our error page.
   router.use(async (ctx, next) => {

@@ -114,7 +114,7 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
         ...(services.stores.redis ? { redis: () => services.stores.redis!.client.ping() } : {}),
       }),
       interactionRoutes({ interactions: oidc.interactions, accounts: services.accounts, throttle: services.throttle, scopes: services.scopes, resources: services.resources, passkeys: services.passkeys, views, totp: services.totp, mfaPolicy: config.requireMfa, accountEvents: services.accountEvents, idps: services.idps }),
-      idpRoutes({ interactions: oidc.interactions, idps: services.idps, upstreams: services.upstreams, accounts: services.accounts, throttle: services.throttle, views }),
+      idpRoutes({ interactions: oidc.interactions, idps: services.idps, upstreams: services.upstreams, accounts: services.accounts, throttle: services.throttle, views, totp: services.totp, mfaPolicy: config.requireMfa, accountEvents: services.accountEvents, passkeys: services.passkeys }),
       accountLinkRoutes({ passwordResets: services.passwordResets, emailVerification: services.emailVerification, views }),
       bearerLogoutRoutes(oidc),
       accountRoutes({

@@ -1,6 +1,7 @@
 import http from 'node:http';
 import Provider from 'oidc-provider';
 import anyTest, { type TestFn } from 'ava';
+import * as OTPAuth from 'otpauth';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { chromiumAvailable, launchBrowser } from './support/browser.ts';
 import { freePort, startTestGatehouse, type TestGatehouse } from './support/gatehouse.ts';
@@ -11,7 +12,11 @@ import { adminApi } from './support/admin-api.ts';
 import { operatorAgent } from './support/attacks.ts';
 import { accountForUpstream } from '../src/idps/sign-in.ts';
 import type { GatehouseError } from '../src/errors.ts';
+import { isoCBOR } from '@simplewebauthn/server/helpers';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { PasskeyStore } from '../src/accounts/passkeys/store.ts';
 import { createClient, oidc, relyingParty, startLoopbackGatehouse, type RegisteredClient } from './support/relying-party.ts';
+import { testClock } from './support/clock.ts';
 
 /**
  * Signing in through an upstream identity provider, end to end: an app's authorization request
@@ -27,6 +32,8 @@ interface Context {
   app: http.Server;
   appCallback: string;
   appClient: RegisteredClient;
+  /** Payroll: an app registered with --require-mfa. */
+  mfaClient: RegisteredClient;
   upClient: RegisteredClient;
   /** A bare oidc-provider (its development sign-in pages) as another upstream. */
   bare: http.Server;
@@ -36,6 +43,7 @@ interface Context {
 const test = anyTest as TestFn<Context>;
 
 const PASSWORD = 'correct-horse-battery-9';
+const clock = testClock();
 
 test.before(async (t) => {
   if (!chromiumAvailable()) throw new Error('Debian chromium is required for the browser tests (apt-get install -y chromium)');
@@ -57,6 +65,18 @@ test.before(async (t) => {
     '--redirect-uri',
     appCallback,
     '--skip-consent',
+  ]);
+  const mfaClient = await createClient(down, [
+    '--name',
+    'Payroll',
+    '--type',
+    'confidential',
+    '--grant',
+    'authorization_code',
+    '--redirect-uri',
+    appCallback,
+    '--skip-consent',
+    '--require-mfa',
   ]);
   // Gatehouse downstream is a client of the upstream, registered with the redirect URI `idps create` prints.
   const upClient = await createClient(up, [
@@ -113,7 +133,7 @@ test.before(async (t) => {
   });
   await idps.create({ name: 'slow', issuer: `http://127.0.0.1:${hangingPort}`, clientId: 'x', clientSecret: 'y', button: 'Sign in with Slow' });
   await idps.create({ name: 'down', issuer: `http://127.0.0.1:${closedPort}`, clientId: 'x', clientSecret: 'y', button: 'Sign in with Down' });
-  t.context = { browser: await launchBrowser(), down, up, app, appCallback, appClient, upClient, bare, hanging };
+  t.context = { browser: await launchBrowser(), down, up, app, appCallback, appClient, mfaClient, upClient, bare, hanging };
   const created = await runCli(
     [
       'idps',
@@ -156,8 +176,13 @@ async function upstreamPerson(t: { context: Context }, username: string, emailVe
 }
 
 /** The app sends a fresh browser to Gatehouse; returns the page (the sign-in page) and what the app keeps. */
-async function appSignIn(t: { context: Context }, context: BrowserContext) {
-  const rp = await relyingParty(t.context.down, t.context.appClient, 'basic');
+async function appSignIn(
+  t: { context: Context },
+  context: BrowserContext,
+  client: RegisteredClient = t.context.appClient,
+  down: TestGatehouse = t.context.down,
+) {
+  const rp = await relyingParty(down, client, 'basic');
   const verifier = oidc.randomPKCECodeVerifier();
   const state = oidc.randomState();
   const nonce = oidc.randomNonce();
@@ -223,6 +248,95 @@ test('a first sign-in through the upstream creates a Gatehouse account, and the 
       await again.page.waitForURL((u) => u.href.startsWith(appCallback));
     }
     t.is((await again.redeem()).claims()!.sub, claims.sub);
+  } finally {
+    await context.close();
+  }
+});
+
+/** The code an authenticator app shows now for `secret`. */
+const codeNow = (secret: string) => new OTPAuth.TOTP({ secret: OTPAuth.Secret.fromBase32(secret), digits: 6, period: 30 }).generate();
+/** Moves the clock to the start of the next 30-second window: the app shows a new code. */
+const nextWindow = () => clock.advanceTo((Math.floor(Date.now() / 30_000) + 1) * 30_000 + 1000);
+
+/** A Gatehouse account (no password) linked to the upstream person, with or without an authenticator app; returns the app's secret. */
+async function linkedDownstreamAccount(t: { context: Context }, username: string, withApp: boolean) {
+  const { down } = t.context;
+  const upstreamUser = await upstreamPerson(t, username);
+  const account = await down.services.accounts.create({ username, email: `${username}@example.com`, emailVerified: true });
+  await down.services.idps.link('upstream', upstreamUser.id, account.id, `${username}@example.com`);
+  if (!withApp) return { account, secret: undefined };
+  const setup = await down.services.totp.begin(account.id, username);
+  if (!(await down.services.totp.confirm(account.id, codeNow(setup!.secret)))) throw new Error('setup refused');
+  nextWindow();
+  return { account, secret: setup!.secret };
+}
+
+test('a person with an authenticator app who signs in through the upstream is asked for its code, a wrong one changes nothing, and the ID token says fed, otp, mfa', async (t) => {
+  const { browser, appCallback } = t.context;
+  const { account, secret } = await linkedDownstreamAccount(t, 'ottilie', true);
+  const context = await browser.newContext();
+  try {
+    const { page, redeem } = await appSignIn(t, context);
+    await throughUpstream(t, page, 'ottilie');
+    t.is(await page.locator('h1').textContent(), 'Enter your code');
+    t.regex(new URL(page.url()).pathname, /^\/interaction\/[^/]+\/idp\/upstream\/callback$/);
+
+    const right = codeNow(secret!);
+    const wrong = right === '000000' ? '111111' : '000000';
+    await page.fill('input[name="code"]', wrong);
+    const refused = await Promise.all([page.waitForResponse((r) => r.url().endsWith('/code')), page.click('button:has-text("Continue")')]);
+    t.is(refused[0].status(), 401);
+    t.is(await page.locator('h1').textContent(), 'Enter your code');
+    t.regex((await page.locator('[role="alert"]').textContent()) ?? '', /not correct/);
+    t.false(page.url().startsWith(appCallback), 'a wrong code signs no one in');
+
+    await page.fill('input[name="code"]', right);
+    await Promise.all([page.waitForURL((u) => u.href.startsWith(appCallback)), page.click('button:has-text("Continue")')]);
+    const claims = (await redeem()).claims()!;
+    t.is(claims.sub, account.id);
+    t.deepEqual(claims.amr, ['fed', 'otp', 'mfa']);
+    t.is(claims.acr, 'urn:gatehouse:acr:mfa');
+  } finally {
+    await context.close();
+  }
+});
+
+test('an app that requires two factors has an upstream person without an app set one up, and the sign-in finishes (no loop back to sign-in)', async (t) => {
+  const { down, browser, appCallback, mfaClient } = t.context;
+  const { account } = await linkedDownstreamAccount(t, 'petra', false);
+  const context = await browser.newContext();
+  try {
+    const { page, redeem } = await appSignIn(t, context, mfaClient);
+    await throughUpstream(t, page, 'petra');
+    t.is(await page.locator('h1').textContent(), 'Set up an authenticator app');
+    t.false(await down.services.totp.isEnrolled(account.id), 'nothing is on before the first code');
+    const secret = (await page.inputValue('#otpauth-secret')).replace(/\s/g, '');
+    await page.fill('input[name="code"]', codeNow(secret));
+    await Promise.all([page.waitForURL((u) => u.pathname.endsWith('/enrol')), page.click('button:has-text("Turn on")')]);
+    t.is(await page.locator('h1').textContent(), 'Your recovery codes');
+    t.true(await down.services.totp.isEnrolled(account.id));
+    await Promise.all([page.waitForURL((u) => u.href.startsWith(appCallback)), page.click('a:has-text("Continue")')]);
+    const claims = (await redeem()).claims()!;
+    t.is(claims.sub, account.id);
+    t.deepEqual(claims.amr, ['fed', 'otp', 'mfa']);
+    t.is(claims.acr, 'urn:gatehouse:acr:mfa');
+  } finally {
+    await context.close();
+  }
+});
+
+test('an upstream person without an app signs in to an app that requires nothing more with amr fed alone', async (t) => {
+  const { browser, appCallback } = t.context;
+  const { account } = await linkedDownstreamAccount(t, 'quinn', false);
+  const context = await browser.newContext();
+  try {
+    const { page, redeem } = await appSignIn(t, context);
+    await throughUpstream(t, page, 'quinn');
+    await page.waitForURL((u) => u.href.startsWith(appCallback));
+    const claims = (await redeem()).claims()!;
+    t.is(claims.sub, account.id);
+    t.deepEqual(claims.amr, ['fed']);
+    t.is(claims.acr, undefined, 'no acr of ours claims what the upstream checked');
   } finally {
     await context.close();
   }
@@ -454,6 +568,106 @@ test('an upstream email that is an existing account is linked only after that ac
   }
 });
 
+test('an upstream email that is an account with a passkey (and no password) is linked after a passkey of that account that checked it is them', async (t) => {
+  const { browser, appCallback } = t.context;
+  // WebAuthn needs a host name as RP id: here the downstream is on localhost, the upstream on 127.0.0.1.
+  const [down, up] = await Promise.all([startTestGatehouse(), startLoopbackGatehouse()]);
+  const context = await browser.newContext();
+  try {
+    const client = (name: string, redirectUri: string, gh: TestGatehouse) =>
+      createClient(gh, ['--name', name, '--type', 'confidential', '--grant', 'authorization_code', '--redirect-uri', redirectUri, '--skip-consent']);
+    const appClient = await client('Team Wiki', appCallback, down);
+    const upClient = await client('Downstream Gatehouse', `${down.config.issuer}/idp/upstream/callback`, up);
+    await down.services.idps.create({
+      name: 'upstream',
+      issuer: up.config.issuer,
+      clientId: upClient.clientId,
+      clientSecret: upClient.clientSecret!,
+      button: 'Sign in with Upstream',
+    });
+    await up.services.accounts.create({ username: 'grace', email: 'grace@example.com', name: 'Grace Upstream', password: PASSWORD, emailVerified: true });
+    const account = await down.services.accounts.create({ username: 'grace', email: 'grace@example.com', emailVerified: true });
+
+    // Her passkey: a device-bound key in the browser's authenticator, registered to her account.
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const jwk = publicKey.export({ format: 'jwk' });
+    const cose = isoCBOR.encode(
+      new Map<number, number | Uint8Array>([
+        [1, 2],
+        [3, -7],
+        [-1, 1],
+        [-2, Buffer.from(jwk.x!, 'base64url')],
+        [-3, Buffer.from(jwk.y!, 'base64url')],
+      ]),
+    );
+    const credentialId = randomBytes(16);
+    await new PasskeyStore(down.services.db).add({
+      userId: account.id,
+      credentialId: credentialId.toString('base64url'),
+      publicKey: cose,
+      counter: 0,
+      transports: ['internal'],
+      backupEligible: false,
+      backedUp: false,
+      name: 'Laptop',
+    });
+    const { page, redeem } = await appSignIn(t, context, appClient, down);
+    const cdp = await context.newCDPSession(page);
+    await cdp.send('WebAuthn.enable');
+    const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+      options: {
+        protocol: 'ctap2',
+        transport: 'internal',
+        hasResidentKey: true,
+        hasUserVerification: true,
+        isUserVerified: true,
+        automaticPresenceSimulation: true,
+      },
+    });
+    await cdp.send('WebAuthn.addCredential', {
+      authenticatorId,
+      credential: {
+        credentialId: credentialId.toString('base64'),
+        isResidentCredential: true,
+        rpId: 'localhost',
+        privateKey: privateKey.export({ format: 'der', type: 'pkcs8' }).toString('base64'),
+        userHandle: Buffer.from(account.id).toString('base64'),
+        signCount: 1,
+      },
+    });
+
+    await page.click('button:has-text("Sign in with Upstream")');
+    await page.waitForURL((u) => u.origin === up.config.issuer);
+    await page.fill('input[name="username"]', 'grace');
+    await page.fill('input[name="password"]', PASSWORD);
+    await Promise.all([page.waitForURL((u) => u.origin === down.config.issuer), page.click('button[type="submit"]:has-text("Sign in")')]);
+    t.is(await page.locator('h1').textContent(), 'Link Upstream to your account');
+    t.is(await page.locator('input[name="password"]').count(), 0, 'no password to ask for');
+    t.deepEqual(await down.services.idps.linksOf(account.id), [], 'nothing is linked before the proof');
+    // An answer that is no passkey of hers is refused with the page again, and links nothing.
+    const form = page.locator('form[action$="/link-passkey"]');
+    const forged = await page.request.post(`${down.config.issuer}${await form.getAttribute('action')}`, {
+      form: { csrf: await form.locator('input[name="csrf"]').inputValue(), token: await form.locator('input[name="token"]').inputValue(), credential: '{}' },
+      maxRedirects: 0,
+    });
+    t.is(forged.status(), 401);
+    t.regex(await forged.text(), /did not prove the account is yours/);
+    t.deepEqual(await down.services.idps.linksOf(account.id), []);
+
+    await Promise.all([page.waitForURL((u) => u.href.startsWith(appCallback)), page.click('button:has-text("Use a passkey")')]);
+    const claims = (await redeem()).claims()!;
+    t.is(claims.sub, account.id);
+    t.deepEqual(claims.amr, ['fed', 'hwk', 'mfa']);
+    t.deepEqual(
+      (await down.services.idps.linksOf(account.id)).map((l) => l.idpName),
+      ['upstream'],
+    );
+  } finally {
+    await context.close();
+    await Promise.all([down.close(), up.close()]);
+  }
+});
+
 test('a provider that creates no accounts signs in only linked people, and a disabled account stays out', async (t) => {
   const { down } = t.context;
   const { idps, accounts } = down.services;
@@ -481,6 +695,33 @@ test('a provider that creates no accounts signs in only linked people, and a dis
   await accounts.setDisabled(member.id, true);
   const disabled = await t.throwsAsync(accountForUpstream({ idps, accounts }, closed, { ...stranger, subject: 'member-1' }));
   t.is((disabled as GatehouseError).status, 403);
+});
+
+test('the same first sign-in through an upstream arriving several times at once makes exactly one account and one link (SQLite and PostgreSQL)', async (t) => {
+  const pg = await startTestGatehouse({ database: 'pg' });
+  try {
+    for (const gh of [t.context.down, pg]) {
+      const { idps, accounts } = gh.services;
+      const idp = await idps.create({ name: 'racer', issuer: 'https://racer.example.com', clientId: 'c', clientSecret: 's' });
+      const person = { subject: 'racer-1', email: 'racer@example.com', emailVerified: true, name: 'Racer', username: 'racer' };
+      const outcomes = await Promise.all(Array.from({ length: 4 }, () => accountForUpstream({ idps, accounts }, idp, person)));
+      const ids = new Set(outcomes.map((o) => o.user.id));
+      t.is(ids.size, 1, 'every one signs in to the same account');
+      t.is(outcomes.filter((o) => o.kind === 'signedIn' && o.created).length, 1);
+      const made = await accounts.list('racer');
+      t.deepEqual(
+        made.map((u) => u.id),
+        [...ids],
+        'no spare account',
+      );
+      t.deepEqual(
+        (await idps.linksOf(made[0]!.id)).map((l) => [l.idpName, l.subject]),
+        [['racer', 'racer-1']],
+      );
+    }
+  } finally {
+    await pg.close();
+  }
 });
 
 test('the GitHub preset signs a person in through GitHub’s OAuth and API, with the primary verified address', async (t) => {

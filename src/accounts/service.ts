@@ -117,15 +117,19 @@ export class AccountsService {
     this.userRowById = byId ? async (id) => byId.get(id) : async (id) => db('users').where({ id }).first();
   }
 
-  async create(input: { username: unknown; email: unknown; name?: unknown; password?: string; isAdmin?: boolean; emailVerified?: boolean }): Promise<User> {
+  /** A new account; `db`: a transaction to write it in (an account and its upstream link at once, src/idps/service.ts). */
+  async create(
+    input: { username: unknown; email: unknown; name?: unknown; password?: string; isAdmin?: boolean; emailVerified?: boolean },
+    db: Knex = this.db,
+  ): Promise<User> {
     const u = parseNewUser(input);
     if (u.password !== undefined) checkPassword(u.password);
-    if (await this.db('users').where({ username_key: usernameKey(u.username) }).first('id')) {
+    if (await db('users').where({ username_key: usernameKey(u.username) }).first('id')) {
       throw new ValidationError({ username: `"${u.username}" is taken` });
     }
     const now = Date.now();
     const id = randomUUID();
-    await this.db('users').insert({
+    await db('users').insert({
       id,
       username: u.username,
       username_key: usernameKey(u.username),
@@ -139,7 +143,8 @@ export class AccountsService {
       created_at: now,
       updated_at: now,
     });
-    return this.get(id);
+    // Read back through `db`: inside a transaction, the row is not yet visible to other connections.
+    return toUser(userRow.parse(await db('users').where({ id }).first()));
   }
 
   /**

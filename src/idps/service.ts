@@ -238,6 +238,36 @@ export class IdpsService {
     return (await this.linkOf(idpName, subject))!;
   }
 
+  /**
+   * A new account made through an upstream and its link, in one transaction: two first sign-ins
+   * of the same identity at once cannot leave a spare account without a link. The loser (its link
+   * or its username taken under the unique keys, or waiting on the winner's lock) rolls back and
+   * gets undefined: the identity is linked now, to the winner's account.
+   */
+  async createLinkedAccount<T extends { id: string }>(
+    idpName: string,
+    subject: string,
+    email: string,
+    create: (db: Knex) => Promise<T>,
+  ): Promise<T | undefined> {
+    try {
+      return await this.db.transaction(async (trx) => {
+        const user = await create(trx);
+        const now = this.now();
+        const inserted = await trx('linked_identities')
+          .insert({ idp_name: idpName, subject, user_id: user.id, email: email.slice(0, 254), created_at: now, last_used_at: now })
+          .onConflict(['idp_name', 'subject'])
+          .ignore()
+          .returning('subject');
+        if (inserted.length === 0) throw new AlreadyLinkedError();
+        return user;
+      });
+    } catch (err) {
+      if (await this.linkOf(idpName, subject)) return undefined;
+      throw err;
+    }
+  }
+
   async touch(link: LinkedIdentity): Promise<void> {
     await this.db('linked_identities').where({ idp_name: link.idpName, subject: link.subject }).update({ last_used_at: this.now() });
   }

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { GatehouseError, ValidationError } from '../errors.ts';
 import type { AccountsService, User } from '../accounts/service.ts';
+import type { PasskeysService } from '../accounts/passkeys/index.ts';
 import type { Idp, IdpsService } from './service.ts';
 import { providerLabel, type UpstreamPerson } from './upstream.ts';
 
@@ -9,18 +10,21 @@ import { providerLabel, type UpstreamPerson } from './upstream.ts';
  * - an identity is known by (provider, upstream subject), never by its email;
  * - a linked identity signs in its account (while that account is enabled);
  * - an unlinked identity whose verified email belongs to an account is linked only after the
- *   person proves they own that account (its password, in this flow): `needsProof`;
+ *   person proves they own that account (its password or a passkey, in this flow): `needsProof`;
  * - an unverified email is never matched, and a new account is never given an address another
  *   account has;
  * - otherwise a new account is created (unless the provider is set not to), with the upstream's
- *   name and email; its sub is Gatehouse's own.
+ *   name and email, in one transaction with its link (the same first sign-in twice at once makes
+ *   one account: the second signs in to it); its sub is Gatehouse's own.
  */
 export type UpstreamOutcome = { kind: 'signedIn'; user: User; created: boolean } | { kind: 'needsProof'; user: User };
 
 export async function accountForUpstream(
   deps: {
-    idps: Pick<IdpsService, 'linkOf' | 'link' | 'touch'>;
+    idps: Pick<IdpsService, 'linkOf' | 'createLinkedAccount' | 'touch'>;
     accounts: Pick<AccountsService, 'findActive' | 'activeWithEmail' | 'create' | 'usernameExists'>;
+    /** An account with a passkey (and no password) can prove itself with the passkey. */
+    passkeys?: Pick<PasskeysService, 'of'>;
   },
   idp: Idp,
   person: UpstreamPerson,
@@ -37,7 +41,11 @@ export async function accountForUpstream(
   if (holders.length) {
     // Only one account can be proven: with an address shared by several, the person links from
     // their account page instead (signed in there, they are the proof).
-    if (person.emailVerified && holders.length === 1 && holders[0]!.hasPassword) return { kind: 'needsProof', user: holders[0]! };
+    const holder = holders[0]!;
+    const canProve = holder.hasPassword || (deps.passkeys ? (await deps.passkeys.of(holder.id)).length > 0 : false);
+    if (person.emailVerified && holders.length === 1 && canProve) return { kind: 'needsProof', user: holder };
+    // The same first sign-in arriving twice at once: the other one made this account and linked it just now.
+    if (await deps.idps.linkOf(idp.name, person.subject)) return accountForUpstream(deps, idp, person);
     throw new GatehouseError(
       409,
       'email_in_use',
@@ -59,16 +67,19 @@ export async function accountForUpstream(
     );
 
   const username = await freeUsername(deps.accounts, person);
-  let user: User;
+  const email = person.email;
+  let user: User | undefined;
   try {
-    user = await deps.accounts.create({ username, email: person.email, name: person.name.slice(0, 300), emailVerified: person.emailVerified });
+    user = await deps.idps.createLinkedAccount(idp.name, person.subject, email, (db) =>
+      deps.accounts.create({ username, email, name: person.name.slice(0, 300), emailVerified: person.emailVerified }, db),
+    );
   } catch (err) {
     if (err instanceof ValidationError)
       throw new GatehouseError(400, 'invalid_upstream_profile', `The profile ${who} gave cannot make a Gatehouse account (${err.description}).`);
     throw err;
   }
   // Two first sign-ins of the same identity at once: the second finds it linked and signs in there.
-  await deps.idps.link(idp.name, person.subject, user.id, person.email);
+  if (!user) return accountForUpstream(deps, idp, person);
   return { kind: 'signedIn', user, created: true };
 }
 

@@ -1,5 +1,5 @@
 import type Koa from 'koa';
-import { authenticationOf, checkSecondFactor } from '../accounts/mfa/second-factor.ts';
+import { authenticationOf, checkSecondFactor, type FirstFactor } from '../accounts/mfa/second-factor.ts';
 import type { TotpService } from '../accounts/mfa/totp.ts';
 import type { AccountsService, User } from '../accounts/service.ts';
 import type { CredentialThrottle } from '../accounts/throttle.ts';
@@ -54,7 +54,8 @@ const svgDataUri = (svg: string) => `data:image/svg+xml;base64,${Buffer.from(svg
 const text = (v: unknown): string => (typeof v === 'string' ? v.trim() : '');
 
 /**
- * The one path from "the password was right" to a session, for every sign-in form: the code
+ * The one path from "the first factor was right" (the password, or an upstream identity
+ * provider's sign-in: `first`, kept in the cookie so the amr says which) to a session, for every sign-in form: the code
  * step for a person with an authenticator app; for one who needs a second factor (the MFA
  * policy, decided by the caller with secondFactorRequired) and has none, setting up an app
  * first, inside the sign-in (they cannot skip it: no step opens without its own stage of the
@@ -76,10 +77,10 @@ export function signInSteps(deps: SignInStepsDeps, cookie: PasswordPassedCookie)
   };
 
   // A new secret each time: a setup left pending by someone else who knew the password is never shown.
-  const startEnrolment = async (ctx: Koa.Context, surface: SignInSurface, user: User) => {
+  const startEnrolment = async (ctx: Koa.Context, surface: SignInSurface, user: User, first: FirstFactor) => {
     const setup = await totp.begin(user.id, user.username);
     if (!setup) return surface.pages.passwordFirst(ctx);
-    cookie.set(ctx, surface.path, user.id, surface.bound, 'enrol');
+    cookie.set(ctx, surface.path, user.id, surface.bound, 'enrol', first);
     await surface.pages.enrol(ctx, { uri: setup.uri, secret: setup.secret, qr: svgDataUri(setup.qrSvg) });
   };
 
@@ -91,30 +92,38 @@ export function signInSteps(deps: SignInStepsDeps, cookie: PasswordPassedCookie)
 
   /** The person of this stage, still enabled; undefined (and the password page) otherwise. */
   const personAt = async (ctx: Koa.Context, surface: SignInSurface, stage: 'code' | 'enrol') => {
-    const userId = cookie.userId(ctx, surface.bound, stage);
-    const user = userId ? await accounts.findActive(userId) : undefined;
-    if (!user) await surface.pages.passwordFirst(ctx);
-    return user;
+    const passed = cookie.passed(ctx, surface.bound, stage);
+    const user = passed ? await accounts.findActive(passed.userId) : undefined;
+    if (!user || !passed) {
+      await surface.pages.passwordFirst(ctx);
+      return undefined;
+    }
+    return { user, first: passed.first };
+  };
+
+  /** After the right first factor: the code page, the setup page, or the session. */
+  const afterFirstFactor = async (ctx: Koa.Context, surface: SignInSurface, user: User, required: boolean, first: FirstFactor): Promise<void> => {
+    if (await totp.isEnrolled(user.id)) {
+      cookie.set(ctx, surface.path, user.id, surface.bound, 'code', first);
+      return surface.pages.code(ctx);
+    }
+    if (!required) return completeAndGo(ctx, surface, user, authenticationOf(false, first));
+    // Someone with a passkey typed their password instead: they set up an app too (their passkey
+    // may not check who holds it, and then it is one factor; a refusal there must not be a dead end).
+    await startEnrolment(ctx, surface, user, first);
   };
 
   return {
-    /** After the right password: the code page, the setup page, or the session. */
-    async afterPassword(ctx: Koa.Context, surface: SignInSurface, user: User, required: boolean): Promise<void> {
-      if (await totp.isEnrolled(user.id)) {
-        cookie.set(ctx, surface.path, user.id, surface.bound, 'code');
-        return surface.pages.code(ctx);
-      }
-      if (!required) return completeAndGo(ctx, surface, user, authenticationOf(false));
-      // Someone with a passkey typed their password instead: they set up an app too (their passkey
-      // may not check who holds it, and then it is one factor; a refusal there must not be a dead end).
-      await startEnrolment(ctx, surface, user);
-    },
+    afterFirstFactor,
+    /** After the right password (afterFirstFactor with the password). */
+    afterPassword: (ctx: Koa.Context, surface: SignInSurface, user: User, required: boolean) => afterFirstFactor(ctx, surface, user, required, 'password'),
 
     /** The code form: a code from the app or a recovery code, under the code throttle. */
     async code(ctx: Koa.Context, surface: SignInSurface, fields: Record<string, unknown>): Promise<void> {
       if (!csrfValid(ctx, fields.csrf)) return surface.pages.code(ctx, 'Your form expired. Please enter the code again.', 403);
-      const user = await personAt(ctx, surface, 'code');
-      if (!user) return;
+      const at = await personAt(ctx, surface, 'code');
+      if (!at) return;
+      const { user, first } = at;
       const code = text(fields.code);
       if (!code) return surface.pages.code(ctx, 'Enter the code from your authenticator app, or a recovery code.', 400);
       if (code.length > 64) return surface.pages.code(ctx, 'That is not a code from your authenticator app or a recovery code.', 400);
@@ -124,7 +133,7 @@ export function signInSteps(deps: SignInStepsDeps, cookie: PasswordPassedCookie)
         return surface.pages.code(ctx, sentence, status);
       }
       cookie.clear(ctx, surface.path);
-      await completeAndGo(ctx, surface, user, authenticationOf(true));
+      await completeAndGo(ctx, surface, user, authenticationOf(true, first));
     },
 
     /**
@@ -133,8 +142,9 @@ export function signInSteps(deps: SignInStepsDeps, cookie: PasswordPassedCookie)
      */
     async enrol(ctx: Koa.Context, surface: SignInSurface, fields: Record<string, unknown>): Promise<void> {
       const csrfOk = csrfValid(ctx, fields.csrf);
-      const user = await personAt(ctx, surface, 'enrol');
-      if (!user) return;
+      const at = await personAt(ctx, surface, 'enrol');
+      if (!at) return;
+      const { user, first } = at;
       if (!csrfOk) return enrolAgain(ctx, surface, user, 'Your form expired. Please enter the code again.', 403);
       const code = text(fields.code).replace(/\s/g, '');
       if (!/^\d{6}$/.test(code)) return enrolAgain(ctx, surface, user, 'Enter the six digits your app shows.', 400);
@@ -142,7 +152,7 @@ export function signInSteps(deps: SignInStepsDeps, cookie: PasswordPassedCookie)
       if (!codes) return enrolAgain(ctx, surface, user, 'That code is not the one your app shows now. Check the app and try again.', 400);
       await deps.record?.(user.id, 'account.totp_added', ctx.ip);
       cookie.clear(ctx, surface.path);
-      const next = await complete(ctx, surface, user, authenticationOf(true));
+      const next = await complete(ctx, surface, user, authenticationOf(true, first));
       await surface.pages.recoveryCodes(ctx, codes, next);
     },
   };

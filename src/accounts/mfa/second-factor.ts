@@ -72,8 +72,23 @@ export async function checkSecondFactor(
   return { ok: true, kind: check.kind };
 }
 
-/** The ID token's `amr` and `acr` for a sign-in: the password alone, or with a code (RFC 8176). */
 export const ACR = { password: 'urn:gatehouse:acr:pwd', mfa: 'urn:gatehouse:acr:mfa' } as const;
-export function authenticationOf(withCode: boolean): { amr: string[]; acr: string } {
-  return withCode ? { amr: ['pwd', 'otp', 'mfa'], acr: ACR.mfa } : { amr: ['pwd'], acr: ACR.password };
+
+/**
+ * What a sign-in began with: the account's password, an upstream identity provider (RFC 8176
+ * "fed"), or both (an upstream sign-in linked to an account by that account's password).
+ */
+export const FIRST_FACTORS = ['password', 'federated', 'federated_password'] as const;
+export type FirstFactor = (typeof FIRST_FACTORS)[number];
+const FIRST_FACTOR_AMR: Record<FirstFactor, readonly string[]> = { password: ['pwd'], federated: ['fed'], federated_password: ['fed', 'pwd'] };
+
+/**
+ * The ID token's `amr` and `acr` for a sign-in (RFC 8176): the first factor alone, or with a code
+ * ("otp", and "mfa": two factors, the MFA level). An upstream sign-in alone keeps no acr of ours:
+ * Gatehouse cannot say what the upstream checked, and `urn:gatehouse:acr:pwd` would claim a password.
+ */
+export function authenticationOf(withCode: boolean, first: FirstFactor = 'password'): { amr: string[]; acr?: string } {
+  const amr = [...FIRST_FACTOR_AMR[first]];
+  if (withCode) return { amr: [...amr, 'otp', 'mfa'], acr: ACR.mfa };
+  return first === 'password' ? { amr, acr: ACR.password } : { amr };
 }
