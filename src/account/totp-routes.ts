@@ -56,23 +56,30 @@ export function accountTotpRoutes(router: Router, deps: AccountTotpDeps): void {
     );
   };
 
+  /**
+   * The current password, checked like a sign-in (same throttle), before the change named by
+   * `action`; false once the account page has said why not.
+   */
+  const passwordConfirmed = async (ctx: Koa.Context, signedIn: SignedIn, action: string): Promise<boolean> => {
+    const current = (ctx.request as { body?: Record<string, unknown> }).body?.current_password;
+    if (typeof current !== 'string' || !current) {
+      await deps.accountPageWithError(ctx, signedIn, `Enter your current password to ${action}.`, 400);
+      return false;
+    }
+    const refused = await deps.checkCurrentPassword(ctx, signedIn, current);
+    if (!refused) return true;
+    const sentence = refused.status === 401 ? 'Your current password is not correct. Nothing was changed.' : refused.sentence;
+    await deps.accountPageWithError(ctx, signedIn, sentence, refused.status);
+    return false;
+  };
+
   // The password first, as removing one asks: a session left open on a shared computer must
   // not be enough to tie the account to someone else's phone.
   router.post('/totp/setup', async (ctx) => {
     const signedIn = deps.person(ctx);
-    const current = (ctx.request as { body?: Record<string, unknown> }).body?.current_password;
-    if (typeof current !== 'string' || !current)
-      return deps.accountPageWithError(ctx, signedIn, 'Enter your current password to set up an authenticator app.', 400);
     if (await totp.isEnrolled(signedIn.user.id))
       return deps.accountPageWithError(ctx, signedIn, 'You have an authenticator app already: remove it first to set up another.', 409);
-    const refused = await deps.checkCurrentPassword(ctx, signedIn, current);
-    if (refused)
-      return deps.accountPageWithError(
-        ctx,
-        signedIn,
-        refused.status === 401 ? 'Your current password is not correct. Nothing was changed.' : refused.sentence,
-        refused.status,
-      );
+    if (!(await passwordConfirmed(ctx, signedIn, 'set up an authenticator app'))) return;
     const setup = await totp.begin(signedIn.user.id, signedIn.user.username);
     if (!setup) return deps.accountPageWithError(ctx, signedIn, 'You have an authenticator app already: remove it first to set up another.', 409);
     seeOther(ctx, '/account/totp');
@@ -92,17 +99,7 @@ export function accountTotpRoutes(router: Router, deps: AccountTotpDeps): void {
 
   router.post('/totp/remove', async (ctx) => {
     const signedIn = deps.person(ctx);
-    const current = (ctx.request as { body?: Record<string, unknown> }).body?.current_password;
-    if (typeof current !== 'string' || !current)
-      return deps.accountPageWithError(ctx, signedIn, 'Enter your current password to remove the authenticator app.', 400);
-    const refused = await deps.checkCurrentPassword(ctx, signedIn, current);
-    if (refused)
-      return deps.accountPageWithError(
-        ctx,
-        signedIn,
-        refused.status === 401 ? 'Your current password is not correct. Nothing was changed.' : refused.sentence,
-        refused.status,
-      );
+    if (!(await passwordConfirmed(ctx, signedIn, 'remove the authenticator app'))) return;
     if (!(await totp.remove(signedIn.user.id)))
       return deps.accountPageWithError(ctx, signedIn, 'There is no authenticator app to remove. Nothing was changed.', 404);
     await deps.record(ctx, signedIn.user.id, 'account.totp_removed');
