@@ -64,6 +64,11 @@ test.after.always(async (t) => t.context.gh?.close());
 
 const name = (prefix: string) => `${prefix}-${randomBytes(4).toString('hex')}`;
 
+async function newIdp(gh: TestGatehouse): Promise<string> {
+  const idp = await gh.services.admin.createIdp(CLI_ACTOR, { name: name('victim'), issuer: 'https://idp.victim.example', clientId: 'victim', clientSecret: 'victim-secret' });
+  return idp.name;
+}
+
 async function newClient(gh: TestGatehouse, settings: Record<string, unknown> = {}) {
   const { client } = await gh.services.admin.createClient(CLI_ACTOR, { name: name('target'), type: 'confidential', grantTypes: ['client_credentials'], ...settings });
   return client.clientId;
@@ -173,6 +178,21 @@ const ADMIN_FORMS: Record<string, AdminForm> = {
       return { url: `/admin/resources/${encodeURIComponent(resource.audience)}/delete`, fields: {} };
     },
   },
+  '/admin/idps': {
+    prepare: async () => ({ url: '/admin/idps', fields: { name: name('forged'), issuer: 'https://idp.forger.example', clientId: 'forged', clientSecret: 'forged-secret' } }),
+  },
+  '/admin/idps/:name': {
+    prepare: async (gh) => ({ url: `/admin/idps/${await newIdp(gh)}`, fields: { clientId: 'taken-over', button: 'Sign in with the forger' } }),
+  },
+  '/admin/idps/:name/enable': {
+    prepare: async (gh) => {
+      const idp = await newIdp(gh);
+      await gh.services.admin.updateIdp(CLI_ACTOR, idp, { enabled: false });
+      return { url: `/admin/idps/${idp}/enable`, fields: {} };
+    },
+  },
+  '/admin/idps/:name/disable': { prepare: async (gh) => ({ url: `/admin/idps/${await newIdp(gh)}/disable`, fields: {} }) },
+  '/admin/idps/:name/delete': { prepare: async (gh) => ({ url: `/admin/idps/${await newIdp(gh)}/delete`, fields: {} }) },
 };
 
 /**
