@@ -13,7 +13,7 @@ import { operatorAgent } from './support/attacks.ts';
 import { accountForUpstream } from '../src/idps/sign-in.ts';
 import type { GatehouseError } from '../src/errors.ts';
 import { isoCBOR } from '@simplewebauthn/server/helpers';
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { PasskeyStore } from '../src/accounts/passkeys/store.ts';
 import { createClient, oidc, relyingParty, startLoopbackGatehouse, type RegisteredClient } from './support/relying-party.ts';
 import { testClock } from './support/clock.ts';
@@ -1065,4 +1065,46 @@ test('the app sign-in’s failures get the same pages at /account: declined upst
   } finally {
     await context.close();
   }
+});
+
+test('the /account start needs its form’s CSRF token, and its callback only opens in the browser that started it', async (t) => {
+  const { down, up } = t.context;
+  // Flows are stored under the hash of their state (the other tests here hold flows of their own at the same time).
+  const held = async (state: string) =>
+    (await down.services
+      .db('idp_flows')
+      .where({ id: createHash('sha256').update(`start:${state}`).digest('base64url') })
+      .first()) !== undefined;
+  const agent = new UserAgent([up.config.issuer]);
+  const login = await agent.open(`${down.config.issuer}/account/login`);
+  const forged = await agent.request(`${down.config.issuer}/account/login/idp/upstream/start`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ csrf: 'not-the-token' }),
+  });
+  t.is(forged.status, 403);
+  t.regex(await forged.text(), /Your form expired/);
+  t.deepEqual(
+    agent.cookieNames().filter((n) => n.startsWith('gh_account_idp')),
+    [],
+    'a forged start binds no flow to the browser',
+  );
+
+  const atUpstream = await agent.submit(login, /\/account\/login\/idp\/upstream\/start$/, {});
+  t.true(atUpstream.url.startsWith(up.config.issuer));
+  const state = new URL(atUpstream.url).searchParams.get('state')!;
+  t.true(await held(state));
+  t.true(agent.cookieNames().includes('gh_account_idp'));
+
+  // Another browser with this state: the shared callback hands it to /account, which finds no flow of that browser's.
+  const other = await new UserAgent().open(`${down.config.issuer}/idp/upstream/callback?code=stolen&state=${state}`);
+  t.is(other.status, 400);
+  t.regex(other.html, /not for a sign-in Gatehouse is waiting for/);
+  t.true(await held(state), 'the other browser used nothing up');
+
+  // The browser that started it still can (here the upstream declined).
+  const own = await agent.open(`${down.config.issuer}/idp/upstream/callback?error=access_denied&state=${state}`);
+  t.is(own.status, 403);
+  t.regex(own.html, /Upstream did not sign you in/);
+  t.false(await held(state), 'used once');
 });
