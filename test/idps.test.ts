@@ -1091,7 +1091,7 @@ test('the /account start needs its form’s CSRF token, and its callback only op
   );
 
   const atUpstream = await agent.submit(login, /\/account\/login\/idp\/upstream\/start$/, {});
-  t.true(atUpstream.url.startsWith(up.config.issuer));
+  t.true(atUpstream.url.startsWith(up.config.issuer), `${atUpstream.status} ${atUpstream.url} ${atUpstream.html.replace(/\s+/g, ' ').slice(0, 600)}`);
   const state = new URL(atUpstream.url).searchParams.get('state')!;
   t.true(await held(state));
   t.true(agent.cookieNames().includes('gh_account_idp'));
