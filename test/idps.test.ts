@@ -1067,7 +1067,9 @@ test('the app sign-in’s failures get the same pages at /account: declined upst
   }
 });
 
-test('the /account start needs its form’s CSRF token, and its callback only opens in the browser that started it', async (t) => {
+// Serial (ava runs these first, alone): this file's upstream timeout is 1.5 s, and the first
+// discovery of the upstream, while every browser test of the file starts at once, can take longer.
+test.serial('the /account start needs its form’s CSRF token, and its callback only opens in the browser that started it', async (t) => {
   const { down, up } = t.context;
   // Flows are stored under the hash of their state (the other tests here hold flows of their own at the same time).
   const held = async (state: string) =>
