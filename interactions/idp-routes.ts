@@ -10,7 +10,8 @@ import type { Idp, IdpsService } from '../src/idps/service.ts';
 import { accountForUpstream } from '../src/idps/sign-in.ts';
 import { PasskeyRefused, type PasskeysService } from '../src/accounts/passkeys/index.ts';
 import { amrHasTwoFactors } from '../src/accounts/mfa/policy.ts';
-import { providerLabel, type UpstreamStart, type Upstreams } from '../src/idps/upstream.ts';
+import { providerLabel, type Upstreams } from '../src/idps/upstream.ts';
+import { ACCOUNT_FLOW_PREFIX, enabledIdp as enabledIdpOf, redeemUpstreamAnswer, startUpstream, unknownState } from '../src/web/upstream-flow.ts';
 import { formRefusal, interactionErrorPage, isUnexpected, problemOf, respondWithPage } from '../src/problem.ts';
 import { securityReporter, type RequestState } from '../src/observability/request-log.ts';
 import { csrfToken, csrfValid } from '../src/web/csrf.ts';
@@ -45,8 +46,6 @@ const fieldsOf = (ctx: Koa.Context): Record<string, unknown> => {
 
 const refused = (status: number, code: string, sentence: string) => new GatehouseError(status, code, sentence);
 
-/** What is kept between the start and the callback, sealed under the state. */
-type HeldStart = UpstreamStart['checks'];
 /** What is kept while the person proves they own the account the upstream's email belongs to. */
 interface HeldLink {
   subject: string;
@@ -102,13 +101,10 @@ export function idpRoutes({ interactions, idps, upstreams, accounts, throttle, v
     }
   });
 
+  const BACK = 'Go back to the application';
+  const flows = { idps, upstreams };
   /** The provider named in the path, while it is enabled; an unknown or disabled one is refused. */
-  const enabledIdp = async (name: string): Promise<Idp> => {
-    const idp = await idps.find(name);
-    if (!idp) throw refused(404, 'unknown_idp', 'There is no such sign-in option here. Go back to the application and start again.');
-    if (!idp.enabled) throw refused(403, 'idp_disabled', `Signing in with ${providerLabel(idp)} is turned off. Sign in another way.`);
-    return idp;
-  };
+  const enabledIdp = (name: string) => enabledIdpOf(idps, name, BACK);
 
   const afterUpstream = async (ctx: Koa.Context, details: { uid: string; params: Record<string, unknown> }, user: User, first: FirstFactor) => {
     const client = await clientViewOf(interactions, details.params.client_id);
@@ -127,51 +123,29 @@ export function idpRoutes({ interactions, idps, upstreams, accounts, throttle, v
     if (!(await idps.offeredTo(pending.clientId)).some((i) => i.name === idp.name)) {
       throw refused(403, 'idp_not_offered', `This application does not offer signing in with ${providerLabel(idp)}.`);
     }
-    const started = await upstreams.start(idp);
-    await idps.holdFlow('start', String(body.uid), idp.name, started.checks, started.state);
-    securityReporter(ctx)('login.upstream_started', { idp: idp.name, ip: ctx.ip });
-    ctx.status = 303;
-    ctx.redirect(started.url);
+    await startUpstream(ctx, flows, idp, String(body.uid));
   });
 
-  // The redirect URI registered upstream. The interaction's cookie is scoped to its own path, so
-  // the answer is handed there, unused; a state Gatehouse is not waiting for goes no further.
+  // The redirect URI registered upstream, for the apps' sign-ins and the account page's alike. The
+  // interaction's cookie (or the account page's flow cookie) is scoped to its own path, so the
+  // answer is handed there, unused; which one is what the stored flow says. A state Gatehouse is
+  // not waiting for goes no further.
   router.get('/idp/:name/callback', async (ctx) => {
     const idp = await enabledIdp(ctx.params.name!);
     const held = await idps.peekFlow('start', ctx.query.state);
-    if (!held || held.idpName !== idp.name) throw unknownState();
+    if (!held || held.idpName !== idp.name) throw unknownState(BACK);
     ctx.status = 303;
+    if (held.interactionUid.startsWith(ACCOUNT_FLOW_PREFIX)) return ctx.redirect(`/account/login/idp/${idp.name}/callback?${ctx.querystring}`);
     ctx.redirect(`/interaction/${encodeURIComponent(held.interactionUid)}/idp/${idp.name}/callback?${ctx.querystring}`);
   });
 
   router.get('/interaction/:uid/idp/:name/callback', async (ctx) => {
     const idp = await enabledIdp(ctx.params.name!);
     const details = await interactions.details(ctx);
-    if (details.uid !== ctx.params.uid) throw unknownState();
-    const query = new URLSearchParams(ctx.querystring);
-    const state = query.get('state') ?? '';
-    // Used once, whatever comes of it: a replayed callback finds nothing.
-    const checks = await idps.takeFlow<HeldStart>('start', state, details.uid, idp.name);
-    if (!checks) throw unknownState();
-    const who = providerLabel(idp);
-    const upstreamError = query.get('error');
-    if (upstreamError === 'access_denied') {
-      securityReporter(ctx)('login.upstream_denied', { idp: idp.name, ip: ctx.ip });
-      throw refused(
-        403,
-        'access_denied',
-        `${who} did not sign you in (the sign-in was declined there). Go back to the application to try again or sign in another way.`,
-      );
-    }
-    if (upstreamError)
-      throw refused(
-        502,
-        'upstream_error',
-        `${who} could not sign you in (${upstreamError.slice(0, 60).replace(/[^\w.-]/g, '')}). Go back to the application and start again.`,
-      );
-    if (details.prompt.name !== 'login') throw refused(400, 'invalid_request', 'You are already signed in. Go back to the application.');
-
-    const person = await upstreams.finish(idp, query, state, checks);
+    if (details.uid !== ctx.params.uid) throw unknownState(BACK);
+    const person = await redeemUpstreamAnswer(ctx, flows, idp, details.uid, BACK, () => {
+      if (details.prompt.name !== 'login') throw refused(400, 'invalid_request', 'You are already signed in. Go back to the application.');
+    });
     const outcome = await accountForUpstream({ idps, accounts, passkeys }, idp, person);
     if (outcome.kind === 'needsProof') {
       const token = await idps.holdFlow('link', details.uid, idp.name, {
@@ -198,7 +172,7 @@ export function idpRoutes({ interactions, idps, upstreams, accounts, throttle, v
     // Read, not used: a wrong password leaves the person the page to try again (throttled).
     const heldLink = await idps.readFlow<HeldLink>('link', token, details.uid, idp.name);
     const user = heldLink ? await accounts.findActive(heldLink.userId) : undefined;
-    if (!heldLink || !user) throw unknownState();
+    if (!heldLink || !user) throw unknownState(BACK);
     const again = (status: number, error: string) => linkPage(ctx, details.uid, idp, token, user, heldLink.email, error, status);
     if (!csrfValid(ctx, body.csrf)) return again(403, 'Your form expired. Enter the password again.');
     const password = typeof body.password === 'string' ? body.password : '';
@@ -210,7 +184,7 @@ export function idpRoutes({ interactions, idps, upstreams, accounts, throttle, v
     }
     // Two posts of the same proof at once: one links, the other finds the token used.
     const taken = await idps.takeFlow<HeldLink>('link', token, details.uid, idp.name);
-    if (!taken) throw unknownState();
+    if (!taken) throw unknownState(BACK);
     await idps.link(idp.name, taken.subject, user.id, taken.email);
     securityReporter(ctx)('account.idp_linked', { username: user.username, idp: idp.name, ip: ctx.ip });
     await afterUpstream(ctx, details, user, 'federated_password');
@@ -225,7 +199,7 @@ export function idpRoutes({ interactions, idps, upstreams, accounts, throttle, v
     const token = typeof body.token === 'string' ? body.token : '';
     const heldLink = await idps.readFlow<HeldLink>('link', token, details.uid, idp.name);
     const user = heldLink ? await accounts.findActive(heldLink.userId) : undefined;
-    if (!heldLink || !user) throw unknownState();
+    if (!heldLink || !user) throw unknownState(BACK);
     const again = (status: number, error: string) => linkPage(ctx, details.uid, idp, token, user, heldLink.email, error, status);
     if (!csrfValid(ctx, body.csrf)) return again(403, 'Your form expired. Try the passkey again.');
     let proof: Awaited<ReturnType<typeof passkeys.signIn>>;
@@ -245,7 +219,7 @@ export function idpRoutes({ interactions, idps, upstreams, accounts, throttle, v
       return again(401, 'That passkey did not check it is you (no PIN or fingerprint), so it cannot prove the account is yours. Use the password instead.');
     }
     const taken = await idps.takeFlow<HeldLink>('link', token, details.uid, idp.name);
-    if (!taken) throw unknownState();
+    if (!taken) throw unknownState(BACK);
     await idps.link(idp.name, taken.subject, user.id, taken.email);
     securityReporter(ctx)('account.idp_linked', { username: user.username, idp: idp.name, ip: ctx.ip, proof: 'passkey' });
     securityReporter(ctx)('login.succeeded', { username: user.username, sub: user.id, method: `idp:${idp.name}+passkey`, ip: ctx.ip }, 'info');
@@ -284,11 +258,3 @@ export function idpRoutes({ interactions, idps, upstreams, accounts, throttle, v
 
 /** The passkey challenge of an interaction's link step: never the sign-in page's (held under the uid alone). */
 const linkChallengeHolder = (uid: string) => `idp-link:${uid}`;
-
-/** A state (or link token) Gatehouse is not waiting for: forged, replayed, expired, or another browser's. */
-const unknownState = () =>
-  new GatehouseError(
-    400,
-    'invalid_state',
-    'This answer is not for a sign-in Gatehouse is waiting for: it was already used, it expired, or it belongs to another sign-in. Go back to the application and start again.',
-  );

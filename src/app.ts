@@ -130,6 +130,7 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
         totp: services.totp,
         mfaPolicy: config.requireMfa,
         idps: services.idps,
+        upstreams: services.upstreams,
       }),
       adminApiRoutes({ config, admin, clients, accounts, apiKeys, adminTokens, audit, scopes, resources, throttle, idps: services.idps }),
       adminPageRoutes({ admin, clients, accounts, apiKeys, audit, scopes, resources, throttle, adminSessions, totp: services.totp, config, accountEvents: services.accountEvents, idps: services.idps }, views),

@@ -13,10 +13,11 @@ import { operatorAgent } from './support/attacks.ts';
 import { accountForUpstream } from '../src/idps/sign-in.ts';
 import type { GatehouseError } from '../src/errors.ts';
 import { isoCBOR } from '@simplewebauthn/server/helpers';
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { PasskeyStore } from '../src/accounts/passkeys/store.ts';
 import { createClient, oidc, relyingParty, startLoopbackGatehouse, type RegisteredClient } from './support/relying-party.ts';
 import { testClock } from './support/clock.ts';
+import { ACCOUNT_SESSION } from '../src/account/sessions.ts';
 
 /**
  * Signing in through an upstream identity provider, end to end: an app's authorization request
@@ -926,4 +927,186 @@ test('a client limited to some providers shows only their buttons, and a forged 
   } finally {
     await context.close();
   }
+});
+
+/** A fresh browser at the account page's sign-in, which shows the enabled providers' buttons as forms with CSRF. */
+async function accountSignIn(t: { context: Context }, context: BrowserContext) {
+  const page = await context.newPage();
+  await page.goto(`${t.context.down.config.issuer}/account/login`);
+  return page;
+}
+
+test('a person whose account an upstream sign-in created signs in to /account through the upstream and sees their linked sign-ins', async (t) => {
+  const { down, browser, appCallback } = t.context;
+  const upstreamUser = await upstreamPerson(t, 'amara');
+  const first = await browser.newContext();
+  try {
+    const { page } = await appSignIn(t, first);
+    await throughUpstream(t, page, 'amara');
+    await page.waitForURL((u) => u.href.startsWith(appCallback));
+  } finally {
+    await first.close();
+  }
+  const link = await down.services.idps.linkOf('upstream', upstreamUser.id);
+  t.truthy(link);
+  t.false((await down.services.accounts.get(link!.userId)).hasPassword, 'no password: the upstream is its only way in');
+
+  const context = await browser.newContext();
+  try {
+    const page = await accountSignIn(t, context);
+    t.is(await page.locator('form[action="/account/login/idp/upstream/start"] input[name="csrf"]').count(), 1);
+    t.is(await page.locator('form[action="/account/login/idp/bare/start"] button').textContent(), 'Sign in with Bare');
+    const callback = page.waitForRequest((r) => r.url().includes('/account/login/idp/upstream/callback'));
+    await throughUpstream(t, page, 'amara');
+    const callbackUrl = (await callback).url();
+    await page.waitForURL((u) => u.pathname === '/account');
+    t.is(await page.locator('h1').textContent(), 'Your account');
+    const text = await bodyText(page);
+    t.regex(text, /You are signed in to your account/);
+    t.regex(text, /Linked sign-ins/);
+    t.regex(text, /amara@example\.com/);
+    t.true((await context.cookies()).some((c) => c.name === ACCOUNT_SESSION.cookie));
+
+    // The state was used: the same answer again finds nothing, and signs no one in.
+    const replay = await context.newPage();
+    const shown = await errorPageOf(replay, await replay.goto(callbackUrl));
+    t.is(shown.status, 400);
+    t.regex(shown.text, /not for a sign-in Gatehouse is waiting for/);
+  } finally {
+    await context.close();
+  }
+});
+
+test('an upstream identity linked to no account is refused at /account, 403, and nothing is created or linked (not even to the account its email belongs to)', async (t) => {
+  const { down, browser } = t.context;
+  const stranger = await upstreamPerson(t, 'ulrich');
+  const holderUpstream = await upstreamPerson(t, 'ursula');
+  const holder = await down.services.accounts.create({ username: 'ursula', email: 'ursula@example.com', password: PASSWORD, emailVerified: true });
+  for (const [username, subject] of [
+    ['ulrich', stranger.id],
+    ['ursula', holderUpstream.id],
+  ] as const) {
+    const context = await browser.newContext();
+    try {
+      const page = await accountSignIn(t, context);
+      const landed = page.waitForResponse((r) => r.url().includes('/account/login/idp/upstream/callback'));
+      await throughUpstream(t, page, username);
+      const shown = await errorPageOf(page, await landed);
+      t.is(shown.status, 403, username);
+      t.regex(shown.text, /No Gatehouse account is linked to this Upstream sign-in/);
+      t.regex(shown.text, /Sign in to an application with Upstream first/);
+      t.is(await down.services.idps.linkOf('upstream', subject), undefined, `${username}: nothing linked`);
+      t.false(
+        (await context.cookies()).some((c) => c.name === ACCOUNT_SESSION.cookie),
+        'no account session',
+      );
+    } finally {
+      await context.close();
+    }
+  }
+  t.deepEqual(await down.services.accounts.activeWithEmail('ulrich@example.com'), [], 'no account was created');
+  t.false(await down.services.accounts.usernameExists('ulrich'));
+  t.deepEqual(await down.services.idps.linksOf(holder.id), []);
+});
+
+test('a person with an authenticator app who signs in to /account through the upstream is asked for its code; a wrong one signs no one in', async (t) => {
+  const { browser } = t.context;
+  const { secret } = await linkedDownstreamAccount(t, 'tessa', true);
+  const context = await browser.newContext();
+  try {
+    const page = await accountSignIn(t, context);
+    await throughUpstream(t, page, 'tessa');
+    t.is(await page.locator('h1').textContent(), 'Enter your code');
+    t.is(new URL(page.url()).pathname, '/account/login/idp/upstream/callback');
+
+    const right = codeNow(secret!);
+    const wrong = right === '000000' ? '111111' : '000000';
+    await page.fill('input[name="code"]', wrong);
+    const refused = await Promise.all([page.waitForResponse((r) => r.url().endsWith('/account/login/code')), page.click('button:has-text("Continue")')]);
+    t.is(refused[0].status(), 401);
+    t.is(await page.locator('h1').textContent(), 'Enter your code');
+    const noSession = await context.newPage();
+    await noSession.goto(`${t.context.down.config.issuer}/account`);
+    t.is(new URL(noSession.url()).pathname, '/account/login', 'a wrong code signs no one in');
+
+    await page.fill('input[name="code"]', right);
+    await Promise.all([page.waitForURL((u) => u.pathname === '/account'), page.click('button:has-text("Continue")')]);
+    t.regex(await bodyText(page), /You are signed in to your account/);
+  } finally {
+    await context.close();
+  }
+});
+
+test('the app sign-in’s failures get the same pages at /account: declined upstream 403, another nonce 400', async (t) => {
+  const context = await t.context.browser.newContext();
+  try {
+    let page = await accountSignIn(t, context);
+    await page.click('button:has-text("Sign in with Bare")');
+    await page.waitForURL((u) => u.port !== new URL(t.context.down.config.issuer).port);
+    let landed = page.waitForResponse((r) => r.url().includes('/account/login/idp/bare/callback'));
+    await page.click('a[href*="/abort"]');
+    let shown = await errorPageOf(page, await landed);
+    t.is(shown.status, 403);
+    t.regex(shown.text, /Bare did not sign you in \(the sign-in was declined there\)/);
+
+    page = await accountSignIn(t, context);
+    await page.click('button:has-text("Sign in with Bare")');
+    await page.waitForSelector('input[name="login"]');
+    await page.fill('input[name="login"]', 'nora');
+    await page.fill('input[name="password"]', 'anything');
+    await page.click('button[type="submit"]');
+    await page.waitForSelector('button:has-text("Continue")');
+    landed = page.waitForResponse((r) => r.url().includes('/account/login/idp/bare/callback'));
+    await page.click('button:has-text("Continue")');
+    shown = await errorPageOf(page, await landed);
+    t.is(shown.status, 400);
+    t.regex(shown.text, /its nonce does not match/);
+    t.is(await t.context.down.services.idps.linkOf('bare', 'nora'), undefined);
+  } finally {
+    await context.close();
+  }
+});
+
+// Serial (ava runs these first, alone): this file's upstream timeout is 1.5 s, and the first
+// discovery of the upstream, while every browser test of the file starts at once, can take longer.
+test.serial('the /account start needs its form’s CSRF token, and its callback only opens in the browser that started it', async (t) => {
+  const { down, up } = t.context;
+  // Flows are stored under the hash of their state (the other tests here hold flows of their own at the same time).
+  const held = async (state: string) =>
+    (await down.services
+      .db('idp_flows')
+      .where({ id: createHash('sha256').update(`start:${state}`).digest('base64url') })
+      .first()) !== undefined;
+  const agent = new UserAgent([up.config.issuer]);
+  const login = await agent.open(`${down.config.issuer}/account/login`);
+  const forged = await agent.request(`${down.config.issuer}/account/login/idp/upstream/start`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ csrf: 'not-the-token' }),
+  });
+  t.is(forged.status, 403);
+  t.regex(await forged.text(), /Your form expired/);
+  t.deepEqual(
+    agent.cookieNames().filter((n) => n.startsWith('gh_account_idp')),
+    [],
+    'a forged start binds no flow to the browser',
+  );
+
+  const atUpstream = await agent.submit(login, /\/account\/login\/idp\/upstream\/start$/, {});
+  t.true(atUpstream.url.startsWith(up.config.issuer), `${atUpstream.status} ${atUpstream.url} ${atUpstream.html.replace(/\s+/g, ' ').slice(0, 600)}`);
+  const state = new URL(atUpstream.url).searchParams.get('state')!;
+  t.true(await held(state));
+  t.true(agent.cookieNames().includes('gh_account_idp'));
+
+  // Another browser with this state: the shared callback hands it to /account, which finds no flow of that browser's.
+  const other = await new UserAgent().open(`${down.config.issuer}/idp/upstream/callback?code=stolen&state=${state}`);
+  t.is(other.status, 400);
+  t.regex(other.html, /not for a sign-in Gatehouse is waiting for/);
+  t.true(await held(state), 'the other browser used nothing up');
+
+  // The browser that started it still can (here the upstream declined).
+  const own = await agent.open(`${down.config.issuer}/idp/upstream/callback?error=access_denied&state=${state}`);
+  t.is(own.status, 403);
+  t.regex(own.html, /Upstream did not sign you in/);
+  t.false(await held(state), 'used once');
 });

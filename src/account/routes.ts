@@ -29,6 +29,8 @@ import { signInSteps, type SignInSurface } from '../web/sign-in-steps.ts';
 import { secondFactorRequired, type MfaPolicy } from '../accounts/mfa/policy.ts';
 import { addIdpAccountRoutes, IDP_NOTICES, linkedIdentitiesView } from './idp-routes.ts';
 import type { IdpsService } from '../idps/service.ts';
+import type { Upstreams } from '../idps/upstream.ts';
+import { addUpstreamSignInRoutes, UPSTREAM_SIGN_IN_PATH } from './upstream-sign-in.ts';
 
 export interface AccountPageDeps {
   accounts: AccountsService;
@@ -45,8 +47,10 @@ export interface AccountPageDeps {
   totp: TotpService;
   /** GATEHOUSE_REQUIRE_MFA: `all` (and `admins`, for operators) holds this page's sign-in to two factors too. */
   mfaPolicy: MfaPolicy;
-  /** Sign-ins linked through upstream providers (idp-routes.ts). */
-  idps?: Pick<IdpsService, 'linksOf' | 'list' | 'unlink'>;
+  /** Sign-ins linked through upstream providers (idp-routes.ts), and signing in here with one (upstream-sign-in.ts). */
+  idps?: Pick<IdpsService, 'linksOf' | 'list' | 'unlink' | 'offeredTo' | 'find' | 'holdFlow' | 'takeFlow' | 'linkOf' | 'touch'>;
+  /** The upstream half of that sign-in; without it the sign-in page shows no provider buttons. */
+  upstreams?: Pick<Upstreams, 'start' | 'finish'>;
 }
 
 const passed = new PasswordPassedCookie('gh_account_pwd_ok');
@@ -108,8 +112,16 @@ export function accountRoutes(deps: AccountPageDeps): Router {
     ctx.body = views.render(template, { wide: template === 'account.njk', ...context });
   };
 
-  const loginPage = (ctx: Koa.Context, context: { username?: string; error?: string }, status = 200) =>
-    render(ctx, 'account-login.njk', { title: 'Sign in to your account', csrf: csrfToken(ctx), username: '', ...context }, status);
+  // The enabled providers' buttons (every one: this page belongs to no app and its list).
+  const upstreamButtons = async () =>
+    deps.idps && deps.upstreams ? (await deps.idps.offeredTo(undefined)).map((i) => ({ name: i.name, button: i.button })) : [];
+  const loginPage = async (ctx: Koa.Context, context: { username?: string; error?: string }, status = 200) =>
+    render(
+      ctx,
+      'account-login.njk',
+      { title: 'Sign in to your account', csrf: csrfToken(ctx), username: '', idps: await upstreamButtons(), ...context },
+      status,
+    );
 
   const accountPage = async (
     ctx: Koa.Context,
@@ -170,7 +182,7 @@ export function accountRoutes(deps: AccountPageDeps): Router {
 
   // Every page but sign-in needs a signed-in, enabled person; every POST the session's CSRF token.
   router.use(async (ctx, next) => {
-    if (SIGN_IN_PATHS.has(ctx.path)) return next();
+    if (SIGN_IN_PATHS.has(ctx.path) || UPSTREAM_SIGN_IN_PATH.test(ctx.path)) return next();
     const signedIn = await currentPerson(ctx, cookie, accounts);
     if (!signedIn) return seeOther(ctx, '/account/login');
     ctx.state.account = signedIn;
@@ -216,7 +228,7 @@ export function accountRoutes(deps: AccountPageDeps): Router {
 
   router.get('/login', async (ctx) => {
     if (await currentPerson(ctx, cookie, accounts)) return seeOther(ctx, '/account');
-    loginPage(ctx, {});
+    await loginPage(ctx, {});
   });
 
   router.post('/login', async (ctx) => {
@@ -234,6 +246,17 @@ export function accountRoutes(deps: AccountPageDeps): Router {
     await steps.afterPassword(ctx, surface, result.user, secondFactorRequired(deps.mfaPolicy, result.user));
   });
   router.post('/login/code', async (ctx) => steps.code(ctx, surface, formFields(ctx)));
+  if (deps.idps && deps.upstreams) {
+    addUpstreamSignInRoutes(router, {
+      idps: deps.idps,
+      upstreams: deps.upstreams,
+      accounts,
+      steps,
+      surface,
+      secondFactorRequired: (user) => secondFactorRequired(deps.mfaPolicy, user),
+      fields: formFields,
+    });
+  }
   router.post('/login/enrol', async (ctx) => steps.enrol(ctx, surface, formFields(ctx)));
 
   router.post('/logout', async (ctx) => {

@@ -30,13 +30,8 @@ export async function accountForUpstream(
   person: UpstreamPerson,
 ): Promise<UpstreamOutcome> {
   const who = providerLabel(idp);
-  const link = await deps.idps.linkOf(idp.name, person.subject);
-  if (link) {
-    const user = await deps.accounts.findActive(link.userId);
-    if (!user) throw new GatehouseError(403, 'account_disabled', `The Gatehouse account linked to this ${who} sign-in is disabled. Ask an administrator.`);
-    await deps.idps.touch(link);
-    return { kind: 'signedIn', user, created: false };
-  }
+  const linked = await linkedAccount(deps, idp, person);
+  if (linked) return { kind: 'signedIn', user: linked, created: false };
   const holders = person.email ? await deps.accounts.activeWithEmail(person.email) : [];
   if (holders.length) {
     // Only one account can be proven: with an address shared by several, the person links from
@@ -81,6 +76,25 @@ export async function accountForUpstream(
   // Two first sign-ins of the same identity at once: the second finds it linked and signs in there.
   if (!user) return accountForUpstream(deps, idp, person);
   return { kind: 'signedIn', user, created: true };
+}
+
+/**
+ * The account an upstream identity is linked to (its last use noted), or undefined when it is
+ * linked to none; a link to a disabled account is refused. Creates and links nothing: the account
+ * page signs in with this alone.
+ */
+export async function linkedAccount(
+  deps: { idps: Pick<IdpsService, 'linkOf' | 'touch'>; accounts: Pick<AccountsService, 'findActive'> },
+  idp: Idp,
+  person: Pick<UpstreamPerson, 'subject'>,
+): Promise<User | undefined> {
+  const link = await deps.idps.linkOf(idp.name, person.subject);
+  if (!link) return undefined;
+  const user = await deps.accounts.findActive(link.userId);
+  if (!user)
+    throw new GatehouseError(403, 'account_disabled', `The Gatehouse account linked to this ${providerLabel(idp)} sign-in is disabled. Ask an administrator.`);
+  await deps.idps.touch(link);
+  return user;
 }
 
 const USERNAME_CHARS = /[^\p{L}\p{N}._@+-]/gu;
