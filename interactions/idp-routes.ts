@@ -164,16 +164,25 @@ export function idpRoutes({ interactions, idps, upstreams, accounts, throttle, v
   });
 
   // The person proves they own the account the upstream's verified email belongs to: its password.
-  router.post('/interaction/:uid/idp/:name/link', formBody, async (ctx) => {
+  /**
+   * The link step a proof form posts to: its provider, interaction, fields and the account to
+   * prove. The held link is read, not used: a wrong proof leaves the person the page to try
+   * again (throttled); only a right one takes it.
+   */
+  const linkStep = async (ctx: Koa.Context) => {
     const idp = await enabledIdp(ctx.params.name!);
     const details = await interactions.details(ctx);
     const body = fieldsOf(ctx);
     const token = typeof body.token === 'string' ? body.token : '';
-    // Read, not used: a wrong password leaves the person the page to try again (throttled).
     const heldLink = await idps.readFlow<HeldLink>('link', token, details.uid, idp.name);
     const user = heldLink ? await accounts.findActive(heldLink.userId) : undefined;
     if (!heldLink || !user) throw unknownState(BACK);
     const again = (status: number, error: string) => linkPage(ctx, details.uid, idp, token, user, heldLink.email, error, status);
+    return { idp, details, body, token, user, again };
+  };
+
+  router.post('/interaction/:uid/idp/:name/link', formBody, async (ctx) => {
+    const { idp, details, body, token, user, again } = await linkStep(ctx);
     if (!csrfValid(ctx, body.csrf)) return again(403, 'Your form expired. Enter the password again.');
     const password = typeof body.password === 'string' ? body.password : '';
     if (!password) return again(400, 'Enter the password of the account.');
@@ -193,14 +202,7 @@ export function idpRoutes({ interactions, idps, upstreams, accounts, throttle, v
   // The person proves the account is theirs with one of its passkeys instead: one that checked it
   // is them (PIN, fingerprint), answering this link flow's own challenge.
   router.post('/interaction/:uid/idp/:name/link-passkey', formBody, async (ctx) => {
-    const idp = await enabledIdp(ctx.params.name!);
-    const details = await interactions.details(ctx);
-    const body = fieldsOf(ctx);
-    const token = typeof body.token === 'string' ? body.token : '';
-    const heldLink = await idps.readFlow<HeldLink>('link', token, details.uid, idp.name);
-    const user = heldLink ? await accounts.findActive(heldLink.userId) : undefined;
-    if (!heldLink || !user) throw unknownState(BACK);
-    const again = (status: number, error: string) => linkPage(ctx, details.uid, idp, token, user, heldLink.email, error, status);
+    const { idp, details, body, token, user, again } = await linkStep(ctx);
     if (!csrfValid(ctx, body.csrf)) return again(403, 'Your form expired. Try the passkey again.');
     let proof: Awaited<ReturnType<typeof passkeys.signIn>>;
     try {
