@@ -190,12 +190,12 @@ export class CredentialThrottle {
    * Each statement checks and reserves at once, so parallel attempts (other processes included)
    * are each counted, and none passes a check that attempts still in flight have already used
    * up. Only failures count against a credential afterwards: a right one (or one never checked)
-   * just gives its reservations back. On SQLite all counters take one statement each way (every
-   * client authentication runs both: two statements, not four); on PostgreSQL, one per counter
-   * (see reserveInTurn).
+   * just gives its reservations back. Counters are reserved one statement each, in the limits'
+   * order, stopping at the first refused (see reserveInTurn): an address that is locked adds no
+   * rows for the usernames it goes on trying. Giving them back takes one statement on SQLite.
    */
   async reserve(limits: Limit[]): Promise<Reservation | Refusal> {
-    const failuresBySubject = this.db.client.config.client === 'pg' ? await this.reserveInTurn(limits) : await this.reserveAll(limits);
+    const failuresBySubject = await this.reserveInTurn(limits);
     const refused = limits.find((limit) => !failuresBySubject.has(limit.subject));
     if (refused) {
       await this.releaseAll(
@@ -261,9 +261,11 @@ export class CredentialThrottle {
   }
 
   /**
-   * PostgreSQL: one counter at a time, in order, stopping at the first refused. Each statement
-   * locks one row, so no reservation, release or sweep (which locks many) ever waits for another
-   * in a circle; on SQLite, with one writer at a time, reserveAll takes them in one statement.
+   * One counter at a time, in order, stopping at the first refused: a refused attempt creates no
+   * counters past the one that refused it (one statement for all would insert every row first,
+   * so a locked address could still grow the table with each username it tries). On PostgreSQL
+   * each statement locks one row, so no reservation, release or sweep (which locks many) ever
+   * waits for another in a circle.
    */
   private async reserveInTurn(limits: Limit[]): Promise<Map<string, number>> {
     const reserved = new Map<string, number>();
