@@ -3,6 +3,7 @@ import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { alreadyConsumed, nowInSeconds, payloadRow, restoredPayload, storedId, storedUserCode } from './payload-row.ts';
 import { guardStore } from '../src/stores/availability.ts';
 import { tightenDatabaseFiles } from '../src/db.ts';
+import { SqliteGroupCommit } from '../src/stores/sqlite-group-commit.ts';
 
 /**
  * The oidc-provider adapter contract over the same `oidc_payloads` table as KnexAdapter, for
@@ -10,6 +11,8 @@ import { tightenDatabaseFiles } from '../src/db.ts';
  * its own. Token requests hit this on every call; building and preparing SQL through Knex
  * each time cost more than the query itself. better-sqlite3 is synchronous, so statements of
  * one process never interleave, and WAL lets this connection and Knex's share the file.
+ * Writes commit in groups, one transaction per turn of the event loop (SqliteGroupCommit):
+ * a token is acknowledged after the commit that holds it, as before, at a fraction of the cost.
  */
 
 
@@ -28,6 +31,8 @@ export class SqliteStatements {
   readonly destroy: Database.Statement;
   readonly revokeByGrantId: Database.Statement;
   readonly consume: Database.Statement;
+  /** Every write of this connection: upserts, consumes, deletes, in the order asked for. */
+  readonly writes: SqliteGroupCommit;
 
   constructor(filename: string, synchronous: 'normal' | 'full') {
     this.db = new Database(filename, { fileMustExist: true });
@@ -49,6 +54,7 @@ export class SqliteStatements {
     this.destroy = this.db.prepare('delete from oidc_payloads where model = ? and id = ?');
     this.revokeByGrantId = this.db.prepare('delete from oidc_payloads where model = ? and grant_id = ?');
     this.consume = this.db.prepare('update oidc_payloads set consumed_at = ? where model = ? and id = ? and consumed_at is null');
+    this.writes = new SqliteGroupCommit(async (use) => use(this.db));
   }
 
   close(): void {
@@ -65,7 +71,8 @@ export class SqliteAdapter implements Adapter {
   // Writes wait up to busy_timeout for another writer (an import, the CLI); past it, the
   // request answers 503 like a store that cannot be reached.
   async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
-    await guardStore('database', async () => this.statements.upsert.run(payloadRow(this.model, id, payload, expiresIn)));
+    const row = payloadRow(this.model, id, payload, expiresIn);
+    await guardStore('database', () => this.statements.writes.run(() => this.statements.upsert.run(row)));
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
@@ -81,16 +88,19 @@ export class SqliteAdapter implements Adapter {
   }
 
   async destroy(id: string): Promise<void> {
-    await guardStore('database', async () => this.statements.destroy.run(this.model, storedId(this.model, id)));
+    const stored = storedId(this.model, id);
+    await guardStore('database', () => this.statements.writes.run(() => this.statements.destroy.run(this.model, stored)));
   }
 
   async revokeByGrantId(grantId: string): Promise<void> {
-    await guardStore('database', async () => this.statements.revokeByGrantId.run(this.model, grantId));
+    await guardStore('database', () => this.statements.writes.run(() => this.statements.revokeByGrantId.run(this.model, grantId)));
   }
 
   /** Compare-and-set, as in KnexAdapter: only the request that flips consumed_at wins. */
   async consume(id: string): Promise<void> {
-    const { changes } = await guardStore('database', async () => this.statements.consume.run(nowInSeconds(), this.model, storedId(this.model, id)));
+    const stored = storedId(this.model, id);
+    const now = nowInSeconds();
+    const { changes } = await guardStore('database', () => this.statements.writes.run(() => this.statements.consume.run(now, this.model, stored)));
     if (changes !== 1) throw alreadyConsumed(this.model);
   }
 }

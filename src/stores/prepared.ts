@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import type { Knex } from 'knex';
+import { SqliteGroupCommit } from './sqlite-group-commit.ts';
 
 /** What a statement answered: the rows it returned (a select, or `… returning`), and the rows it changed. */
 export interface PreparedResult {
@@ -24,7 +25,7 @@ export type PreparedQuery = (text: string, params: readonly unknown[]) => Promis
 export function preparedQueries(db: Knex): PreparedQuery {
   const client = db.client as KnexClient;
   if (client.config.client === 'pg') return withConnection(client, pgQuery);
-  return withConnection(client, sqliteQuery);
+  return groupCommitted(client);
 }
 
 interface KnexClient {
@@ -44,6 +45,21 @@ function withConnection<C>(
     } finally {
       await client.releaseConnection(connection);
     }
+  };
+}
+
+function groupCommitted(client: KnexClient): PreparedQuery {
+  const group = new SqliteGroupCommit(async (use) => {
+    const connection = (await client.acquireConnection()) as Database.Database;
+    try {
+      use(connection);
+    } finally {
+      await client.releaseConnection(connection);
+    }
+  });
+  return (text, params) => {
+    const bound = params.map(bindable);
+    return group.run((connection) => sqliteQuery(connection, text, bound));
   };
 }
 
