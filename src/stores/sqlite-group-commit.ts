@@ -71,7 +71,7 @@ function runGroup(connection: Database.Database, group: Queued[]): void {
     for (const queued of group) runAlone(connection, queued);
     return;
   }
-  group.forEach((queued, i) => queued.resolve(results[i]));
+  for (const [i, queued] of group.entries()) queued.resolve(results[i]);
 }
 
 function runAlone(connection: Database.Database, queued: Queued): void {
