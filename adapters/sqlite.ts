@@ -39,6 +39,7 @@ export class SqliteStatements {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${synchronous.toUpperCase()}`);
     this.db.pragma('busy_timeout = 5000');
+    this.db.pragma('cache_size = -32768');
     tightenDatabaseFiles(filename);
     const select = 'select payload, expires_at, consumed_at from oidc_payloads where model = ? and';
     this.upsert = this.db.prepare(

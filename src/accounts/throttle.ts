@@ -222,43 +222,44 @@ export class CredentialThrottle {
 
   /** `pg` or SQLite's name for the smaller of two values. */
   private run(statement: Fragment): Promise<PreparedResult> {
-    const text = statement.text.replaceAll('least_of(', this.db.client.config.client === 'pg' ? 'least(' : 'min(');
-    return this.query(text, statement.params);
+    return this.query(this.dialect(statement.text), statement.params);
+  }
+
+  private dialect(text: string): string {
+    return text.replaceAll('least_of(', this.db.client.config.client === 'pg' ? 'least(' : 'min(');
   }
 
   /**
-   * One attempt more in flight on each counter, starting a new window where the last one is
-   * over; a counter that is locked, backing off, or full (failures and attempts in flight reach
-   * its `lockAfter`) is left as it is. Answers the failures so far of each counter reserved.
-   * One statement: SQLite never has to turn a read into a write transaction (SQLITE_BUSY), and
-   * PostgreSQL locks the rows for the statement, always in the limits' order.
+   * One attempt more in flight on one counter, starting a new window where the last one is
+   * over, unless it is locked, backing off, or full (failures and attempts in flight reach its
+   * `lockAfter`): then it is left as it is. Answers the counter's failures so far, or undefined
+   * when it refused. One statement: SQLite never has to turn a read into a write transaction
+   * (SQLITE_BUSY), and PostgreSQL locks the one row for the statement. The text is the same for
+   * every counter (built once): this runs on every client authentication.
    */
-  private async reserveAll(limits: Limit[]): Promise<Map<string, number>> {
+  private async reserveOne(limit: Limit): Promise<number | undefined> {
     const now = this.now();
+    const windowStart = now - this.settings.windowMs;
+    const lockAfter = limit.lockAfter ?? null;
     // Every SET expression sees the row as it was before this statement. The casts tell
     // PostgreSQL what the parameters are (SQLite accepts them as they are).
-    const stale = sql`login_failures.window_started_at < cast(${now - this.settings.windowMs} as bigint)`;
-    // Rows in one order (by subject): PostgreSQL locks them as listed, so two reservations that
-    // share counters always take them in the same order and never wait for each other in a circle.
-    const ordered = [...limits].sort((x, y) => (x.subject < y.subject ? -1 : x.subject > y.subject ? 1 : 0));
-    const rows = join(ordered.map((limit) => sql`(${limit.subject}, 0, 1, cast(${now} as bigint), null, null)`));
-    // Each row's own limit, by its subject (the statement's rows are the limits' distinct subjects).
-    const lockAfter = sql`cast(case login_failures.subject ${join(
-      limits.map((limit) => sql`when ${limit.subject} then cast(${limit.lockAfter ?? null} as integer)`),
-      ' ',
-    )} end as integer)`;
-    const result = await this.run(sql`insert into login_failures (subject, failures, pending, window_started_at, locked_until, not_before)
-       values ${rows}
+    this.reserveText ??= this.dialect(`insert into login_failures (subject, failures, pending, window_started_at, locked_until, not_before)
+       values (?, 0, 1, cast(? as bigint), null, null)
        on conflict (subject) do update set
-         failures = case when ${stale} then 0 else login_failures.failures end,
-         pending = case when ${stale} then 1 else login_failures.pending + 1 end,
-         window_started_at = case when ${stale} then cast(${now} as bigint) else login_failures.window_started_at end
-       where (login_failures.locked_until is null or login_failures.locked_until <= cast(${now} as bigint))
-         and (login_failures.not_before is null or login_failures.not_before <= cast(${now} as bigint))
-         and (${lockAfter} is null or ${stale} or login_failures.failures + login_failures.pending < ${lockAfter})
-       returning subject, failures`);
-    return new Map(result.rows.map((row) => [String(row.subject), Number(row.failures)]));
+         failures = case when login_failures.window_started_at < cast(? as bigint) then 0 else login_failures.failures end,
+         pending = case when login_failures.window_started_at < cast(? as bigint) then 1 else login_failures.pending + 1 end,
+         window_started_at = case when login_failures.window_started_at < cast(? as bigint) then cast(? as bigint) else login_failures.window_started_at end
+       where (login_failures.locked_until is null or login_failures.locked_until <= cast(? as bigint))
+         and (login_failures.not_before is null or login_failures.not_before <= cast(? as bigint))
+         and (cast(? as integer) is null or login_failures.window_started_at < cast(? as bigint)
+              or login_failures.failures + login_failures.pending < cast(? as integer))
+       returning failures`);
+    const params = [limit.subject, now, windowStart, windowStart, windowStart, now, now, now, lockAfter, windowStart, lockAfter];
+    const { rows } = await this.query(this.reserveText, params);
+    return rows[0] ? Number(rows[0].failures) : undefined;
   }
+
+  private reserveText?: string;
 
   /**
    * One counter at a time, in order, stopping at the first refused: a refused attempt creates no
@@ -270,9 +271,9 @@ export class CredentialThrottle {
   private async reserveInTurn(limits: Limit[]): Promise<Map<string, number>> {
     const reserved = new Map<string, number>();
     for (const limit of limits) {
-      const [entry] = await this.reserveAll([limit]);
-      if (!entry) break;
-      reserved.set(...entry);
+      const failures = await this.reserveOne(limit);
+      if (failures === undefined) break;
+      reserved.set(limit.subject, failures);
     }
     return reserved;
   }
@@ -297,23 +298,25 @@ export class CredentialThrottle {
     await this.release(limits, how);
   }
 
+  /**
+   * Gives reservations back; a success also clears its own credential's counters (`clear`) and
+   * refunds the others. The text depends only on how many counters and which of them clear, so
+   * it is built once per shape.
+   */
   private async release(limits: Limit[], how: 'success' | 'cancel'): Promise<void> {
-    const pending = sql`case when login_failures.pending > 0 then login_failures.pending - 1 else 0 end`;
-    const all = join(limits.map((limit) => sql`${limit.subject}`));
-    const cleared = how === 'success' ? limits.filter((limit) => limit.onSuccess === 'clear') : [];
-    if (!cleared.length) {
-      await this.run(sql`update login_failures set pending = ${pending} where subject in (${all})`);
-      return;
+    const clears = limits.map((limit) => how === 'success' && limit.onSuccess === 'clear');
+    const shape = clears.map((clear) => (clear ? 'c' : 'r')).join('');
+    let text = this.releaseTexts.get(shape);
+    if (!text) {
+      text = releaseText(clears);
+      this.releaseTexts.set(shape, text);
     }
-    // A success clears its own credential's counters (`clear`) and refunds the others.
-    const isCleared = sql`subject in (${join(cleared.map((limit) => sql`${limit.subject}`))})`;
-    await this.run(sql`update login_failures set
-         failures = case when ${isCleared} then 0 else failures end,
-         pending = ${pending},
-         locked_until = case when ${isCleared} then null else locked_until end,
-         not_before = case when ${isCleared} then null else not_before end
-       where subject in (${all})`);
+    const cleared = limits.filter((_, i) => clears[i]).map((limit) => limit.subject);
+    const all = limits.map((limit) => limit.subject);
+    await this.query(text, cleared.length ? [...cleared, ...cleared, ...cleared, ...all] : all);
   }
+
+  private readonly releaseTexts = new Map<string, string>();
 
   private async refusal(subject: string): Promise<Refusal> {
     const row = (await this.db('login_failures').where({ subject }).first()) as Row | undefined;
@@ -381,6 +384,21 @@ export class CredentialThrottle {
   }
 }
 
+/** The release statement for counters that do (true) or do not clear on this release; parameters as `release` passes them. */
+function releaseText(clears: boolean[]): string {
+  const pending = 'pending = case when pending > 0 then pending - 1 else 0 end';
+  const all = clears.map(() => '?').join(', ');
+  const cleared = clears.filter(Boolean).length;
+  if (!cleared) return `update login_failures set ${pending} where subject in (${all})`;
+  const isCleared = `subject in (${Array.from({ length: cleared }, () => '?').join(', ')})`;
+  return `update login_failures set
+       failures = case when ${isCleared} then 0 else failures end,
+       locked_until = case when ${isCleared} then null else locked_until end,
+       not_before = case when ${isCleared} then null else not_before end,
+       ${pending}
+     where subject in (${all})`;
+}
+
 /** A piece of SQL and its parameters; an interpolated Fragment is inlined, any other value is a `?`. */
 interface Fragment {
   text: string;
@@ -400,10 +418,6 @@ function sql(strings: TemplateStringsArray, ...values: unknown[]): Fragment {
     text += strings[i + 1]!;
   });
   return { text, params };
-}
-/** Fragments one after another, separated as a list. */
-function join(fragments: Fragment[], separator = ', '): Fragment {
-  return { text: fragments.map((f) => f.text).join(separator), params: fragments.flatMap((f) => f.params) };
 }
 
 const isFragment = (value: unknown): value is Fragment => typeof value === 'object' && value !== null && 'text' in value && 'params' in value;
