@@ -50,7 +50,7 @@ export interface BenchReport {
   dotSkipped?: string;
   configs: ConfigResult[];
   checks: Check[];
-  profiles: Array<{ title: string; summary: ProfileSummary; file: string; measurement: Measurement }>;
+  profiles: Array<{ title: string; summary: ProfileSummary; file: string; measurement: Pick<Measurement, "rps" | "cpuMsPerRequest"> }>;
   code?: { commit: string; dirty: string[]; dir: string };
   /** Idle RSS of plain node with an empty HTTP server. */
   baselineRss?: number;

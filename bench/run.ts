@@ -52,9 +52,11 @@ const GROWTH = flag('BENCH_GROWTH', !QUICK);
 const POSTGRES = flag('BENCH_POSTGRES', !QUICK);
 const DOT = flag('BENCH_DOT', !QUICK);
 const PROFILE = flag('BENCH_PROFILE', true);
-const PROFILE_WORKLOADS = (env.BENCH_PROFILE_WORKLOADS ?? 'cc').split(',').map((key) => {
+// `signin`: complete sign-ins (as in the sign-in rounds) instead of one endpoint's load.
+const PROFILE_WORKLOADS = (env.BENCH_PROFILE_WORKLOADS ?? 'cc').split(',').map((key): Workload | 'signin' => {
+  if (key.trim() === 'signin') return 'signin';
   const w = WORKLOADS.find((x) => x.key === key.trim());
-  if (!w) throw new Error(`BENCH_PROFILE_WORKLOADS: unknown workload ${key} (${WORKLOADS.map((x) => x.key).join(', ')})`);
+  if (!w) throw new Error(`BENCH_PROFILE_WORKLOADS: unknown workload ${key} (signin, ${WORKLOADS.map((x) => x.key).join(', ')})`);
   return w;
 });
 const MEASURED = env.BENCH_WORKLOADS ? WORKLOADS.filter((w) => env.BENCH_WORKLOADS!.split(',').map((k) => k.trim()).includes(w.key)) : WORKLOADS;
@@ -254,15 +256,24 @@ async function runGrowth(): Promise<ConfigResult> {
   return result;
 }
 
-async function runProfile(database: 'sqlite' | 'pg', w: Workload): Promise<void> {
-  const title = `${w.title} load, ${database === 'sqlite' ? 'embedded SQLite, 1 worker' : 'PostgreSQL + Redis, 1 worker'}`;
+async function runProfile(database: 'sqlite' | 'pg', w: Workload | 'signin'): Promise<void> {
+  const title = `${w === 'signin' ? `complete sign-ins (${SIGNIN_CONCURRENCY} at once)` : `${w.title} load`}, ${database === 'sqlite' ? 'embedded SQLite, 1 worker' : 'PostgreSQL + Redis, 1 worker'}`;
   log(`\n== CPU profile: Gatehouse under the ${title}`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-bench-profile-'));
   let gh: Target | undefined;
   try {
     gh = await startGatehouseTarget({ label: 'Gatehouse (profiled)', database, workers: 1, redis: database === 'pg', signInUsers: 10, nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`], onCleanup });
-    const m = await measure(gh.server, await w.spec(gh), load);
-    log(`  profiled run: ${describe(m)}`);
+    let m: { windowUs?: [number, number]; rps: number; cpuMsPerRequest: number };
+    if (w === 'signin') {
+      const started = Number(process.hrtime.bigint() / 1000n);
+      const s = await measureSignIns(gh.server, gh.signIns, SIGNIN_CONCURRENCY, load);
+      m = { windowUs: [started, Number(process.hrtime.bigint() / 1000n)], rps: s.perSecond, cpuMsPerRequest: (1000 * s.cpuSeconds) / Math.max(1, s.signIns) };
+      log(`  profiled run: ${s.perSecond.toFixed(1)} sign-ins/s, ${m.cpuMsPerRequest.toFixed(1)} ms CPU per sign-in (${s.failures} failed)`);
+    } else {
+      const measured = await measure(gh.server, await w.spec(gh), load);
+      m = measured;
+      log(`  profiled run: ${describe(measured)}`);
+    }
     await gh.stop(); // SIGTERM: the server closes and exits, and node writes the profile
     gh = undefined;
     const file = newestProfile(dir);
