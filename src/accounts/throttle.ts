@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Knex } from 'knex';
 import { preparedQueries, type PreparedQuery, type PreparedResult } from '../stores/prepared.ts';
+import { CounterBatches } from './counter-batches.ts';
 import { InFlight } from './in-flight.ts';
 import { usernameKey } from './service.ts';
 
@@ -127,6 +128,8 @@ export class CredentialThrottle {
 
   /** The counter statements: run on every sign-in and every client authentication. */
   private readonly query: PreparedQuery;
+  /** Reservations and releases, one statement per counter and turn. */
+  private readonly counters: CounterBatches;
 
   constructor(
     private readonly db: Knex,
@@ -134,6 +137,7 @@ export class CredentialThrottle {
     private readonly now: () => number = Date.now,
   ) {
     this.query = preparedQueries(db);
+    this.counters = new CounterBatches(this.query, db.client.config.client === 'pg' ? 'pg' : 'sqlite', now, settings.windowMs);
   }
 
   /** Sign-in counters: per username (slowed), per (username, address) (locked), per address (locked). */
@@ -190,9 +194,10 @@ export class CredentialThrottle {
    * Each statement checks and reserves at once, so parallel attempts (other processes included)
    * are each counted, and none passes a check that attempts still in flight have already used
    * up. Only failures count against a credential afterwards: a right one (or one never checked)
-   * just gives its reservations back. Counters are reserved one statement each, in the limits'
+   * just gives its reservations back. Counters are reserved one after another, in the limits'
    * order, stopping at the first refused (see reserveInTurn): an address that is locked adds no
-   * rows for the usernames it goes on trying. Giving them back takes one statement on SQLite.
+   * rows for the usernames it goes on trying. The statements of attempts arriving together are
+   * shared: one per counter and turn of the event loop (CounterBatches).
    */
   async reserve(limits: Limit[]): Promise<Reservation | Refusal> {
     const failuresBySubject = await this.reserveInTurn(limits);
@@ -220,7 +225,7 @@ export class CredentialThrottle {
     };
   }
 
-  /** `pg` or SQLite's name for the smaller of two values. */
+  /** A statement of the rare paths (a failure), with `pg`'s or SQLite's name for the smaller of two values. */
   private run(statement: Fragment): Promise<PreparedResult> {
     return this.query(this.dialect(statement.text), statement.params);
   }
@@ -230,48 +235,14 @@ export class CredentialThrottle {
   }
 
   /**
-   * One attempt more in flight on one counter, starting a new window where the last one is
-   * over, unless it is locked, backing off, or full (failures and attempts in flight reach its
-   * `lockAfter`): then it is left as it is. Answers the counter's failures so far, or undefined
-   * when it refused. One statement: SQLite never has to turn a read into a write transaction
-   * (SQLITE_BUSY), and PostgreSQL locks the one row for the statement. The text is the same for
-   * every counter (built once): this runs on every client authentication.
-   */
-  private async reserveOne(limit: Limit): Promise<number | undefined> {
-    const now = this.now();
-    const windowStart = now - this.settings.windowMs;
-    const lockAfter = limit.lockAfter ?? null;
-    // Every SET expression sees the row as it was before this statement. The casts tell
-    // PostgreSQL what the parameters are (SQLite accepts them as they are).
-    this.reserveText ??= this.dialect(`insert into login_failures (subject, failures, pending, window_started_at, locked_until, not_before)
-       values (?, 0, 1, cast(? as bigint), null, null)
-       on conflict (subject) do update set
-         failures = case when login_failures.window_started_at < cast(? as bigint) then 0 else login_failures.failures end,
-         pending = case when login_failures.window_started_at < cast(? as bigint) then 1 else login_failures.pending + 1 end,
-         window_started_at = case when login_failures.window_started_at < cast(? as bigint) then cast(? as bigint) else login_failures.window_started_at end
-       where (login_failures.locked_until is null or login_failures.locked_until <= cast(? as bigint))
-         and (login_failures.not_before is null or login_failures.not_before <= cast(? as bigint))
-         and (cast(? as integer) is null or login_failures.window_started_at < cast(? as bigint)
-              or login_failures.failures + login_failures.pending < cast(? as integer))
-       returning failures`);
-    const params = [limit.subject, now, windowStart, windowStart, windowStart, now, now, now, lockAfter, windowStart, lockAfter];
-    const { rows } = await this.query(this.reserveText, params);
-    return rows[0] ? Number(rows[0].failures) : undefined;
-  }
-
-  private reserveText?: string;
-
-  /**
    * One counter at a time, in order, stopping at the first refused: a refused attempt creates no
    * counters past the one that refused it (one statement for all would insert every row first,
-   * so a locked address could still grow the table with each username it tries). On PostgreSQL
-   * each statement locks one row, so no reservation, release or sweep (which locks many) ever
-   * waits for another in a circle.
+   * so a locked address could still grow the table with each username it tries).
    */
   private async reserveInTurn(limits: Limit[]): Promise<Map<string, number>> {
     const reserved = new Map<string, number>();
     for (const limit of limits) {
-      const failures = await this.reserveOne(limit);
+      const failures = await this.counters.reserve(limit);
       if (failures === undefined) break;
       reserved.set(limit.subject, failures);
     }
@@ -279,44 +250,17 @@ export class CredentialThrottle {
   }
 
   /**
-   * Ends reserved attempts: a success or a cancel in one statement for all counters on SQLite
-   * (one writer at a time); on PostgreSQL one statement per counter, each locking one row, since
-   * an `update … where subject in (…)` locks its rows in whatever order it finds them, and two of
-   * those, or one and a reservation, could each wait for the other's row (deadlock). A failure
-   * is counted counter by counter.
+   * Ends reserved attempts: a success or a cancel gives each counter's reservation back (a
+   * success clears its own credential's counters), batched per counter and turn (CounterBatches);
+   * a failure is counted counter by counter.
    */
   private async releaseAll(limits: Limit[], how: 'success' | 'failure' | 'cancel'): Promise<void> {
-    if (!limits.length) return;
     if (how === 'failure') {
       for (const limit of limits) await this.countFailure(limit);
       return;
     }
-    if (this.db.client.config.client === 'pg') {
-      for (const limit of limits) await this.release([limit], how);
-      return;
-    }
-    await this.release(limits, how);
+    await Promise.all(limits.map((limit) => this.counters.release(limit.subject, how === 'success' && limit.onSuccess === 'clear')));
   }
-
-  /**
-   * Gives reservations back; a success also clears its own credential's counters (`clear`) and
-   * refunds the others. The text depends only on how many counters and which of them clear, so
-   * it is built once per shape.
-   */
-  private async release(limits: Limit[], how: 'success' | 'cancel'): Promise<void> {
-    const clears = limits.map((limit) => how === 'success' && limit.onSuccess === 'clear');
-    const shape = clears.map((clear) => (clear ? 'c' : 'r')).join('');
-    let text = this.releaseTexts.get(shape);
-    if (!text) {
-      text = releaseText(clears);
-      this.releaseTexts.set(shape, text);
-    }
-    const cleared = limits.filter((_, i) => clears[i]).map((limit) => limit.subject);
-    const all = limits.map((limit) => limit.subject);
-    await this.query(text, cleared.length ? [...cleared, ...cleared, ...cleared, ...all] : all);
-  }
-
-  private readonly releaseTexts = new Map<string, string>();
 
   private async refusal(subject: string): Promise<Refusal> {
     const row = (await this.db('login_failures').where({ subject }).first()) as Row | undefined;
@@ -382,21 +326,6 @@ export class CredentialThrottle {
       .andWhere((w) => w.whereNull('not_before').orWhere('not_before', '<=', now))
       .delete();
   }
-}
-
-/** The release statement for counters that do (true) or do not clear on this release; parameters as `release` passes them. */
-function releaseText(clears: boolean[]): string {
-  const pending = 'pending = case when pending > 0 then pending - 1 else 0 end';
-  const all = clears.map(() => '?').join(', ');
-  const cleared = clears.filter(Boolean).length;
-  if (!cleared) return `update login_failures set ${pending} where subject in (${all})`;
-  const isCleared = `subject in (${Array.from({ length: cleared }, () => '?').join(', ')})`;
-  return `update login_failures set
-       failures = case when ${isCleared} then 0 else failures end,
-       locked_until = case when ${isCleared} then null else locked_until end,
-       not_before = case when ${isCleared} then null else not_before end,
-       ${pending}
-     where subject in (${all})`;
 }
 
 /** A piece of SQL and its parameters; an interpolated Fragment is inlined, any other value is a `?`. */
