@@ -6,7 +6,9 @@
  */
 import anyTest, { type TestFn } from 'ava';
 import type { Knex } from 'knex';
+import { CounterBatches } from '../src/accounts/counter-batches.ts';
 import { CredentialThrottle, LOGIN_THROTTLE, type Limit, type Reservation } from '../src/accounts/throttle.ts';
+import { preparedQueries, type PreparedQuery } from '../src/stores/prepared.ts';
 import { loadConfig } from '../src/config.ts';
 import { migrateToLatest, openDatabase } from '../src/db.ts';
 import { createTestDatabase, type DatabaseKind, type TestDatabase } from './support/gatehouse.ts';
@@ -84,6 +86,42 @@ for (const kind of ['sqlite', 'pg'] as const) {
     t.true(right.ok);
     await (right as Reservation).succeeded();
     t.true((await throttle.reserve([limit])).ok, 'the right credential cleared the backoff');
+  });
+
+  test.serial(
+    `${kind}: thirty attempts at once on one counter share one statement; the first ten asked get its room, and their release is one statement more`,
+    async (t) => {
+      const { db } = t.context[kind];
+      const statements: string[] = [];
+      const prepared = preparedQueries(db);
+      const counted: PreparedQuery = (text, params) => {
+        statements.push(text.trim().split(/\s+/)[0]!);
+        return prepared(text, params);
+      };
+      const counters = new CounterBatches(counted, kind, Date.now, LOGIN_THROTTLE.windowMs);
+      const subject = `test:batch-${kind}-${Date.now()}`;
+      const answers = await Promise.all(Array.from({ length: 30 }, () => counters.reserve({ subject, lockAfter: 10 })));
+      t.deepEqual(
+        answers.map((failures) => failures !== undefined),
+        Array.from({ length: 30 }, (_, i) => i < 10),
+      );
+      t.deepEqual(statements, ['insert']);
+      const row = () => db('login_failures').where({ subject }).first('pending', 'failures');
+      t.like(await row(), { pending: 10, failures: 0 });
+      await Promise.all(Array.from({ length: 10 }, () => counters.release(subject, false)));
+      t.deepEqual(statements, ['insert', 'update']);
+      t.like(await row(), { pending: 0, failures: 0 });
+    },
+  );
+
+  test.serial(`${kind}: two processes reserving one counter at once are granted no more than its room between them`, async (t) => {
+    const { db } = t.context[kind];
+    // Two throttles, as two processes: their statements batch apart and meet in the database.
+    const first = new CredentialThrottle(db);
+    const second = new CredentialThrottle(db);
+    const limit: Limit = { subject: `test:processes-${kind}-${Date.now()}`, lockAfter: 7, onSuccess: 'clear' };
+    const answers = await Promise.all(Array.from({ length: 40 }, (_, i) => (i % 2 ? first : second).reserve([limit])));
+    t.is(answers.filter((a) => a.ok).length, 7);
   });
 
   test.serial(`${kind}: the sweep removes counters once their window and lock are over, and only those`, async (t) => {
