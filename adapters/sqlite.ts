@@ -11,9 +11,15 @@ import { SqliteGroupCommit } from '../src/stores/sqlite-group-commit.ts';
  * its own. Token requests hit this on every call; building and preparing SQL through Knex
  * each time cost more than the query itself. better-sqlite3 is synchronous, so statements of
  * one process never interleave, and WAL lets this connection and Knex's share the file.
- * Writes commit in groups, one transaction per turn of the event loop (SqliteGroupCommit):
+ * Token inserts commit in groups, one transaction per turn of the event loop (SqliteGroupCommit):
  * a token is acknowledged after the commit that holds it, as before, at a fraction of the cost.
+ * Only tokens: a new token's id is known to nobody before its answer, so no other request can
+ * look for it in between. Every other write runs at once, as oidc-provider expects of a store
+ * where it reads, checks and saves (a device code confirmed by two people at once: the second
+ * must find the first's save).
  */
+
+const GROUPED_MODELS = new Set(['AccessToken', 'ClientCredentials', 'RefreshToken']);
 
 
 interface Row {
@@ -31,7 +37,7 @@ export class SqliteStatements {
   readonly destroy: Database.Statement;
   readonly revokeByGrantId: Database.Statement;
   readonly consume: Database.Statement;
-  /** Every write of this connection: upserts, consumes, deletes, in the order asked for. */
+  /** Every write of this connection, in the order asked for: token inserts in groups, the others at once. */
   readonly writes: SqliteGroupCommit;
 
   constructor(filename: string, synchronous: 'normal' | 'full') {
@@ -75,7 +81,8 @@ export class SqliteAdapter implements Adapter {
   // request answers 503 like a store that cannot be reached.
   async upsert(id: string, payload: AdapterPayload, expiresIn: number): Promise<void> {
     const row = payloadRow(this.model, id, payload, expiresIn);
-    await guardStore('database', () => this.statements.writes.run(() => this.statements.upsert.run(row)));
+    const write = () => this.statements.upsert.run(row);
+    await guardStore('database', async () => (GROUPED_MODELS.has(this.model) ? this.statements.writes.run(write) : this.atOnce(write)));
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
@@ -92,18 +99,23 @@ export class SqliteAdapter implements Adapter {
 
   async destroy(id: string): Promise<void> {
     const stored = storedId(this.model, id);
-    await guardStore('database', () => this.statements.writes.run(() => this.statements.destroy.run(this.model, stored)));
+    await guardStore('database', async () => this.atOnce(() => this.statements.destroy.run(this.model, stored)));
   }
 
   async revokeByGrantId(grantId: string): Promise<void> {
-    await guardStore('database', () => this.statements.writes.run(() => this.statements.revokeByGrantId.run(this.model, grantId)));
+    await guardStore('database', async () => this.atOnce(() => this.statements.revokeByGrantId.run(this.model, grantId)));
+  }
+
+  /** A write at once, after the token inserts still waiting for their group (writes keep their order). */
+  private atOnce<T>(write: () => T): T {
+    return this.statements.writes.runNow(this.statements.db, write);
   }
 
   /** Compare-and-set, as in KnexAdapter: only the request that flips consumed_at wins. */
   async consume(id: string): Promise<void> {
     const stored = storedId(this.model, id);
     const now = nowInSeconds();
-    const { changes } = await guardStore('database', () => this.statements.writes.run(() => this.statements.consume.run(now, this.model, stored)));
+    const { changes } = await guardStore('database', async () => this.atOnce(() => this.statements.consume.run(now, this.model, stored)));
     if (changes !== 1) throw alreadyConsumed(this.model);
   }
 }

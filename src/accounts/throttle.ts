@@ -296,6 +296,19 @@ export class CredentialThrottle {
          not_before = ${notBefore}`);
   }
 
+  /**
+   * True for the first caller for `subject` in a window (across processes), false for every
+   * other until the lock it leaves ends: a single-use claim on the counters' one-row atomic
+   * reservation (one attempt in flight at most, then counted as a failure so the subject stays
+   * locked). The subject names what is claimed and must not be a secret itself: hash it.
+   */
+  async claimOnce(subject: string): Promise<boolean> {
+    const reservation = await this.reserve([{ subject, lockAfter: 1, onSuccess: 'refund' }]);
+    if (!reservation.ok) return false;
+    await reservation.failed();
+    return true;
+  }
+
   async clear(subject: string): Promise<void> {
     await this.db('login_failures').where({ subject }).delete();
   }

@@ -1,10 +1,11 @@
+import { createHash } from 'node:crypto';
 import type Provider from 'oidc-provider';
 import type { Configuration, KoaContextWithOIDC } from 'oidc-provider';
 import { boundedSubject, type CredentialThrottle, type Limit } from '../accounts/throttle.ts';
 import { LOCKS, LockedOutError } from '../errors.ts';
 import { interactionErrorPage, problemOf, respondWithPage } from '../problem.ts';
 import type { Views } from '../web/views.ts';
-import { deviceFormFields, dropUnstoredDeviceSession } from './internals.ts';
+import { confirmDeviceCodesOnce, deviceFormFields, dropUnstoredDeviceSession } from './internals.ts';
 
 /**
  * Device sign-in (RFC 8628) for clients with the device_code grant: a CLI or a TV shows a short
@@ -103,6 +104,15 @@ export function throttleCodeGuessing(provider: Provider, views: Views, throttle:
     }
     await ((ctx.state as Record<symbol, boolean>)[WRONG_CODE] ? reservation.failed() : reservation.succeeded());
   });
+}
+
+/**
+ * Two people pressing Continue for one code at once (one read it off the screen): only the first
+ * signs the device in, the other is told the code was used. The claim is kept in the shared
+ * counters under the code's hash (a device code is a bearer secret), so it holds across processes.
+ */
+export function confirmEachCodeOnce(provider: Provider, throttle: CredentialThrottle): void {
+  confirmDeviceCodesOnce(provider, (id) => throttle.claimOnce(boundedSubject('devicecode-confirmed', createHash('sha256').update(id).digest('base64url'))));
 }
 
 const clientName = (ctx: KoaContextWithOIDC) => ctx.oidc.client?.clientName ?? ctx.oidc.client?.clientId ?? 'The app';

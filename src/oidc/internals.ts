@@ -12,6 +12,7 @@ import type Koa from 'koa';
 import { getValidateAccessToken, loadAccessTokenAccount, loadAccessTokenClient, loadAccessTokenGrant } from 'oidc-provider/lib/shared/access_token.js';
 import revokeGrantAsProviderDoes from 'oidc-provider/lib/helpers/revoke.js';
 import instance from 'oidc-provider/lib/helpers/weak_cache.js';
+import { AlreadyUsedError } from 'oidc-provider/lib/helpers/re_render_errors.js';
 
 export const UPSTREAM_VERSION = '9.13.3';
 
@@ -243,6 +244,28 @@ export function revokeWhenConsumeLosesRace(provider: Provider): void {
       }
     };
   }
+}
+
+/**
+ * A device code is confirmed once. oidc-provider reads the code a person submits, checks that
+ * it is not `inFlight` yet, and saves it with `inFlight` set: two people pressing Continue for
+ * the same code at once both pass that check (any store: the read and the save are two trips).
+ * The save that first marks a code in flight must win a claim (`claim`, atomic across processes)
+ * or fails as a sequential second confirmation does: "already used", on the code page.
+ *
+ * Assumes: lib/actions/code_verification.js sets `code.inFlight = true` on the DeviceCode
+ * model's instance (one class per provider) and calls `save()`, with no `accountId` and no
+ * `error` yet, only on confirmation; its error handler (lib/shared/error_handler.js) renders a
+ * ReRenderError (lib/helpers/re_render_errors.js) through userCodeInputSource with status 200.
+ */
+export function confirmDeviceCodesOnce(provider: Provider, claim: (deviceCodeId: string) => Promise<boolean>): void {
+  type DeviceCode = { save(...args: unknown[]): Promise<unknown>; jti: string; inFlight?: boolean; accountId?: string; error?: string };
+  const Model = provider.DeviceCode as unknown as { prototype: DeviceCode };
+  const upstream = Model.prototype.save;
+  Model.prototype.save = async function save(this: DeviceCode, ...args: unknown[]) {
+    if (this.inFlight && !this.accountId && !this.error && !(await claim(this.jti))) throw new AlreadyUsedError();
+    return upstream.apply(this, args);
+  };
 }
 
 // ---- grant types ------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import { findLatestGrantId } from './artifacts.ts';
 import type { CredentialThrottle } from '../accounts/throttle.ts';
 import { ACR } from '../accounts/mfa/second-factor.ts';
 import { settleAuthorizationScope } from './authorization-scope.ts';
-import { deviceFlowFeature, throttleCodeGuessing } from './device-flow.ts';
+import { confirmEachCodeOnce, deviceFlowFeature, throttleCodeGuessing } from './device-flow.ts';
 import { authenticateClientsWithStoredSecrets } from './client-auth.ts';
 import { gatehouseInteractionPolicy } from './interaction-policy.ts';
 import { answerJwtIntrospection, deliverBackchannelLogoutsWith, onProviderErrorAnswer, revokeWhenConsumeLosesRace } from './internals.ts';
@@ -229,6 +229,7 @@ export function createProvider(deps: ProviderDeps): Provider {
   applyClientCredentialsScopeRules(provider);
   revokeWhenConsumeLosesRace(provider);
   throttleCodeGuessing(provider, views, deps.throttle, CODE_VERIFICATION_PATH);
+  confirmEachCodeOnce(provider, deps.throttle);
   deliverBackchannelLogoutsWith(provider, (sub, clientId, sid) => deps.backchannel.notify(sub, [{ clientId, sid }]));
   // RFC 9068 access tokens of resource servers: introspection answers for them too.
   answerJwtIntrospection(provider, jwtAccessTokenIntrospection(deps.jwks, config.issuer, deps.findAccount));

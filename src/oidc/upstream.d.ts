@@ -21,3 +21,9 @@ declare module 'oidc-provider/lib/helpers/user_code_form.js' {
   export function input(action: string, csrfToken: string, code: string | undefined, charset: string): string;
   export function confirm(action: string, csrfToken: string, code: string): string;
 }
+
+declare module 'oidc-provider/lib/helpers/re_render_errors.js' {
+  export class AlreadyUsedError extends Error {
+    constructor(userCode?: string);
+  }
+}

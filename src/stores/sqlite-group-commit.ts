@@ -42,10 +42,26 @@ export class SqliteGroupCommit {
     });
   }
 
+  /**
+   * Runs `work` now, on its own, after the writes still waiting for their group (which commit
+   * first, as one): for a write whose caller reads, checks and writes without a turn of the event
+   * loop in between, and relies on no other request reading in between (oidc-provider's device
+   * code confirmation). Only with a connection that is always at hand, never a pool's.
+   */
+  runNow<T>(connection: Database.Database, work: SqliteWork<T>): T {
+    if (this.queued.length) {
+      const group = this.queued;
+      this.queued = [];
+      runGroup(connection, group);
+    }
+    return work(connection);
+  }
+
   private async flush(): Promise<void> {
     const group = this.queued;
     this.queued = [];
     this.scheduled = false;
+    if (!group.length) return;
     try {
       await this.connect((connection) => runGroup(connection, group));
     } catch (err) {
