@@ -15,7 +15,6 @@ import { loadCookieKeys, type Services } from './services.ts';
 import { interactionErrorPage, isUnexpected, problemOf, respondWithJson, respondWithPage } from './problem.ts';
 import { dotCompatPaths } from './compat/dot-paths.ts';
 import { requestLog, securityReporter, type RequestState } from './observability/request-log.ts';
-import { metricsRoute } from './observability/metrics.ts';
 import { watchProvider } from './observability/security-events.ts';
 
 export interface GatehouseApp {
@@ -98,7 +97,8 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
   app.use(securityHeaders(config));
   app.use(errorResponses(views));
   app.use(knownMethodsOnly);
-  if (services.metrics) app.use(metricsRoute(services.metrics, config.metrics.token));
+  // prom-client (observability/metrics.ts) is loaded only where metrics are on.
+  if (services.metrics) app.use((await import('./observability/metrics.ts')).metricsRoute(services.metrics, config.metrics.token));
   if (config.compatPaths) app.use(dotCompatPaths(config.compatPaths));
   app.use(servedAssets);
   // Each route module gets the services it uses, never the database. The pages of browsers and
