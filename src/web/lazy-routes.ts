@@ -24,21 +24,25 @@ export const routesOf = (table: RouteTable): Koa.Middleware => compose([table.ro
  * a load that fails answers 503 (and is logged), and the next request tries again.
  */
 export function lazyRoutes(name: string, prefixes: readonly string[], load: () => Promise<RouteTable>): Koa.Middleware {
+  let routes: Koa.Middleware | undefined;
   let loading: Promise<Koa.Middleware> | undefined;
-  const loaded = () =>
-    (loading ??= load().then(routesOf, (err: unknown) => {
-      loading = undefined;
-      throw err;
-    }));
-  return async (ctx, next) => {
-    if (!prefixes.some((prefix) => ctx.path.startsWith(prefix))) return next();
-    let routes: Koa.Middleware;
+  const loadThenServe = async (ctx: Koa.Context, next: Koa.Next) => {
     try {
-      routes = await loaded();
+      loading ??= load().then(routesOf, (err: unknown) => {
+        loading = undefined;
+        throw err;
+      });
+      routes ??= await loading;
     } catch (err) {
       (ctx.state as RequestState).log?.error({ err }, `could not load the ${name} routes`);
       throw new GatehouseError(503, 'temporarily_unavailable', `The ${name} pages could not be loaded; try again shortly.`);
     }
     return routes(ctx, next);
+  };
+  // Once loaded, a request costs what the router itself costs, and one outside the prefixes
+  // a string comparison per prefix.
+  return (ctx, next) => {
+    if (!prefixes.some((prefix) => ctx.path.startsWith(prefix))) return next();
+    return routes ? routes(ctx, next) : loadThenServe(ctx, next);
   };
 }
