@@ -14,8 +14,7 @@ export interface AccountLinkDeps {
   views: Views;
 }
 
-/** Where these pages live (src/app.ts serves them as its own routes). */
-export const ACCOUNT_LINK_PREFIXES = ['/password-reset', '/verify-email/'];
+export { ACCOUNT_LINK_PREFIXES } from './account-link-paths.ts';
 
 // Forms only: small urlencoded bodies, parsed on these routes alone.
 const formBody = koaBody({ urlencoded: true, json: false, multipart: false, text: false, formLimit: '16kb' });

@@ -2,9 +2,7 @@ import Koa from 'koa';
 import compose from 'koa-compose';
 import { createViews, type Views } from './web/views.ts';
 import { servedAssets } from './web/assets.ts';
-import { interactionRoutes } from '../interactions/routes.ts';
-import { idpRoutes } from '../interactions/idp-routes.ts';
-import { ACCOUNT_LINK_PREFIXES, accountLinkRoutes } from '../interactions/reset-routes.ts';
+import { ACCOUNT_LINK_PREFIXES } from '../interactions/account-link-paths.ts';
 import { GatehouseError } from './errors.ts';
 import { healthRoutes } from './health/routes.ts';
 import { bearerLogoutRoutes } from './logout/routes.ts';
@@ -12,14 +10,11 @@ import { createProvider, findAccountIn, mount, oidcBoundary, type Provider } fro
 import { securityHeaders } from './security-headers.ts';
 import { forwardedHeadersFromTrustedHops, trustProxyHops } from './proxy-trust.ts';
 import { userdataRoutes } from './userdata/routes.ts';
-import { adminApiRoutes } from './admin/api-routes.ts';
-import { adminPageRoutes } from './admin/pages/index.ts';
-import { accountRoutes } from './account/routes.ts';
+import { lazyRoutes, routesOf } from './web/lazy-routes.ts';
 import { loadCookieKeys, type Services } from './services.ts';
 import { interactionErrorPage, isUnexpected, problemOf, respondWithJson, respondWithPage } from './problem.ts';
 import { dotCompatPaths } from './compat/dot-paths.ts';
 import { requestLog, securityReporter, type RequestState } from './observability/request-log.ts';
-import { metricsRoute } from './observability/metrics.ts';
 import { watchProvider } from './observability/security-events.ts';
 
 export interface GatehouseApp {
@@ -102,22 +97,33 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
   app.use(securityHeaders(config));
   app.use(errorResponses(views));
   app.use(knownMethodsOnly);
-  if (services.metrics) app.use(metricsRoute(services.metrics, config.metrics.token));
+  // prom-client (observability/metrics.ts) is loaded only where metrics are on.
+  if (services.metrics) app.use((await import('./observability/metrics.ts')).metricsRoute(services.metrics, config.metrics.token));
   if (config.compatPaths) app.use(dotCompatPaths(config.compatPaths));
   app.use(servedAssets);
-  // Each route module gets the services it uses, never the database.
+  // Each route module gets the services it uses, never the database. The pages of browsers and
+  // operators (sign-in, account, admin) are loaded by their first request (web/lazy-routes.ts):
+  // a process that only answers protocol and API requests never holds them in memory.
   const { admin, clients, accounts, apiKeys, adminTokens, audit, scopes, resources, throttle, adminSessions } = services;
-  const ownRoutes: Koa.Middleware = compose(
-    [
+  const ownRoutes = compose([
+    routesOf(
       healthRoutes({
         database: () => services.db.raw('select 1'),
         ...(services.stores.redis ? { redis: () => services.stores.redis!.client.ping() } : {}),
       }),
-      interactionRoutes({ interactions: oidc.interactions, accounts: services.accounts, throttle: services.throttle, scopes: services.scopes, resources: services.resources, passkeys: services.passkeys, views, totp: services.totp, mfaPolicy: config.requireMfa, accountEvents: services.accountEvents, idps: services.idps }),
-      idpRoutes({ interactions: oidc.interactions, idps: services.idps, upstreams: services.upstreams, accounts: services.accounts, throttle: services.throttle, views, totp: services.totp, mfaPolicy: config.requireMfa, accountEvents: services.accountEvents, passkeys: services.passkeys }),
-      accountLinkRoutes({ passwordResets: services.passwordResets, emailVerification: services.emailVerification, views }),
-      bearerLogoutRoutes(oidc),
-      accountRoutes({
+    ),
+    lazyRoutes('sign-in', ['/interaction/'], async () =>
+      (await import('../interactions/routes.ts')).interactionRoutes({ interactions: oidc.interactions, accounts: services.accounts, throttle: services.throttle, scopes: services.scopes, resources: services.resources, passkeys: services.passkeys, views, totp: services.totp, mfaPolicy: config.requireMfa, accountEvents: services.accountEvents, idps: services.idps }),
+    ),
+    lazyRoutes('identity provider', ['/idp/', '/interaction/'], async () =>
+      (await import('../interactions/idp-routes.ts')).idpRoutes({ interactions: oidc.interactions, idps: services.idps, upstreams: services.upstreams, accounts: services.accounts, throttle: services.throttle, views, totp: services.totp, mfaPolicy: config.requireMfa, accountEvents: services.accountEvents, passkeys: services.passkeys }),
+    ),
+    lazyRoutes('account link', ACCOUNT_LINK_PREFIXES, async () =>
+      (await import('../interactions/reset-routes.ts')).accountLinkRoutes({ passwordResets: services.passwordResets, emailVerification: services.emailVerification, views }),
+    ),
+    routesOf(bearerLogoutRoutes(oidc)),
+    lazyRoutes('account', ['/account'], async () =>
+      (await import('./account/routes.ts')).accountRoutes({
         accounts,
         throttle,
         clients,
@@ -132,11 +138,17 @@ export async function createApp(services: Services): Promise<GatehouseApp> {
         idps: services.idps,
         upstreams: services.upstreams,
       }),
-      adminApiRoutes({ config, admin, clients, accounts, apiKeys, adminTokens, audit, scopes, resources, throttle, idps: services.idps }),
-      adminPageRoutes({ admin, clients, accounts, apiKeys, audit, scopes, resources, throttle, adminSessions, totp: services.totp, config, accountEvents: services.accountEvents, idps: services.idps }, views),
+    ),
+    lazyRoutes('admin API', ['/admin/api'], async () =>
+      (await import('./admin/api-routes.ts')).adminApiRoutes({ config, admin, clients, accounts, apiKeys, adminTokens, audit, scopes, resources, throttle, idps: services.idps }),
+    ),
+    lazyRoutes('admin', ['/admin'], async () =>
+      (await import('./admin/pages/index.ts')).adminPageRoutes({ admin, clients, accounts, apiKeys, audit, scopes, resources, throttle, adminSessions, totp: services.totp, config, accountEvents: services.accountEvents, idps: services.idps }, views),
+    ),
+    routesOf(
       userdataRoutes({ verifyAccessToken: oidc.verifyAccessToken, hasLiveGrant: oidc.hasLiveGrant, throttle: services.throttle, accounts: services.accounts, apiKeys: services.apiKeys, userdata: services.userdata, maxBytes: config.userdataMaxBytes }),
-    ].flatMap((router) => [router.routes(), router.allowedMethods()]) as Koa.Middleware[],
-  );
+    ),
+  ]);
   // Protocol requests (token, introspection, userinfo, discovery…) go straight to the provider
   // instead of through a dozen route tables that cannot match them.
   app.use((ctx, next) => (OWN_PREFIXES.some((prefix) => ctx.path.startsWith(prefix)) ? ownRoutes(ctx, next) : next()));

@@ -7,7 +7,7 @@ import { relayInvalidationsToWorkers } from './cache/invalidation.ts';
 import { KEYS_TOPIC } from './keys/service.ts';
 import { sweepExpiredPayloads } from './oidc/index.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
-import { HttpMetrics, serveClusterMetrics } from './observability/metrics.ts';
+import type { HttpMetrics } from './observability/metrics.ts';
 import type { DestinationStream } from 'pino';
 import { redactCredentials, redactUrl } from './observability/redact.ts';
 
@@ -29,7 +29,8 @@ const SHUTDOWN_GRACE_MS = 25_000;
  */
 export async function startGatehouse(config: Config, { logDestination }: { logDestination?: DestinationStream } = {}): Promise<RunningGatehouse> {
   const log = createLogger(config.logLevel, logDestination);
-  const metrics = config.metrics.enabled ? new HttpMetrics() : undefined;
+  // prom-client is loaded only where metrics are on.
+  const metrics: HttpMetrics | undefined = config.metrics.enabled ? new (await import('./observability/metrics.ts')).HttpMetrics() : undefined;
   const services = await openServices(config, { log, metrics, listen: true });
   // Keys rotated or retired anywhere (the admin, the CLI, another host) are reloaded as soon as
   // the message arrives; the poll every keysReloadSeconds only bounds a message that got lost.
@@ -192,7 +193,7 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   const log = createLogger(config.logLevel);
-  if (config.metrics.enabled) serveClusterMetrics();
+  if (config.metrics.enabled) (await import('./observability/metrics.ts')).serveClusterMetrics();
   // A change made in one worker, another host or the CLI reaches every worker (cache/cluster.ts).
   relayInvalidationsToWorkers(config, log);
   let stopping = false;

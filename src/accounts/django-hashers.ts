@@ -1,5 +1,4 @@
 import { createHash, pbkdf2, timingSafeEqual } from 'node:crypto';
-import { argon2Verify, bcryptVerify } from 'hash-wasm';
 import { currentHashKey, withHashSlot } from './passwords.ts';
 
 /**
@@ -83,15 +82,17 @@ async function verifyWithinLimits(stored: string, password: string): Promise<boo
     const actual = await pbkdf2Async(password, salt!, Number(iterations), expected.length, hash);
     return actual.length === expected.length && timingSafeEqual(actual, expected);
   }
+  // hash-wasm (argon2 and bcrypt in WebAssembly) is loaded by the first such hash, not at start.
+  const wasm = stored.startsWith('argon2$') || stored.startsWith('bcrypt_sha256$') ? await import('hash-wasm') : undefined;
   try {
     if (stored.startsWith('argon2$')) {
       // Django writes "argon2" + the PHC string without its leading "$".
-      return await argon2Verify({ password, hash: `$${stored.slice('argon2$'.length)}` });
+      return await wasm!.argon2Verify({ password, hash: `$${stored.slice('argon2$'.length)}` });
     }
     if (stored.startsWith('bcrypt_sha256$')) {
       // Django pre-hashes with SHA-256 (hex) so bcrypt's 72-byte limit does not cut passwords.
       const prehashed = createHash('sha256').update(password, 'utf8').digest('hex');
-      return await bcryptVerify({ password: prehashed, hash: stored.slice('bcrypt_sha256$'.length) });
+      return await wasm!.bcryptVerify({ password: prehashed, hash: stored.slice('bcrypt_sha256$'.length) });
     }
   } catch {
     return false;

@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import pg from 'pg';
+import type pg from 'pg';
 import type { Logger } from '../observability/logger.ts';
 import { parseMessage, type Channel, type InvalidationMessage, type Listening, type Receiver } from './messages.ts';
 
@@ -48,6 +48,8 @@ export function listenOnPostgres(connectionString: string, receiver: Receiver, l
   };
 
   const connect = async () => {
+    // Loaded by the listener, not at start: a process over SQLite never holds pg in memory.
+    const { default: pg } = await import('pg');
     const c = new pg.Client({ connectionString });
     client = c;
     c.on('error', reconnectLater);

@@ -1,4 +1,5 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { createRequire } from 'node:module';
+import type { Redis, RedisOptions } from 'ioredis';
 import type { Logger } from '../observability/logger.ts';
 import { parseMessage, type Channel, type InvalidationMessage, type Listening, type Receiver } from './messages.ts';
 
@@ -9,6 +10,9 @@ import { parseMessage, type Channel, type InvalidationMessage, type Listening, t
  * connection of its own (a subscribed connection can do nothing else); it reconnects by itself,
  * and because messages sent while it was away are lost, it drops every cache once it is back.
  */
+// ioredis is required by the listener itself, so that a process without Redis never loads it.
+const require = createRequire(import.meta.url);
+
 export const redisChannelName = (prefix: string) => `${prefix}invalidations`;
 
 export class RedisChannel implements Channel {
@@ -29,6 +33,7 @@ export class RedisChannel implements Channel {
 
 export function listenOnRedis(url: string, options: RedisOptions, prefix: string, receiver: Receiver, log: Logger): Listening {
   const channel = redisChannelName(prefix);
+  const { Redis } = require('ioredis') as typeof import('ioredis');
   const subscriber = new Redis(url, {
     connectTimeout: 3000,
     retryStrategy: (attempt) => Math.min(attempt * 200, 2000),

@@ -1,4 +1,4 @@
-import nodemailer from 'nodemailer';
+import type { Transporter } from 'nodemailer';
 import type { MailConfig } from '../config.ts';
 import { redactCredentials } from '../observability/redact.ts';
 
@@ -25,11 +25,20 @@ export class MailError extends Error {
  * password: nodemailer may quote the URL or the credentials in its messages.
  */
 export function smtpMailer(config: MailConfig): Mailer {
-  const transport = nodemailer.createTransport(config.smtpUrl);
+  // nodemailer is loaded by the first mail, not at start (a few MiB a process may never use).
+  let transport: Promise<Transporter> | undefined;
+  const transporter = () =>
+    (transport ??= import('nodemailer').then(
+      ({ default: nodemailer }) => nodemailer.createTransport(config.smtpUrl),
+      (err: unknown) => {
+        transport = undefined;
+        throw err;
+      },
+    ));
   return {
     async send(message) {
       try {
-        await transport.sendMail({ from: config.from, to: message.to, subject: message.subject, text: message.text, html: message.html });
+        await (await transporter()).sendMail({ from: config.from, to: message.to, subject: message.subject, text: message.text, html: message.html });
       } catch (err) {
         throw new MailError(`sending mail failed: ${redactCredentials((err as Error).message ?? String(err), [config.smtpUrl])}`);
       }

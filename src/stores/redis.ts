@@ -1,4 +1,4 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import type { Redis, RedisOptions } from 'ioredis';
 import { redactUrl } from '../observability/redact.ts';
 
 /**
@@ -7,6 +7,8 @@ import { redactUrl } from '../observability/redact.ts';
  * and ioredis keeps reconnecting in the background, so service resumes by itself.
  */
 export async function connectRedis(url: string, extraOptions: RedisOptions = {}): Promise<Redis> {
+  // Loaded here, not at start: a process without Redis never holds ioredis in memory.
+  const { Redis } = await import('ioredis');
   const redis = new Redis(url, {
     lazyConnect: true,
     // Commands issued in the same turn of the event loop (by concurrent requests) go out in one

@@ -1,7 +1,6 @@
 import { createHash, randomInt } from 'node:crypto';
 import type { Knex } from 'knex';
 import * as OTPAuth from 'otpauth';
-import QRCode from 'qrcode';
 import type { AtRest } from '../../settings/at-rest.ts';
 
 /** RFC 6238 as every authenticator app reads it: SHA-1, 6 digits, 30 seconds. */
@@ -156,6 +155,8 @@ export class TotpService {
 
   private async describe(base32: string, label: string): Promise<TotpSetup> {
     const uri = this.totp(base32, label).toString();
+    // qrcode is loaded by the first setup shown, not at start.
+    const { default: QRCode } = await import('qrcode');
     const qrSvg = await QRCode.toString(uri, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 });
     return { uri, secret: base32, qrSvg };
   }

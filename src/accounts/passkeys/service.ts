@@ -1,17 +1,24 @@
-import {
-  type AuthenticationResponseJSON,
-  generateAuthenticationOptions,
-  generateRegistrationOptions,
-  type PublicKeyCredentialCreationOptionsJSON,
-  type PublicKeyCredentialRequestOptionsJSON,
-  type RegistrationResponseJSON,
-  verifyAuthenticationResponse,
-  verifyRegistrationResponse,
+import type {
+  AuthenticationResponseJSON,
+  PublicKeyCredentialCreationOptionsJSON,
+  PublicKeyCredentialRequestOptionsJSON,
+  RegistrationResponseJSON,
 } from '@simplewebauthn/server';
 import { z } from 'zod';
 import type { User } from '../service.ts';
 import type { PasskeyChallenges } from './challenges.ts';
 import type { Passkey, PasskeyStore } from './store.ts';
+
+/**
+ * @simplewebauthn/server (with its ASN.1 and CBOR libraries, some 10 MiB resident) is loaded by
+ * the first passkey ceremony, not at start: a process that only issues tokens never needs it.
+ */
+let webauthnLoading: Promise<typeof import('@simplewebauthn/server')> | undefined;
+const webauthn = () =>
+  (webauthnLoading ??= import('@simplewebauthn/server').catch((err: unknown) => {
+    webauthnLoading = undefined;
+    throw err;
+  }));
 
 /** The acr of a sign-in with two factors; the TOTP work uses the same string. */
 export const ACR_MFA = 'urn:gatehouse:acr:mfa';
@@ -88,6 +95,7 @@ export class PasskeysService {
   /** Options for creating a passkey, with a challenge bound to `holder` (the account-page session). */
   async registrationOptions(user: User, holder: string): Promise<PublicKeyCredentialCreationOptionsJSON> {
     const existing = await this.store.of(user.id);
+    const { generateRegistrationOptions } = await webauthn();
     const options = await generateRegistrationOptions({
       rpName: this.rpName,
       rpID: this.rpId,
@@ -107,6 +115,7 @@ export class PasskeysService {
   /** Verifies a new passkey for `user` answering a challenge `holder` was given, and stores it. */
   async register(user: User, holder: string, posted: string, name: string): Promise<Passkey> {
     const response = parsed(registrationSchema, posted) as RegistrationResponseJSON;
+    const { verifyRegistrationResponse } = await webauthn();
     const verification = await verifyRegistrationResponse({
       response,
       expectedChallenge: (challenge) => this.challenges.consume('register', holder, challenge),
@@ -133,6 +142,7 @@ export class PasskeysService {
 
   /** Options for signing in with any passkey of this RP (discoverable: no username asked). */
   async authenticationOptions(holder: string): Promise<PublicKeyCredentialRequestOptionsJSON> {
+    const { generateAuthenticationOptions } = await webauthn();
     const options = await generateAuthenticationOptions({ rpID: this.rpId, userVerification: 'preferred', timeout: 120_000 });
     return { ...options, challenge: await this.challenges.issue('sign-in', holder) };
   }
@@ -147,6 +157,7 @@ export class PasskeysService {
     const refused = () => new PasskeyRefused('That passkey did not sign you in. Try again, or sign in with your password.');
     const passkey = await this.store.byCredentialId(response.id);
     if (!passkey) throw refused();
+    const { verifyAuthenticationResponse } = await webauthn();
     const verification = await verifyAuthenticationResponse({
       response,
       expectedChallenge: (challenge) => this.challenges.consume('sign-in', holder, challenge),
