@@ -199,8 +199,8 @@ export class CredentialThrottle {
    * rows for the usernames it goes on trying. The statements of attempts arriving together are
    * shared: one per counter and turn of the event loop (CounterBatches).
    */
-  async reserve(limits: Limit[]): Promise<Reservation | Refusal> {
-    const failuresBySubject = await this.reserveInTurn(limits);
+  async reserve(limits: Limit[], { together = false }: { together?: boolean } = {}): Promise<Reservation | Refusal> {
+    const failuresBySubject = await (together ? this.reserveTogether(limits) : this.reserveInTurn(limits));
     const refused = limits.find((limit) => !failuresBySubject.has(limit.subject));
     if (refused) {
       await this.releaseAll(
@@ -232,6 +232,21 @@ export class CredentialThrottle {
 
   private dialect(text: string): string {
     return text.replaceAll('least_of(', this.db.client.config.client === 'pg' ? 'least(' : 'min(');
+  }
+
+  /**
+   * Every counter at once (one statement each, all in the same turn, so in the same commit):
+   * for limits whose subjects are bounded by what exists, such as a client found before its
+   * secret is checked, where a refused attempt's rows cannot grow the table. The caller gives
+   * back what was reserved when one refused, as for reserveInTurn.
+   */
+  private async reserveTogether(limits: Limit[]): Promise<Map<string, number>> {
+    const answers = await Promise.all(limits.map((limit) => this.counters.reserve(limit)));
+    const reserved = new Map<string, number>();
+    limits.forEach((limit, i) => {
+      if (answers[i] !== undefined) reserved.set(limit.subject, answers[i]);
+    });
+    return reserved;
   }
 
   /**

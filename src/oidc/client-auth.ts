@@ -21,7 +21,8 @@ export function authenticateClientsWithStoredSecrets(provider: Provider, clients
     const address = ctx?.ip ?? 'unknown';
     const limits = CredentialThrottle.clientLimits(client.clientId, address);
     // Guarded: an unreachable database is a 503 here too, not a 500 from oidc-provider.
-    const reservation = await guardStore('database', () => throttle.reserve(limits));
+    // Together: the client exists (oidc-provider found it), so its counters' subjects are bounded.
+    const reservation = await guardStore('database', () => throttle.reserve(limits, { together: true }));
     // Answered as oidc-provider answers any refused client (invalid_client), with status 429 and
     // the one wording of a lock; the error model sets Retry-After from it.
     if (!reservation.ok) {
