@@ -21,7 +21,6 @@ import { SqliteGroupCommit } from '../src/stores/sqlite-group-commit.ts';
 
 const GROUPED_MODELS = new Set(['AccessToken', 'ClientCredentials', 'RefreshToken']);
 
-
 interface Row {
   payload: string;
   expires_at: number | null;

@@ -13,9 +13,10 @@ interface Queued {
  * Group commit for one SQLite connection: every write asked for in one turn of the event loop
  * runs in one transaction, and each caller is answered after that transaction has committed
  * (an acknowledged write is as durable as before). A commit, not the statement, was most of a
- * write's cost on the hot paths (bench/NOTES.md): under load, a token endpoint's counters and
- * token insert of a dozen requests at once become one commit instead of four each, and updates
- * of the same hot counter rows one page write instead of one per statement.
+ * write's cost on the hot paths (bench/NOTES.md): under load, the token inserts of a dozen
+ * requests at once become one commit on the token store's connection, and their counter
+ * statements one commit per stage on Knex's (updates of the same hot counter rows one page
+ * write instead of one per statement).
  *
  * Writes run in the order they were asked for. The transaction is synchronous from BEGIN to
  * COMMIT, so it never holds SQLite's write lock across a turn of the event loop. When a
